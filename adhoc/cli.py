@@ -1,0 +1,77 @@
+"""The ``adhoc`` command. Each subcommand parses its arguments, loads the config and calls a recipe.
+
+Errors a user can cause are printed as one line (``adhoc: error: ...``) with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from adhoc.errors import UserError
+
+
+def _train_population(args: argparse.Namespace) -> None:
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+
+    config = load_config(args.config, args.overrides)
+    pop = train_population(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
+    print(pop.summary())
+    print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from adhoc.config import load_config
+
+    for path in args.configs:
+        load_config(path, args.overrides)
+        print(f"ok: {path}")
+
+
+def _populations_show(args: argparse.Namespace) -> None:
+    from adhoc.population import Population
+
+    print(Population.load(args.population).summary())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adhoc", description="Population-based ad hoc coordination with LM policies.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train-population", help="train a population of LoRA partner strategies")
+    p.add_argument("config", help="YAML config, e.g. configs/lever-selfplay.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. population.size=4")
+    p.add_argument("--out", help="population folder to write (default runs/<game>-<method>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it holds a population")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train_population)
+
+    p = sub.add_parser("validate", help="check configs without running them")
+    p.add_argument("configs", nargs="+", metavar="CONFIG")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("populations", help="inspect saved populations")
+    psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = psub.add_parser("show", help="print a population's summary")
+    show.add_argument("population", metavar="DIR")
+    show.set_defaults(func=_populations_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"adhoc: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("adhoc: interrupted (nothing was published; partial work stays in a hidden .partial folder)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

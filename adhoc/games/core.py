@@ -1,0 +1,72 @@
+"""The Game protocol: cooperative, two seats, common payoff, text observations, legal action strings.
+
+Every game is batched: one call steps many independent episodes at once. A game is stateless; the
+per-episode state lives in a ``GameState`` object the game creates in ``reset`` and advances in ``step``.
+
+Multi-step games fit the same protocol: ``horizon`` bounds the number of steps, ``observe`` renders the
+history a seat is allowed to see (hidden information per seat), ``legal_mask`` may change per step, and
+``step`` returns per-episode ``done`` flags (an episode that is done ignores further actions and pays 0).
+
+Shapes: E = episodes in the batch, A_s = number of actions of seat s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from adhoc.errors import UserError
+
+SEATS = (0, 1)
+
+
+class GameError(UserError, ValueError):
+    """Impossible game parameters (reported to the user as one line, exit code 2)."""
+
+
+@dataclass
+class GameState:
+    """Batched episode state. ``t``: steps taken; ``done``: [E] bool; ``history``: per-step joint actions
+    as a list of LongTensor [E, 2]; ``extra``: game-specific per-episode data (hidden types, positions)."""
+
+    n_episodes: int
+    t: int = 0
+    done: torch.Tensor = None  # type: ignore[assignment]  # [E] bool
+    history: list[torch.Tensor] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.done is None:
+            self.done = torch.zeros(self.n_episodes, dtype=torch.bool)
+
+
+@runtime_checkable
+class Game(Protocol):
+    """What a game provides. ``name`` is its registry name (recorded in saved populations)."""
+
+    name: str
+    horizon: int  # maximum number of steps of an episode (1 for one-shot games)
+
+    def action_names(self, seat: int) -> list[str]:
+        """Legal action strings of ``seat`` (short, distinct). The policy scores these strings."""
+
+    def reset(self, n_episodes: int, rng: np.random.Generator) -> GameState:
+        """Start ``n_episodes`` independent episodes."""
+
+    def observe(self, state: GameState, seat: int) -> list[str]:
+        """Text observation of ``seat`` for each episode (only what that seat may see, with its history)."""
+
+    def legal_mask(self, state: GameState, seat: int) -> torch.Tensor:
+        """[E, A_seat] bool: which actions are legal now."""
+
+    def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
+        """Apply joint actions LongTensor [E, 2] → (new state, reward [E] float32 (common payoff), done [E])."""
+
+    def symmetries(self) -> "PermutationGroup | None":  # noqa: F821
+        """The game's symmetry group (relabellings of actions and observations) or None if none declared."""
+
+    def params(self) -> dict[str, Any]:
+        """The game's parameters as plain YAML-able values (recorded in saved populations)."""

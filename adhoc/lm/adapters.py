@@ -1,0 +1,276 @@
+"""AdapterBank: N LoRA adapters stacked over one frozen base model, all members in ONE batched pass.
+
+Each targeted ``nn.Linear`` of the base is wrapped by a ``BankedLoRALinear`` holding the stacked adapter
+weights of every member::
+
+    lora_A: [N, r, d_in]     (peft's ``lora_A.weight`` of member n is lora_A[n])
+    lora_B: [N, d_out, r]    (peft's ``lora_B.weight`` of member n is lora_B[n])
+    y = W x + (alpha / r) · B[m] A[m] x        with m the member of x's row
+
+Rows are routed to members with ``bank.route(member_of_row)``. When the rows come in equal contiguous
+groups (the usual layout: members × sequences) the adapter path is two ``bmm`` over [groups, rows·L, ·]
+without copying any weight; otherwise each row gathers its member's weights (``A[m]``) and runs a
+batched ``bmm`` over rows. Forward and backward of all members therefore run together, and each member's
+gradient is exactly what training that adapter alone would give (the bank sums per-member losses).
+
+Why not peft's mixed-adapter batches: ``adapter_names=`` refuses training mode and loops over adapters in
+Python, and ``set_adapter`` freezes every other adapter. peft stays the on-disk format: every member
+exports to and imports from a standard peft folder (``adapter_config.json`` + ``adapter_model.safetensors``)
+that ``peft.PeftModel.from_pretrained(base, path)`` loads.
+
+``MemberAdam`` keeps Adam state per member and updates only the members that had data in a step, so a
+member with no data never moves (plain Adam would keep moving it on momentum).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from adhoc.errors import UserError
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+class _Routing:
+    """Shared by every banked layer of one bank: which member each row of the current batch belongs to."""
+
+    def __init__(self) -> None:
+        self.member_of_row: torch.Tensor | None = None  # [rows]
+        self.groups: torch.Tensor | None = None  # [G] members, when rows are G equal contiguous groups
+        self.all_members = False  # groups == arange(N): use the stacked weights without a copy
+
+
+class BankedLoRALinear(nn.Module):
+    def __init__(self, base: nn.Linear, n_members: int, rank: int, alpha: float, routing: _Routing) -> None:
+        super().__init__()
+        self.base = base
+        self.routing = routing
+        self.scaling = alpha / rank
+        self.lora_A = nn.Parameter(torch.zeros(n_members, rank, base.in_features, device=base.weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(n_members, base.out_features, rank, device=base.weight.device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base(x)
+        r = self.routing
+        if r.member_of_row is None:
+            return y
+        rows = x.shape[0]
+        lead = x.shape[1:-1]
+        A = self.lora_A.to(x.dtype)
+        B = self.lora_B.to(x.dtype)
+        if r.groups is not None:
+            G = r.groups.shape[0]
+            if not r.all_members:
+                A, B = A.index_select(0, r.groups), B.index_select(0, r.groups)
+            xg = x.reshape(G, -1, x.shape[-1])  # [G, rows/G · L, d_in]
+            delta = torch.bmm(torch.bmm(xg, A.transpose(1, 2)), B.transpose(1, 2))  # [G, rows/G · L, d_out]
+        else:
+            xr = x.reshape(rows, -1, x.shape[-1])  # [rows, L, d_in]
+            Ar, Br = A.index_select(0, r.member_of_row), B.index_select(0, r.member_of_row)
+            delta = torch.bmm(torch.bmm(xr, Ar.transpose(1, 2)), Br.transpose(1, 2))
+        return y + self.scaling * delta.reshape(rows, *lead, -1)
+
+
+def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent_name, _, child = name.rpartition(".")
+    return (model.get_submodule(parent_name) if parent_name else model), child
+
+
+class AdapterBank(nn.Module):
+    """N LoRA members over one frozen base model. Install once; route rows with ``bank.route(...)``."""
+
+    def __init__(self, model: nn.Module, n_members: int, rank: int = 4, alpha: float = 8.0,
+                 target_modules: list[str] | tuple[str, ...] = ("q_proj", "v_proj"), base_model_id: str = "") -> None:
+        super().__init__()
+        if n_members < 1 or rank < 1:
+            raise UserError(f"adapter bank needs n_members >= 1 and rank >= 1 (got {n_members}, {rank})")
+        self.n_members, self.rank, self.alpha = n_members, rank, float(alpha)
+        self.target_modules = list(target_modules)
+        self.base_model_id = base_model_id
+        self._routing = _Routing()
+        model.requires_grad_(False)  # the base is frozen; only the members' adapters train
+        names = [n for n, m in model.named_modules()
+                 if isinstance(m, nn.Linear) and n.rpartition(".")[2] in self.target_modules]
+        missing = set(self.target_modules) - {n.rpartition(".")[2] for n in names}
+        if missing:
+            raise UserError(f"model.target_modules: {sorted(missing)} not found among the base model's linear layers")
+        self.layers: dict[str, BankedLoRALinear] = {}
+        for name in names:
+            parent, child = _parent(model, name)
+            layer = BankedLoRALinear(getattr(parent, child), n_members, rank, alpha, self._routing)
+            setattr(parent, child, layer)
+            self.layers[name] = layer
+        self._modules_list = nn.ModuleList(self.layers.values())  # registers the parameters
+        self.model = [model]  # a list, so the base is not registered as a submodule of the bank
+
+    # ---------------------------------------------------------------- init, routing
+    def init_members(self, seeds: list[int], b_std: float = 0.0) -> None:
+        """peft's default init per member: A ~ kaiming-uniform(a=√5) from the member's seed, B = 0
+        (or N(0, b_std) to start members apart)."""
+        with torch.no_grad():
+            for n, seed in enumerate(seeds):
+                g = torch.Generator().manual_seed(int(seed))
+                for layer in self.layers.values():
+                    d_in = layer.lora_A.shape[-1]
+                    bound = 1.0 / math.sqrt(d_in)  # kaiming_uniform_(a=sqrt(5)) on [r, d_in]
+                    layer.lora_A[n].copy_(torch.rand(layer.lora_A.shape[1:], generator=g) * 2 * bound - bound)
+                    layer.lora_B[n].copy_(torch.randn(layer.lora_B.shape[1:], generator=g) * b_std if b_std else 0.0)
+
+    @contextlib.contextmanager
+    def route(self, member_of_row: torch.Tensor):
+        """Run the base with row i using member ``member_of_row[i]``; [rows] long tensor."""
+        r = self._routing
+        member_of_row = member_of_row.to(self.device)
+        groups, counts = torch.unique_consecutive(member_of_row, return_counts=True)
+        equal = bool((counts == counts[0]).all())
+        r.member_of_row = member_of_row
+        r.groups = groups if equal else None
+        r.all_members = equal and groups.shape[0] == self.n_members and bool(
+            (groups == torch.arange(self.n_members, device=groups.device)).all())
+        try:
+            yield
+        finally:
+            r.member_of_row, r.groups = None, None
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.layers.values())).lora_A.device
+
+    def member_parameters(self) -> list[nn.Parameter]:
+        return [p for layer in self.layers.values() for p in (layer.lora_A, layer.lora_B)]
+
+    # ---------------------------------------------------------------- peft format
+    def peft_state_dict(self, member: int) -> dict[str, torch.Tensor]:
+        """The member's weights under peft's saved key names."""
+        out = {}
+        for name, layer in self.layers.items():
+            out[f"base_model.model.{name}.lora_A.weight"] = layer.lora_A[member].detach().float().cpu().contiguous()
+            out[f"base_model.model.{name}.lora_B.weight"] = layer.lora_B[member].detach().float().cpu().contiguous()
+        return out
+
+    def peft_config(self) -> dict:
+        from peft import LoraConfig
+
+        cfg = LoraConfig(r=self.rank, lora_alpha=self.alpha, target_modules=self.target_modules, lora_dropout=0.0,
+                         bias="none", task_type="CAUSAL_LM", base_model_name_or_path=self.base_model_id)
+        d = cfg.to_dict()
+        return {k: (sorted(v) if isinstance(v, set) else v) for k, v in d.items()}
+
+    def export_member(self, member: int, path: str | Path) -> Path:
+        """Write member ``member`` as a standard peft adapter folder."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / ADAPTER_CONFIG).write_text(json.dumps(self.peft_config(), indent=2, sort_keys=True))
+        save_file(self.peft_state_dict(member), str(path / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        return path
+
+    def import_member(self, member: int, path: str | Path) -> None:
+        """Load a peft LoRA adapter folder into slot ``member``; refuse anything that does not fit the bank."""
+        tensors = read_peft_adapter(path, self)
+        with torch.no_grad():
+            for name, layer in self.layers.items():
+                layer.lora_A[member].copy_(tensors[f"base_model.model.{name}.lora_A.weight"])
+                layer.lora_B[member].copy_(tensors[f"base_model.model.{name}.lora_B.weight"])
+
+
+def read_peft_adapter(path: str | Path, bank: AdapterBank) -> dict[str, torch.Tensor]:
+    """Read and validate a peft adapter folder against the bank's rank, alpha, targets and shapes."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    cfg_file, weights = path / ADAPTER_CONFIG, path / ADAPTER_WEIGHTS
+    for f in (cfg_file, weights):
+        if not f.is_file():
+            raise UserError(f"adapter {path}: missing {f.name}")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"adapter {path}: {ADAPTER_CONFIG} is not valid JSON ({exc})") from exc
+    if cfg.get("peft_type") != "LORA":
+        raise UserError(f"adapter {path}: peft_type is {cfg.get('peft_type')!r}, only LORA adapters are supported")
+    if int(cfg.get("r", -1)) != bank.rank or float(cfg.get("lora_alpha", -1)) != bank.alpha:
+        raise UserError(f"adapter {path}: rank/alpha {cfg.get('r')}/{cfg.get('lora_alpha')} differ from the bank's {bank.rank}/{bank.alpha:g}")
+    if sorted(cfg.get("target_modules") or []) != sorted(bank.target_modules):
+        raise UserError(f"adapter {path}: target_modules {cfg.get('target_modules')} differ from the bank's {bank.target_modules}")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"adapter {path}: {ADAPTER_WEIGHTS} is corrupt or truncated ({exc})") from exc
+    for name, layer in bank.layers.items():
+        for part, expect in (("lora_A", layer.lora_A.shape[1:]), ("lora_B", layer.lora_B.shape[1:])):
+            key = f"base_model.model.{name}.{part}.weight"
+            if key not in tensors:
+                raise UserError(f"adapter {path}: missing tensor {key}")
+            if tuple(tensors[key].shape) != tuple(expect):
+                raise UserError(f"adapter {path}: {key} has shape {tuple(tensors[key].shape)}, the base model needs {tuple(expect)}")
+            if not torch.isfinite(tensors[key]).all():
+                raise UserError(f"adapter {path}: {key} holds NaN or inf")
+    return tensors
+
+
+class MemberAdam:
+    """Adam over stacked member parameters [N, ...] with per-member state and step counts.
+
+    ``step(active)`` updates only members whose ``active`` flag is set: the others keep their weights,
+    moments and step counts exactly. Optional per-member gradient-norm clipping (over all of a member's
+    tensors together).
+    """
+
+    def __init__(self, params: list[nn.Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, max_grad_norm: float | None = None) -> None:
+        self.params = list(params)
+        self.lr, self.betas, self.eps, self.weight_decay, self.max_grad_norm = lr, betas, eps, weight_decay, max_grad_norm
+        n = self.params[0].shape[0]
+        self.steps = torch.zeros(n, dtype=torch.float32, device=self.params[0].device)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def grad_norms(self) -> torch.Tensor:
+        """[N] per-member global gradient norm."""
+        sq = sum((p.grad.flatten(1).pow(2).sum(1) for p in self.params if p.grad is not None),
+                 torch.zeros_like(self.steps))
+        return sq.sqrt()
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor | None = None) -> None:
+        n = self.steps.shape[0]
+        active = torch.ones(n, dtype=torch.bool, device=self.steps.device) if active is None else active.to(self.steps.device)
+        scale = torch.ones_like(self.steps)
+        if self.max_grad_norm is not None:
+            scale = (self.max_grad_norm / (self.grad_norms() + 1e-6)).clamp(max=1.0)
+        self.steps += active.float()
+        b1, b2 = self.betas
+        t = self.steps.clamp(min=1)
+        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t  # [N]
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            shape = (n,) + (1,) * (p.dim() - 1)
+            act = active.view(shape)
+            g = p.grad * scale.view(shape)
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            m.copy_(torch.where(act, b1 * m + (1 - b1) * g, m))
+            v.copy_(torch.where(act, b2 * v + (1 - b2) * g * g, v))
+            update = (m / bias1.view(shape)) / ((v / bias2.view(shape)).sqrt() + self.eps)
+            p.sub_(torch.where(act, self.lr * update, torch.zeros_like(update)))
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        out = {"steps": self.steps}
+        for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq)):
+            out[f"exp_avg.{i}"], out[f"exp_avg_sq.{i}"] = m, v
+        return out

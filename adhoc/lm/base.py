@@ -1,0 +1,189 @@
+"""The one frozen base causal LM every population member adapts.
+
+Two sources:
+- ``builtin:tiny``: a small Llama-architecture model built from a transformers config and filled with
+  weights from numpy's PCG64 generator (seeded), so it is identical on every machine and torch version;
+  its tokenizer is built in code (WordPiece over the printable ASCII characters plus the games' words),
+  so nothing is downloaded. It can be saved with ``save_pretrained`` and loaded back like any HF model.
+- any Hugging Face causal LM by hub id or local path (``AutoModelForCausalLM``/``AutoTokenizer``).
+
+Every base model has a ``fingerprint``: sha256 of its config and of its weights rounded to bfloat16, so
+the same checkpoint gives the same fingerprint whether it is loaded in fp32 on a CPU or bf16 on a GPU.
+Populations record it and refuse to load onto a different base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adhoc.errors import UserError
+
+BUILTIN_PREFIX = "builtin:"
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
+
+# Words of the games' observations and actions, kept whole so observations stay short.
+GAME_WORDS = """
+a an the of to at in on is are you your we it its and or with by for from than then as be this that
+player players partner seat seats teacher learner robot human ai game games round rounds episode
+episodes step steps turn history action actions choose chose choice pick pull pulled lever levers
+coordination matrix block blocks convention grid position positions pallet move moved moves stay
+up down left right said says label labels utterance reward rewards payoff score prefer preferred
+preference ordering order response responses candidate candidates feature features quality best
+better worse first second third last rank ranked answer answers wrong correct digit digits carry
+times plus minus multiply product sum write wrote feedback none yes no ok
+""".split()
+
+
+def builtin_vocab() -> list[str]:
+    chars = [c for c in string.printable if not c.isspace()]
+    words = sorted(set(GAME_WORDS) | {w.capitalize() for w in GAME_WORDS})
+    vocab = list(SPECIAL_TOKENS) + chars + ["##" + c for c in chars]
+    return vocab + [w for w in words if w not in set(vocab)]
+
+
+def builtin_tokenizer():
+    """WordPiece tokenizer covering every printable ASCII string (unknown words fall back to characters)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(builtin_vocab())}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=200))
+    # Digits one by one, so numbers of any size tokenize and equal-width action names have equal length.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(), pre_tokenizers.Digits(individual_digits=True)]
+    )
+    tok.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]"
+    )
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    max_position_embeddings: int = 2048
+    init_std: float = 0.02
+    seed: int = 0
+
+
+BUILTIN_MODELS = {"tiny": BuiltinSpec(), "small": BuiltinSpec(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8)}
+
+
+def build_builtin(name: str = "tiny"):
+    """Build a built-in base model and its tokenizer; weights come from numpy's PCG64 (portable)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if name not in BUILTIN_MODELS:
+        raise UserError(f"unknown built-in model '{name}' (allowed: {', '.join(BUILTIN_PREFIX + k for k in BUILTIN_MODELS)})")
+    spec = BUILTIN_MODELS[name]
+    tokenizer = builtin_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_attention_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        name_or_path=BUILTIN_PREFIX + name,
+    )
+    model = LlamaForCausalLM(config)
+    rng = np.random.Generator(np.random.PCG64(spec.seed))
+    with torch.no_grad():
+        for pname, p in sorted(model.named_parameters()):
+            if pname.endswith("norm.weight"):
+                p.fill_(1.0)
+                continue
+            # A small output head keeps the untrained base near-uniform over tokens, so no action is favoured
+            # before training; adapters on lm_head give members the range to become decisive.
+            std = spec.init_std * (0.1 if pname.startswith("lm_head") else 1.0)
+            p.copy_(torch.from_numpy(rng.standard_normal(tuple(p.shape), dtype=np.float32) * std))
+    model.config.name_or_path = BUILTIN_PREFIX + name
+    return model, tokenizer
+
+
+def fingerprint(model) -> str:
+    """sha256 over the model config (architecture fields) and its weights rounded to bfloat16."""
+    h = hashlib.sha256()
+    cfg = model.config.to_diff_dict() if hasattr(model.config, "to_diff_dict") else model.config.to_dict()
+    for key in ("_name_or_path", "name_or_path", "torch_dtype", "dtype", "transformers_version", "_commit_hash", "use_cache"):
+        cfg.pop(key, None)
+    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, tensor in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(str(tuple(tensor.shape)).encode())
+            h.update(tensor.detach().to("cpu", torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"model.device={device} but no CUDA device is available (use model.device=cpu or auto)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UserError(f"model.device={device!r} is not one of: auto, cpu, cuda, cuda:N")
+    return torch.device(device)
+
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    if dtype not in DTYPES:
+        raise UserError(f"model.dtype={dtype!r} is not one of: auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+@dataclass
+class BaseModel:
+    """The frozen base: model (eval mode, requires_grad False), tokenizer, id and fingerprint."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    model_id: str
+    fingerprint: str
+    device: torch.device
+    dtype: torch.dtype
+
+
+def load_base(model_id: str = "builtin:tiny", device: str = "auto", dtype: str = "auto") -> BaseModel:
+    """Load the base model by built-in name, Hugging Face hub id or local path; freeze it."""
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    if model_id.startswith(BUILTIN_PREFIX):
+        model, tokenizer = build_builtin(model_id[len(BUILTIN_PREFIX):])
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        local = Path(model_id).expanduser()
+        if (model_id.startswith((".", "/", "~")) or local.exists()) and not (local / "config.json").is_file():
+            raise UserError(f"base model path {model_id} has no config.json (expected a saved Hugging Face causal LM)")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(local) if local.exists() else model_id)
+            model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else model_id, dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot load base model {model_id!r}: {str(exc).splitlines()[0]}") from exc
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    fp = fingerprint(model)
+    model = model.to(device=dev, dtype=dt).eval()
+    model.requires_grad_(False)
+    return BaseModel(model=model, tokenizer=tokenizer, model_id=model_id, fingerprint=fp, device=dev, dtype=dt)

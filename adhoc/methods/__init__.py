@@ -1,0 +1,25 @@
+"""Diversity methods, registered by name. Adding one = one module, one line here, a test and a config.
+
+A method decides who plays with whom in an iteration (``pairs``) and turns the resulting trajectories into
+one loss per member (``loss``); the training loop in ``adhoc.recipes.train_population`` is shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from adhoc.methods.selfplay import SelfPlay, SelfPlayConfig
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config_cls: type
+    build: Callable[..., Any]
+    description: str
+
+
+METHODS: dict[str, MethodSpec] = {
+    "selfplay": MethodSpec("selfplay", SelfPlayConfig, SelfPlay, "each member trains with itself (independent seeds)"),
+}

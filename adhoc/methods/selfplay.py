@@ -1,0 +1,41 @@
+"""Self-play (multi-seed): each member trains only with itself; independent seeds give the baseline
+population whose members settle on arbitrary conventions (REFERENCE.md, "Self-play").
+
+Objective per member i: maximise J_SP(π_i) = E[G | π_i in both seats], estimated by REINFORCE with a
+leave-one-out baseline over the E episodes of the pair (i, i), plus an entropy bonus
+(coefficient ``train.entropy_coef``). Both seats' log-probabilities belong to member i.
+Shapes: pairs [N, 2] = (i, i); returns [N, E].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
+from adhoc.rollout import Trajectories
+
+
+@dataclass
+class SelfPlayConfig:
+    name: str = "selfplay"
+
+
+class SelfPlay:
+    """Every member paired with itself."""
+
+    def __init__(self, config: SelfPlayConfig, game, n_members: int) -> None:
+        self.config, self.game, self.n_members = config, game, n_members
+
+    def pairs(self, iteration: int, rng: np.random.Generator) -> torch.Tensor:
+        members = torch.arange(self.n_members)
+        return torch.stack([members, members], 1)  # [N, 2]
+
+    def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """Per-member loss [N] and scalar metrics."""
+        advantages = leave_one_out_advantage(traj.returns)
+        pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, self.n_members)
+        ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, self.n_members)
+        return pg - entropy_coef * ent, {"train/entropy": float(ent.mean())}

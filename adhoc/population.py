@@ -1,0 +1,208 @@
+"""Population artifacts on disk: saved atomically, loaded with validation, never via pickle.
+
+Layout of a population folder::
+
+    population.yaml          manifest: game + params, method, base model id + fingerprint, adapter shape,
+                             members (name, seed, self-play return, folder), package versions
+    config.yaml              the resolved run config
+    members/<name>/          a standard peft adapter folder (adapter_config.json + adapter_model.safetensors)
+    tb/                      TensorBoard logs of the run that made it
+
+A run writes into a hidden staging folder beside the destination (``.<name>.partial``) and renames it into
+place only when everything is written, so an interrupted run never leaves a half population, and an
+existing folder is replaced only when asked (``overwrite``) and only after the new one is complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adhoc.errors import UserError
+
+FORMAT = "adhoc-population/1"
+MANIFEST = "population.yaml"
+REQUIRED = ("format", "game", "method", "base_model", "adapter", "members")
+
+
+def package_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("adhoc", "torch", "transformers", "peft", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+@dataclass
+class Member:
+    name: str
+    seed: int | None = None
+    self_play_return: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "seed": self.seed, "self_play_return": self.self_play_return,
+             "path": f"members/{self.name}"}
+        d.update(self.extra)
+        return d
+
+
+@dataclass
+class Population:
+    """A validated population on disk (manifest + member adapter folders)."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def members(self) -> list[dict[str, Any]]:
+        return self.manifest["members"]
+
+    @property
+    def names(self) -> list[str]:
+        return [m["name"] for m in self.members]
+
+    @property
+    def game(self) -> dict[str, Any]:
+        return self.manifest["game"]
+
+    @property
+    def base_model(self) -> dict[str, str]:
+        return self.manifest["base_model"]
+
+    def member_dir(self, name: str) -> Path:
+        return self.path / "members" / name
+
+    def check_base(self, model_id: str, fingerprint: str) -> None:
+        if self.base_model["fingerprint"] != fingerprint:
+            raise UserError(
+                f"population {self.path} was trained on base model {self.base_model['id']} "
+                f"(fingerprint {self.base_model['fingerprint']}), not {model_id} (fingerprint {fingerprint})")
+
+    def load_into(self, bank, slots: list[int] | None = None) -> None:
+        """Import every member's adapter into the bank (member k → slot ``slots[k]``)."""
+        slots = list(range(len(self.members))) if slots is None else slots
+        for slot, name in zip(slots, self.names):
+            bank.import_member(slot, self.member_dir(name))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Population":
+        """Read and validate a population folder; every problem is one clear ``UserError`` line."""
+        path = Path(path)
+        manifest_file = path / MANIFEST
+        if not path.is_dir():
+            raise UserError(f"population not found: {path}")
+        if not manifest_file.is_file():
+            raise UserError(f"{path} is not a population: {MANIFEST} is missing")
+        try:
+            manifest = yaml.safe_load(manifest_file.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise UserError(f"population {path}: {MANIFEST} does not parse ({str(exc).splitlines()[0]})") from None
+        if not isinstance(manifest, dict) or any(k not in manifest for k in REQUIRED):
+            missing = [k for k in REQUIRED if not isinstance(manifest, dict) or k not in manifest]
+            raise UserError(f"population {path}: {MANIFEST} lacks {', '.join(missing)}")
+        if manifest["format"] != FORMAT:
+            raise UserError(f"population {path}: unknown format {manifest['format']!r} (this adhoc reads {FORMAT})")
+        members = manifest["members"]
+        if not isinstance(members, list) or not members or not all(isinstance(m, dict) and "name" in m for m in members):
+            raise UserError(f"population {path}: members must be a non-empty list of entries with a name")
+        if not isinstance(manifest["base_model"], dict) or not {"id", "fingerprint"} <= set(manifest["base_model"]):
+            raise UserError(f"population {path}: base_model must give id and fingerprint")
+        pop = cls(path=path, manifest=manifest)
+        for name in pop.names:
+            _check_adapter_folder(pop.member_dir(name), manifest["adapter"])
+        return pop
+
+    def summary(self) -> str:
+        m = self.manifest
+        game = ", ".join(f"{k}={v}" for k, v in m["game"].items() if k != "name" and not isinstance(v, (list, dict)))
+        lines = [
+            f"population  {self.path}",
+            f"game        {m['game']['name']}" + (f" ({game})" if game else ""),
+            f"method      {m['method']['name']}",
+            f"base model  {m['base_model']['id']} (fingerprint {m['base_model']['fingerprint']})",
+            f"adapters    LoRA r={m['adapter']['rank']} alpha={m['adapter']['alpha']:g} on {', '.join(m['adapter']['target_modules'])}",
+            f"created     {m.get('created', '?')}  in {m.get('wall_time_s', '?')} s",
+            f"members     {len(self.members)}",
+        ]
+        width = max(len(n) for n in self.names)
+        lines.append(f"  {'name':<{width}}  {'seed':>10}  self-play return")
+        for mem in self.members:
+            sp = mem.get("self_play_return")
+            lines.append(f"  {mem['name']:<{width}}  {str(mem.get('seed')):>10}  {'-' if sp is None else f'{sp:.3f}'}")
+        return "\n".join(lines)
+
+
+def _check_adapter_folder(folder: Path, adapter: dict[str, Any]) -> None:
+    """A member folder must hold a parseable peft config and complete safetensors weights for every target."""
+    from safetensors import SafetensorError, safe_open
+
+    cfg_file, weights = folder / "adapter_config.json", folder / "adapter_model.safetensors"
+    if not folder.is_dir():
+        raise UserError(f"population member missing: {folder}")
+    for f in (cfg_file, weights):
+        if not f.is_file():
+            raise UserError(f"population member {folder.name}: {f.name} is missing ({folder})")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"population member {folder.name}: adapter_config.json is not valid JSON ({folder})") from None
+    if cfg.get("r") != adapter.get("rank") or sorted(cfg.get("target_modules") or []) != sorted(adapter.get("target_modules") or []):
+        raise UserError(f"population member {folder.name}: adapter_config.json disagrees with the manifest's adapter shape")
+    try:
+        size = weights.stat().st_size
+        with safe_open(str(weights), framework="pt") as f:
+            keys = list(f.keys())
+            for key in keys:  # reading every tensor proves the file is complete
+                f.get_slice(key)[:]
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"population member {folder.name}: adapter_model.safetensors is corrupt or truncated "
+                        f"({size} bytes; {str(exc).splitlines()[0]})") from None
+    targets = set(adapter.get("target_modules") or [])
+    found = {k.split(".lora_")[0].rpartition(".")[2] for k in keys if ".lora_" in k}
+    if found != targets:
+        raise UserError(f"population member {folder.name}: weights cover {sorted(found)}, the manifest says {sorted(targets)}")
+
+
+class PopulationWriter:
+    """Stage a population in ``.<name>.partial`` beside ``out``; ``commit`` renames it into place."""
+
+    def __init__(self, out: str | Path, overwrite: bool = False) -> None:
+        self.out = Path(out)
+        if self.out.exists() and not overwrite:
+            raise UserError(f"{self.out} already exists (choose another --out or pass --overwrite)")
+        if self.out.exists() and not (self.out / MANIFEST).is_file():
+            raise UserError(f"{self.out} exists and is not a population; refusing to replace it")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = self.out.parent / f".{self.out.name}.partial"
+        if self.staging.exists():
+            shutil.rmtree(self.staging)  # an earlier interrupted run of ours
+        self.staging.mkdir()
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        manifest = {"format": FORMAT, "created": _dt.datetime.now().isoformat(timespec="seconds"),
+                    "versions": package_versions(), **manifest}
+        (self.staging / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
+
+    def commit(self) -> Path:
+        Population.load(self.staging)  # never publish something we could not read back
+        old = None
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+            os.rename(self.out, old)
+        os.rename(self.staging, self.out)
+        if old is not None:
+            shutil.rmtree(old)
+        return self.out

@@ -1,0 +1,129 @@
+"""Train a population of LoRA members on one shared base LM with a diversity method.
+
+The loop, written out once for every method (the method only chooses the pairs and the loss):
+
+1. Build the game, load the frozen base, stack N members in an AdapterBank (member i seeded by
+   SeedSequence(population.seed, i)), one MemberAdam over all of them.
+2. Each iteration: the method picks pairs [P, 2] → ``rollout`` plays E episodes per pair for all pairs in
+   batched passes → the method turns the trajectories into one loss per member → one backward over the
+   sum (members' adapters are disjoint, so each gets exactly its own gradient) → MemberAdam moves only the
+   members that played.
+3. Every ``train.eval_every`` iterations: each member's self-play return from ``train.eval_episodes``
+   fresh episodes; logged; optional early stop at ``train.target_return``.
+4. Save atomically: member peft folders, ``population.yaml``, ``config.yaml``, TensorBoard logs.
+
+TensorBoard keys: ``train/loss``, ``train/return`` (mean return of the iteration's episodes),
+``train/entropy``, ``eval/self_play_return_mean``, ``eval/self_play_return_min``,
+``eval/self_play_return/<member>``, ``time/iteration_s``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adhoc.config import RunConfig
+from adhoc.games import build_game
+from adhoc.lm.adapters import AdapterBank, MemberAdam
+from adhoc.lm.base import load_base
+from adhoc.lm.policy import Policy
+from adhoc.methods import METHODS
+from adhoc.methods.common import members_with_data
+from adhoc.population import Member, Population, PopulationWriter
+from adhoc.rollout import expected_returns, rollout
+
+
+def member_seeds(seed: int, n: int) -> list[int]:
+    return [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(n)]
+
+
+def self_play_returns(game, policy: Policy, n_members: int, episodes: int, rng: np.random.Generator) -> torch.Tensor:
+    members = torch.arange(n_members)
+    return expected_returns(game, policy, torch.stack([members, members], 1), episodes, rng).cpu()
+
+
+def default_out(config: RunConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.game.name}-{config.method.name}-{stamp}"
+
+
+def train_population(config: RunConfig, out: str | Path | None = None, overwrite: bool = False,
+                     progress: bool = True) -> Population:
+    start = time.perf_counter()
+    out = Path(out) if out is not None else default_out(config)
+    writer_dir = PopulationWriter(out, overwrite=overwrite)  # refuses an existing --out before any work
+    game = build_game(config.game)
+    n = config.population.size
+    names = [f"{config.population.member_prefix}-{i:02d}" for i in range(n)]
+    seeds = member_seeds(config.population.seed, n)
+
+    # 1. base, bank, policy, method, optimizer
+    torch.manual_seed(config.population.seed)
+    base = load_base(config.model.base, config.model.device, config.model.dtype)
+    bank = AdapterBank(base.model, n, config.model.lora_rank, config.model.lora_alpha,
+                       config.model.target_modules, base_model_id=base.model_id)
+    bank.init_members(seeds, b_std=config.model.lora_init_std)
+    policy = Policy(base, bank)
+    method = METHODS[config.method.name].build(config.method, game, n)
+    optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
+    rng = np.random.default_rng(config.population.seed)
+
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    (writer_dir.staging / "config.yaml").write_text(config.to_yaml())
+    tb = SummaryWriter(str(writer_dir.staging / "tb"))
+    tb.add_text("config", "```\n" + config.to_yaml() + "\n```")
+
+    sp = torch.full((n,), float("nan"))
+    bar = tqdm(range(1, config.train.iterations + 1), desc=f"{config.method.name} on {config.game.name}",
+               disable=not progress, unit="it")
+    iteration = 0
+    for iteration in bar:
+        t0 = time.perf_counter()
+        # 2. play, score, update
+        pairs = method.pairs(iteration, rng)
+        traj = rollout(game, policy, pairs, config.train.episodes_per_pair, rng)
+        losses, metrics = method.loss(traj, config.train.entropy_coef)
+        optimizer.zero_grad()
+        losses.sum().backward()
+        optimizer.step(members_with_data(pairs, n))
+        tb.add_scalar("train/loss", float(losses.mean()), iteration)
+        tb.add_scalar("train/return", float(traj.returns.mean()), iteration)
+        for key, value in metrics.items():
+            tb.add_scalar(key, value, iteration)
+        tb.add_scalar("time/iteration_s", time.perf_counter() - t0, iteration)
+
+        # 3. evaluate
+        if iteration % config.train.eval_every == 0 or iteration == config.train.iterations:
+            sp = self_play_returns(game, policy, n, config.train.eval_episodes, rng)
+            tb.add_scalar("eval/self_play_return_mean", float(sp.mean()), iteration)
+            tb.add_scalar("eval/self_play_return_min", float(sp.min()), iteration)
+            for name, value in zip(names, sp.tolist()):
+                tb.add_scalar(f"eval/self_play_return/{name}", value, iteration)
+            bar.set_postfix(sp_mean=f"{float(sp.mean()):.3f}", sp_min=f"{float(sp.min()):.3f}")
+            if config.train.target_return is not None and float(sp.min()) >= config.train.target_return:
+                break
+    if torch.isnan(sp).any() or iteration % config.train.eval_every != 0:
+        sp = self_play_returns(game, policy, n, config.train.eval_episodes, rng)
+    tb.close()
+
+    # 4. save atomically
+    for i, name in enumerate(names):
+        bank.export_member(i, writer_dir.staging / "members" / name)
+    members = [Member(name, seed, round(float(r), 4)) for name, seed, r in zip(names, seeds, sp.tolist())]
+    writer_dir.write_manifest({
+        "game": game.params() | {"name": config.game.name},
+        "method": config.to_dict()["method"],
+        "base_model": {"id": base.model_id, "fingerprint": base.fingerprint},
+        "adapter": {"rank": bank.rank, "alpha": bank.alpha, "target_modules": bank.target_modules},
+        "members": [m.to_dict() for m in members],
+        "training": {"iterations": iteration, "episodes_per_pair": config.train.episodes_per_pair,
+                     "self_play_return_mean": round(float(sp.mean()), 4),
+                     "self_play_return_min": round(float(sp.min()), 4)},
+        "wall_time_s": round(time.perf_counter() - start, 1),
+    })
+    return Population.load(writer_dir.commit())

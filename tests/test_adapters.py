@@ -1,0 +1,137 @@
+"""AdapterBank against peft: same logits, same gradients, base untouched, per-member optimizer state."""
+
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+
+from adhoc.errors import UserError
+from adhoc.lm.adapters import AdapterBank, MemberAdam
+from adhoc.lm.base import build_builtin
+
+TARGETS = ["q_proj", "v_proj", "lm_head"]
+
+
+def make_bank(n=3, b_std=0.2):
+    model, tok = build_builtin()
+    bank = AdapterBank(model, n, rank=4, alpha=8, target_modules=TARGETS, base_model_id="builtin:tiny")
+    bank.init_members([11 * (i + 1) for i in range(n)], b_std=b_std)
+    return model, tok, bank
+
+
+def batch(tok, rows=2):
+    texts = ["You are player 1 of 2. Choose an action.", "Lever game with 10 levers ok"][:rows]
+    return tok(texts, return_tensors="pt", padding=True)
+
+
+def peft_model(bank, member, tmp_path):
+    bank.export_member(member, tmp_path / f"m{member}")
+    base, _ = build_builtin()
+    return PeftModel.from_pretrained(base, tmp_path / f"m{member}", is_trainable=True)
+
+
+@pytest.mark.parametrize("order", ["blocked", "interleaved"])
+def test_member_logits_equal_peft(tmp_path, order):
+    model, tok, bank = make_bank()
+    enc = batch(tok)
+    ids = enc.input_ids.repeat(3, 1)  # rows: member-major (0,0,1,1,2,2)
+    members = torch.arange(3).repeat_interleave(2) if order == "blocked" else torch.tensor([2, 0, 1, 1, 0, 2])
+    with torch.no_grad(), bank.route(members):
+        logits = model(input_ids=ids).logits
+    for m in range(3):
+        ref = peft_model(bank, m, tmp_path)
+        with torch.no_grad():
+            expected = ref(input_ids=enc.input_ids).logits
+        rows = (members == m).nonzero()[:, 0]
+        for k, r in enumerate(rows.tolist()):
+            assert torch.allclose(logits[r], expected[r % 2], atol=1e-5), (order, m)
+    # members really differ, so the routing is what makes them equal
+    assert not torch.allclose(logits[0], logits[2], atol=1e-3)
+
+
+def lm_loss(logits, ids):
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+
+
+def test_member_gradients_equal_training_alone(tmp_path):
+    model, tok, bank = make_bank()
+    ids = batch(tok).input_ids
+    members = torch.arange(3).repeat_interleave(2)
+    with bank.route(members):
+        logits = model(input_ids=ids.repeat(3, 1)).logits.view(3, 2, *ids.shape[1:], -1)
+    sum(lm_loss(logits[m], ids) for m in range(3)).backward()
+    for m in range(3):
+        ref = peft_model(bank, m, tmp_path)
+        lm_loss(ref(input_ids=ids).logits, ids).backward()
+        grads = {n: p.grad for n, p in ref.named_parameters() if p.requires_grad}
+        for name, layer in bank.layers.items():
+            ga = grads[f"base_model.model.{name}.lora_A.default.weight"]
+            gb = grads[f"base_model.model.{name}.lora_B.default.weight"]
+            assert torch.allclose(layer.lora_A.grad[m], ga, atol=1e-6, rtol=1e-4), name
+            assert torch.allclose(layer.lora_B.grad[m], gb, atol=1e-6, rtol=1e-4), name
+
+
+def test_base_weights_never_change_and_absent_member_stays_put():
+    model, tok, bank = make_bank()
+    base_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}
+    assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
+    opt = MemberAdam(bank.member_parameters(), lr=0.05)
+    ids = batch(tok).input_ids
+    before = [p.detach().clone() for p in bank.member_parameters()]
+    for step in range(3):
+        # members 0 and 2 play; member 1 has no data — after step 0 it has Adam momentum from nothing
+        with bank.route(torch.tensor([0, 0, 2, 2])):
+            logits = model(input_ids=ids.repeat(2, 1)).logits
+        opt.zero_grad()
+        lm_loss(logits, ids.repeat(2, 1)).backward()
+        active = torch.tensor([True, False, True])
+        opt.step(active)
+    for p, p0 in zip(bank.member_parameters(), before):
+        assert torch.equal(p[1], p0[1])
+        assert not torch.equal(p[0], p0[0])
+    assert opt.steps.tolist() == [3.0, 0.0, 3.0]
+    for n, p in model.named_parameters():
+        if "lora_" not in n:
+            assert torch.equal(p, base_before[n]), n
+
+
+def test_member_adam_matches_torch_adam_for_one_member():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(2, 5, 3))
+    ref = torch.nn.Parameter(w[0].detach().clone())
+    ours, theirs = MemberAdam([w], lr=0.1), torch.optim.Adam([ref], lr=0.1)
+    for _ in range(4):
+        g = torch.randn(5, 3)
+        w.grad = torch.stack([g, torch.zeros(5, 3)])
+        ref.grad = g.clone()
+        ours.step(torch.tensor([True, True]))
+        theirs.step()
+    assert torch.allclose(w[0], ref, atol=1e-5)  # float32 rounding of 4 steps of size 0.1
+
+
+def test_export_import_roundtrip_and_refusals(tmp_path):
+    _, _, bank = make_bank()
+    bank.export_member(2, tmp_path / "a")
+    cfg = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert cfg["peft_type"] == "LORA" and cfg["r"] == 4 and sorted(cfg["target_modules"]) == sorted(TARGETS)
+    _, _, other = make_bank()
+    other.import_member(0, tmp_path / "a")
+    for (n, la), lb in zip(bank.layers.items(), other.layers.values()):
+        assert torch.equal(la.lora_A[2], lb.lora_A[0]) and torch.equal(la.lora_B[2], lb.lora_B[0])
+    # a bank of another rank refuses it with one clear message
+    model, _ = build_builtin()
+    wrong = AdapterBank(model, 1, rank=8, alpha=8, target_modules=TARGETS)
+    with pytest.raises(UserError, match="rank/alpha"):
+        wrong.import_member(0, tmp_path / "a")
+    # truncated weights
+    f = tmp_path / "a" / "adapter_model.safetensors"
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(UserError, match="corrupt or truncated"):
+        other.import_member(0, tmp_path / "a")
+
+
+def test_unknown_target_module_is_a_user_error():
+    model, _ = build_builtin()
+    with pytest.raises(UserError, match="not found"):
+        AdapterBank(model, 2, target_modules=["nope_proj"])
