@@ -35,6 +35,16 @@ def _populations_show(args: argparse.Namespace) -> None:
     print(Population.load(args.population).summary())
 
 
+def _populations_check(args: argparse.Namespace) -> None:
+    from adhoc.lm.base import load_base
+    from adhoc.population import Population
+
+    pop = Population.load(args.population)
+    base = load_base(args.base or pop.base_model["id"], device="cpu", dtype="float32")
+    pop.build_bank(base)
+    print(f"ok: {len(pop.members)} members of {pop.path} load onto {base.model_id} (fingerprint {base.fingerprint})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adhoc", description="Population-based ad hoc coordination with LM policies.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = psub.add_parser("show", help="print a population's summary")
     show.add_argument("population", metavar="DIR")
     show.set_defaults(func=_populations_show)
+    check = psub.add_parser("check", help="load every member onto the base model, verifying its fingerprint")
+    check.add_argument("population", metavar="DIR")
+    check.add_argument("--base", help="base model to check against (default: the one the manifest names)")
+    check.set_defaults(func=_populations_check)
     return parser
 
 

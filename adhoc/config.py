@@ -154,7 +154,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
 
 def check(config: RunConfig) -> None:
     """Value checks a type cannot express; also builds the game once so impossible parameters fail here."""
-    from adhoc.games import build_game
+    from adhoc.games import GameError, build_game
 
     positive = {"population.size": config.population.size, "model.lora_rank": config.model.lora_rank,
                 "train.iterations": config.train.iterations, "train.eval_every": config.train.eval_every,
@@ -168,4 +168,7 @@ def check(config: RunConfig) -> None:
         raise ConfigError(f"config error: train.lr must be > 0 (got {config.train.lr})")
     if not config.model.target_modules:
         raise ConfigError("config error: model.target_modules must name at least one linear layer")
-    build_game(config.game)
+    try:
+        build_game(config.game)
+    except GameError as exc:
+        raise ConfigError(f"config error: {exc}") from None

@@ -91,6 +91,17 @@ class Population:
                 f"population {self.path} was trained on base model {self.base_model['id']} "
                 f"(fingerprint {self.base_model['fingerprint']}), not {model_id} (fingerprint {fingerprint})")
 
+    def build_bank(self, base):
+        """Check the base's fingerprint, then stack every member in a new AdapterBank over it."""
+        from adhoc.lm.adapters import AdapterBank
+
+        self.check_base(base.model_id, base.fingerprint)
+        a = self.manifest["adapter"]
+        bank = AdapterBank(base.model, len(self.members), a["rank"], a["alpha"], a["target_modules"],
+                           base_model_id=self.base_model["id"])
+        self.load_into(bank)
+        return bank
+
     def load_into(self, bank, slots: list[int] | None = None) -> None:
         """Import every member's adapter into the bank (member k → slot ``slots[k]``)."""
         slots = list(range(len(self.members))) if slots is None else slots

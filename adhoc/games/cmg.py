@@ -1,0 +1,78 @@
+"""The coordination matrix game (CMG) of LIPO (Charakorn, Manoonpong, Dilokthanakul, ICLR 2023).
+
+One step, two players. Convention c owns a contiguous block of k_c actions; R[a1, a2] = payoff_c when both
+actions lie in block c, else 0. Presets: ``cmg-s`` (32 blocks of 8: 256 actions) and ``cmg-h`` (blocks of
+32, 31, …, 1: 528 actions). A convention counts as discovered when some member's greedy self-play joint
+action lies in its block. Symmetries: any permutation inside a block, and swapping blocks of equal size
+and payoff. Actions are equal-width numbers ("000".."527").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from adhoc.games.core import GameError
+from adhoc.games.matrix import MatrixGame, numbered
+from adhoc.games.symmetry import PermutationGroup
+
+PRESETS = {"cmg": [8] * 32, "cmg-s": [8] * 32, "cmg-h": list(range(32, 0, -1))}
+
+
+@dataclass
+class CMGConfig:
+    name: str = "cmg"
+    block_sizes: list[int] = field(default_factory=lambda: [8] * 32)
+    block_payoffs: Optional[list[float]] = None  # default 1.0 for every block (the released runs)
+
+
+@dataclass
+class CMGSConfig(CMGConfig):
+    name: str = "cmg-s"
+
+
+@dataclass
+class CMGHConfig(CMGConfig):
+    name: str = "cmg-h"
+    block_sizes: list[int] = field(default_factory=lambda: list(range(32, 0, -1)))
+
+
+class CMGGame(MatrixGame):
+    def __init__(self, *args, block_sizes: list[int], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.block_sizes = list(block_sizes)
+        self._block_of = np.repeat(np.arange(len(block_sizes)), block_sizes)
+
+    @property
+    def n_conventions(self) -> int:
+        return len(self.block_sizes)
+
+    def block_of(self, action: int) -> int:
+        return int(self._block_of[action])
+
+    def convention_of(self, action: int) -> int:
+        return self.block_of(action)
+
+
+def build_cmg(cfg: CMGConfig) -> CMGGame:
+    sizes = list(cfg.block_sizes)
+    if not sizes or any(k < 1 for k in sizes):
+        raise GameError("game.block_sizes must be a non-empty list of positive sizes")
+    payoffs = [1.0] * len(sizes) if cfg.block_payoffs is None else list(cfg.block_payoffs)
+    if len(payoffs) != len(sizes):
+        raise GameError(f"game.block_payoffs has {len(payoffs)} entries for {len(sizes)} blocks")
+    n = sum(sizes)
+    starts = np.cumsum([0] + sizes)
+    blocks = [list(range(starts[c], starts[c + 1])) for c in range(len(sizes))]
+    block_of = np.repeat(np.arange(len(sizes)), sizes)
+    payoff = np.where(block_of[:, None] == block_of[None, :], np.asarray(payoffs)[block_of][:, None], 0.0)
+    classes: dict[tuple[int, float], list[int]] = {}
+    for c, (k, u) in enumerate(zip(sizes, payoffs)):
+        classes.setdefault((k, u), []).append(c)
+    group = PermutationGroup.free_blocks(n, blocks, swappable=[v for v in classes.values() if len(v) > 1])
+    names = numbered(n)
+    params = {"block_sizes": sizes, "block_payoffs": payoffs}
+    intro = f"Coordination game with {n} actions."
+    return CMGGame(cfg.name, payoff, [names, names], intro, group, params, block_sizes=sizes)
