@@ -48,11 +48,23 @@ class TrainConfig:
     iterations: int = 200
     episodes_per_pair: int = 64  # episodes per (seat-0, seat-1) pair per iteration
     lr: float = 0.01
-    entropy_coef: float = 0.01
+    entropy_coef: float = 0.01  # entropy bonus at iteration 1
+    entropy_coef_end: Optional[float] = None  # anneal linearly to this (None: constant entropy_coef)
+    entropy_anneal_iterations: Optional[int] = None  # ... over this many iterations (None: all of them)
     max_grad_norm: Optional[float] = 1.0
     eval_every: int = 25  # iterations between evaluations (self-play return per member)
     eval_episodes: int = 256
     target_return: Optional[float] = None  # stop early once every member's evaluated return reaches this
+
+
+def entropy_coef_at(train: TrainConfig, iteration: int) -> float:
+    """Linear entropy-bonus schedule: a strong early bonus keeps policies near uniform until the payoff
+    differences, not sampling noise, decide which convention a member settles on."""
+    if train.entropy_coef_end is None:
+        return train.entropy_coef
+    span = train.entropy_anneal_iterations or train.iterations
+    frac = min(1.0, (iteration - 1) / max(1, span))
+    return train.entropy_coef + frac * (train.entropy_coef_end - train.entropy_coef)
 
 
 @dataclass

@@ -17,13 +17,16 @@ over the members. Compared in the same process, on the same data and the same ba
 - **full-FT** (second reference, NOT the floor): the base with all weights trainable + ``torch.optim.Adam``.
 
 Both bank and peft clip gradients per member to ``--max-grad-norm`` (default 1.0, the training default;
-0 disables). Timings are the median of ``--repeats`` steps after 2 warm-up steps; a variant whose first
-step is slow (sequential peft at large N) gets fewer repeats automatically, and the report says so.
+0 disables). Timings are the median of ``--repeats`` steps after 2 warm-up steps, the variants interleaved
+(one step of each in turn, so load from other processes hits all alike); a variant whose first step is slow
+(sequential peft at large N) gets fewer repeats automatically, and the report says so.
 
 Memory (bank vs. N *separate* peft models, i.e. N copies of base+adapter, which is what users get when
 each member is its own PeftModel): parameter + optimizer-state bytes, and the peak RSS increase of a fresh
 subprocess per variant (``resource.getrusage`` ru_maxrss after one training step, minus the RSS before
 building anything; the subprocess is this script with the hidden ``--measure-memory VARIANT N B`` flag).
+The base floor's peak RSS is measured the same way, to show which part of the bank's peak is the batch's
+activations (the bank runs all N*B rows at once; N separate models only ever hold B rows' activations).
 
 Before timing, a correctness guard checks that the bank's loss (and gradients) for members 0 and N-1 equal
 those of the peft model's adapters loaded with the same weights (tolerance 1e-5); it aborts otherwise.
@@ -235,24 +238,33 @@ def check_equivalence(bank_r: BankRunner, peft_r: PeftRunner, ids, member_of_row
 
 
 # ----------------------------------------------------------------------------- timing
-def time_step(step, ids, member_of_row, repeats, warmup, budget_s=SLOW_VARIANT_BUDGET_S):
-    """Median seconds of ``step``; returns (median, repeats used, note)."""
-    t0 = time.perf_counter()
-    step(ids, member_of_row)  # first warm-up step, also the estimate of one step's cost
-    first = time.perf_counter() - t0
-    note = ""
-    if first * (warmup - 1 + repeats) > budget_s:
-        new = max(2, min(repeats, int(budget_s / max(first, 1e-9))))
-        note = f"slow ({first:.1f} s/step): 1 warm-up, {new} repeats instead of {warmup}/{repeats}"
-        warmup, repeats = 1, new
-    for _ in range(warmup - 1):
-        step(ids, member_of_row)
-    times = []
-    for _ in range(repeats):
+def time_steps(steps: dict, ids, member_of_row, repeats, warmup, budget_s=SLOW_VARIANT_BUDGET_S):
+    """Median seconds per step of each variant in ``steps``; returns {key: (median, repeats used, note)}.
+
+    Variants are timed interleaved (one step of each in turn), so a load change on a shared machine hits all
+    of them alike and the ratios stay meaningful. The first warm-up step estimates a variant's cost: one
+    slower than ``budget_s`` over warm-up + repeats gets 1 warm-up and fewer repeats (at least 2)."""
+    plan, notes = {}, {}
+    for key, step in steps.items():
         t0 = time.perf_counter()
-        step(ids, member_of_row)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), repeats, note
+        step(ids, member_of_row)  # first warm-up step
+        first = time.perf_counter() - t0
+        w, r = warmup, repeats
+        if first * (warmup - 1 + repeats) > budget_s:
+            r = max(2, min(repeats, int(budget_s / max(first, 1e-9))))
+            w = 1
+            notes[key] = f"slow ({first:.1f} s/step): 1 warm-up, {r} repeats instead of {warmup}/{repeats}"
+        for _ in range(w - 1):
+            step(ids, member_of_row)
+        plan[key] = r
+    times = {key: [] for key in steps}
+    for i in range(max(plan.values())):
+        for key, step in steps.items():
+            if i < plan[key]:
+                t0 = time.perf_counter()
+                step(ids, member_of_row)
+                times[key].append(time.perf_counter() - t0)
+    return {key: (statistics.median(times[key]), plan[key], notes.get(key, "")) for key in steps}
 
 
 def parse_configs(text: str) -> list[tuple[int, int]]:
@@ -342,6 +354,11 @@ def measure_memory(args, variant: str, n: int, b: int) -> dict:
             models.append(m)
             opts.append(opt)
         del base
+    elif variant == "base":  # the floor: the base alone, fwd + bwd to the input embeddings on all N*B rows
+        r = BaseFloorRunner(args.model, n)
+        r.step(ids, member_of_row)
+        sb = {"base_params": sum(p.numel() * p.element_size() for p in r.model.parameters()),
+              "adapter_params": 0, "optimizer_state": 0}
     else:
         raise SystemExit(f"unknown memory variant {variant!r}")
     peak = _maxrss_bytes()
@@ -417,13 +434,17 @@ def markdown_tables(args, rows, mem_rows) -> str:
     if mem_rows:
         lines += ["", "Memory: bank vs N separate peft models (N copies of base + adapter). "
                       "params+opt = parameter + optimizer-state bytes; peak RSS = increase over a fresh process.",
-                  "", "| N | B | bank params+opt MB | N x peft params+opt MB | bank peak RSS MB | N x peft peak RSS MB |",
-                  "|---:|---:|---:|---:|---:|---:|"]
+                  "The base floor's peak RSS (base alone, fwd+bwd on all N*B rows) shows how much of the bank's "
+                  "peak is the batch's activations, which any one-pass method holds.",
+                  "", "| N | B | bank params+opt MB | N x peft params+opt MB | bank peak RSS MB | N x peft peak RSS MB "
+                      "| base floor peak RSS MB |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
         for m in mem_rows:
             lines.append(f"| {m['N']} | {m['B']} | {fmt_mb(m['bank'].get('params_plus_opt'))} "
                          f"| {fmt_mb(m['peft-separate'].get('params_plus_opt'))} "
                          f"| {fmt_mb(m['bank'].get('peak_rss_increase'))} "
-                         f"| {fmt_mb(m['peft-separate'].get('peak_rss_increase'))} |")
+                         f"| {fmt_mb(m['peft-separate'].get('peak_rss_increase'))} "
+                         f"| {fmt_mb(m['base'].get('peak_rss_increase'))} |")
     return "\n".join(lines)
 
 
@@ -462,6 +483,9 @@ def main(argv=None) -> None:
     print(f"# bench_adapters: builtin:{args.model}, L={args.seq_len}, r={args.rank}, alpha={args.alpha:g}, "
           f"targets={targets}, threads={torch.get_num_threads()}, repeats={args.repeats} (median), warmup={args.warmup}")
     print("# floor = the base model alone (no adapters): fwd + bwd to the input embeddings on all N*B rows")
+    if hasattr(os, "getloadavg"):
+        print(f"# load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+              "(other processes' load inflates all timings; the variants are interleaved, so ratios hold up better)")
 
     rows, notes = [], []
     head = (f"{'N':>4} {'B':>4} | {'bank ms':>9} {'peft ms':>10} {'base ms':>9} {'fullFT ms':>9} | "
@@ -475,14 +499,14 @@ def main(argv=None) -> None:
         check = check_equivalence(bank_r, peft_r, ids, member_of_row)
         notes.append(f"{n}x{b} correctness: {check}")
         res = {"N": n, "B": b}
-        for key, runner in (("bank", bank_r), ("peft", peft_r), ("base", BaseFloorRunner(args.model, n)),
-                            ("full_ft", FullFTRunner(args.model, n))):
-            sec, reps, note = time_step(runner.step, ids, member_of_row, args.repeats, args.warmup)
+        runners = {"bank": bank_r, "peft": peft_r, "base": BaseFloorRunner(args.model, n),
+                   "full_ft": FullFTRunner(args.model, n)}
+        timed = time_steps({k: r.step for k, r in runners.items()}, ids, member_of_row, args.repeats, args.warmup)
+        for key, (sec, reps, note) in timed.items():
             res[f"{key}_s"], res[f"{key}_repeats"] = sec, reps
             if note:
                 notes.append(f"{n}x{b} {key}: {note}")
-            del runner
-        del bank_r, peft_r
+        del runners, bank_r, peft_r
         gc.collect()
         res["peft_over_bank"] = res["peft_s"] / res["bank_s"]
         res["bank_over_base"] = res["bank_s"] / res["base_s"]
@@ -508,7 +532,7 @@ def main(argv=None) -> None:
         one_base = sum(p.numel() * p.element_size() for p in build_builtin(args.model)[0].parameters())
         for n, b in configs:
             row = {"N": n, "B": b}
-            for variant in ("bank", "peft-separate"):
+            for variant in ("bank", "peft-separate", "base"):
                 need = one_base * (3 * n if variant == "peft-separate" else 3)
                 if avail is not None and need > 0.6 * avail:
                     row[variant] = {"error": f"skipped: would need ~{need / 2**30:.1f} GiB"}
@@ -531,7 +555,8 @@ def main(argv=None) -> None:
     if args.json:
         out = {"args": {k: v for k, v in vars(args).items() if k != "measure_memory"},
                "env": {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
-                       "machine": platform.machine(), "cpu_count": os.cpu_count()},
+                       "machine": platform.machine(), "cpu_count": os.cpu_count(),
+                       "loadavg_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
                "targets": {"config": list(TARGET_CONFIG), "peft_over_bank_min": TARGET_PEFT_OVER_BANK,
                            "bank_over_base_max": TARGET_BANK_OVER_BASE},
                "timing": rows, "memory": mem_rows, "notes": notes, "markdown": md, "total_s": total}

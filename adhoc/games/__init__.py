@@ -1,15 +1,21 @@
-"""Games, registered by name. ``import adhoc.games`` stays light (numpy + torch only)."""
+"""Games, registered by name. ``import adhoc.games`` stays light (numpy + torch; omegaconf when building).
+
+Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
+common-payoff matrix game given in YAML. The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from adhoc.games.cmg import CMGConfig, CMGHConfig, CMGSConfig, build_cmg
-from adhoc.games.core import Game, GameError, GameState
-from adhoc.games.lever import LeverConfig, build_lever
-from adhoc.games.matrix import MatrixConfig, build_matrix
+from adhoc.games.cmg import CMGConfig, CMGGame, CMGHConfig, CMGSConfig, build_cmg
+from adhoc.games.core import SEATS, Game, GameError, GameState
+from adhoc.games.lever import LeverConfig, LeverGame, build_lever
+from adhoc.games.matrix import MatrixConfig, MatrixGame, build_matrix
+from adhoc.games.symmetry import PermutationGroup
 
 
 @dataclass(frozen=True)
@@ -29,24 +35,45 @@ GAMES: dict[str, GameSpec] = {
 }
 
 
+def _allowed() -> str:
+    return ", ".join(sorted(GAMES))
+
+
 def build_game(config: Any) -> Game:
-    """Build a game from its config dataclass, a dict or a DictConfig with ``name``."""
-    name = config["name"] if isinstance(config, dict) or hasattr(config, "keys") else config.name
-    if name not in GAMES:
-        raise GameError(f"unknown game '{name}' (allowed: {', '.join(sorted(GAMES))})")
-    spec = GAMES[name]
-    if not isinstance(config, spec.config_cls):
+    """Build a game from its config dataclass, a dict or a DictConfig with ``name``. Values are validated
+    against the game's config dataclass (types by OmegaConf, values by the builder): errors are GameError."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    elif isinstance(config, Mapping):  # dict or DictConfig
         values = dict(config)
-        known = {f.name for f in dataclasses.fields(spec.config_cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise GameError(f"unknown parameter(s) {sorted(unknown)} for game '{name}' (allowed: {', '.join(sorted(known))})")
-        config = spec.config_cls(**values)
-    return spec.build(config)
+    else:
+        raise GameError(f"a game config must be a mapping with a name (allowed: {_allowed()})")
+    if "name" not in values:
+        raise GameError(f"game.name is required (allowed: {_allowed()})")
+    name = values["name"]
+    if name not in GAMES:
+        raise GameError(f"unknown game '{name}' (allowed: {_allowed()})")
+    spec = GAMES[name]
+    known = [f.name for f in dataclasses.fields(spec.config_cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise GameError(f"unknown parameter game.{unknown[0]} for game '{name}' (allowed: {', '.join(known)})")
+    try:
+        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(spec.config_cls), values))
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or ""
+        raise GameError(f"game.{key}: {str(exc).splitlines()[0]}") from None
+    return spec.build(typed)
 
 
 def make_game(name: str, **params: Any) -> Game:
+    """``make_game("lever", n_levers=4)``: build a registered game from keyword parameters."""
     return build_game({"name": name, **params})
 
 
-__all__ = ["GAMES", "Game", "GameError", "GameSpec", "GameState", "build_game", "make_game"]
+__all__ = ["GAMES", "SEATS", "CMGConfig", "CMGGame", "CMGHConfig", "CMGSConfig", "Game", "GameError", "GameSpec",
+           "GameState", "LeverConfig", "LeverGame", "MatrixConfig", "MatrixGame", "PermutationGroup", "build_game",
+           "make_game"]

@@ -1,24 +1,24 @@
-"""The coordination matrix game (CMG) of LIPO (Charakorn, Manoonpong, Dilokthanakul, ICLR 2023).
+"""The coordination matrix game (CMG) of LIPO (Charakorn, Manoonpong, Dilokthanakul, "Generating diverse
+cooperative agents by learning incompatible policies", ICLR 2023; authors' code ``51616/marl-lipo``).
 
 One step, two players. Convention c owns a contiguous block of k_c actions; R[a1, a2] = payoff_c when both
 actions lie in block c, else 0. Presets: ``cmg-s`` (32 blocks of 8: 256 actions) and ``cmg-h`` (blocks of
-32, 31, …, 1: 528 actions). A convention counts as discovered when some member's greedy self-play joint
-action lies in its block. Symmetries: any permutation inside a block, and swapping blocks of equal size
-and payoff. Actions are equal-width numbers ("000".."527").
+32, 31, ..., 1: 528 actions). A convention counts as discovered when some member's greedy self-play joint
+action lies in its block. Symmetries: any permutation inside a block, and permuting blocks of equal size
+and equal payoff among themselves. Actions are equal-width numbers ("000".."527").
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from adhoc.games.core import GameError
-from adhoc.games.matrix import MatrixGame, numbered
+from adhoc.games.matrix import MatrixGame, check_action_count, numbered
 from adhoc.games.symmetry import PermutationGroup
-
-PRESETS = {"cmg": [8] * 32, "cmg-s": [8] * 32, "cmg-h": list(range(32, 0, -1))}
 
 
 @dataclass
@@ -40,6 +40,8 @@ class CMGHConfig(CMGConfig):
 
 
 class CMGGame(MatrixGame):
+    """A CMG: a block-diagonal matrix game whose conventions are the blocks."""
+
     def __init__(self, *args, block_sizes: list[int], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.block_sizes = list(block_sizes)
@@ -59,20 +61,24 @@ class CMGGame(MatrixGame):
 def build_cmg(cfg: CMGConfig) -> CMGGame:
     sizes = list(cfg.block_sizes)
     if not sizes or any(k < 1 for k in sizes):
-        raise GameError("game.block_sizes must be a non-empty list of positive sizes")
-    payoffs = [1.0] * len(sizes) if cfg.block_payoffs is None else list(cfg.block_payoffs)
-    if len(payoffs) != len(sizes):
-        raise GameError(f"game.block_payoffs has {len(payoffs)} entries for {len(sizes)} blocks")
+        raise GameError(f"game.block_sizes must be a non-empty list of positive sizes (got {sizes})")
     n = sum(sizes)
-    starts = np.cumsum([0] + sizes)
-    blocks = [list(range(starts[c], starts[c + 1])) for c in range(len(sizes))]
+    check_action_count(n, "game.block_sizes")
+    payoffs = [1.0] * len(sizes) if cfg.block_payoffs is None else [float(u) for u in cfg.block_payoffs]
+    if len(payoffs) != len(sizes):
+        raise GameError(f"game.block_payoffs has {len(payoffs)} entries for {len(sizes)} blocks (game.block_sizes)")
+    if not all(math.isfinite(u) for u in payoffs):
+        raise GameError("game.block_payoffs must be finite numbers")
     block_of = np.repeat(np.arange(len(sizes)), sizes)
     payoff = np.where(block_of[:, None] == block_of[None, :], np.asarray(payoffs)[block_of][:, None], 0.0)
+    starts = np.cumsum([0] + sizes)
+    blocks = [list(range(starts[c], starts[c + 1])) for c in range(len(sizes))]
+    # blocks of equal size and payoff are interchangeable: they may be permuted among themselves
     classes: dict[tuple[int, float], list[int]] = {}
-    for c, (k, u) in enumerate(zip(sizes, payoffs)):
-        classes.setdefault((k, u), []).append(c)
-    group = PermutationGroup.free_blocks(n, blocks, swappable=[v for v in classes.values() if len(v) > 1])
+    for c, key in enumerate(zip(sizes, payoffs)):
+        classes.setdefault(key, []).append(c)
+    group = PermutationGroup.free_blocks(n, blocks, swappable=list(classes.values()))
     names = numbered(n)
     params = {"block_sizes": sizes, "block_payoffs": payoffs}
-    intro = f"Coordination game with {n} actions."
-    return CMGGame(cfg.name, payoff, [names, names], intro, group, params, block_sizes=sizes)
+    return CMGGame(cfg.name, payoff, [names, names], f"Coordination game with {n} actions.", group, params,
+                   block_sizes=sizes)

@@ -1,11 +1,13 @@
 """Symmetry groups of games: relabellings of each seat's actions that leave the payoff unchanged.
 
 An element is a tuple of per-seat permutations (int arrays, ``element[s][a] = φ_s(a)``). Other-Play
-(Hu et al. 2020) samples an element uniformly per episode and relabels the partner with it.
+(Hu, Lerer, Peysakhovich, Foerster, ICML 2020) samples an element uniformly per episode and relabels the
+partner with it, so it needs exact uniform sampling even for huge groups ((8!)^32 · 32! for CMG-S).
 
 Two constructions, both sampled exactly uniformly:
 - ``free_blocks``: the same permutation for every seat; any permutation within each block of actions, and
-  optionally whole equal-size blocks permuted among themselves (lever game, CMG);
+  optionally whole equal-size blocks permuted among themselves (lever game, CMG). Stored as its structure,
+  never enumerated;
 - ``from_generators``: the closure of user-given generators (matrix games), enumerated by breadth-first
   search (at most 100,000 elements).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Sequence
 
 import numpy as np
 
@@ -21,123 +24,184 @@ from adhoc.games.core import GameError
 
 MAX_ELEMENTS = 100_000
 
+Element = tuple[np.ndarray, ...]
+
+
+def preserves_payoff(element: Element, payoff: np.ndarray) -> bool:
+    """payoff[φ0(a), φ1(b), ...] == payoff[a, b, ...] for every joint action (exact comparison)."""
+    payoff = np.asarray(payoff)
+    if payoff.shape != tuple(len(p) for p in element):
+        return False
+    return bool(np.array_equal(payoff[np.ix_(*element)], payoff))
+
 
 class PermutationGroup:
-    def __init__(self, action_counts: list[int]) -> None:
-        self.action_counts = list(action_counts)
-        self._elements: list[tuple[np.ndarray, ...]] | None = None
-        self._blocks: list[np.ndarray] | None = None
-        self._swappable: list[list[int]] = []
+    """A group of per-seat action relabellings. Build it with ``free_blocks`` or ``from_generators``."""
+
+    def __init__(self, action_counts: Sequence[int]) -> None:
+        self.action_counts = [int(n) for n in action_counts]
+        # from_generators: every element, one table [order, A_s] per seat, and a key -> row index
+        self._table: list[np.ndarray] | None = None
+        self._index: dict[bytes, int] = {}
+        self._generators: list[Element] = []
+        # free_blocks: the blocks, and a partition of them into classes that may be permuted among themselves
+        self._blocks: list[np.ndarray] = []
+        self._classes: list[list[int]] = []
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def free_blocks(cls, n_actions: int, blocks: list[list[int]], swappable: list[list[int]] | None = None,
-                    n_seats: int = 2) -> "PermutationGroup":
+    def free_blocks(cls, n_actions: int, blocks: Sequence[Sequence[int]],
+                    swappable: Sequence[Sequence[int]] | None = None, n_seats: int = 2) -> "PermutationGroup":
+        """Same permutation on every seat: anything within each block, plus permuting the blocks of each
+        ``swappable`` list among themselves (block i mapped onto block j in order, then any within-block
+        permutation). Actions in no block are fixed."""
         group = cls([n_actions] * n_seats)
-        group._blocks = [np.asarray(b, dtype=np.int64) for b in blocks]
-        seen = np.concatenate(group._blocks) if group._blocks else np.zeros(0, dtype=np.int64)
-        if len(set(seen.tolist())) != len(seen) or (len(seen) and (seen.min() < 0 or seen.max() >= n_actions)):
-            raise GameError("symmetry blocks must be disjoint action indices")
+        group._blocks = [np.asarray(b, dtype=np.int64).reshape(-1) for b in blocks]
+        flat = np.concatenate(group._blocks) if group._blocks else np.zeros(0, dtype=np.int64)
+        if any(len(b) == 0 for b in group._blocks) or len(np.unique(flat)) != len(flat) \
+                or (len(flat) and (flat.min() < 0 or flat.max() >= n_actions)):
+            raise GameError(f"symmetry blocks must be non-empty, disjoint lists of actions in 0..{n_actions - 1}")
+        used: set[int] = set()
+        classes = []
         for swap in swappable or []:
+            swap = [int(i) for i in swap]
+            if any(not 0 <= i < len(group._blocks) for i in swap) or used & set(swap) or len(set(swap)) != len(swap):
+                raise GameError(f"swappable block lists must name distinct blocks 0..{len(group._blocks) - 1} once each")
             if len({len(group._blocks[i]) for i in swap}) > 1:
                 raise GameError("only blocks of equal size can be swapped")
-        group._swappable = [list(s) for s in (swappable or []) if len(s) > 1]
+            used |= set(swap)
+            classes.append(swap)
+        # every block in exactly one class; a block that may not move is a class of its own
+        group._classes = classes + [[b] for b in range(len(group._blocks)) if b not in used]
+        group._generators = group._structure_generators()
         return group
 
     @classmethod
-    def from_generators(cls, action_counts: list[int], generators: list[list[list[int]]]) -> "PermutationGroup":
+    def from_generators(cls, action_counts: Sequence[int], generators: Sequence[Sequence[Sequence[int]]]) -> "PermutationGroup":
+        """The group generated by ``generators`` (each one permutation per seat), enumerated by BFS."""
         group = cls(action_counts)
-        gens = []
+        counts = group.action_counts
         for g in generators:
-            if len(g) != len(action_counts):
-                raise GameError(f"a symmetry generator needs one permutation per seat ({len(action_counts)})")
-            perm = tuple(np.asarray(p, dtype=np.int64) for p in g)
-            for p, n in zip(perm, action_counts):
-                if sorted(p.tolist()) != list(range(n)):
-                    raise GameError(f"symmetry generator {[list(map(int, q)) for q in perm]} is not a permutation of {n} actions")
-            gens.append(perm)
-        identity = tuple(np.arange(n) for n in action_counts)
-        key = lambda e: tuple(tuple(p.tolist()) for p in e)  # noqa: E731
-        seen = {key(identity): identity}
+            if len(g) != len(counts):
+                raise GameError(f"a symmetry generator needs one permutation per seat ({len(counts)}), got {len(g)}")
+            perm = tuple(np.asarray(p) for p in g)
+            for p, n in zip(perm, counts):
+                if p.ndim != 1 or p.dtype.kind not in "iu" or len(p) != n or not np.array_equal(np.sort(p), np.arange(n)):
+                    raise GameError(f"symmetry generator {[np.asarray(q).tolist() for q in perm]} is not a permutation "
+                                    f"of {n} actions (0..{n - 1})")
+            group._generators.append(tuple(p.astype(np.int64) for p in perm))
+        # Closure: a finite monoid generated by permutations is a group, so products with generators suffice.
+        identity = group.identity()
+        elements = [identity]
+        index = {group._key(identity): 0}
         queue = deque([identity])
         while queue:
             e = queue.popleft()
-            for g in gens:
+            for g in group._generators:
                 prod = tuple(gp[ep] for gp, ep in zip(g, e))  # g ∘ e
-                k = key(prod)
-                if k not in seen:
-                    if len(seen) >= MAX_ELEMENTS:
-                        raise GameError(f"the symmetry group has more than {MAX_ELEMENTS} elements; give fewer generators")
-                    seen[k] = prod
+                k = group._key(prod)
+                if k not in index:
+                    if len(elements) >= MAX_ELEMENTS:
+                        raise GameError(f"the symmetry group has more than {MAX_ELEMENTS:,} elements; give fewer generators")
+                    index[k] = len(elements)
+                    elements.append(prod)
                     queue.append(prod)
-        group._elements = list(seen.values())
+        group._table = [np.stack([e[s] for e in elements]) for s in range(len(counts))]
+        group._index = index
         return group
 
     # ------------------------------------------------------------------ queries
     def order(self) -> int:
-        if self._elements is not None:
-            return len(self._elements)
+        """Exact number of elements (a Python int: may be astronomically large)."""
+        if self._table is not None:
+            return len(self._table[0])
         n = 1
         for b in self._blocks:
             n *= math.factorial(len(b))
-        for swap in self._swappable:
-            n *= math.factorial(len(swap))
+        for c in self._classes:
+            n *= math.factorial(len(c))
         return n
 
-    def identity(self) -> tuple[np.ndarray, ...]:
-        return tuple(np.arange(n) for n in self.action_counts)
+    def identity(self) -> Element:
+        return tuple(np.arange(n, dtype=np.int64) for n in self.action_counts)
+
+    def generators(self) -> list[Element]:
+        """A generating set: the user's generators, or for ``free_blocks`` a transposition and a cycle per
+        block and per class of swappable blocks (S_m is generated by (0 1) and (0 1 ... m-1))."""
+        return list(self._generators)
 
     def sample(self, k: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """k uniform elements: one array [k, A_s] per seat."""
-        if self._elements is not None:
-            idx = rng.integers(len(self._elements), size=k)
-            return [np.stack([self._elements[i][s] for i in idx]) for s in range(len(self.action_counts))]
+        """k independent, exactly uniform elements: one int64 array [k, A_s] per seat."""
+        if self._table is not None:
+            idx = rng.integers(len(self._table[0]), size=k)
+            return [t[idx] for t in self._table]
         n = self.action_counts[0]
-        out = np.tile(np.arange(n), (k, 1))
-        for row in range(k):
-            # which block lands where (uniform over swaps), then a uniform permutation inside each block
-            target = list(range(len(self._blocks)))
-            for swap in self._swappable:
-                for src, dst in zip(swap, rng.permutation(swap)):
-                    target[src] = int(dst)
-            for b, block in enumerate(self._blocks):
-                out[row, block] = rng.permutation(self._blocks[target[b]])
+        out = np.tile(np.arange(n, dtype=np.int64), (k, 1))
+        # A uniform element = a uniform permutation of each class of blocks (which block lands where) and an
+        # independent uniform bijection from each block onto its image block.
+        for members in self._classes:
+            stacked = np.stack([self._blocks[j] for j in members])  # [c, m]
+            dest = rng.permuted(np.tile(np.arange(len(members)), (k, 1)), axis=1)  # [k, c]: image of each member
+            for i, j in enumerate(members):
+                within = rng.permuted(np.tile(np.arange(stacked.shape[1]), (k, 1)), axis=1)  # [k, m]
+                out[:, self._blocks[j]] = np.take_along_axis(stacked[dest[:, i]], within, axis=1)
         return [out.copy() for _ in self.action_counts]
 
-    def contains(self, element) -> bool:
+    def contains(self, element: Sequence[Sequence[int]]) -> bool:
         element = tuple(np.asarray(p) for p in element)
-        if self._elements is not None:
-            return any(all(np.array_equal(a, b) for a, b in zip(element, e)) for e in self._elements)
-        p = element[0]
-        if any(not np.array_equal(p, q) for q in element[1:]):
+        if len(element) != len(self.action_counts) or any(
+                p.shape != (n,) or p.dtype.kind not in "iu" for p, n in zip(element, self.action_counts)):
             return False
-        moved = np.ones(len(p), dtype=bool)
+        if self._table is not None:
+            return self._key(element) in self._index
+        p = element[0].astype(np.int64)
+        n = self.action_counts[0]
+        if any(not np.array_equal(p, q) for q in element[1:]) or not np.array_equal(np.sort(p), np.arange(n)):
+            return False
+        block_id = np.full(n, -1)
+        class_id = np.zeros(len(self._blocks), dtype=np.int64)
         for b, block in enumerate(self._blocks):
-            moved[block] = False
-            images = set(p[block].tolist())
-            allowed = [b] + next((s for s in self._swappable if b in s), [])
-            if not any(images == set(self._blocks[c].tolist()) for c in allowed):
-                return False
-        return bool(np.array_equal(p[moved], np.arange(len(p))[moved]))
-
-    def generators(self) -> list[tuple[np.ndarray, ...]]:
-        """A generating set (for checks): transpositions within blocks and block swaps."""
-        if self._elements is not None:
-            return self._elements
-        n, gens = self.action_counts[0], []
-        for block in self._blocks:
-            for a, b in zip(block[:-1], block[1:]):
-                p = np.arange(n)
-                p[a], p[b] = b, a
-                gens.append(p)
-        for swap in self._swappable:
-            for i, j in zip(swap[:-1], swap[1:]):
-                p = np.arange(n)
-                p[self._blocks[i]], p[self._blocks[j]] = self._blocks[j], self._blocks[i]
-                gens.append(p)
-        return [tuple(g for _ in self.action_counts) for g in gens]
+            block_id[block] = b
+        for i, c in enumerate(self._classes):
+            class_id[c] = i
+        fixed = block_id < 0
+        if not np.array_equal(p[fixed], np.flatnonzero(fixed)):
+            return False
+        src = np.flatnonzero(~fixed)
+        img = block_id[p[src]]
+        if (img < 0).any() or not np.array_equal(class_id[img], class_id[block_id[src]]):
+            return False
+        # every block maps into one single block (p is a bijection, so then onto it)
+        first = np.array([blk[0] for blk in self._blocks])
+        return bool(np.array_equal(img, block_id[p[first[block_id[src]]]]))
 
     def preserves(self, payoff: np.ndarray) -> bool:
-        """payoff[φ0(a), φ1(b)] == payoff[a, b] for all a, b and every element (checked on generators)."""
-        payoff = np.asarray(payoff)
-        return all(np.array_equal(payoff[np.ix_(g[0], g[1])], payoff) for g in self.generators())
+        """payoff[φ0(a), φ1(b)] == payoff[a, b] for all a, b and every element. Exact: invariance under a
+        generating set is invariance under the group, and the generating sets are small."""
+        return all(preserves_payoff(g, payoff) for g in self._generators)
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _key(element: Element) -> bytes:
+        return b"|".join(np.asarray(p, dtype=np.int64).tobytes() for p in element)
+
+    def _structure_generators(self) -> list[Element]:
+        n, perms = self.action_counts[0], []
+
+        def cycle_and_swap(images: list[np.ndarray]) -> None:
+            # positions images[0], images[1], ... : the swap of the first two and the cycle 0 -> 1 -> ... -> 0
+            if len(images) < 2:
+                return
+            swap, cyc = np.arange(n), np.arange(n)
+            swap[images[0]], swap[images[1]] = images[1], images[0]
+            perms.append(swap)
+            if len(images) > 2:
+                for src, dst in zip(images, images[1:] + images[:1]):
+                    cyc[src] = dst
+                perms.append(cyc)
+
+        for block in self._blocks:
+            cycle_and_swap([np.asarray([a]) for a in block])
+        for c in self._classes:
+            cycle_and_swap([self._blocks[i] for i in c])
+        return [tuple(p.copy() for _ in self.action_counts) for p in perms]

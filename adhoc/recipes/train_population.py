@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adhoc.config import RunConfig
+from adhoc.config import RunConfig, entropy_coef_at
 from adhoc.games import build_game
 from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
@@ -87,7 +87,7 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
         # 2. play, score, update
         pairs = method.pairs(iteration, rng)
         traj = rollout(game, policy, pairs, config.train.episodes_per_pair, rng)
-        losses, metrics = method.loss(traj, config.train.entropy_coef)
+        losses, metrics = method.loss(traj, entropy_coef_at(config.train, iteration))
         optimizer.zero_grad()
         losses.sum().backward()
         optimizer.step(members_with_data(pairs, n))
