@@ -28,6 +28,8 @@ class ModelConfig:
     base: str = "builtin:tiny"  # builtin:tiny | builtin:small | Hugging Face id | local path
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
+    cpu_threads: int = 0  # torch threads on CPU; 0 = auto (1 for models under 50M parameters, where
+    #                      thread synchronisation costs more than it saves; torch's default otherwise)
     lora_rank: int = 4
     lora_alpha: float = 8.0
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj", "lm_head"])

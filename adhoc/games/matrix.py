@@ -11,7 +11,7 @@ for both seats, or one per seat), ``description`` (intro text shown to the playe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 

@@ -62,7 +62,7 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
 
     # 1. base, bank, policy, method, optimizer
     torch.manual_seed(config.population.seed)
-    base = load_base(config.model.base, config.model.device, config.model.dtype)
+    base = load_base(config.model.base, config.model.device, config.model.dtype, config.model.cpu_threads)
     bank = AdapterBank(base.model, n, config.model.lora_rank, config.model.lora_alpha,
                        config.model.target_modules, base_model_id=base.model_id)
     bank.init_members(seeds, b_std=config.model.lora_init_std)
