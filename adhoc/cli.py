@@ -19,6 +19,23 @@ def _train_population(args: argparse.Namespace) -> None:
     pop = train_population(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
     print(pop.summary())
     print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
+    if args.crossplay_episodes > 0:
+        from adhoc.recipes.crossplay import run_crossplay
+        from adhoc.report import terminal_table
+
+        result, out = run_crossplay([str(pop.path)], episodes=args.crossplay_episodes)
+        print("\n" + terminal_table(result))
+        print(f"\ncross-play report: {out / 'report.html'}")
+
+
+def _crossplay(args: argparse.Namespace) -> None:
+    from adhoc.recipes.crossplay import run_crossplay
+    from adhoc.report import terminal_table
+
+    result, out = run_crossplay(args.populations, episodes=args.episodes, out=args.out, seed=args.seed,
+                                threshold=args.threshold)
+    print(terminal_table(result))
+    print(f"\nwrote {out}/: matrix.npy, crossplay.json, heatmap.png, report.md, report.html, tb/")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -55,7 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="population folder to write (default runs/<game>-<method>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it holds a population")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--crossplay-episodes", type=int, default=64, metavar="K",
+                   help="end with a cross-play report of the new population, K episodes per pair (0: skip)")
     p.set_defaults(func=_train_population)
+
+    p = sub.add_parser("crossplay", help="cross-play matrix, metrics, conventions and report of populations")
+    p.add_argument("populations", nargs="+", metavar="POP", help="population folders (several: compared across)")
+    p.add_argument("--episodes", type=int, default=64, metavar="K", help="episodes per ordered pair (default 64)")
+    p.add_argument("--out", help="output folder (default POP/crossplay)")
+    p.add_argument("--threshold", type=float, default=0.5, help="normalised cross-play for two members to share a convention")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_crossplay)
 
     p = sub.add_parser("validate", help="check configs without running them")
     p.add_argument("configs", nargs="+", metavar="CONFIG")

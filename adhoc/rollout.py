@@ -50,8 +50,9 @@ def _score_rows(policy: Policy, members: torch.Tensor, observations: list[str], 
 
 
 def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
-            grad: bool = True) -> Trajectories:
-    """Play ``episodes`` episodes for each row of ``pairs`` [P, 2]."""
+            grad: bool = True, keep_distributions: bool = True) -> Trajectories:
+    """Play ``episodes`` episodes for each row of ``pairs`` [P, 2]. ``keep_distributions=False`` leaves
+    ``logp_all`` empty (evaluation needs only returns; [P, E, T, 2, A] can be large)."""
     P, E = pairs.shape[0], episodes
     n = P * E
     device = policy.base.device
@@ -74,13 +75,14 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
                 joint.append(a)
                 logp_seats.append(logp_all.gather(1, a.to(device)[:, None])[:, 0])
                 ent_seats.append(entropy(logp_all))
-                all_seats.append(torch.nn.functional.pad(logp_all, (0, A - len(names)), value=float("-inf")))
+                if keep_distributions:
+                    all_seats.append(torch.nn.functional.pad(logp_all, (0, A - len(names)), value=float("-inf")))
             actions = torch.stack(joint, 1)  # [n, 2]
             state, reward, _ = game.step(state, actions)
             steps["actions"].append(actions)
             steps["logp"].append(torch.stack(logp_seats, 1))
             steps["entropy"].append(torch.stack(ent_seats, 1))
-            steps["logp_all"].append(torch.stack(all_seats, 1))
+            steps["logp_all"].append(torch.stack(all_seats, 1) if keep_distributions else torch.zeros(n, 2, 0))
             steps["rewards"].append(reward.float() * alive)
             steps["alive"].append(alive)
     out = {k: torch.stack([x.to(device) for x in v], 1) for k, v in steps.items()}  # [n, T, ...]
@@ -88,7 +90,15 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
 
 
 @torch.no_grad()
+def episode_returns(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
+                    max_episodes_per_call: int = 1 << 18) -> torch.Tensor:
+    """Returns of ``episodes`` sampled episodes for every pair: [P, E], in chunks of pairs."""
+    chunk = max(1, max_episodes_per_call // episodes)
+    return torch.cat([rollout(game, policy, pairs[i:i + chunk], episodes, rng, grad=False,
+                              keep_distributions=False).returns.cpu() for i in range(0, pairs.shape[0], chunk)])
+
+
 def expected_returns(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int,
                      rng: np.random.Generator) -> torch.Tensor:
     """Monte-Carlo mean return of each pair [P] from ``episodes`` sampled episodes."""
-    return rollout(game, policy, pairs, episodes, rng, grad=False).returns.mean(1)
+    return episode_returns(game, policy, pairs, episodes, rng).mean(1)

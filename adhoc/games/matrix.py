@@ -166,7 +166,8 @@ def _generators(symmetries: Any) -> list[list[list[int]]]:
         elif _is_list(g) and len(g) > 0 and not any(_is_list(p) for p in g):
             perms = [list(g), list(g)]
         else:
-            raise GameError(f"game.symmetries[{i}] must be a permutation like [1, 0, 2] or a pair of them (one per seat)")
+            raise GameError(f"game.symmetries[{i}] must be a permutation like [1, 0, 2] "
+                            "or a pair of them (one per seat)")
         if not all(_is_int(a) for p in perms for a in p):
             raise GameError(f"game.symmetries[{i}] must hold integer action indices")
         gens.append([[int(a) for a in p] for p in perms])

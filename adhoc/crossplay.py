@@ -1,0 +1,199 @@
+"""Cross-play: the expected return of every ordered pair of members, and the metrics read off it.
+
+Definitions (X[i, j] = mean return with member i in seat 0 and member j in seat 1, over E episodes;
+every ordered pair is played, so each member sits in each seat):
+
+- ``sp_mean``: mean of the diagonal (self-play);        ``xp_mean``: mean off the diagonal (cross-play);
+- ``gap`` = sp_mean − xp_mean (LIPO's compatibility gap);
+- ``proportional_loss`` = (sp_mean − xp_mean) / sp_mean (joint-policy correlation loss, Lanctot et al. 2017);
+- ``row_xp[i]`` = mean_{j≠i} X[i, j] (member i in seat 0 with the others), ``col_xp[j]`` likewise in seat 1;
+- ``normalised[i, j]`` = X[i, j] / X[i, i]: the share of its own self-play return member i keeps with j;
+- conventions: the connected components of the graph joining i and j when both normalised[i, j] and
+  normalised[j, i] reach ``threshold`` (default 0.5) — members that coordinate with each other;
+- 95% confidence intervals: percentile bootstrap over episodes (each pair's E episodes resampled);
+- across populations A and B (``cross``): X_AB[i, j] = (X[a_i, b_j] + X[b_j, a_i]) / 2, both seatings;
+  ``mean`` over all pairs, ``worst_partner`` = min over B's members of A's mean return with that member,
+  ``worst_pair`` = the smallest entry.
+
+All pairs run batched through ONE AdapterBank holding the members of every population (same base model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+
+from adhoc.errors import UserError
+
+
+# ---------------------------------------------------------------------------- pure metrics
+def sp_xp(matrix: np.ndarray) -> tuple[float, float]:
+    n = matrix.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    return float(np.mean(np.diag(matrix))), float(matrix[off].mean()) if n > 1 else float("nan")
+
+
+def normalised(matrix: np.ndarray) -> np.ndarray:
+    sp = np.diag(matrix)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sp > 0, matrix / np.where(sp > 0, sp, 1.0), 0.0)
+
+
+def conventions(matrix: np.ndarray, names: list[str], threshold: float = 0.5) -> list[list[str]]:
+    """Clusters of mutually coordinating members, largest first (ties by first member)."""
+    norm = normalised(matrix)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(names)))
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            if min(norm[i, j], norm[j, i]) >= threshold:
+                graph.add_edge(i, j)
+    comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: (-len(c), c[0]))
+    return [[names[i] for i in c] for c in comps]
+
+
+def summary(matrix: np.ndarray) -> dict[str, Any]:
+    sp, xp = sp_xp(matrix)
+    n = matrix.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    return {
+        "sp_mean": sp, "xp_mean": xp, "gap": sp - xp,
+        "proportional_loss": (sp - xp) / sp if sp else float("nan"),
+        "row_xp": [float(matrix[i, off[i]].mean()) if n > 1 else float("nan") for i in range(n)],
+        "col_xp": [float(matrix[off[:, j], j].mean()) if n > 1 else float("nan") for j in range(n)],
+    }
+
+
+def bootstrap_ci(returns: np.ndarray, n_boot: int = 500, seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
+    """Percentile bootstrap over episodes for sp_mean, xp_mean and gap. returns: [N, N, E]."""
+    rng = np.random.default_rng(seed)
+    E = returns.shape[-1]
+    stats = []
+    for _ in range(n_boot):
+        idx = rng.integers(E, size=E)
+        sp, xp = sp_xp(returns[..., idx].mean(-1))
+        stats.append((sp, xp, sp - xp))
+    lo, hi = np.nanpercentile(np.asarray(stats), [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(("sp_mean", "xp_mean", "gap"))}
+
+
+def cross_population(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> dict[str, float]:
+    """Population A (member indices ``rows``) against B (``cols``), both seatings averaged."""
+    both = (matrix[np.ix_(rows, cols)] + matrix[np.ix_(cols, rows)].T) / 2  # [|A|, |B|]
+    return {"mean": float(both.mean()), "worst_partner": float(both.mean(0).min()), "worst_pair": float(both.min()),
+            "per_partner": [float(v) for v in both.mean(0)]}
+
+
+# ---------------------------------------------------------------------------- result and computation
+@dataclass
+class CrossPlayResult:
+    members: list[str]  # "population/member" when several populations are compared
+    populations: dict[str, list[int]]  # population label → member indices
+    matrix: np.ndarray  # [N, N]
+    episodes: int
+    metrics: dict[str, Any]
+    conventions: list[list[str]]
+    member_conventions: dict[str, Any] = field(default_factory=dict)  # member → lever/block it plays
+    game: str = ""
+    threshold: float = 0.5
+
+    def to_json(self) -> dict[str, Any]:
+        return {"game": self.game, "members": self.members, "populations": self.populations,
+                "episodes": self.episodes, "matrix": self.matrix.tolist(), "threshold": self.threshold,
+                **self.metrics, "n_conventions": len(self.conventions), "conventions": self.conventions,
+                "member_conventions": self.member_conventions}
+
+    def order(self) -> list[int]:
+        """Member indices grouped by convention cluster (for the heatmap)."""
+        index = {m: i for i, m in enumerate(self.members)}
+        return [index[m] for cluster in self.conventions for m in cluster]
+
+
+def _label(path, taken: set[str]) -> str:
+    from pathlib import Path
+
+    label = Path(path).resolve().name
+    k = 2
+    while label in taken:
+        label, k = f"{Path(path).resolve().name}#{k}", k + 1
+    taken.add(label)
+    return label
+
+
+def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float = 0.5,
+              n_boot: int = 500, device: str = "auto", dtype: str = "auto") -> CrossPlayResult:
+    """Cross-play every ordered pair of members of the given populations (paths or Population objects)."""
+    from adhoc.games import build_game
+    from adhoc.lm.adapters import AdapterBank
+    from adhoc.lm.base import load_base
+    from adhoc.lm.policy import Policy
+    from adhoc.population import Population
+    from adhoc.rollout import episode_returns
+
+    if episodes < 2:
+        raise UserError(f"--episodes must be >= 2 (got {episodes})")
+    pops = [p if isinstance(p, Population) else Population.load(p) for p in populations]
+    if not pops:
+        raise UserError("give at least one population")
+    first = pops[0]
+    for pop in pops[1:]:
+        if pop.game != first.game:
+            raise UserError(f"{pop.path} plays {pop.game['name']} {pop.game}, {first.path} plays "
+                            f"{first.game['name']} {first.game}: cross-play needs the same game")
+        if pop.base_model["fingerprint"] != first.base_model["fingerprint"]:
+            raise UserError(f"{pop.path} and {first.path} were trained on different base models "
+                            f"({pop.base_model['id']} vs {first.base_model['id']})")
+        if pop.manifest["adapter"] != first.manifest["adapter"]:
+            raise UserError(f"{pop.path} and {first.path} use different adapter shapes; they cannot share one bank")
+    game = build_game(first.game)
+    base = load_base(first.base_model["id"], device=device, dtype=dtype)
+    first.check_base(base.model_id, base.fingerprint)
+    adapter = first.manifest["adapter"]
+    total = sum(len(p.members) for p in pops)
+    bank = AdapterBank(base.model, total, adapter["rank"], adapter["alpha"], adapter["target_modules"],
+                       base_model_id=first.base_model["id"])
+    names, groups, taken, offset = [], {}, set(), 0
+    for pop in pops:
+        label = _label(pop.path, taken)
+        slots = list(range(offset, offset + len(pop.members)))
+        pop.load_into(bank, slots)
+        groups[label] = slots
+        names += [f"{label}/{n}" if len(pops) > 1 else n for n in pop.names]
+        offset += len(pop.members)
+    policy = Policy(base, bank)
+
+    idx = torch.arange(total)
+    pairs = torch.stack([idx.repeat_interleave(total), idx.repeat(total)], 1)  # [N·N, 2], row-major (i, j)
+    returns = episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed)).view(total, total, episodes).numpy()
+    matrix = returns.mean(-1)
+    metrics = summary(matrix)
+    metrics["ci95"] = bootstrap_ci(returns, n_boot=n_boot, seed=seed)
+    metrics["self_play"] = [float(v) for v in np.diag(matrix)]
+    metrics["normalised"] = normalised(matrix).tolist()
+    if len(pops) > 1:
+        metrics["per_population"] = {k: dict(zip(("sp_mean", "xp_mean"), sp_xp(matrix[np.ix_(v, v)])))
+                                     for k, v in groups.items()}
+        metrics["cross"] = {f"{a} vs {b}": cross_population(matrix, np.array(ra), np.array(rb))
+                            for a, ra in groups.items() for b, rb in groups.items() if a != b}
+    return CrossPlayResult(members=names, populations=groups, matrix=matrix, episodes=episodes, metrics=metrics,
+                           conventions=conventions(matrix, names, threshold),
+                           member_conventions=greedy_conventions(game, policy, names), game=first.game["name"],
+                           threshold=threshold)
+
+
+@torch.no_grad()
+def greedy_conventions(game, policy, names: list[str]) -> dict[str, Any]:
+    """For one-shot games with known conventions (lever, CMG): the convention of each member's most
+    probable seat-0 action, and the probability it puts on it."""
+    if not hasattr(game, "convention_of") or game.horizon != 1:
+        return {}
+    obs = game.observe(game.reset(1, np.random.default_rng(0)), 0)[0]
+    scores = policy.scores(torch.arange(len(names)), [obs] * len(names), policy.actions(game.action_names(0)))
+    probs = torch.softmax(scores, -1)
+    best = probs.argmax(-1)
+    return {n: {"convention": game.convention_of(int(a)), "action": game.action_names(0)[int(a)],
+                "probability": round(float(probs[i, a]), 4)} for i, (n, a) in enumerate(zip(names, best))}

@@ -1,0 +1,149 @@
+"""Rendering of cross-play results: heatmap (PNG), markdown, self-contained HTML, a terminal table."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import numpy as np
+
+from adhoc.crossplay import CrossPlayResult
+
+
+def _label(result: CrossPlayResult, name: str) -> str:
+    conv = result.member_conventions.get(name)
+    if not conv:
+        return name
+    kind = {"lever": "lever", "cmg": "block", "cmg-s": "block", "cmg-h": "block"}.get(result.game, "conv.")
+    return f"{name} ({kind} {conv['convention']})"
+
+
+def heatmap_png(result: CrossPlayResult) -> bytes:
+    """Members ordered by convention cluster, cluster boundaries drawn, labelled, with a colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = result.order()
+    m = result.matrix[np.ix_(order, order)]
+    labels = [_label(result, result.members[i]) for i in order]
+    n = len(order)
+    size = min(16.0, max(5.0, 0.32 * n + 3.0))
+    fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=150 if n <= 32 else 110)
+    vmax = max(1e-9, float(np.max(result.matrix)), float(np.max(np.diag(result.matrix))))
+    im = ax.imshow(m, cmap="viridis", vmin=min(0.0, float(m.min())), vmax=vmax, interpolation="nearest")
+    ticks = np.arange(n)
+    fs = 9 if n <= 16 else 7 if n <= 32 else 5
+    ax.set_xticks(ticks, labels, rotation=90, fontsize=fs)
+    ax.set_yticks(ticks, labels, fontsize=fs)
+    ax.set_xlabel("partner in seat 1")
+    ax.set_ylabel("member in seat 0")
+    if n <= 16:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if m[i, j] < 0.6 * vmax else "black")
+    edge = 0
+    for cluster in result.conventions[:-1] if len(result.conventions) > 1 else []:
+        edge += len(cluster)
+        ax.axhline(edge - 0.5, color="white", lw=1.2)
+        ax.axvline(edge - 0.5, color="white", lw=1.2)
+    mt = result.metrics
+    ax.set_title(f"Cross-play on {result.game}: SP {mt['sp_mean']:.3f}, XP {mt['xp_mean']:.3f}, "
+                 f"{len(result.conventions)} convention{'s' * (len(result.conventions) != 1)} "
+                 f"({result.episodes} episodes per pair)", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="mean return")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _rows(result: CrossPlayResult) -> list[tuple[str, ...]]:
+    mt = result.metrics
+    ci = mt["ci95"]
+    fmt = lambda k: f"{mt[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]"  # noqa: E731
+    rows = [("self-play mean (SP)", fmt("sp_mean")), ("cross-play mean (XP)", fmt("xp_mean")),
+            ("gap SP − XP", fmt("gap")), ("proportional loss (SP − XP)/SP", f"{mt['proportional_loss']:.3f}"),
+            ("conventions", str(len(result.conventions)))]
+    for key, cross in mt.get("cross", {}).items():
+        rows.append((f"{key}: mean / worst partner", f"{cross['mean']:.3f} / {cross['worst_partner']:.3f}"))
+    return rows
+
+
+def _member_rows(result: CrossPlayResult) -> list[tuple[str, ...]]:
+    mt = result.metrics
+    out = []
+    for i, name in enumerate(result.members):
+        conv = result.member_conventions.get(name)
+        cluster = next(k for k, c in enumerate(result.conventions) if name in c)
+        out.append((name, f"{mt['self_play'][i]:.3f}", f"{mt['row_xp'][i]:.3f}", f"{mt['col_xp'][i]:.3f}", str(cluster),
+                    f"{conv['convention']} (p={conv['probability']:.2f})" if conv else "-"))
+    return out
+
+
+MEMBER_HEADER = ("member", "self-play", "XP as seat 0", "XP as seat 1", "cluster", "plays")
+
+
+def markdown(result: CrossPlayResult) -> str:
+    lines = [f"# Cross-play report: {result.game}", "",
+             f"{len(result.members)} members, {result.episodes} episodes per ordered pair, "
+             f"95% bootstrap confidence intervals over episodes. Conventions: clusters of members whose "
+             f"normalised cross-play (X[i,j]/X[i,i]) is at least {result.threshold:g} both ways.", "",
+             "![heatmap](heatmap.png)", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {a} | {b} |" for a, b in _rows(result)]
+    lines += ["", "## Conventions", ""]
+    lines += [f"{k}. {', '.join(c)}" for k, c in enumerate(result.conventions)]
+    lines += ["", "## Members", "", "| " + " | ".join(MEMBER_HEADER) + " |", "|" + "---|" * len(MEMBER_HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in _member_rows(result)]
+    return "\n".join(lines) + "\n"
+
+
+def html_report(result: CrossPlayResult, png: bytes) -> str:
+    def table(header, rows):
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    convs = "".join(f"<li>{html.escape(', '.join(c))}</li>" for c in result.conventions)
+    img = base64.b64encode(png).decode()
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Cross-play report: {html.escape(result.game)}</title>
+<style>
+body {{ font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1000px; margin: 2em auto;
+       color: #222; line-height: 1.45; padding: 0 1em; }}
+h1 {{ font-size: 1.6em; margin-bottom: .2em; }} h2 {{ font-size: 1.2em; margin-top: 1.6em; }}
+.sub {{ color: #555; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
+table {{ border-collapse: collapse; margin: .6em 0; font-size: .92em; }}
+th, td {{ border-bottom: 1px solid #e2e2e2; padding: .3em .8em; text-align: left; }}
+th {{ background: #f4f4f4; }} td:not(:first-child) {{ font-variant-numeric: tabular-nums; }}
+</style></head><body>
+<h1>Cross-play report: {html.escape(result.game)}</h1>
+<p class="sub">{len(result.members)} members, {result.episodes} episodes per ordered pair; 95% bootstrap
+confidence intervals over episodes; conventions = clusters of members whose normalised cross-play
+X[i,j]/X[i,i] is at least {result.threshold:g} both ways.</p>
+<img alt="cross-play heatmap" src="data:image/png;base64,{img}">
+<h2>Summary</h2>{table(("metric", "value"), _rows(result))}
+<h2>Conventions ({len(result.conventions)})</h2><ol start="0">{convs}</ol>
+<h2>Members</h2>{table(MEMBER_HEADER, _member_rows(result))}
+</body></html>
+"""
+
+
+def terminal_table(result: CrossPlayResult, max_members: int = 12) -> str:
+    lines = [f"cross-play on {result.game}: {len(result.members)} members x {result.episodes} episodes per pair"]
+    lines += [f"  {a:<34} {b}" for a, b in _rows(result)]
+    if len(result.members) <= max_members:
+        order = result.order()
+        cluster = {m: k for k, c in enumerate(result.conventions) for m in c}
+        width = max(len(result.members[i]) for i in order)
+        corner = "seat0/seat1"
+        width = max(width, len(corner))
+        lines.append(f"  {corner:<{width}}  " + " ".join(f"{k:>5d}" for k in range(len(order))) + "   convention")
+        for r, i in enumerate(order):
+            lines.append(f"  {result.members[i]:<{width}}  " + " ".join(f"{result.matrix[i, j]:5.2f}" for j in order)
+                         + f"   {cluster[result.members[i]]}")
+    return "\n".join(lines)
