@@ -11,12 +11,18 @@ import numpy as np
 from adhoc.crossplay import CrossPlayResult
 
 
-def _label(result: CrossPlayResult, name: str) -> str:
+def _plays(result: CrossPlayResult, name: str) -> str:
+    """"lever 3" / "block 17": the known convention a member plays, or "" when the game has none."""
     conv = result.member_conventions.get(name)
     if not conv:
-        return name
-    kind = {"lever": "lever", "cmg": "block", "cmg-s": "block", "cmg-h": "block"}.get(result.game, "conv.")
-    return f"{name} ({kind} {conv['convention']})"
+        return ""
+    kind = {"lever": "lever", "cmg": "block", "cmg-s": "block", "cmg-h": "block"}.get(result.game, "convention")
+    return f"{kind} {conv['convention']}"
+
+
+def _label(result: CrossPlayResult, name: str) -> str:
+    plays = _plays(result, name)
+    return f"{name} ({plays})" if plays else name
 
 
 def heatmap_png(result: CrossPlayResult) -> bytes:
@@ -51,9 +57,9 @@ def heatmap_png(result: CrossPlayResult) -> bytes:
         ax.axhline(edge - 0.5, color="white", lw=1.2)
         ax.axvline(edge - 0.5, color="white", lw=1.2)
     mt = result.metrics
-    ax.set_title(f"Cross-play on {result.game}: SP {mt['sp_mean']:.3f}, XP {mt['xp_mean']:.3f}, "
-                 f"{len(result.conventions)} convention{'s' * (len(result.conventions) != 1)} "
-                 f"({result.episodes} episodes per pair)", fontsize=10)
+    ax.set_title(f"Cross-play on {result.game}: SP {mt['sp_mean']:.3f}, XP {mt['xp_mean']:.3f}\n"
+                 f"{len(result.conventions)} convention{'s' * (len(result.conventions) != 1)}, "
+                 f"{result.episodes} episodes per ordered pair", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="mean return")
     fig.tight_layout()
     buf = io.BytesIO()
@@ -81,7 +87,7 @@ def _member_rows(result: CrossPlayResult) -> list[tuple[str, ...]]:
         conv = result.member_conventions.get(name)
         cluster = next(k for k, c in enumerate(result.conventions) if name in c)
         out.append((name, f"{mt['self_play'][i]:.3f}", f"{mt['row_xp'][i]:.3f}", f"{mt['col_xp'][i]:.3f}", str(cluster),
-                    f"{conv['convention']} (p={conv['probability']:.2f})" if conv else "-"))
+                    f"{_plays(result, name)} (p={conv['probability']:.2f})" if conv else "-"))
     return out
 
 

@@ -70,12 +70,14 @@ class BankedLoRALinear(nn.Module):
             if not r.all_members:
                 A, B = A.index_select(0, r.groups), B.index_select(0, r.groups)
             xg = x.reshape(G, -1, x.shape[-1])  # [G, rows/G · L, d_in]
-            delta = torch.bmm(torch.bmm(xg, A.transpose(1, 2)), B.transpose(1, 2))  # [G, rows/G · L, d_out]
+            yg = y.reshape(G, -1, y.shape[-1])  # [G, rows/G · L, d_out]
         else:
-            xr = x.reshape(rows, -1, x.shape[-1])  # [rows, L, d_in]
-            Ar, Br = A.index_select(0, r.member_of_row), B.index_select(0, r.member_of_row)
-            delta = torch.bmm(torch.bmm(xr, Ar.transpose(1, 2)), Br.transpose(1, 2))
-        return y + self.scaling * delta.reshape(rows, *lead, -1)
+            xg = x.reshape(rows, -1, x.shape[-1])  # [rows, L, d_in]
+            yg = y.reshape(rows, -1, y.shape[-1])
+            A, B = A.index_select(0, r.member_of_row), B.index_select(0, r.member_of_row)
+        # y + scaling · (x Aᵀ) Bᵀ in one fused call: no extra full-size temporaries
+        out = torch.baddbmm(yg, torch.bmm(xg, A.transpose(1, 2)), B.transpose(1, 2), alpha=self.scaling)
+        return out.reshape(rows, *lead, -1)
 
 
 def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
@@ -256,14 +258,21 @@ class MemberAdam:
         b1, b2 = self.betas
         t = self.steps.clamp(min=1)
         bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t  # [N]
+        everyone = bool(active.all())
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
             if p.grad is None:
                 continue
             shape = (n,) + (1,) * (p.dim() - 1)
-            act = active.view(shape)
             g = p.grad * scale.view(shape)
             if self.weight_decay:
                 g = g + self.weight_decay * p
+            if everyone:  # the usual case: in place, no masks
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (v / bias2.view(shape)).sqrt_().add_(self.eps)
+                p.addcdiv_(m / bias1.view(shape), denom, value=-self.lr)
+                continue
+            act = active.view(shape)
             m.copy_(torch.where(act, b1 * m + (1 - b1) * g, m))
             v.copy_(torch.where(act, b2 * v + (1 - b2) * g * g, v))
             update = (m / bias1.view(shape)) / ((v / bias2.view(shape)).sqrt() + self.eps)

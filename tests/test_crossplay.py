@@ -1,0 +1,141 @@
+"""Cross-play: metric definitions on hand-made matrices, exact matrices of deterministic members, reports."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from adhoc.cli import main
+from adhoc.crossplay import bootstrap_ci, conventions, cross_population, crossplay, normalised, sp_xp, summary
+from adhoc.games import make_game
+from adhoc.lm.adapters import AdapterBank
+from adhoc.lm.base import load_base
+from adhoc.population import PopulationWriter
+
+TARGETS = ["q_proj", "v_proj", "lm_head"]
+
+
+# ------------------------------------------------------------------ pure metrics
+def test_metrics_hand_computed():
+    X = np.array([[1.0, 0.0, 1.0], [0.0, 0.9, 0.0], [1.0, 0.0, 1.0]])
+    sp, xp = sp_xp(X)
+    assert sp == pytest.approx(2.9 / 3) and xp == pytest.approx(2 / 6)
+    s = summary(X)
+    assert s["gap"] == pytest.approx(2.9 / 3 - 1 / 3)
+    assert s["proportional_loss"] == pytest.approx((2.9 / 3 - 1 / 3) / (2.9 / 3))
+    assert s["row_xp"] == pytest.approx([0.5, 0.0, 0.5]) and s["col_xp"] == pytest.approx([0.5, 0.0, 0.5])
+    assert normalised(X)[1, 1] == pytest.approx(1.0)
+    assert conventions(X, ["a", "b", "c"]) == [["a", "c"], ["b"]]
+    assert conventions(X, ["a", "b", "c"], threshold=1.01) == [["a"], ["b"], ["c"]]
+
+
+def test_bootstrap_and_cross_population():
+    returns = np.zeros((2, 2, 50))
+    returns[0, 0] = returns[1, 1] = 1.0
+    returns[0, 1, :25] = 1.0  # a noisy off-diagonal pair
+    ci = bootstrap_ci(returns, n_boot=300)
+    assert ci["sp_mean"] == [1.0, 1.0]
+    lo, hi = ci["xp_mean"]
+    assert lo < 0.25 < hi and 0.1 < lo and hi < 0.4
+    X = np.array([[1.0, 0.2, 0.6], [0.4, 1.0, 0.0], [0.6, 0.0, 1.0]])
+    c = cross_population(X, np.array([0]), np.array([1, 2]))
+    assert c["per_partner"] == pytest.approx([0.3, 0.6]) and c["mean"] == pytest.approx(0.45)
+    assert c["worst_partner"] == pytest.approx(0.3) and c["worst_pair"] == pytest.approx(0.3)
+
+
+# ------------------------------------------------------------------ deterministic members, exact matrices
+def forced_population(path, game, game_cfg, actions):
+    """A population whose member k deterministically plays ``actions[k]`` (single-token actions) in both
+    seats: its lm_head adapter adds a large logit to that action's token."""
+    base = load_base("builtin:tiny", device="cpu")
+    bank = AdapterBank(base.model, len(actions), 4, 8, TARGETS, base_model_id="builtin:tiny")
+    tok = base.tokenizer
+    states = []
+    with torch.no_grad():
+        for seat in (0, 1):
+            ids = torch.tensor([[tok.bos_token_id] + tok(game.observe(game.reset(1, None), seat)[0]).input_ids])
+            states.append(base.model.model(input_ids=ids).last_hidden_state[0, -1])
+        direction = torch.stack(states).mean(0)
+        head = bank.layers["lm_head"]
+        for k, a in enumerate(actions):
+            token = tok(" " + game.action_names(0)[a], add_special_tokens=False).input_ids
+            assert len(token) == 1
+            head.lora_A[k, 0] = direction / direction.norm()
+            head.lora_B[k, token[0], 0] = 60.0 / (head.scaling * float(direction.norm()))
+    writer = PopulationWriter(path)
+    for k in range(len(actions)):
+        bank.export_member(k, writer.staging / "members" / f"m{k}")
+    writer.write_manifest({"game": game.params() | {"name": game_cfg}, "method": {"name": "selfplay"},
+                           "base_model": {"id": "builtin:tiny", "fingerprint": base.fingerprint},
+                           "adapter": {"rank": 4, "alpha": 8.0, "target_modules": TARGETS},
+                           "members": [{"name": f"m{k}", "path": f"members/m{k}"} for k in range(len(actions))]})
+    return writer.commit()
+
+
+def test_deterministic_lever_members_give_exact_matrix(tmp_path):
+    game = make_game("lever")
+    levers = [3, 3, 0, 5, 0, 8]
+    pop = forced_population(tmp_path / "pop", game, "lever", levers)
+    result = crossplay([pop], episodes=16)
+    expected = game.payoff_matrix()[np.ix_(levers, levers)]
+    assert np.allclose(result.matrix, expected, atol=1e-6)
+    assert len(result.conventions) == len(set(levers))
+    assert sorted(map(sorted, result.conventions)) == sorted([["m0", "m1"], ["m2", "m4"], ["m3"], ["m5"]])
+    assert [result.member_conventions[f"m{k}"]["convention"] for k in range(6)] == levers
+    assert result.metrics["sp_mean"] == pytest.approx(np.diag(expected).mean())
+
+
+def test_deterministic_cmg_members_give_block_indicator(tmp_path):
+    game = make_game("cmg", block_sizes=[2, 2, 3])  # actions "0".."6": single tokens
+    actions = [0, 1, 2, 4, 6]  # blocks 0, 0, 1, 2, 2
+    blocks = [game.block_of(a) for a in actions]
+    pop = forced_population(tmp_path / "pop", game, "cmg", actions)
+    result = crossplay([pop], episodes=8)
+    assert np.allclose(result.matrix, np.equal.outer(blocks, blocks).astype(float), atol=1e-6)
+    assert len(result.conventions) == 3
+    assert [result.member_conventions[f"m{k}"]["convention"] for k in range(5)] == blocks
+
+
+def test_cross_population_and_report_files(tmp_path, capsys):
+    game = make_game("lever")
+    a = forced_population(tmp_path / "a", game, "lever", [1, 2])
+    b = forced_population(tmp_path / "b", game, "lever", [1, 1, 4])
+    out = tmp_path / "xp"
+    assert main(["crossplay", str(a), str(b), "--episodes", "8", "--out", str(out)]) == 0
+    data = json.loads((out / "crossplay.json").read_text())
+    for key in ("members", "matrix", "sp_mean", "xp_mean", "gap", "conventions", "ci95", "cross", "proportional_loss"):
+        assert key in data
+    assert data["members"][0] == "a/m0" and len(data["matrix"]) == 5
+    assert data["cross"]["a vs b"]["per_partner"] == pytest.approx([0.5, 0.5, 0.0])
+    assert data["cross"]["a vs b"]["worst_partner"] == 0.0 and data["cross"]["b vs a"]["mean"] == pytest.approx(2 / 6)
+    assert np.load(out / "matrix.npy").shape == (5, 5)
+    assert (out / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "cross-play" in html.lower()
+    assert "| self-play mean (SP) |" in (out / "report.md").read_text()
+    assert "cross-play on lever" in capsys.readouterr().out
+    # the default output folder is POP/crossplay
+    assert main(["crossplay", str(a), "--episodes", "4"]) == 0 and (a / "crossplay" / "crossplay.json").is_file()
+
+
+def test_bad_crossplay_input(tmp_path, capsys):
+    lever = forced_population(tmp_path / "lever", make_game("lever"), "lever", [1])
+    small = forced_population(tmp_path / "lever4", make_game("lever", n_levers=4), "lever", [1])
+    other_base = tmp_path / "other"
+    forced_population(other_base, make_game("lever"), "lever", [2])
+    manifest = yaml.safe_load((other_base / "population.yaml").read_text())
+    manifest["base_model"]["fingerprint"] = "0" * 16
+    (other_base / "population.yaml").write_text(yaml.safe_dump(manifest))
+    for argv, match in [
+        (["crossplay", str(tmp_path / "missing")], "population not found"),
+        (["crossplay", str(lever), str(small)], "needs the same game"),
+        (["crossplay", str(lever), str(other_base)], "different base models"),
+        (["crossplay", str(lever), "--episodes", "0"], "--episodes must be >= 2"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("adhoc: error:") and match in err and "\n" not in err, err
+    assert not (lever / "crossplay").exists()
