@@ -38,4 +38,4 @@ class SelfPlay:
         advantages = leave_one_out_advantage(traj.returns)
         pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, self.n_members)
         ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, self.n_members)
-        return pg - entropy_coef * ent, {"train/entropy": float(ent.mean())}
+        return pg - entropy_coef * ent, {"train/entropy": float(ent.detach().mean())}
