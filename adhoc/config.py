@@ -169,6 +169,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
 def check(config: RunConfig) -> None:
     """Value checks a type cannot express; also builds the game once so impossible parameters fail here."""
     from adhoc.games import GameError, build_game
+    from adhoc.methods import METHODS
 
     positive = {"population.size": config.population.size, "model.lora_rank": config.model.lora_rank,
                 "train.iterations": config.train.iterations, "train.eval_every": config.train.eval_every,
@@ -183,6 +184,7 @@ def check(config: RunConfig) -> None:
     if not config.model.target_modules:
         raise ConfigError("config error: model.target_modules must name at least one linear layer")
     try:
-        build_game(config.game)
+        game = build_game(config.game)
     except GameError as exc:
         raise ConfigError(f"config error: {exc}") from None
+    METHODS[config.method.name].build(config.method, game, config.population.size)  # e.g. otherplay needs symmetries

@@ -197,3 +197,14 @@ def greedy_conventions(game, policy, names: list[str]) -> dict[str, Any]:
     best = probs.argmax(-1)
     return {n: {"convention": game.convention_of(int(a)), "action": game.action_names(0)[int(a)],
                 "probability": round(float(probs[i, a]), 4)} for i, (n, a) in enumerate(zip(names, best))}
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """So that ``adhoc.crossplay(populations, episodes=...)`` works as well as ``from adhoc.crossplay import
+    crossplay``: the submodule attribute would otherwise shadow a function of the same name."""
+
+    def __call__(self, *args, **kwargs) -> CrossPlayResult:
+        return crossplay(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -50,9 +50,13 @@ def _score_rows(policy: Policy, members: torch.Tensor, observations: list[str], 
 
 
 def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
-            grad: bool = True, keep_distributions: bool = True) -> Trajectories:
+            grad: bool = True, keep_distributions: bool = True,
+            partner_maps: torch.Tensor | None = None) -> Trajectories:
     """Play ``episodes`` episodes for each row of ``pairs`` [P, 2]. ``keep_distributions=False`` leaves
-    ``logp_all`` empty (evaluation needs only returns; [P, E, T, 2, A] can be large)."""
+    ``logp_all`` empty (evaluation needs only returns; [P, E, T, 2, A] can be large).
+
+    ``partner_maps`` [P·E, A_1] (Other-Play): seat 1 acts in its own labels and the game sees the relabelled
+    action ``partner_maps[e, a]``; ``actions`` records what the game saw, ``logp`` the policy's own choice."""
     P, E = pairs.shape[0], episodes
     n = P * E
     device = policy.base.device
@@ -77,6 +81,8 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
                 ent_seats.append(entropy(logp_all))
                 if keep_distributions:
                     all_seats.append(torch.nn.functional.pad(logp_all, (0, A - len(names)), value=float("-inf")))
+            if partner_maps is not None:
+                joint[1] = partner_maps[torch.arange(n), joint[1]]
             actions = torch.stack(joint, 1)  # [n, 2]
             state, reward, _ = game.step(state, actions)
             steps["actions"].append(actions)

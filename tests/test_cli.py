@@ -127,3 +127,10 @@ def test_console_script_exit_code_and_no_traceback():
     ok = subprocess.run([sys.executable, "-m", "adhoc.cli", "validate", str(ROOT / "configs/lever-selfplay.yaml")],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "ok:" in ok.stdout
+
+
+def test_method_that_cannot_serve_the_game(tmp_path, capsys):
+    cfg = tmp_path / "matrix-otherplay.yaml"
+    cfg.write_text("game: {name: matrix, payoff: [[1, 0], [0, 1]]}\nmethod: otherplay\n")
+    expect_user_error(["train-population", str(cfg), "--out", str(tmp_path / "pop")], capsys, "declares none")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["matrix-otherplay.yaml"]

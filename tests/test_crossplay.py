@@ -139,3 +139,41 @@ def test_bad_crossplay_input(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("adhoc: error:") and match in err and "\n" not in err, err
     assert not (lever / "crossplay").exists()
+
+
+def test_python_api_and_light_import(tmp_path):
+    import subprocess
+    import sys
+
+    import adhoc
+
+    pop = forced_population(tmp_path / "pop", make_game("lever", n_levers=4), "lever", [1, 2])
+    result = adhoc.crossplay([pop], episodes=4)
+    assert result.matrix.shape == (2, 2) and np.allclose(result.matrix, np.eye(2), atol=1e-6)
+    code = "import sys, adhoc, adhoc.games; print(any(m in sys.modules for m in ('transformers', 'ray', 'peft')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_otherplay_relabelled_episodes_have_the_known_value(tmp_path):
+    """J_OP of a deterministic member: 0.9 on the unique lever, 1/9 on any 1.0 lever (REFERENCE.md)."""
+    from adhoc.config import load_config
+    from adhoc.errors import UserError
+    from adhoc.methods import METHODS
+    from adhoc.population import Population
+    from adhoc.rollout import rollout
+
+    game = make_game("lever")
+    pop = Population.load(forced_population(tmp_path / "pop", game, "lever", [0, 4]))
+    base = load_base("builtin:tiny", device="cpu")
+    from adhoc.lm.policy import Policy
+
+    policy = Policy(base, pop.build_bank(base))
+    method = METHODS["otherplay"].build(METHODS["otherplay"].config_cls(), game, 2)
+    rng = np.random.default_rng(0)
+    pairs = method.pairs(0, rng)
+    traj = rollout(game, policy, pairs, 4000, rng, grad=False, **method.rollout_options(pairs, 4000, rng))
+    op_value = traj.returns.mean(1)
+    assert op_value[0] == pytest.approx(0.9, abs=1e-6)
+    assert op_value[1] == pytest.approx(1 / 9, abs=0.02)
+    with pytest.raises(UserError, match="declares none"):
+        METHODS["otherplay"].build(None, make_game("matrix", payoff=[[1, 0], [0, 1]]), 2)

@@ -33,6 +33,10 @@ class SelfPlay:
         members = torch.arange(self.n_members)
         return torch.stack([members, members], 1)  # [N, 2]
 
+    def rollout_options(self, pairs: torch.Tensor, episodes: int, rng: np.random.Generator) -> dict:
+        """Extra arguments of ``rollout`` for this method's training episodes (none for self-play)."""
+        return {}
+
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         """Per-member loss [N] and scalar metrics."""
         advantages = leave_one_out_advantage(traj.returns)

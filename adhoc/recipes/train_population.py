@@ -54,9 +54,10 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
                      progress: bool = True) -> Population:
     start = time.perf_counter()
     out = Path(out) if out is not None else default_out(config)
-    writer_dir = PopulationWriter(out, overwrite=overwrite)  # refuses an existing --out before any work
     game = build_game(config.game)
     n = config.population.size
+    method = METHODS[config.method.name].build(config.method, game, n)  # refuses a game it can't serve
+    writer_dir = PopulationWriter(out, overwrite=overwrite)  # refuses an existing --out before any work
     names = [f"{config.population.member_prefix}-{i:02d}" for i in range(n)]
     seeds = member_seeds(config.population.seed, n)
 
@@ -67,7 +68,6 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
                        config.model.target_modules, base_model_id=base.model_id)
     bank.init_members(seeds, b_std=config.model.lora_init_std)
     policy = Policy(base, bank)
-    method = METHODS[config.method.name].build(config.method, game, n)
     optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
     rng = np.random.default_rng(config.population.seed)
 
@@ -86,12 +86,13 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
         t0 = time.perf_counter()
         # 2. play, score, update
         pairs = method.pairs(iteration, rng)
-        traj = rollout(game, policy, pairs, config.train.episodes_per_pair, rng)
+        traj = rollout(game, policy, pairs, config.train.episodes_per_pair, rng,
+                       **method.rollout_options(pairs, config.train.episodes_per_pair, rng))
         losses, metrics = method.loss(traj, entropy_coef_at(config.train, iteration))
         optimizer.zero_grad()
         losses.sum().backward()
         optimizer.step(members_with_data(pairs, n))
-        tb.add_scalar("train/loss", float(losses.mean()), iteration)
+        tb.add_scalar("train/loss", float(losses.detach().mean()), iteration)
         tb.add_scalar("train/return", float(traj.returns.mean()), iteration)
         for key, value in metrics.items():
             tb.add_scalar(key, value, iteration)
