@@ -131,6 +131,9 @@ class Population:
             raise UserError(f"population {path}: members must be a non-empty list of entries with a name")
         if not isinstance(manifest["base_model"], dict) or not {"id", "fingerprint"} <= set(manifest["base_model"]):
             raise UserError(f"population {path}: base_model must give id and fingerprint")
+        adapter = manifest["adapter"]
+        if not isinstance(adapter, dict) or not {"rank", "alpha", "target_modules"} <= set(adapter):
+            raise UserError(f"population {path}: adapter must give rank, alpha and target_modules")
         pop = cls(path=path, manifest=manifest)
         for name in pop.names:
             _check_adapter_folder(pop.member_dir(name), manifest["adapter"])
@@ -157,34 +160,15 @@ class Population:
 
 
 def _check_adapter_folder(folder: Path, adapter: dict[str, Any]) -> None:
-    """A member folder must hold a parseable peft config and complete safetensors weights for every target."""
-    from safetensors import SafetensorError, safe_open
+    """A member folder must hold a parseable LoRA config matching the manifest and complete weights."""
+    from adhoc.lm.adapters import read_adapter_folder
 
-    cfg_file, weights = folder / "adapter_config.json", folder / "adapter_model.safetensors"
-    if not folder.is_dir():
-        raise UserError(f"population member missing: {folder}")
-    for f in (cfg_file, weights):
-        if not f.is_file():
-            raise UserError(f"population member {folder.name}: {f.name} is missing ({folder})")
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"population member {folder.name}: adapter_config.json is not valid JSON ({folder})") from None
+    cfg, tensors = read_adapter_folder(folder)
     if cfg.get("r") != adapter.get("rank") or sorted(cfg.get("target_modules") or []) != sorted(adapter.get("target_modules") or []):
-        raise UserError(f"population member {folder.name}: adapter_config.json disagrees with the manifest's adapter shape")
-    try:
-        size = weights.stat().st_size
-        with safe_open(str(weights), framework="pt") as f:
-            keys = list(f.keys())
-            for key in keys:  # reading every tensor proves the file is complete
-                f.get_slice(key)[:]
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"population member {folder.name}: adapter_model.safetensors is corrupt or truncated "
-                        f"({size} bytes; {str(exc).splitlines()[0]})") from None
-    targets = set(adapter.get("target_modules") or [])
-    found = {k.split(".lora_")[0].rpartition(".")[2] for k in keys if ".lora_" in k}
-    if found != targets:
-        raise UserError(f"population member {folder.name}: weights cover {sorted(found)}, the manifest says {sorted(targets)}")
+        raise UserError(f"adapter {folder}: adapter_config.json disagrees with the manifest's adapter shape")
+    found = {k.split(".lora_")[0].rpartition(".")[2] for k in tensors if ".lora_" in k}
+    if found != set(adapter.get("target_modules") or []):
+        raise UserError(f"adapter {folder}: weights cover {sorted(found)}, the manifest says {sorted(adapter.get('target_modules') or [])}")
 
 
 class PopulationWriter:

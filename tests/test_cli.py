@@ -77,7 +77,7 @@ def expect_user_error(argv, capsys, match):
     (lambda p: (p / "members/member-01/adapter_model.safetensors").write_bytes(
         (p / "members/member-01/adapter_model.safetensors").read_bytes()[:200]), "corrupt or truncated"),
     (lambda p: (p / "members/member-02/adapter_model.safetensors").unlink(), "adapter_model.safetensors is missing"),
-    (lambda p: shutil.rmtree(p / "members/member-00"), "member missing"),
+    (lambda p: shutil.rmtree(p / "members/member-00"), "adapter folder missing"),
     (lambda p: (p / "population.yaml").write_text("game: [unclosed"), "does not parse"),
     (lambda p: (p / "population.yaml").write_text("members: []\n"), "lacks"),
     (lambda p: (p / "members/member-00/adapter_config.json").write_text("{nope"), "not valid JSON"),

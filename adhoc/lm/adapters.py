@@ -184,30 +184,40 @@ class AdapterBank(nn.Module):
                 layer.lora_B[member].copy_(tensors[f"base_model.model.{name}.lora_B.weight"])
 
 
-def read_peft_adapter(path: str | Path, bank: AdapterBank) -> dict[str, torch.Tensor]:
-    """Read and validate a peft adapter folder against the bank's rank, alpha, targets and shapes."""
+def read_adapter_folder(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Read a peft LoRA adapter folder: (adapter_config dict, tensors); one-line ``UserError`` if it is
+    missing, unparseable, truncated or not LoRA. Only JSON and safetensors are read."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"adapter folder missing: {path}")
     cfg_file, weights = path / ADAPTER_CONFIG, path / ADAPTER_WEIGHTS
     for f in (cfg_file, weights):
         if not f.is_file():
-            raise UserError(f"adapter {path}: missing {f.name}")
+            raise UserError(f"adapter {path}: {f.name} is missing")
     try:
         cfg = json.loads(cfg_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"adapter {path}: {ADAPTER_CONFIG} is not valid JSON ({exc})") from exc
-    if cfg.get("peft_type") != "LORA":
-        raise UserError(f"adapter {path}: peft_type is {cfg.get('peft_type')!r}, only LORA adapters are supported")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"adapter {path}: {ADAPTER_CONFIG} is not valid JSON") from None
+    if not isinstance(cfg, dict) or cfg.get("peft_type") != "LORA":
+        raise UserError(f"adapter {path}: peft_type is {cfg.get('peft_type') if isinstance(cfg, dict) else None!r}, only LORA adapters are supported")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"adapter {path}: {ADAPTER_WEIGHTS} is corrupt or truncated "
+                        f"({weights.stat().st_size} bytes; {str(exc).splitlines()[0]})") from None
+    return cfg, tensors
+
+
+def read_peft_adapter(path: str | Path, bank: AdapterBank) -> dict[str, torch.Tensor]:
+    """Read a peft adapter folder and check it against the bank's rank, alpha, targets and shapes."""
+    cfg, tensors = read_adapter_folder(path)
     if int(cfg.get("r", -1)) != bank.rank or float(cfg.get("lora_alpha", -1)) != bank.alpha:
         raise UserError(f"adapter {path}: rank/alpha {cfg.get('r')}/{cfg.get('lora_alpha')} differ from the bank's {bank.rank}/{bank.alpha:g}")
     if sorted(cfg.get("target_modules") or []) != sorted(bank.target_modules):
         raise UserError(f"adapter {path}: target_modules {cfg.get('target_modules')} differ from the bank's {bank.target_modules}")
-    try:
-        tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"adapter {path}: {ADAPTER_WEIGHTS} is corrupt or truncated ({exc})") from exc
     for name, layer in bank.layers.items():
         for part, expect in (("lora_A", layer.lora_A.shape[1:]), ("lora_B", layer.lora_B.shape[1:])):
             key = f"base_model.model.{name}.{part}.weight"
