@@ -13,7 +13,7 @@ Shapes (P pairs, E episodes per pair, T = game horizon, A = max actions over sea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ class Trajectories:
     logp_all: torch.Tensor
     rewards: torch.Tensor
     alive: torch.Tensor
+    # observations[t][s]: the E·P texts seat s saw at step t (pair-major), so methods can re-score them
+    # with other members (population-level objectives such as MEP's mean policy)
+    observations: list[list[list[str]]] = field(default_factory=list)
 
     @property
     def returns(self) -> torch.Tensor:
@@ -65,15 +68,18 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
     state = game.reset(n, rng)
     seat_members = [pairs[:, s].repeat_interleave(E) for s in SEATS]  # [n] each, pair-major
     steps = {k: [] for k in ("actions", "logp", "entropy", "logp_all", "rewards", "alive")}
+    observations: list[list[list[str]]] = []
     with torch.set_grad_enabled(grad):
         for _ in range(game.horizon):
             alive = ~state.done
             if not bool(alive.any()):
                 break
             joint, logp_seats, ent_seats, all_seats = [], [], [], []
+            seen = [game.observe(state, s) for s in SEATS]
+            observations.append(seen)
             for s in SEATS:
                 names = game.action_names(s)
-                scores = _score_rows(policy, seat_members[s], game.observe(state, s), names)
+                scores = _score_rows(policy, seat_members[s], seen[s], names)
                 logp_all = masked_log_softmax(scores, game.legal_mask(state, s).to(scores.device))  # [n, A_s]
                 a = torch.multinomial(logp_all.detach().exp().cpu(), 1, generator=gen)[:, 0]
                 joint.append(a)
@@ -92,7 +98,8 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
             steps["rewards"].append(reward.float() * alive)
             steps["alive"].append(alive)
     out = {k: torch.stack([x.to(device) for x in v], 1) for k, v in steps.items()}  # [n, T, ...]
-    return Trajectories(pairs=pairs.to(device), **{k: v.view(P, E, *v.shape[1:]) for k, v in out.items()})
+    return Trajectories(pairs=pairs.to(device), observations=observations,
+                        **{k: v.view(P, E, *v.shape[1:]) for k, v in out.items()})
 
 
 @torch.no_grad()

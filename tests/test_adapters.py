@@ -135,3 +135,25 @@ def test_unknown_target_module_is_a_user_error():
     model, _ = build_builtin()
     with pytest.raises(UserError, match="not found"):
         AdapterBank(model, 2, target_modules=["nope_proj"])
+
+
+def test_bf16_base_runs_the_same_code_path():
+    """The GPU setting (bf16 base, fp32 adapters and optimizer) on CPU: close to fp32, gradients flow."""
+    model32, tok, bank32 = make_bank(n=2)
+    model16, _ = build_builtin()
+    model16 = model16.to(torch.bfloat16)
+    bank16 = AdapterBank(model16, 2, rank=4, alpha=8, target_modules=TARGETS)
+    with torch.no_grad():
+        for a, b in zip(bank32.member_parameters(), bank16.member_parameters()):
+            b.copy_(a)
+    ids = batch(tok).input_ids.repeat(2, 1)
+    members = torch.tensor([0, 0, 1, 1])
+    with bank16.route(members):
+        logits16 = model16(input_ids=ids).logits
+    with torch.no_grad(), bank32.route(members):
+        logits32 = model32(input_ids=ids).logits
+    assert logits16.dtype == torch.bfloat16 and bank16.member_parameters()[0].dtype == torch.float32
+    assert torch.allclose(logits16.float(), logits32, atol=0.05)
+    lm_loss(logits16.float(), ids).backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 and p.grad.abs().sum() > 0
+               for p in bank16.member_parameters())
