@@ -44,3 +44,31 @@ def test_entropy_per_member_ignores_dead_steps():
     ent = torch.tensor([[[[1.0, 1.0], [5.0, 5.0]]]])  # [P=1, E=1, T=2, 2]
     alive = torch.tensor([[[True, False]]])
     assert torch.allclose(entropy_per_member(ent, alive, torch.tensor([[0, 0]]), 1), torch.tensor([1.0]))
+
+
+def test_mep_bonus_known_answers():
+    from adhoc.methods.mep import population_entropy_bonus
+
+    # identical members: −log π(a|s)
+    pi = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])  # 2 rows (observations)
+    same = torch.log(pi).expand(4, 2, 3)
+    actions = torch.tensor([1, 2])
+    assert torch.allclose(population_entropy_bonus(same, actions), -torch.log(torch.tensor([0.5, 0.1])))
+    # two different members, hand-computed per row: row 0 action 1: mean(0.5, 0.1) = 0.3; row 1 action 0: mean(0.9, 0.2)
+    logp = torch.log(torch.tensor([[[0.5, 0.5], [0.9, 0.1]], [[0.9, 0.1], [0.2, 0.8]]]))  # [N=2, R=2, A=2]
+    out = population_entropy_bonus(logp, torch.tensor([1, 0]))
+    assert torch.allclose(out, -torch.log(torch.tensor([0.3, 0.55])))
+    # the released code's bug would read row 0's probabilities for every row; ours differs per row
+    assert not torch.isclose(out[1], -torch.log(torch.tensor(0.5 * (0.5 + 0.9))))
+
+
+def test_mep_trains_through_the_shared_loop(tmp_path):
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+
+    from pathlib import Path
+
+    config = load_config(Path(__file__).parent.parent / "configs/lever-mep.yaml", ["population.size=2", "train.iterations=3", "train.eval_every=3",
+                                                    "train.episodes_per_pair=8", "train.eval_episodes=8"])
+    pop = train_population(config, out=tmp_path / "pop", progress=False)
+    assert pop.manifest["method"] == {"name": "mep", "alpha": 0.01}

@@ -28,6 +28,7 @@ class SelfPlay:
 
     def __init__(self, config: SelfPlayConfig, game, n_members: int) -> None:
         self.config, self.game, self.n_members = config, game, n_members
+        self.policy = None  # the population's Policy, attached by the trainer (for population-level terms)
 
     def pairs(self, iteration: int, rng: np.random.Generator) -> torch.Tensor:
         members = torch.arange(self.n_members)

@@ -68,6 +68,7 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
                        config.model.target_modules, base_model_id=base.model_id)
     bank.init_members(seeds, b_std=config.model.lora_init_std)
     policy = Policy(base, bank)
+    method.policy = policy
     optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
     rng = np.random.default_rng(config.population.seed)
 

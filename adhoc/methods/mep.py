@@ -1,0 +1,72 @@
+"""Maximum Entropy Population-based training, stage 1 (Zhao et al., "Maximum entropy population-based
+training for zero-shot human-AI coordination", AAAI 2023).
+
+Paper objective (eq. 4–5): each member i maximises its self-play return with the shaped reward
+    r̃_t = r_t + α · (−log π̄(a_t | s_t)),        π̄(·|s) = (1/N) Σ_j π_j(·|s),
+π̄ the mean policy of the WHOLE population, member i included, so that members are pushed towards actions
+the population as a whole rarely takes (a lower bound of the population entropy).
+
+Symbols → code: α = ``config.alpha``; π_j(·|s_t) = ``population_logp`` [N, R, A] (every member scored on
+every visited row's observation, without gradient: the bonus is a reward); a_t = ``actions`` [R];
+−log π̄(a_t|s_t) = ``population_entropy_bonus`` [R]. Each seat's bonus is added to the episode return of
+the member in that seat (both seats are member i in self-play), then REINFORCE with the leave-one-out
+baseline and the entropy bonus, as self-play.
+
+The bonus is computed PER ROW of the batch: the released MEP code indexes the flattened probability array
+without an axis and reads the first environment's probabilities for the whole batch; that bug is avoided
+(and tested). Deviations: REINFORCE instead of PPO; stage 2 (the robust agent with prioritized sampling) is
+the learner's ``prioritized`` solver, not part of this method.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from adhoc.lm.policy import masked_log_softmax
+from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
+from adhoc.methods.selfplay import SelfPlay
+from adhoc.rollout import Trajectories
+
+
+@dataclass
+class MEPConfig:
+    name: str = "mep"
+    alpha: float = 0.01  # weight of the population-entropy bonus (the MEP README's value)
+
+
+def population_entropy_bonus(population_logp: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """−log π̄(a_r | s_r) per row: population_logp [N, R, A] (log π_j at row r's observation), actions [R]."""
+    taken = population_logp.gather(2, actions.view(1, -1, 1).expand(population_logp.shape[0], -1, 1))[..., 0]  # [N, R]
+    return -(torch.logsumexp(taken, dim=0) - math.log(population_logp.shape[0]))
+
+
+class MEP(SelfPlay):
+    @torch.no_grad()
+    def bonus(self, traj: Trajectories) -> torch.Tensor:
+        """Σ over steps and seats of −log π̄(a|s): [P, E]."""
+        P, E, T = traj.rewards.shape
+        total = torch.zeros(P, E, device=traj.rewards.device)
+        members = torch.arange(self.n_members)
+        for t, seats in enumerate(traj.observations):
+            for s, observations in enumerate(seats):
+                uniq = sorted(set(observations))
+                where = {o: k for k, o in enumerate(uniq)}
+                table = self.policy.actions(self.game.action_names(s))
+                rows = torch.tensor([where[o] for o in observations], device=total.device)
+                scores = self.policy.scores(members.repeat_interleave(len(uniq)), uniq * self.n_members, table)
+                legal = torch.isfinite(traj.logp_all[:, :, t, s, : scores.shape[-1]]).reshape(P * E, -1)
+                logp = masked_log_softmax(scores.view(self.n_members, len(uniq), -1)[:, rows], legal)  # [N, P·E, A]
+                b = population_entropy_bonus(logp, traj.actions[:, :, t, s].reshape(-1))
+                total += (b * traj.alive[:, :, t].reshape(-1)).view(P, E)
+        return total
+
+    def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+        bonus = self.bonus(traj)
+        advantages = leave_one_out_advantage(traj.returns + self.config.alpha * bonus)
+        pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, self.n_members)
+        ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, self.n_members)
+        return pg - entropy_coef * ent, {"train/entropy": float(ent.detach().mean()),
+                                         "train/population_entropy_bonus": float(bonus.mean())}
