@@ -281,7 +281,7 @@ def nash_zero_sum(A: Any) -> tuple[np.ndarray, np.ndarray, float]:
                     bounds=[(0, None)] * P + [(None, None)], method="highs")
     if res_x.status != 0 or res_y.status != 0:   # cannot happen for a finite matrix; keep it loud
         raise RuntimeError(f"linprog failed: {res_x.message} / {res_y.message}")
-    return _clean(res_x.x[:K]), _clean(res_y.x[:P]), float(res_x.x[-1])
+    return _clean(res_x.x[:K]), _clean(res_y.x[:P]), float(res_x.x[-1]) + 0.0
 
 
 def maximin(M: Any) -> np.ndarray:

@@ -1,0 +1,218 @@
+"""Known answers for the meta-strategy solvers (adhoc/solvers.py)."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from adhoc.errors import UserError
+from adhoc.solvers import (SOLVERS, alpharank, maximin, minimax_regret, nash_zero_sum, prd, prioritized,
+                           solve, uniform)
+
+RPS = np.array([[0, -1, 1], [1, 0, -1], [-1, 1, 0]], dtype=float)
+# weighted RPS: unique Nash (1/4, 1/4, 1/2) for both players, value 0
+WRPS = np.array([[0, -2, 1], [2, 0, -1], [-1, 1, 0]], dtype=float)
+# partner 1 is the one the learner always does worst with (column 1 is the row minimum in every row)
+DOMINANT = np.array([[3, 1, 2], [2, 0, 5], [4, -1, 3], [1, 0.5, 2]], dtype=float)
+THIRD = np.full(3, 1 / 3)
+
+
+# ------------------------------------------------------------------------------------ zero-sum Nash (LP)
+
+def test_rps_nash_is_uniform_with_value_zero():
+    x, y, v = nash_zero_sum(RPS)
+    np.testing.assert_allclose(x, THIRD, atol=1e-9)
+    np.testing.assert_allclose(y, THIRD, atol=1e-9)
+    assert abs(v) < 1e-9
+    np.testing.assert_allclose(maximin(RPS), THIRD, atol=1e-9)
+
+
+def test_weighted_rps_nash_and_value():
+    x, y, v = nash_zero_sum(WRPS)
+    np.testing.assert_allclose(x, [0.25, 0.25, 0.5], atol=1e-9)
+    np.testing.assert_allclose(y, [0.25, 0.25, 0.5], atol=1e-9)
+    assert abs(v) < 1e-9
+    # by hand, A = [[2, -1], [-1, 1]]: indifference 2*y1 - y2 = -y1 + y2 -> y = (2/5, 3/5), the same for x;
+    # value = 2*0.4 - 0.6 = 0.2
+    x, y, v = nash_zero_sum([[2, -1], [-1, 1]])
+    np.testing.assert_allclose(x, [0.4, 0.6], atol=1e-9)
+    np.testing.assert_allclose(y, [0.4, 0.6], atol=1e-9)
+    assert v == pytest.approx(0.2, abs=1e-9)
+
+
+def test_maximin_puts_all_mass_on_the_worst_partner():
+    np.testing.assert_allclose(maximin(DOMINANT), [0, 1, 0], atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------ minimax regret
+
+def test_minimax_regret_hand_computed_with_explicit_best():
+    # M = I, best = (1, 10): R = [[0, 10], [1, 9]]; rows give 10*y2 and 1 + 8*y2, whose minimum increases
+    # in y2 -> the regret-maximising adversary puts everything on partner 1 (regret 9).
+    # Maximin on the return instead equalises: (1/2, 1/2).
+    M = np.eye(2)
+    np.testing.assert_allclose(minimax_regret(M, best=[1, 10]), [0, 1], atol=1e-9)
+    np.testing.assert_allclose(maximin(M), [0.5, 0.5], atol=1e-9)
+
+
+def test_minimax_regret_hand_computed_with_column_max():
+    # M = [[5, 0], [0, 1]], best = column max (5, 1): R = [[0, 1], [5, 0]]; the adversary equalises
+    # y2 = 5*y1 -> y = (1/6, 5/6) with regret 5/6.
+    np.testing.assert_allclose(minimax_regret([[5, 0], [0, 1]]), [1 / 6, 5 / 6], atol=1e-9)
+    # best = (5, 3): R = [[0, 3], [5, 2]]; rows 3*y2 and 5 - 3*y2 -> still y2 = 5/6 (an interior 2x2
+    # equilibrium only depends on row differences, which a per-column shift leaves alone)
+    np.testing.assert_allclose(minimax_regret([[5, 0], [0, 1]], best=[5, 3]), [1 / 6, 5 / 6], atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------ PRD
+
+def test_prd_rps_average_is_uniform():
+    np.testing.assert_allclose(prd(RPS), THIRD, atol=0.02)
+    # started off-centre by a non-uniform game the average still converges to the interior Nash
+    np.testing.assert_allclose(prd(WRPS), [0.25, 0.25, 0.5], atol=0.03)
+
+
+def test_prd_dominant_column():
+    y = prd(DOMINANT)
+    assert y[1] >= 0.95
+
+
+def test_prd_is_fast_on_10x10():
+    M = np.random.default_rng(0).normal(size=(10, 10))
+    t = time.perf_counter()
+    prd(M)
+    assert time.perf_counter() - t < 1.0
+
+
+def test_prd_is_invariant_to_payoff_units_when_normalised():
+    np.testing.assert_allclose(prd(WRPS * 100.0 + 7.0), prd(WRPS), atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------ alpha-rank
+
+def test_alpharank_rps_is_uniform_single_and_two_population():
+    np.testing.assert_allclose(alpharank(RPS), THIRD, atol=1e-6)
+    np.testing.assert_allclose(alpharank(RPS, population="single"), THIRD, atol=1e-6)
+    np.testing.assert_allclose(alpharank(RPS, population="two"), THIRD, atol=1e-6)
+
+
+def test_alpharank_single_population_two_strategies_closed_form():
+    # G = [[0, a], [-a, 0]]: pi0 / pi1 = rho(s=1 -> r=0) / rho(s=0 -> r=1) = exp(alpha * m * a)
+    a, alpha, m = 1.0, 0.1, 5
+    pi = alpharank([[0, a], [-a, 0]], alpha=alpha, m=m, normalize=False)
+    assert pi[0] / pi[1] == pytest.approx(math.exp(alpha * m * a), rel=1e-9)
+
+
+def test_alpharank_concentrates_on_the_worst_partner():
+    # antisymmetric, column 0 is where the learner does worst -> partner 0 beats every other partner
+    T = np.array([[0, 1, 1], [-1, 0, 1], [-1, -1, 0]], dtype=float)
+    assert alpharank(T, alpha=100.0)[0] > 0.99
+    assert alpharank(DOMINANT, alpha=100.0)[1] > 0.99
+    with pytest.raises(UserError):
+        alpharank(DOMINANT, population="single")
+
+
+def test_alpharank_extreme_alpha_does_not_overflow():
+    M = np.random.default_rng(1).normal(size=(4, 5))
+    p = alpharank(M, alpha=1e6, m=1000)
+    assert np.all(np.isfinite(p)) and p.sum() == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------------------ MEP / FCP
+
+def test_prioritized_known_answer():
+    np.testing.assert_allclose(prioritized([[1, 2, 3]], beta=1), np.array([3, 2, 1]) / 6, atol=1e-12)
+    # the latest snapshot (last row) is the one that counts
+    np.testing.assert_allclose(prioritized([[9, 0, 5], [1, 2, 3]], beta=1), np.array([3, 2, 1]) / 6)
+    # beta = 3: (27, 8, 1) / 36
+    np.testing.assert_allclose(prioritized([[1, 2, 3]], beta=3), np.array([27, 8, 1]) / 36, atol=1e-12)
+    np.testing.assert_allclose(prioritized([[1, 2, 3]], beta=0), THIRD)
+
+
+def test_prioritized_dense_rank_ties():
+    # returns (1, 1, 3): dense ranks (2, 2, 1) -> (2, 2, 1) / 5 (an ordinal rank would give 3, 2, 1)
+    np.testing.assert_allclose(prioritized([[1, 1, 3]], beta=1), np.array([2, 2, 1]) / 5, atol=1e-12)
+    # returns (5, 0, 5, 2): dense ranks (1, 3, 1, 2)
+    np.testing.assert_allclose(prioritized([[5, 0, 5, 2]], beta=1), np.array([1, 3, 1, 2]) / 7, atol=1e-12)
+
+
+def test_prioritized_negative_returns_still_favour_the_worst_partner():
+    p = prioritized([[-3, -1, 2]], beta=1)
+    np.testing.assert_allclose(p, np.array([3, 2, 1]) / 6)
+
+
+def test_uniform():
+    np.testing.assert_allclose(uniform(np.zeros((2, 4))), np.full(4, 0.25))
+
+
+# ------------------------------------------------------------------------------------ all solvers
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_solver_returns_a_probability_vector(name, seed):
+    M = np.random.default_rng(seed).normal(size=(5, 7)) * 10
+    p = solve(name, M)
+    assert isinstance(p, np.ndarray) and p.dtype == np.float64 and p.shape == (7,)
+    assert np.all(p >= 0) and p.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_every_solver_handles_one_partner_and_one_snapshot(name):
+    np.testing.assert_allclose(solve(name, [[1.0], [2.0]]), [1.0])
+    p = solve(name, [[1.0, 2.0, 3.0]])
+    assert p.shape == (3,) and p.sum() == pytest.approx(1.0)
+
+
+def test_errors():
+    with pytest.raises(UserError, match=r"unknown solver 'x' \(allowed: alpharank, maximin"):
+        solve("x", RPS)
+    with pytest.raises(UserError, match="empty"):
+        solve("maximin", np.zeros((0, 3)))
+    with pytest.raises(UserError, match="NaN or inf"):
+        solve("prd", [[1.0, np.nan]])
+    with pytest.raises(UserError, match="NaN or inf"):
+        solve("uniform", [[1.0, np.inf]])
+    with pytest.raises(UserError, match="2-D"):
+        solve("maximin", [1.0, 2.0])
+    with pytest.raises(UserError, match="2-D"):
+        solve("maximin", np.zeros((2, 2, 2)))
+    with pytest.raises(UserError, match="numeric"):
+        solve("maximin", [["a", "b"]])
+    with pytest.raises(UserError, match="no parameter"):
+        solve("prd", RPS, betta=2)
+    with pytest.raises(UserError, match="best"):
+        solve("minimax_regret", RPS, best=[1.0, 2.0])
+    with pytest.raises(UserError, match="beta"):
+        solve("prioritized", RPS, beta=-1)
+    with pytest.raises(UserError, match="dt"):
+        solve("prd", RPS, dt=0)
+    with pytest.raises(UserError, match="alpha"):
+        solve("alpharank", RPS, alpha=-1)
+    for fn in SOLVERS.values():               # the functions validate too, not only the dispatcher
+        with pytest.raises(UserError):
+            fn(np.zeros((0, 0)))
+
+
+# ------------------------------------------------------------------------------------ OpenSpiel (optional)
+
+def test_prd_matches_open_spiel():
+    pytest.importorskip("open_spiel")
+    from open_spiel.python.algorithms.projected_replicator_dynamics import projected_replicator_dynamics
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        M = rng.normal(size=(3, 3))
+        ref = projected_replicator_dynamics([M, -M], prd_gamma=0.0, prd_iterations=100_000, prd_dt=1e-3)
+        ours = prd(M, gamma=0.0, steps=100_000, dt=1e-3, normalize=False)
+        np.testing.assert_allclose(ours, ref[1], atol=0.02)
+
+
+def test_alpharank_matches_open_spiel():
+    pytest.importorskip("open_spiel")
+    from open_spiel.python.egt import alpharank as os_alpharank
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        M = rng.normal(size=(3, 4))
+        _, _, pi, _, _ = os_alpharank.compute([M, -M], m=20, alpha=1.0)
+        ref = np.asarray(pi).reshape(3, 4).sum(axis=0)
+        np.testing.assert_allclose(alpharank(M, alpha=1.0, m=20, normalize=False), ref, atol=1e-6)
