@@ -57,11 +57,11 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
     game = build_game(config.game)
     n = config.population.size
     method = METHODS[config.method.name].build(config.method, game, n)  # refuses a game it can't serve
-    writer_dir = PopulationWriter(out, overwrite=overwrite)  # refuses an existing --out before any work
+    writer = PopulationWriter(out, overwrite=overwrite)  # refuses an existing --out before any work
     names = [f"{config.population.member_prefix}-{i:02d}" for i in range(n)]
     seeds = member_seeds(config.population.seed, n)
 
-    # 1. base, bank, policy, method, optimizer
+    # 1. base, bank, policy, optimizer (the game and method are built above, before anything is written)
     torch.manual_seed(config.population.seed)
     base = load_base(config.model.base, config.model.device, config.model.dtype, config.model.cpu_threads)
     bank = AdapterBank(base.model, n, config.model.lora_rank, config.model.lora_alpha,
@@ -75,11 +75,10 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
-    (writer_dir.staging / "config.yaml").write_text(config.to_yaml())
-    tb = SummaryWriter(str(writer_dir.staging / "tb"))
+    (writer.staging / "config.yaml").write_text(config.to_yaml())
+    tb = SummaryWriter(str(writer.staging / "tb"))
     tb.add_text("config", "```\n" + config.to_yaml() + "\n```")
 
-    sp = torch.full((n,), float("nan"))
     bar = tqdm(range(1, config.train.iterations + 1), desc=f"{config.method.name} on {config.game.name}",
                disable=not progress, unit="it")
     iteration = 0
@@ -109,15 +108,13 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
             bar.set_postfix(sp_mean=f"{float(sp.mean()):.3f}", sp_min=f"{float(sp.min()):.3f}")
             if config.train.target_return is not None and float(sp.min()) >= config.train.target_return:
                 break
-    if torch.isnan(sp).any() or iteration % config.train.eval_every != 0:
-        sp = self_play_returns(game, policy, n, config.train.eval_episodes, rng)
-    tb.close()
+    tb.close()  # the last iteration (or the early stop) has just evaluated: ``sp`` is current
 
     # 4. save atomically
     for i, name in enumerate(names):
-        bank.export_member(i, writer_dir.staging / "members" / name)
+        bank.export_member(i, writer.staging / "members" / name)
     members = [Member(name, seed, round(float(r), 4)) for name, seed, r in zip(names, seeds, sp.tolist())]
-    writer_dir.write_manifest({
+    writer.write_manifest({
         "game": game.params() | {"name": config.game.name},
         "method": config.to_dict()["method"],
         "base_model": {"id": base.model_id, "fingerprint": base.fingerprint},
@@ -128,4 +125,4 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
                      "self_play_return_min": round(float(sp.min()), 4)},
         "wall_time_s": round(time.perf_counter() - start, 1),
     })
-    return Population.load(writer_dir.commit())
+    return Population.load(writer.commit())
