@@ -72,3 +72,37 @@ def test_mep_trains_through_the_shared_loop(tmp_path):
                                                     "train.episodes_per_pair=8", "train.eval_episodes=8"])
     pop = train_population(config, out=tmp_path / "pop", progress=False)
     assert pop.manifest["method"] == {"name": "mep", "alpha": 0.01}
+
+
+def test_fcp_half_return_checkpoint_known_answer():
+    from adhoc.methods.fcp import half_return_checkpoint
+
+    history = torch.tensor([[0.1, 0.1], [0.3, 0.8], [0.55, 1.0], [1.0, 1.0]])  # [C=4, N=2]
+    assert half_return_checkpoint(history, torch.tensor([1.0, 1.0])).tolist() == [2, 1]
+
+
+def test_fcp_population_holds_init_half_and_final_checkpoints(tmp_path):
+    from pathlib import Path
+
+    from adhoc.config import load_config
+    from adhoc.lm.adapters import AdapterBank, read_adapter_folder
+    from adhoc.lm.base import build_builtin
+    from adhoc.recipes.train_population import train_population
+
+    config = load_config(Path(__file__).parent.parent / "configs/lever-fcp.yaml",
+                         ["population.size=2", "train.iterations=4", "train.eval_every=2",
+                          "train.episodes_per_pair=8", "train.eval_episodes=8"])
+    pop = train_population(config, out=tmp_path / "pop", progress=False)
+    assert sorted(pop.names) == sorted(["member-00", "member-01", "member-00-init", "member-00-half",
+                                        "member-01-init", "member-01-half"])
+    entry = next(m for m in pop.members if m["name"] == "member-01-init")
+    assert entry["checkpoint_of"] == "member-01" and entry["checkpoint"] == "init"
+    # the initial checkpoint is exactly the member's seeded initialisation
+    model, _ = build_builtin()
+    fresh = AdapterBank(model, 2, config.model.lora_rank, config.model.lora_alpha, config.model.target_modules)
+    fresh.init_members([m["seed"] for m in pop.members[:2]], b_std=config.model.lora_init_std)
+    _, saved = read_adapter_folder(pop.member_dir("member-01-init"))
+    for key, value in fresh.peft_state_dict(1).items():
+        assert torch.equal(saved[key], value), key
+    _, final = read_adapter_folder(pop.member_dir("member-01"))
+    assert any(not torch.equal(final[k], saved[k]) for k in saved)

@@ -175,6 +175,19 @@ class AdapterBank(nn.Module):
         save_file(self.peft_state_dict(member), str(path / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         return path
 
+    def export_snapshot(self, member: int, weights: list[torch.Tensor], path: str | Path) -> Path:
+        """Export slot ``member`` of an earlier snapshot of ``member_parameters()`` as a peft folder."""
+        params = self.member_parameters()
+        with torch.no_grad():
+            current = [p[member].clone() for p in params]
+            for p, w in zip(params, weights):
+                p[member].copy_(w[member])
+            try:
+                return self.export_member(member, path)
+            finally:
+                for p, c in zip(params, current):
+                    p[member].copy_(c)
+
     def import_member(self, member: int, path: str | Path) -> None:
         """Load a peft LoRA adapter folder into slot ``member``; refuse anything that does not fit the bank."""
         tensors = read_peft_adapter(path, self)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from adhoc.methods.fcp import FCP, FCPConfig
 from adhoc.methods.mep import MEP, MEPConfig
 from adhoc.methods.otherplay import OtherPlay, OtherPlayConfig
 from adhoc.methods.selfplay import SelfPlay, SelfPlayConfig
@@ -24,6 +25,7 @@ class MethodSpec:
 
 METHODS: dict[str, MethodSpec] = {
     "selfplay": MethodSpec("selfplay", SelfPlayConfig, SelfPlay, "each member trains with itself (independent seeds)"),
+    "fcp": MethodSpec("fcp", FCPConfig, FCP, "self-play seeds + their initial, half-way and final checkpoints (Strouse et al. 2021)"),
     "mep": MethodSpec("mep", MEPConfig, MEP, "self-play + population-entropy bonus -log of the mean policy (Zhao et al. 2023)"),
     "otherplay": MethodSpec("otherplay", OtherPlayConfig, OtherPlay, "self-play with the partner relabelled by a random symmetry (Hu et al. 2020)"),
 }

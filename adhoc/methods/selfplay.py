@@ -34,6 +34,15 @@ class SelfPlay:
         members = torch.arange(self.n_members)
         return torch.stack([members, members], 1)  # [N, 2]
 
+    evaluate_at_start = False  # evaluate once before training (methods that keep checkpoints)
+
+    def on_evaluation(self, iteration: int, sp: torch.Tensor, bank) -> None:
+        """Called after each evaluation with the members' self-play returns [N]."""
+
+    def extra_members(self, final: torch.Tensor) -> list:
+        """Members besides the N trained ones to save: (member, weights, label, self-play return)."""
+        return []
+
     def rollout_options(self, pairs: torch.Tensor, episodes: int, rng: np.random.Generator) -> dict:
         """Extra arguments of ``rollout`` for this method's training episodes (none for self-play)."""
         return {}

@@ -79,6 +79,8 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
     tb = SummaryWriter(str(writer.staging / "tb"))
     tb.add_text("config", "```\n" + config.to_yaml() + "\n```")
 
+    if method.evaluate_at_start:
+        method.on_evaluation(0, self_play_returns(game, policy, n, config.train.eval_episodes, rng), bank)
     bar = tqdm(range(1, config.train.iterations + 1), desc=f"{config.method.name} on {config.game.name}",
                disable=not progress, unit="it")
     iteration = 0
@@ -105,6 +107,7 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
             tb.add_scalar("eval/self_play_return_min", float(sp.min()), iteration)
             for name, value in zip(names, sp.tolist()):
                 tb.add_scalar(f"eval/self_play_return/{name}", value, iteration)
+            method.on_evaluation(iteration, sp, bank)
             bar.set_postfix(sp_mean=f"{float(sp.mean()):.3f}", sp_min=f"{float(sp.min()):.3f}")
             if config.train.target_return is not None and float(sp.min()) >= config.train.target_return:
                 break
@@ -114,6 +117,10 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
     for i, name in enumerate(names):
         bank.export_member(i, writer.staging / "members" / name)
     members = [Member(name, seed, round(float(r), 4)) for name, seed, r in zip(names, seeds, sp.tolist())]
+    for i, weights, label, ret in method.extra_members(sp):
+        name = f"{names[i]}-{label}"
+        bank.export_snapshot(i, weights, writer.staging / "members" / name)
+        members.append(Member(name, seeds[i], round(ret, 4), {"checkpoint_of": names[i], "checkpoint": label}))
     writer.write_manifest({
         "game": game.params() | {"name": config.game.name},
         "method": config.to_dict()["method"],

@@ -1,0 +1,55 @@
+"""Fictitious Co-Play, partner population (Strouse et al., "Collaborating with humans without human data",
+NeurIPS 2021, section 3).
+
+The partner population is N self-play seeds plus past checkpoints of each: the initial (random) one, the
+one whose self-play return is closest to half the final return, and the final one, i.e. 3N members.
+Training is exactly self-play; this method only records checkpoints at every evaluation and returns the
+extra members at the end.
+
+Symbols → code: checkpoints are snapshots of the bank's stacked member tensors (``bank.member_parameters()``,
+each [N, ...]) taken at iteration 0 and at every evaluation, with the self-play returns ``sp`` [N] measured
+then. Deviations: checkpoints exist only at evaluation iterations (``train.eval_every``), so "closest to half
+the final return" is chosen among those; the paper checkpoints more often.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from adhoc.methods.selfplay import SelfPlay
+
+
+@dataclass
+class FCPConfig:
+    name: str = "fcp"
+
+
+def half_return_checkpoint(history: torch.Tensor, final: torch.Tensor) -> torch.Tensor:
+    """Index of the checkpoint whose return is closest to half the final one, per member.
+    history: [C, N] returns at each checkpoint; final: [N] → [N] (earliest on ties)."""
+    return (history - final[None] / 2).abs().argmin(0)
+
+
+class FCP(SelfPlay):
+    evaluate_at_start = True
+
+    def __init__(self, config: FCPConfig, game, n_members: int) -> None:
+        super().__init__(config, game, n_members)
+        self.snapshots: list[list[torch.Tensor]] = []
+        self.returns: list[torch.Tensor] = []
+
+    def on_evaluation(self, iteration: int, sp: torch.Tensor, bank) -> None:
+        self.snapshots.append([p.detach().clone() for p in bank.member_parameters()])
+        self.returns.append(sp.detach().clone())
+
+    def extra_members(self, final: torch.Tensor) -> list[tuple[int, list[torch.Tensor], str, float]]:
+        """(member, weights, checkpoint label, self-play return) for the initial and half-way checkpoints."""
+        history = torch.stack(self.returns)  # [C, N]
+        half = half_return_checkpoint(history, final)
+        out = []
+        for i in range(self.n_members):
+            out.append((i, self.snapshots[0], "init", float(history[0, i])))
+            out.append((i, self.snapshots[int(half[i])], "half", float(history[half[i], i])))
+        return out
