@@ -16,7 +16,6 @@ existing folder is replaced only when asked (``overwrite``) and only after the n
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import shutil

@@ -13,12 +13,15 @@ Shapes: E = episodes in the batch, A_s = number of actions of seat s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from adhoc.errors import UserError
+
+if TYPE_CHECKING:  # symmetry.py imports this module
+    from adhoc.games.symmetry import PermutationGroup
 
 SEATS = (0, 1)
 
@@ -65,7 +68,7 @@ class Game(Protocol):
     def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
         """Apply joint actions LongTensor [E, 2] → (new state, reward [E] float32 (common payoff), done [E])."""
 
-    def symmetries(self) -> "PermutationGroup | None":  # noqa: F821
+    def symmetries(self) -> PermutationGroup | None:
         """The game's symmetry group (relabellings of actions and observations) or None if none declared."""
 
     def params(self) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import torch
 
 from adhoc.lm.policy import masked_log_softmax
-from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
 from adhoc.methods.selfplay import SelfPlay
 from adhoc.rollout import Trajectories
 
@@ -65,8 +64,5 @@ class MEP(SelfPlay):
 
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         bonus = self.bonus(traj)
-        advantages = leave_one_out_advantage(traj.returns + self.config.alpha * bonus)
-        pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, self.n_members)
-        ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, self.n_members)
-        return pg - entropy_coef * ent, {"train/entropy": float(ent.detach().mean()),
-                                         "train/population_entropy_bonus": float(bonus.mean())}
+        loss, metrics = self.reinforce_loss(traj, traj.returns + self.config.alpha * bonus, entropy_coef)
+        return loss, metrics | {"train/population_entropy_bonus": float(bonus.mean())}

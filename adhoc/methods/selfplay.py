@@ -49,7 +49,12 @@ class SelfPlay:
 
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         """Per-member loss [N] and scalar metrics."""
-        advantages = leave_one_out_advantage(traj.returns)
+        return self.reinforce_loss(traj, traj.returns, entropy_coef)
+
+    def reinforce_loss(self, traj: Trajectories, returns: torch.Tensor,
+                       entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """REINFORCE with the leave-one-out baseline on ``returns`` [P, E] (shaped or not) − entropy bonus."""
+        advantages = leave_one_out_advantage(returns)
         pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, self.n_members)
         ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, self.n_members)
         return pg - entropy_coef * ent, {"train/entropy": float(ent.detach().mean())}
