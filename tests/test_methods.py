@@ -1,5 +1,7 @@
 """Known-answer tests for the shared policy-gradient math."""
 
+import math
+
 import pytest
 import torch
 
@@ -106,3 +108,166 @@ def test_fcp_population_holds_init_half_and_final_checkpoints(tmp_path):
         assert torch.equal(saved[key], value), key
     _, final = read_adapter_folder(pop.member_dir("member-01"))
     assert any(not torch.equal(final[k], saved[k]) for k in saved)
+
+
+# ---------------------------------------------------------------------------- shared re-scoring
+def _tiny_population(n: int, game_name: str = "lever", **game_params):
+    from adhoc.games import make_game
+    from adhoc.lm.adapters import AdapterBank
+    from adhoc.lm.base import load_base
+    from adhoc.lm.policy import Policy
+
+    base = load_base("builtin:tiny", device="cpu", dtype="float32")
+    bank = AdapterBank(base.model, n, 2, 4.0, ["q_proj", "v_proj", "lm_head"])
+    bank.init_members(list(range(n)), b_std=0.3)
+    return make_game(game_name, **game_params), Policy(base, bank)
+
+
+def test_population_logp_matches_the_rollouts_own_log_probs():
+    import numpy as np
+
+    from adhoc.methods.common import population_logp
+    from adhoc.rollout import rollout
+
+    game, policy = _tiny_population(3, n_levers=5)
+    pairs = torch.tensor([[0, 0], [1, 2], [2, 1]])
+    traj = rollout(game, policy, pairs, 6, np.random.default_rng(0))
+    logp = population_logp(policy, game, traj, 3)  # [N, P, E, T, 2]
+    assert logp.shape == (3, 3, 6, 1, 2)
+    for p, (a, b) in enumerate(pairs.tolist()):
+        assert torch.allclose(logp[a, p, :, :, 0], traj.logp[p, :, :, 0], atol=1e-5)
+        assert torch.allclose(logp[b, p, :, :, 1], traj.logp[p, :, :, 1], atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- TrajeDi
+def test_trajedi_kernel_weight_at_t_is_one():
+    from adhoc.methods.trajedi import discount_kernel, local_log_delta
+
+    W = discount_kernel(3, 0.5)
+    assert torch.allclose(W, torch.tensor([[1, 0.5, 0.25], [0.5, 1, 0.5], [0.25, 0.5, 1]], dtype=torch.float64))
+    # γ = 0: the kernel is π(a_t|s_t) itself (not γ^{|t−t'|+1}, which would give 0)
+    step = torch.log(torch.tensor([0.5, 0.2, 0.9]))
+    assert torch.allclose(local_log_delta(step, 0.0), step)
+    # γ = 1: every step sees the whole trajectory's log-probability
+    assert torch.allclose(local_log_delta(step, 1.0), step.sum().expand(3))
+
+
+def test_trajedi_divergence_is_the_jsd_in_expectation_and_zero_for_identical_members():
+    import itertools
+
+    from adhoc.methods.trajedi import divergence, jsd
+
+    # two members, one-step trajectories over 3 outcomes; weight each outcome by its probability under the owner
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    log_delta = torch.log(probs)[:, None, :, None].expand(2, 2, 3, 1)  # [N, P=2 owners, E=3 outcomes, T=1]
+    f = divergence(log_delta, torch.tensor([0, 1]), torch.ones(2, 3, 1, dtype=torch.bool))  # [P, E]
+    expected = ((probs * f).sum(1)).mean()  # (1/N) Σ_i Σ_τ π_i(τ) f_i(τ)
+    assert torch.allclose(expected, jsd(probs), atol=1e-6)
+    assert jsd(probs) > 0.1
+    same = torch.log(probs[:1]).expand(3, 3)[:, None, :, None].expand(3, 1, 3, 1)
+    assert torch.allclose(divergence(same, torch.tensor([0]), torch.ones(1, 3, 1, dtype=torch.bool)), torch.zeros(1, 3))
+    assert abs(float(jsd(probs[:1].expand(4, 3)))) < 1e-7
+    # hand-computed: two point masses on different outcomes have JSD log 2
+    assert torch.allclose(jsd(torch.eye(2)), torch.tensor(math.log(2)))
+
+
+def test_trajedi_gradient_pushes_members_apart():
+    """One TrajeDi step with α large and no return signal must raise the population's JSD."""
+    import numpy as np
+
+    from adhoc.methods import METHODS
+    from adhoc.methods.trajedi import jsd
+    from adhoc.rollout import rollout
+
+    game, policy = _tiny_population(2, n_levers=4)
+    method = METHODS["trajedi"].build(METHODS["trajedi"].config_cls(alpha=1.0, gamma=1.0), game, 2)
+    method.policy = policy
+    obs = game.observe(game.reset(1, np.random.default_rng(0)), 0)[0]
+    table = policy.actions(game.action_names(0))
+
+    def current_jsd():
+        with torch.no_grad():
+            return float(jsd(torch.softmax(policy.scores(torch.arange(2), [obs] * 2, table), -1)))
+
+    before = current_jsd()
+    params = policy.bank.member_parameters()
+    opt = torch.optim.SGD(params, lr=0.5)
+    for _ in range(5):
+        traj = rollout(game, policy, method.pairs(0, np.random.default_rng(0)), 512, np.random.default_rng(1))
+        traj.rewards.zero_()  # no return signal: only the divergence moves the members
+        loss, metrics = method.loss(traj, 0.0)
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+    assert current_jsd() > before + 0.01
+    assert metrics["train/trajedi_jsd"] > 0
+
+
+# ---------------------------------------------------------------------------- LIPO
+def test_lipo_picks_the_partner_with_the_highest_cross_play_not_the_mean():
+    from adhoc.methods.lipo import most_compatible_partner
+
+    X = torch.tensor([[1.0, 0.5, 0.0, 0.0],
+                      [0.5, 1.0, 0.6, 0.1],
+                      [0.9, 0.0, 1.0, 0.0],
+                      [0.0, 0.2, 0.4, 1.0]])
+    # home + away, self excluded: member 0 → (1: 1.0, 2: 0.9, 3: 0.0); member 1 → (0: 1.0, 2: 0.6, 3: 0.3),
+    # though its home return alone is highest with 2; member 2 → (0: 0.9, 1: 0.6, 3: 0.4); member 3 → (0: 0, 1: 0.3, 2: 0.4)
+    assert most_compatible_partner(X).tolist() == [1, 0, 0, 2]
+
+
+def test_lipo_cross_play_term_lowers_the_chosen_partners_return():
+    """Gradient descent on the cross-play term must make member 0 LESS likely to repeat the rewarded joint action."""
+    from adhoc.methods.lipo import cross_play_loss
+
+    logits = torch.zeros(2, 2, requires_grad=True)  # member m's logits over 2 actions
+    logp_m = torch.log_softmax(logits, -1)
+    # N = 2, row-major pairs (0,0), (0,1), (1,0), (1,1); 2 episodes each; episode 0: both play action 0 (paid 1)
+    actions = torch.tensor([[0, 0], [1, 1]])  # [E, seat]
+    returns = torch.tensor([[1.0, 0.0]] * 4)
+    pairs = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]])
+    logp = torch.stack([torch.stack([logp_m[pairs[p, s], actions[:, s]] for s in range(2)], -1) for p in range(4)])
+    logp = logp[:, :, None, :]  # [N²=4, E=2, T=1, 2]
+    xp = cross_play_loss(logp, returns, torch.ones(4, 2, 1, dtype=torch.bool), 2, torch.tensor([1, 0]))
+    xp.sum().backward()
+    assert logits.grad[0, 0] > 0 and logits.grad[1, 0] > 0  # descent lowers action 0, the paid one
+
+
+def test_lipo_and_trajedi_train_through_the_shared_loop(tmp_path):
+    from pathlib import Path
+
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+
+    root = Path(__file__).parent.parent
+    for name in ("lipo", "trajedi"):
+        config = load_config(root / f"configs/cmg-h-{name}.yaml",
+                             ["population.size=2", "train.iterations=2", "train.eval_every=2",
+                              "train.episodes_per_pair=4", "train.eval_episodes=4"])
+        pop = train_population(config, out=tmp_path / name, progress=False)
+        assert pop.manifest["method"]["name"] == name and len(pop.members) == 2
+
+
+def test_lipo_refuses_a_population_of_one():
+    from adhoc.errors import UserError
+    from adhoc.games import make_game
+    from adhoc.methods import METHODS
+
+    with pytest.raises(UserError, match="population.size >= 2"):
+        METHODS["lipo"].build(METHODS["lipo"].config_cls(), make_game("cmg-s"), 1)
+
+
+# ---------------------------------------------------------------------------- Other-Play restarts
+def test_otherplay_restarts_keep_the_best_restart_by_j_op(tmp_path):
+    from pathlib import Path
+
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+
+    config = load_config(Path(__file__).parent.parent / "configs/lever-otherplay.yaml",
+                         ["population.size=2", "method.restarts=3", "train.iterations=2", "train.eval_every=2",
+                          "train.episodes_per_pair=8", "train.eval_episodes=64"])
+    pop = train_population(config, out=tmp_path / "pop", progress=False)
+    assert pop.names == ["member-00", "member-01"]
+    for i, m in enumerate(pop.members):
+        assert m["restart"] in (0, 1, 2) and 0.0 <= m["objective_return"] <= 1.0

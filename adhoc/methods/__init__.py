@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from adhoc.methods.fcp import FCP, FCPConfig
+from adhoc.methods.lipo import LIPO, LIPOConfig
 from adhoc.methods.mep import MEP, MEPConfig
 from adhoc.methods.otherplay import OtherPlay, OtherPlayConfig
 from adhoc.methods.selfplay import SelfPlay, SelfPlayConfig
+from adhoc.methods.trajedi import TrajeDi, TrajeDiConfig
 
 
 @dataclass(frozen=True)
@@ -28,4 +30,6 @@ METHODS: dict[str, MethodSpec] = {
     "fcp": MethodSpec("fcp", FCPConfig, FCP, "self-play seeds + their initial, half-way and final checkpoints (Strouse et al. 2021)"),
     "mep": MethodSpec("mep", MEPConfig, MEP, "self-play + population-entropy bonus -log of the mean policy (Zhao et al. 2023)"),
     "otherplay": MethodSpec("otherplay", OtherPlayConfig, OtherPlay, "self-play with the partner relabelled by a random symmetry (Hu et al. 2020)"),
+    "trajedi": MethodSpec("trajedi", TrajeDiConfig, TrajeDi, "self-play + alpha * trajectory Jensen-Shannon divergence of the population (Lupu et al. 2021)"),
+    "lipo": MethodSpec("lipo", LIPOConfig, LIPO, "self-play - lambda * cross-play with the most compatible partner (Charakorn et al. 2023)"),
 }

@@ -53,3 +53,43 @@ def policy_gradient_loss(logp: torch.Tensor, advantages: torch.Tensor, alive: to
 def entropy_per_member(entropy: torch.Tensor, alive: torch.Tensor, pairs: torch.Tensor, n_members: int) -> torch.Tensor:
     """Mean policy entropy per member over the steps it played. entropy: [P, E, T, 2] → [N]."""
     return per_member_mean(entropy, alive[..., None].expand_as(entropy), pairs, n_members)
+
+
+def self_play_returns(game, policy, n_members: int, episodes: int, rng) -> torch.Tensor:
+    """Each member's mean self-play return (member i in both seats) from ``episodes`` episodes: [N] on CPU."""
+    from adhoc.rollout import expected_returns
+
+    members = torch.arange(n_members)
+    return expected_returns(game, policy, torch.stack([members, members], 1), episodes, rng).cpu()
+
+
+def population_logp(policy, game, traj, n_members: int) -> torch.Tensor:
+    """log π_j(a_t^s | o_t^s) of the TAKEN actions under EVERY member j: [N, P, E, T, 2] (0 where the step
+    was not played). Differentiable when grad is enabled (TrajeDi), detached under ``torch.no_grad`` (MEP).
+
+    Each distinct observation of a (step, seat) is scored once per member; the legal mask of a row is read
+    off the rollout's own distribution (``traj.logp_all``), so it is exact per row.
+    """
+    P, E, T = traj.rewards.shape
+    members = torch.arange(n_members)
+    out = []
+    for t, seats in enumerate(traj.observations):
+        per_seat = []
+        for s, observations in enumerate(seats):
+            uniq = sorted(set(observations))
+            where = {o: k for k, o in enumerate(uniq)}
+            table = policy.actions(game.action_names(s))
+            rows = torch.tensor([where[o] for o in observations], device=traj.rewards.device)
+            scores = policy.scores(members.repeat_interleave(len(uniq)), uniq * n_members, table)
+            scores = scores.view(n_members, len(uniq), -1)  # [N, U, A]
+            legal = torch.isfinite(traj.logp_all[:, :, t, s, : scores.shape[-1]]).reshape(P * E, -1)
+            # gather the taken action per row before the softmax's normaliser is broadcast: [N, R]
+            norm = torch.logsumexp(scores[:, rows].masked_fill(~legal, float("-inf")), -1) if not bool(legal.all()) \
+                else torch.logsumexp(scores, -1)[:, rows]
+            taken = traj.actions[:, :, t, s].reshape(-1)
+            logp = scores[:, rows, taken] - norm  # [N, P·E]
+            per_seat.append(logp * traj.alive[:, :, t].reshape(1, -1))
+        out.append(torch.stack(per_seat, -1).view(n_members, P, E, 2))
+    for _ in range(len(out), T):  # steps no episode reached
+        out.append(torch.zeros(n_members, P, E, 2, device=traj.rewards.device))
+    return torch.stack(out, 3)  # [N, P, E, T, 2]

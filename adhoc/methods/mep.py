@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from adhoc.lm.policy import masked_log_softmax
+from adhoc.methods.common import population_logp
 from adhoc.methods.selfplay import SelfPlay
 from adhoc.rollout import Trajectories
 
@@ -46,21 +46,12 @@ class MEP(SelfPlay):
     @torch.no_grad()
     def bonus(self, traj: Trajectories) -> torch.Tensor:
         """Σ over steps and seats of −log π̄(a|s): [P, E]."""
-        P, E, T = traj.rewards.shape
-        total = torch.zeros(P, E, device=traj.rewards.device)
-        members = torch.arange(self.n_members)
-        for t, seats in enumerate(traj.observations):
-            for s, observations in enumerate(seats):
-                uniq = sorted(set(observations))
-                where = {o: k for k, o in enumerate(uniq)}
-                table = self.policy.actions(self.game.action_names(s))
-                rows = torch.tensor([where[o] for o in observations], device=total.device)
-                scores = self.policy.scores(members.repeat_interleave(len(uniq)), uniq * self.n_members, table)
-                legal = torch.isfinite(traj.logp_all[:, :, t, s, : scores.shape[-1]]).reshape(P * E, -1)
-                logp = masked_log_softmax(scores.view(self.n_members, len(uniq), -1)[:, rows], legal)  # [N, P·E, A]
-                b = population_entropy_bonus(logp, traj.actions[:, :, t, s].reshape(-1))
-                total += (b * traj.alive[:, :, t].reshape(-1)).view(P, E)
-        return total
+        logp = population_logp(self.policy, self.game, traj, self.n_members)  # [N, P, E, T, 2]
+        N, P, E, T, _ = logp.shape
+        rows = logp.reshape(N, -1, 1)  # [N, R, 1]: each row's taken action, so "action 0" below
+        bonus = population_entropy_bonus(rows, torch.zeros(rows.shape[1], dtype=torch.long, device=rows.device))
+        alive = traj.alive[..., None].expand(P, E, T, 2).reshape(-1)
+        return (bonus * alive).view(P, E, T, 2).sum((2, 3))
 
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         bonus = self.bonus(traj)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
+from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss, self_play_returns
 from adhoc.rollout import Trajectories
 
 
@@ -27,7 +27,9 @@ class SelfPlay:
     """Every member paired with itself."""
 
     def __init__(self, config: SelfPlayConfig, game, n_members: int) -> None:
-        self.config, self.game, self.n_members = config, game, n_members
+        # n_members: adapters trained in the bank; population_size: members saved (fewer when a method trains
+        # several restarts per member and keeps the best, see ``select``)
+        self.config, self.game, self.n_members, self.population_size = config, game, n_members, n_members
         self.policy = None  # the population's Policy, attached by the trainer (for population-level terms)
 
     def pairs(self, iteration: int, rng: np.random.Generator) -> torch.Tensor:
@@ -38,6 +40,15 @@ class SelfPlay:
 
     def on_evaluation(self, iteration: int, sp: torch.Tensor, bank) -> None:
         """Called after each evaluation with the members' self-play returns [N]."""
+
+    def objective_returns(self, episodes: int, rng: np.random.Generator) -> torch.Tensor:
+        """Each trained member's return under the method's own objective [n_members] (self-play here)."""
+        return self_play_returns(self.game, self.policy, self.n_members, episodes, rng)
+
+    def select(self, episodes: int, rng: np.random.Generator) -> tuple[list[int], torch.Tensor | None]:
+        """The trained members to save as the population, in order (all of them here), and the objective
+        returns [n_members] they were chosen by (None: no choice was made)."""
+        return list(range(self.n_members)), None
 
     def extra_members(self, final: torch.Tensor) -> list:
         """Members besides the N trained ones to save: (member, weights, label, self-play return)."""

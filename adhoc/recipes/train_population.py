@@ -31,18 +31,13 @@ from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.methods import METHODS
-from adhoc.methods.common import members_with_data
+from adhoc.methods.common import members_with_data, self_play_returns
 from adhoc.population import Member, Population, PopulationWriter
-from adhoc.rollout import expected_returns, rollout
+from adhoc.rollout import rollout
 
 
 def member_seeds(seed: int, n: int) -> list[int]:
     return [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(n)]
-
-
-def self_play_returns(game, policy: Policy, n_members: int, episodes: int, rng: np.random.Generator) -> torch.Tensor:
-    members = torch.arange(n_members)
-    return expected_returns(game, policy, torch.stack([members, members], 1), episodes, rng).cpu()
 
 
 def default_out(config: RunConfig) -> Path:
@@ -55,10 +50,11 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
     start = time.perf_counter()
     out = Path(out) if out is not None else default_out(config)
     game = build_game(config.game)
-    n = config.population.size
-    method = METHODS[config.method.name].build(config.method, game, n)  # refuses a game it can't serve
+    method = METHODS[config.method.name].build(config.method, game, config.population.size)  # refuses a game it can't serve
     writer = PopulationWriter(out, overwrite=overwrite)  # refuses an existing --out before any work
-    names = [f"{config.population.member_prefix}-{i:02d}" for i in range(n)]
+    n = method.n_members  # adapters trained: population.size, or more when a method trains restarts
+    names = [f"{config.population.member_prefix}-{i:02d}" for i in range(config.population.size)]
+    names += [f"{names[i % len(names)]}-restart{i // len(names)}" for i in range(len(names), n)]
     seeds = member_seeds(config.population.seed, n)
 
     # 1. base, bank, policy, optimizer (the game and method are built above, before anything is written)
@@ -113,10 +109,14 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
                 break
     tb.close()  # the last iteration (or the early stop) has just evaluated: ``sp`` is current
 
-    # 4. save atomically
-    for i, name in enumerate(names):
-        bank.export_member(i, writer.staging / "members" / name)
-    members = [Member(name, seed, round(float(r), 4)) for name, seed, r in zip(names, seeds, sp.tolist())]
+    # 4. save atomically (the members the method selects: all of them, or the best restart of each)
+    chosen, objective = method.select(config.train.eval_episodes, rng)
+    members = []
+    for k, i in enumerate(chosen):
+        bank.export_member(i, writer.staging / "members" / names[k])
+        extra = {} if objective is None else {"restart": i // len(chosen), "objective_return": round(float(objective[i]), 4)}
+        members.append(Member(names[k], seeds[i], round(float(sp[i]), 4), extra))
+    sp = sp[chosen]
     for i, weights, label, ret in method.extra_members(sp):
         name = f"{names[i]}-{label}"
         bank.export_snapshot(i, weights, writer.staging / "members" / name)

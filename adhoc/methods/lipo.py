@@ -1,0 +1,88 @@
+"""LIPO: Learning Incompatible Policies (Charakorn, Manoonpong, Dilokthanakul, "Generating diverse
+cooperative agents by learning incompatible policies", ICLR 2023, section 4, eq. 3; authors' code
+``51616/marl-lipo``).
+
+Objective of member i (eq. 3, without the local-diversity term):
+
+    max  J_SP(π_i) − λ_XP · J_XP(π_i, π_{j*}),     j* = argmax_{j ≠ i} [ J(π_i, π_j) + J(π_j, π_i) ],
+
+the partner with the HIGHEST cross-play return (home + away), not the mean over partners. The cross-play
+term is a policy-gradient loss with its sign flipped, taken with respect to member i's own actions only
+(in both seats: home (i, j*) and away (j*, i)).
+
+Symbols → code: λ_XP = ``config.lambda_xp``; every ordered pair (i, j) plays E episodes each iteration
+(``pairs`` [N², 2], row-major), whose mean returns estimate X[i, j] = J(π_i, π_j) (``cross_play`` [N, N]);
+j* = ``most_compatible_partner(X)`` [N]. Shapes: returns [N², E]; logp [N², E, T, 2].
+
+Deviations: REINFORCE with a leave-one-out baseline per pair instead of MAPPO; X is estimated from the
+iteration's own episodes (the authors evaluate it with extra rollouts); the optional local-diversity term
+(latent z with a discriminator, weight α_MI) is not implemented — the authors switch it off for CMG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from adhoc.errors import UserError
+from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
+from adhoc.methods.selfplay import SelfPlay
+from adhoc.rollout import Trajectories
+
+
+@dataclass
+class LIPOConfig:
+    name: str = "lipo"
+    lambda_xp: float = 1.0  # weight of the (negated) cross-play term; the released CMG runs use 1.0
+
+
+def most_compatible_partner(cross_play: torch.Tensor) -> torch.Tensor:
+    """j*[i] = argmax_{j ≠ i} X[i, j] + X[j, i] (home + away). cross_play [N, N] → [N]."""
+    both = cross_play + cross_play.T
+    both = both.masked_fill(torch.eye(both.shape[0], dtype=torch.bool, device=both.device), float("-inf"))
+    return both.argmax(1)
+
+
+def cross_play_loss(logp: torch.Tensor, returns: torch.Tensor, alive: torch.Tensor, n: int,
+                    partner: torch.Tensor) -> torch.Tensor:
+    """λ-free cross-play term per member: +mean(A · log π_i) over i's own actions with j* (descent LOWERS
+    J_XP). logp [N², E, T, 2], returns [N², E], alive [N², E, T] for row-major pairs; partner [N] → [N]."""
+    i = torch.arange(n, device=partner.device)
+    home, away = i * n + partner, partner * n + i  # pairs (i, j*) with i in seat 0, (j*, i) with i in seat 1
+    adv = leave_one_out_advantage(returns)  # [N², E]
+    terms = []
+    for p, seat in ((home, 0), (away, 1)):
+        w = alive[p].to(logp.dtype)  # [N, E, T]
+        terms.append((adv[p].detach()[..., None] * logp[p, :, :, seat] * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1))
+    return (terms[0] + terms[1]) / 2
+
+
+class LIPO(SelfPlay):
+    def __init__(self, config: LIPOConfig, game, n_members: int) -> None:
+        super().__init__(config, game, n_members)
+        if n_members < 2:
+            raise UserError("method lipo needs population.size >= 2 (each member is pushed away from another)")
+
+    def pairs(self, iteration: int, rng: np.random.Generator) -> torch.Tensor:
+        m = torch.arange(self.n_members)
+        return torch.stack([m.repeat_interleave(self.n_members), m.repeat(self.n_members)], 1)  # [N², 2]
+
+    def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+        n = self.n_members
+        diag = torch.arange(n, device=traj.pairs.device) * (n + 1)  # self-play pairs (i, i)
+        sp_pairs = traj.pairs[diag]
+        pg = policy_gradient_loss(traj.logp[diag], leave_one_out_advantage(traj.returns[diag]), traj.alive[diag],
+                                  sp_pairs, n)
+        ent = entropy_per_member(traj.entropy[diag], traj.alive[diag], sp_pairs, n)
+        cross_play = traj.returns.detach().mean(1).view(n, n)
+        partner = most_compatible_partner(cross_play)
+        xp = cross_play_loss(traj.logp, traj.returns, traj.alive, n, partner)
+        off = ~torch.eye(n, dtype=torch.bool, device=cross_play.device)
+        return pg - entropy_coef * ent + self.config.lambda_xp * xp, {
+            "train/entropy": float(ent.detach().mean()),
+            "train/self_play_return": float(cross_play.diagonal().mean()),
+            "train/cross_play_return": float(cross_play[off].mean()) if n > 1 else 0.0,
+            "train/lipo_partner_return": float((cross_play + cross_play.T)[torch.arange(n), partner].mean() / 2),
+        }

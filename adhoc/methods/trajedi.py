@@ -1,0 +1,93 @@
+"""Trajectory Diversity, TrajeDi (Lupu, Cui, Hu, Foerster, "Trajectory diversity for zero-shot
+coordination", ICML 2021, section 4, eqs. 5–9).
+
+Population objective: every member maximises its self-play return, and the population maximises the
+generalised Jensen–Shannon divergence of the members' trajectory distributions,
+
+    JSD = H(π̂) − (1/N) Σ_i H(π_i) = (1/N) Σ_i E_{τ∼π_i}[ log π_i(τ) − log π̂(τ) ],   π̂ = (1/N) Σ_j π_j,
+
+with the local approximation of eq. 8 (action discount γ): at step t of trajectory τ,
+
+    δ_{i,t}(τ) = Π_{t'} π_i(a_{t'} | τ_{t'})^{γ^{|t−t'|}},     δ̂_t(τ) = (1/N) Σ_j δ_{j,t}(τ),
+    JSD_γ = (1/N) Σ_i E_{τ∼π_i}[ (1/T) Σ_t log δ_{i,t}(τ) − log δ̂_t(τ) ].
+
+The weight at t' = t is γ⁰ = 1 (one public re-implementation uses γ^{|t−t'|+1}, making it γ: a bug we
+avoid and test). γ = 0 is an action-level divergence at visited states (kernel π_i(a_t|s_t)); γ = 1 the
+full trajectory divergence.
+
+Symbols → code: N = ``n_members``; π_j(a_{t'}|τ_{t'}) = ``step_logp`` [N, P, E, T] (the JOINT action of a
+step: both seats' log-probabilities summed, every member j re-scoring pair p's observations, WITH gradient);
+log δ_{j,t} = ``log_delta`` [N, P, E, T]; the owner i of pair p is ``pairs[p, 0]`` (self-play pairs (i, i));
+f_i(τ) = (1/T) Σ_t (log δ_{i,t} − log δ̂_t) = ``divergence`` [P, E]. α = ``config.alpha``.
+
+Gradient. f depends on the policies twice: through the sampling of τ ∼ π_i and through the δ's. The loss
+uses the surrogate (score function + pathwise)
+    S_i = mean_e[ (f_i(τ_e) − b_e) · log π_i(τ_e) + f_i(τ_e) ],   b = leave-one-out baseline of f,
+whose gradient is an unbiased estimate of ∇ E_{τ∼π_i}[f_i(τ)]; δ̂ carries gradients into EVERY member
+(each member is pushed away from the others' trajectories). Loss of member i: self-play REINFORCE loss −
+entropy bonus − α·S_i, so the population's total loss is −Σ_i J_i − α·N·JSD_γ.
+
+Deviations from the paper: REINFORCE with a leave-one-out baseline instead of PPO; the JSD is estimated
+from the same self-play episodes as the return. The paper's optional common best response, trained
+jointly with the population, is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from adhoc.methods.common import leave_one_out_advantage, population_logp
+from adhoc.methods.selfplay import SelfPlay
+from adhoc.rollout import Trajectories
+
+
+@dataclass
+class TrajeDiConfig:
+    name: str = "trajedi"
+    alpha: float = 1.0  # weight of the JSD term (the paper's toy runs use a high weight)
+    gamma: float = 1.0  # action discount of the local approximation (1: whole trajectory, 0: per action)
+
+
+def discount_kernel(T: int, gamma: float) -> torch.Tensor:
+    """W[t, t'] = γ^{|t−t'|}, with W[t, t] = 1 for every γ (0⁰ = 1). [T, T]."""
+    distance = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).abs().double()
+    return torch.where(distance == 0, torch.ones_like(distance), torch.tensor(float(gamma), dtype=torch.float64) ** distance)
+
+
+def local_log_delta(step_logp: torch.Tensor, gamma: float) -> torch.Tensor:
+    """log δ_t = Σ_{t'} γ^{|t−t'|} log π(a_{t'}|τ_{t'}). step_logp [..., T] → [..., T]."""
+    W = discount_kernel(step_logp.shape[-1], gamma).to(step_logp)
+    return step_logp @ W.T
+
+
+def divergence(log_delta: torch.Tensor, owner: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """f(τ) = mean over played steps of log δ_{owner,t}(τ) − log δ̂_t(τ).
+
+    log_delta [N, P, E, T] (every member on pair p's trajectories), owner [P] (who generated pair p),
+    alive [P, E, T] → [P, E]. Its expectation over τ ∼ π_owner, averaged over owners, is the JSD."""
+    N = log_delta.shape[0]
+    log_mix = torch.logsumexp(log_delta, 0) - math.log(N)  # [P, E, T]
+    own = log_delta[owner, torch.arange(owner.shape[0])]  # [P, E, T]
+    w = alive.to(log_delta.dtype)
+    return ((own - log_mix) * w).sum(-1) / w.sum(-1).clamp(min=1)
+
+
+def jsd(probs: torch.Tensor) -> torch.Tensor:
+    """Exact generalised JSD of N distributions over the same outcomes: H(mean) − mean H. probs [N, K]."""
+    def H(p: torch.Tensor) -> torch.Tensor:
+        return -(p * torch.log(p.clamp(min=1e-30))).sum(-1)
+    return H(probs.mean(0)) - H(probs).mean()
+
+
+class TrajeDi(SelfPlay):
+    def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, metrics = self.reinforce_loss(traj, traj.returns, entropy_coef)
+        step_logp = population_logp(self.policy, self.game, traj, self.n_members).sum(-1)  # [N, P, E, T]
+        f = divergence(local_log_delta(step_logp, self.config.gamma), traj.pairs[:, 0], traj.alive)  # [P, E]
+        own_logp = (traj.logp.sum(-1) * traj.alive).sum(-1)  # [P, E]: log π_i(τ) of the sampled trajectory
+        surrogate = (leave_one_out_advantage(f.detach()) * own_logp + f).mean(1)  # [P]
+        per_member = torch.zeros(self.n_members, device=f.device, dtype=f.dtype).index_add(0, traj.pairs[:, 0], surrogate)
+        return loss - self.config.alpha * per_member, metrics | {"train/trajedi_jsd": float(f.detach().mean())}
