@@ -12,10 +12,12 @@ from adhoc.errors import UserError
 
 
 def _train_population(args: argparse.Namespace) -> None:
-    from adhoc.config import load_config
+    from adhoc.config import RunConfig, load_config
     from adhoc.recipes.train_population import train_population
 
     config = load_config(args.config, args.overrides)
+    if not isinstance(config, RunConfig):
+        raise UserError(f"{args.config} is a learner config: run it with adhoc train-learner")
     pop = train_population(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
     print(pop.summary())
     print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
@@ -26,6 +28,26 @@ def _train_population(args: argparse.Namespace) -> None:
         result, out = run_crossplay([str(pop.path)], episodes=args.crossplay_episodes)
         print("\n" + terminal_table(result))
         print(f"\ncross-play report: {out / 'report.html'}")
+
+
+def _train_learner(args: argparse.Namespace) -> None:
+    from adhoc.config import load_learner_config
+    from adhoc.recipes.train_learner import summary, train_learner
+
+    config = load_learner_config(args.config, args.overrides)
+    pop = train_learner(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
+    print(summary(pop))
+    print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from adhoc.recipes.evaluate import run_evaluate
+    from adhoc.report import evaluation_table
+
+    result, out = run_evaluate(args.agent, args.partners, member=args.member, episodes=args.episodes,
+                               out=args.out, seed=args.seed)
+    print(evaluation_table(result))
+    print(f"\nwrote {out}/: evaluation.json, returns.png, report.md, report.html")
 
 
 def _crossplay(args: argparse.Namespace) -> None:
@@ -75,6 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crossplay-episodes", type=int, default=64, metavar="K",
                    help="end with a cross-play report of the new population, K episodes per pair (0: skip)")
     p.set_defaults(func=_train_population)
+
+    p = sub.add_parser("train-learner", help="train a robust learner against frozen partner populations (PSRO loop)")
+    p.add_argument("config", help="YAML config, e.g. configs/lever-learner.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides; partners=DIR (repeatable) names the partner populations, solver=NAME the meta-solver")
+    p.add_argument("--out", help="learner population folder to write (default runs/<game>-learner-<solver>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it holds a population")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train_learner)
+
+    p = sub.add_parser("evaluate", help="an agent's returns with (held-out) partner populations: mean, worst case, regret")
+    p.add_argument("agent", metavar="AGENT", help="population folder holding the agent (e.g. a train-learner output)")
+    p.add_argument("--partners", action="append", required=True, metavar="POP", help="partner population (repeatable)")
+    p.add_argument("--member", help="the agent's member name (default: the population's first member)")
+    p.add_argument("--episodes", type=int, default=256, metavar="K", help="episodes per partner and seating (default 256)")
+    p.add_argument("--out", help="output folder (default AGENT/evaluation/<partner populations>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("crossplay", help="cross-play matrix, metrics, conventions and report of populations")
     p.add_argument("populations", nargs="+", metavar="POP", help="population folders (several: compared across)")

@@ -69,19 +69,23 @@ def entropy_coef_at(train: TrainConfig, iteration: int) -> float:
     return train.entropy_coef + frac * (train.entropy_coef_end - train.entropy_coef)
 
 
-@dataclass
-class RunConfig:
-    game: Any
-    method: Any
-    model: ModelConfig
-    population: PopulationConfig
-    train: TrainConfig
+class _Serialised:
+    """The resolved config as YAML (saved with every run) or as plain containers."""
 
     def to_yaml(self) -> str:
         return OmegaConf.to_yaml(OmegaConf.structured(self))
 
     def to_dict(self) -> dict:
         return OmegaConf.to_container(OmegaConf.structured(self))  # type: ignore[return-value]
+
+
+@dataclass
+class RunConfig(_Serialised):
+    game: Any
+    method: Any
+    model: ModelConfig
+    population: PopulationConfig
+    train: TrainConfig
 
 
 SECTIONS = {"model": ModelConfig, "population": PopulationConfig, "train": TrainConfig}
@@ -121,11 +125,9 @@ def _registry_section(section: str, values: Any, registry: dict) -> Any:
     return _typed(section, registry[name].config_cls, values)
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
-    """Load a YAML config, apply ``key=value`` overrides and validate it against the schemas."""
-    from adhoc.games import GAMES
-    from adhoc.methods import METHODS
-
+def _read(path: str | Path | None, overrides: list[str], registry_sections: tuple[str, ...]):
+    """The YAML file merged with ``key=value`` overrides (a DictConfig); shorthand ``section: name`` for the
+    registry-chosen sections, and a new name on the command line drops the file's parameters of the old one."""
     base = OmegaConf.create({})
     if path is not None:
         path = Path(path)
@@ -140,19 +142,36 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"config error: override {item!r} is not key=value")
+    # `solver=maximin solver.steps=9`: the shorthand names the choice, so later keys add to it
+    overrides = [f"{k}.name={v}" if k in registry_sections and not v.lstrip().startswith("{") else f"{k}={v}"
+                 for k, _, v in (item.partition("=") for item in overrides)]
     try:
         dotlist = OmegaConf.from_dotlist(list(overrides))
         # A shorthand `game: lever` in the file must still accept `game.n_levers=7` on the command line.
-        for section in ("game", "method"):
+        for section in registry_sections:
             if isinstance(base.get(section), str):
                 base[section] = {"name": base[section]}
             if isinstance(dotlist.get(section), str):
                 dotlist[section] = {"name": dotlist[section]}
-        if "game" in dotlist and "name" in dotlist.game and "game" in base and base.game.get("name") != dotlist.game.name:
-            base.game = {}  # a different game: the file's parameters belong to the old one
-        raw = OmegaConf.merge(base, dotlist)
+            if (section in dotlist and "name" in dotlist[section] and isinstance(base.get(section), DictConfig)
+                    and base[section].get("name") != dotlist[section].name):
+                base[section] = {}  # a different game (solver, ...): the file's parameters belong to the old one
+        return OmegaConf.merge(base, dotlist)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"config error: {str(exc).splitlines()[0]}") from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> "RunConfig | LearnerRunConfig":
+    """Load a YAML config, apply ``key=value`` overrides and validate it against the schemas.
+
+    A file with a ``learner`` section is a robust-learner config (``adhoc train-learner``): see
+    ``load_learner_config``."""
+    from adhoc.games import GAMES
+    from adhoc.methods import METHODS
+
+    if is_learner_config(path):
+        return load_learner_config(path, overrides)
+    raw = _read(path, overrides, ("game", "method"))
     allowed = ["game", "method", *SECTIONS]
     for key in raw:
         if key not in allowed:
@@ -188,3 +207,168 @@ def check(config: RunConfig) -> None:
     except GameError as exc:
         raise ConfigError(f"config error: {exc}") from None
     METHODS[config.method.name].build(config.method, game, config.population.size)  # e.g. otherplay needs symmetries
+
+
+# ---------------------------------------------------------------------------- robust learner (train-learner)
+@dataclass
+class LearnerModelConfig:
+    """The learner shares one AdapterBank with its partners, so its LoRA rank, alpha and layers are theirs."""
+
+    base: Optional[str] = None  # None: the partners' base model (checked against their fingerprint either way)
+    device: str = "auto"
+    dtype: str = "auto"
+    cpu_threads: int = 0
+    lora_init_std: float = 0.1  # std of the fresh learner's lora_B (see ModelConfig.lora_init_std)
+
+
+@dataclass
+class LearnerConfig:
+    name: str = "learner"  # member name of the final learner; snapshots are <name>-epoch-NN
+    seed: int = 0  # the learner's LoRA init, partner draws and episodes
+
+
+@dataclass
+class LearnerTrainConfig:
+    epochs: int = 8  # PSRO epochs: evaluate against every partner -> solve the meta-game -> train -> snapshot
+    iterations_per_epoch: int = 10
+    episodes: int = 1024  # training episodes per iteration; each draws its partner from the meta-strategy,
+    #                      half of them with the learner in seat 0, half in seat 1
+    eval_episodes: int = 512  # per (learner snapshot, partner, seating) entry of the meta-game matrix
+    lr: float = 0.01
+    entropy_coef: float = 0.01
+    entropy_coef_end: Optional[float] = None
+    entropy_anneal_iterations: Optional[int] = None
+    max_grad_norm: Optional[float] = 1.0
+
+    @property
+    def iterations(self) -> int:  # total, for ``entropy_coef_at``
+        return self.epochs * self.iterations_per_epoch
+
+
+@dataclass
+class LearnerRunConfig(_Serialised):
+    game: Any  # None: whatever the partners play; else the partners must play exactly this game
+    partners: list[str]  # partner population folders (``partners=DIR`` on the command line, repeatable)
+    solver: dict[str, Any]  # name (adhoc.solvers.SOLVERS) + that solver's parameters
+    model: LearnerModelConfig
+    learner: LearnerConfig
+    train: LearnerTrainConfig
+
+
+LEARNER_SECTIONS = {"model": LearnerModelConfig, "learner": LearnerConfig, "train": LearnerTrainConfig}
+SOLVER_FIXED_PARAMS = ("best",)  # minimax_regret's best returns: the partners' self-play, set by the recipe
+
+
+def is_learner_config(path: str | Path | None) -> bool:
+    """A config file with a top-level ``learner`` section (parse errors are left to the loader to report)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) if path is not None and Path(path).is_file() else None
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return False
+    return isinstance(data, dict) and "learner" in data
+
+
+def _partner_overrides(overrides: list[str]) -> tuple[list[str], list[str] | None]:
+    """``partners=A partners=B`` accumulate into a list (OmegaConf would keep the last); also ``partners=[A,B]``."""
+    rest, partners = [], None
+    for item in overrides:
+        if item.startswith("partners="):
+            value = item.split("=", 1)[1].strip()
+            if value.startswith("["):
+                parsed = OmegaConf.from_dotlist([f"p={value}"]).p
+                values = [str(v) for v in parsed]
+            else:
+                values = [value]
+            partners = (partners or []) + [v for v in values if v]
+        else:
+            rest.append(item)
+    return rest, partners
+
+
+def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> LearnerRunConfig:
+    """Load a robust-learner config: sections ``game`` (optional), ``partners``, ``solver``, ``model``,
+    ``learner``, ``train``; overrides as for ``load_config``, plus repeatable ``partners=DIR``."""
+    from adhoc.games import GAMES
+
+    overrides, partners = _partner_overrides(list(overrides))
+    raw = _read(path, overrides, ("game", "solver"))
+    allowed = ["game", "partners", "solver", *LEARNER_SECTIONS]
+    for key in raw:
+        if key == "method" or key == "population":
+            raise ConfigError(f"config error: a learner config has no '{key}' section (that is a population "
+                              f"config for adhoc train-population; allowed: {', '.join(allowed)})")
+        if key not in allowed:
+            raise ConfigError(f"config error: unknown section '{key}' (allowed: {', '.join(allowed)})")
+    if partners is None:
+        partners = raw.get("partners") or []
+        if isinstance(partners, str):
+            partners = [partners]
+        if not OmegaConf.is_list(partners) and not isinstance(partners, list):
+            raise ConfigError("config error: partners must be a list of population folders")
+        partners = [str(p) for p in partners]
+    game = raw.get("game")
+    config = LearnerRunConfig(
+        game=None if game is None else _registry_section("game", game, GAMES),
+        partners=partners,
+        solver=_solver_section(raw.get("solver")),
+        **{name: _typed(name, cls, raw.get(name)) for name, cls in LEARNER_SECTIONS.items()},
+    )
+    check_learner(config)
+    return config
+
+
+def _solver_section(values: Any) -> dict[str, Any]:
+    """``solver: maximin`` or ``solver: {name: prioritized, beta: 3}``; parameters are the solver function's."""
+    import inspect
+
+    from adhoc.solvers import SOLVERS
+
+    allowed = ", ".join(sorted(SOLVERS))
+    if values is None:
+        values = {"name": "uniform"}
+    if isinstance(values, str):
+        values = {"name": values}
+    if not isinstance(values, (DictConfig, dict)) or "name" not in values:
+        raise ConfigError(f"config error: solver.name is required (allowed: {allowed})")
+    values = OmegaConf.to_container(values) if isinstance(values, DictConfig) else dict(values)
+    name = values.pop("name")
+    if name not in SOLVERS:
+        raise ConfigError(f"config error: unknown solver.name '{name}' (allowed: {allowed})")
+    params = [p for p in inspect.signature(SOLVERS[name]).parameters if p != "M" and p not in SOLVER_FIXED_PARAMS]
+    for key, value in values.items():
+        if key not in params:
+            raise ConfigError(f"config error: unknown key solver.{key} for solver '{name}' "
+                              f"(allowed: {', '.join(['name', *params])})")
+        if isinstance(value, (dict, list)) or value is None:
+            raise ConfigError(f"config error: solver.{key} must be a single value (got {value!r})")
+    return {"name": name, **values}
+
+
+def check_learner(config: LearnerRunConfig) -> None:
+    """Value checks of a learner config; runs the solver once on a tiny matrix so bad parameters fail here."""
+    from adhoc.games import GameError, build_game
+    from adhoc.solvers import solve
+
+    t = config.train
+    for key, value in {"train.epochs": t.epochs, "train.iterations_per_epoch": t.iterations_per_epoch,
+                       "train.eval_episodes": t.eval_episodes}.items():
+        if value < 1:
+            raise ConfigError(f"config error: {key} must be >= 1 (got {value})")
+    if t.episodes < 2:
+        raise ConfigError("config error: train.episodes must be >= 2 (the baseline needs 2 episodes)")
+    if t.lr <= 0:
+        raise ConfigError(f"config error: train.lr must be > 0 (got {t.lr})")
+    if config.game is not None:
+        try:
+            build_game(config.game)
+        except GameError as exc:
+            raise ConfigError(f"config error: {exc}") from None
+    params = {k: v for k, v in config.solver.items() if k != "name"}
+    try:
+        solve(config.solver["name"], [[1.0, 0.0], [0.5, 0.25]], **params)
+    except UserError as exc:
+        raise ConfigError(f"config error: solver: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config error: solver '{config.solver['name']}' parameters {params}: {exc}") from None

@@ -68,16 +68,25 @@ def summary(matrix: np.ndarray) -> dict[str, Any]:
     }
 
 
-def bootstrap_ci(returns: np.ndarray, n_boot: int = 500, seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
-    """Percentile bootstrap over episodes for sp_mean, xp_mean and gap. returns: [N, N, E]."""
+def bootstrap(returns: np.ndarray, statistic, n_boot: int = 500, seed: int = 0,
+              level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap over episodes: ``returns`` [..., E] (every pair's E episodes resampled with the
+    same indices), ``statistic`` maps mean returns [...] to a vector of statistics; returns (low, high)."""
     rng = np.random.default_rng(seed)
     E = returns.shape[-1]
-    stats = []
-    for _ in range(n_boot):
-        idx = rng.integers(E, size=E)
-        sp, xp = sp_xp(returns[..., idx].mean(-1))
-        stats.append((sp, xp, sp - xp))
+    stats = [np.asarray(statistic(returns[..., rng.integers(E, size=E)].mean(-1)), dtype=np.float64)
+             for _ in range(n_boot)]
     lo, hi = np.nanpercentile(np.asarray(stats), [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return lo, hi
+
+
+def bootstrap_ci(returns: np.ndarray, n_boot: int = 500, seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
+    """Percentile bootstrap over episodes for sp_mean, xp_mean and gap. returns: [N, N, E]."""
+    def statistic(matrix):
+        sp, xp = sp_xp(matrix)
+        return sp, xp, sp - xp
+
+    lo, hi = bootstrap(returns, statistic, n_boot, seed, level)
     return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(("sp_mean", "xp_mean", "gap"))}
 
 
@@ -113,17 +122,6 @@ class CrossPlayResult:
         return [index[m] for cluster in self.conventions for m in cluster]
 
 
-def _label(path, taken: set[str]) -> str:
-    from pathlib import Path
-
-    label = Path(path).resolve().name
-    k = 2
-    while label in taken:
-        label, k = f"{Path(path).resolve().name}#{k}", k + 1
-    taken.add(label)
-    return label
-
-
 def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float = 0.5,
               n_boot: int = 500, device: str = "auto", dtype: str = "auto") -> CrossPlayResult:
     """Cross-play every ordered pair of members of the given populations (paths or Population objects)."""
@@ -131,6 +129,7 @@ def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float =
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
     from adhoc.lm.policy import Policy
+    from adhoc.partners import check_compatible, population_label
     from adhoc.population import Population
     from adhoc.rollout import episode_returns
 
@@ -139,16 +138,8 @@ def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float =
     pops = [p if isinstance(p, Population) else Population.load(p) for p in populations]
     if not pops:
         raise UserError("give at least one population")
+    check_compatible(pops, "cross-play")
     first = pops[0]
-    for pop in pops[1:]:
-        if pop.game != first.game:
-            raise UserError(f"{pop.path} plays {pop.game['name']} {pop.game}, {first.path} plays "
-                            f"{first.game['name']} {first.game}: cross-play needs the same game")
-        if pop.base_model["fingerprint"] != first.base_model["fingerprint"]:
-            raise UserError(f"{pop.path} and {first.path} were trained on different base models "
-                            f"({pop.base_model['id']} vs {first.base_model['id']})")
-        if pop.manifest["adapter"] != first.manifest["adapter"]:
-            raise UserError(f"{pop.path} and {first.path} use different adapter shapes; they cannot share one bank")
     game = build_game(first.game)
     base = load_base(first.base_model["id"], device=device, dtype=dtype)
     first.check_base(base.model_id, base.fingerprint)
@@ -158,7 +149,7 @@ def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float =
                        base_model_id=first.base_model["id"])
     names, groups, taken, offset = [], {}, set(), 0
     for pop in pops:
-        label = _label(pop.path, taken)
+        label = population_label(pop.path, taken)
         slots = list(range(offset, offset + len(pop.members)))
         pop.load_into(bank, slots)
         groups[label] = slots

@@ -108,16 +108,17 @@ def markdown(result: CrossPlayResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def html_report(result: CrossPlayResult, png: bytes) -> str:
-    def table(header, rows):
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def html_table(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
-    convs = "".join(f"<li>{html.escape(', '.join(c))}</li>" for c in result.conventions)
+
+def html_page(title: str, subtitle: str, png: bytes, body: str, alt: str = "figure") -> str:
+    """A self-contained page: title, a one-paragraph subtitle, the figure inlined, then ``body`` (HTML)."""
     img = base64.b64encode(png).decode()
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Cross-play report: {html.escape(result.game)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1000px; margin: 2em auto;
        color: #222; line-height: 1.45; padding: 0 1em; }}
@@ -127,16 +128,23 @@ table {{ border-collapse: collapse; margin: .6em 0; font-size: .92em; }}
 th, td {{ border-bottom: 1px solid #e2e2e2; padding: .3em .8em; text-align: left; }}
 th {{ background: #f4f4f4; }} td:not(:first-child) {{ font-variant-numeric: tabular-nums; }}
 </style></head><body>
-<h1>Cross-play report: {html.escape(result.game)}</h1>
-<p class="sub">{len(result.members)} members, {result.episodes} episodes per ordered pair; 95% bootstrap
-confidence intervals over episodes; conventions = clusters of members whose normalised cross-play
-X[i,j]/X[i,i] is at least {result.threshold:g} both ways.</p>
-<img alt="cross-play heatmap" src="data:image/png;base64,{img}">
-<h2>Summary</h2>{table(("metric", "value"), _rows(result))}
-<h2>Conventions ({len(result.conventions)})</h2><ol start="0">{convs}</ol>
-<h2>Members</h2>{table(MEMBER_HEADER, _member_rows(result))}
+<h1>{html.escape(title)}</h1>
+<p class="sub">{html.escape(subtitle)}</p>
+<img alt="{html.escape(alt)}" src="data:image/png;base64,{img}">
+{body}
 </body></html>
 """
+
+
+def html_report(result: CrossPlayResult, png: bytes) -> str:
+    convs = "".join(f"<li>{html.escape(', '.join(c))}</li>" for c in result.conventions)
+    subtitle = (f"{len(result.members)} members, {result.episodes} episodes per ordered pair; 95% bootstrap "
+                f"confidence intervals over episodes; conventions = clusters of members whose normalised cross-play "
+                f"X[i,j]/X[i,i] is at least {result.threshold:g} both ways.")
+    body = (f"<h2>Summary</h2>{html_table(('metric', 'value'), _rows(result))}\n"
+            f"<h2>Conventions ({len(result.conventions)})</h2><ol start=\"0\">{convs}</ol>\n"
+            f"<h2>Members</h2>{html_table(MEMBER_HEADER, _member_rows(result))}")
+    return html_page(f"Cross-play report: {result.game}", subtitle, png, body, alt="cross-play heatmap")
 
 
 def terminal_table(result: CrossPlayResult, max_members: int = 12) -> str:
@@ -152,4 +160,87 @@ def terminal_table(result: CrossPlayResult, max_members: int = 12) -> str:
         for r, i in enumerate(order):
             lines.append(f"  {result.members[i]:<{width}}  " + " ".join(f"{result.matrix[i, j]:5.2f}" for j in order)
                          + f"   {cluster[result.members[i]]}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- evaluation of one agent (adhoc evaluate)
+def _evaluation_rows(result) -> list[tuple[str, str]]:
+    mt = result.metrics
+    fmt = lambda k: f"{mt[k]:.3f} [{mt['ci95'][k][0]:.3f}, {mt['ci95'][k][1]:.3f}]"  # noqa: E731
+    return [("mean return", fmt("mean_return")), ("worst-case return", fmt("worst_return")),
+            ("worst partner", mt["worst_partner"]), ("mean regret", fmt("mean_regret")),
+            ("max regret", fmt("max_regret"))]
+
+
+EVALUATION_HEADER = ("partner", "return [95% CI]", "agent in seat 0", "agent in seat 1", "partner self-play",
+                     "regret [95% CI]")
+
+
+def _evaluation_partner_rows(result) -> list[tuple[str, ...]]:
+    return [(p["partner"], f"{p['return']:.3f} [{p['ci95']['return'][0]:.3f}, {p['ci95']['return'][1]:.3f}]",
+             f"{p['return_seat0']:.3f}", f"{p['return_seat1']:.3f}", f"{p['self_play']:.3f}",
+             f"{p['regret']:.3f} [{p['ci95']['regret'][0]:.3f}, {p['ci95']['regret'][1]:.3f}]")
+            for p in result.metrics["per_partner"]]
+
+
+def _evaluation_subtitle(result) -> str:
+    pops = ", ".join(f"{p['label']} ({p['method']}, {len(p['members'])})" for p in result.partners)
+    return (f"Agent {result.agent} on {result.game} with {len(result.metrics['per_partner'])} partners from {pops}; "
+            f"{result.episodes} episodes per partner and seating; return = mean over both seatings; regret = "
+            f"partner's self-play return − return; 95% bootstrap confidence intervals over episodes.")
+
+
+def evaluation_png(result) -> bytes:
+    """Bars: the agent's return with each partner (95% CI); dots: the partner's own self-play return."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result.metrics["per_partner"]
+    n = len(rows)
+    ret = np.array([p["return"] for p in rows])
+    err = np.abs(np.array([p["ci95"]["return"] for p in rows]).T - ret[None])
+    fig, ax = plt.subplots(figsize=(min(16.0, max(5.0, 0.35 * n + 2.5)), 4.2), dpi=130)
+    x = np.arange(n)
+    ax.bar(x, ret, yerr=err, color="#4c72b0", capsize=2, label="agent with partner (both seats)")
+    ax.scatter(x, [p["self_play"] for p in rows], color="#dd8452", zorder=3, s=14, label="partner self-play")
+    ax.axhline(result.metrics["mean_return"], color="#333", lw=1, ls="--", label="mean return")
+    ax.set_xticks(x, [p["partner"] for p in rows], rotation=90, fontsize=7 if n > 16 else 8)
+    ax.set_ylabel("return")
+    ax.set_title(f"{result.agent} on {result.game}: mean {result.metrics['mean_return']:.3f}, "
+                 f"worst {result.metrics['worst_return']:.3f}", fontsize=10)
+    top = max(1e-9, float(ret.max() + err[1].max()), max(p["self_play"] for p in rows))
+    ax.set_ylim(min(0.0, float(ret.min())), 1.3 * top)  # headroom for the legend
+    ax.legend(fontsize=7, loc="upper left", ncol=3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def evaluation_markdown(result) -> str:
+    lines = [f"# Evaluation: {result.agent}", "", _evaluation_subtitle(result), "", "![returns](returns.png)", "",
+             "| metric | value [95% CI] |", "|---|---|"]
+    lines += [f"| {a} | {b} |" for a, b in _evaluation_rows(result)]
+    lines += ["", "## Partners", "", "| " + " | ".join(EVALUATION_HEADER) + " |", "|" + "---|" * len(EVALUATION_HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in _evaluation_partner_rows(result)]
+    return "\n".join(lines) + "\n"
+
+
+def evaluation_html(result, png: bytes) -> str:
+    body = (f"<h2>Summary</h2>{html_table(('metric', 'value [95% CI]'), _evaluation_rows(result))}\n"
+            f"<h2>Partners</h2>{html_table(EVALUATION_HEADER, _evaluation_partner_rows(result))}")
+    return html_page(f"Evaluation: {result.agent}", _evaluation_subtitle(result), png, body, alt="returns per partner")
+
+
+def evaluation_table(result) -> str:
+    lines = [f"evaluation of {result.agent} on {result.game}: {len(result.metrics['per_partner'])} partners x "
+             f"{result.episodes} episodes per seating"]
+    lines += [f"  {a:<20} {b}" for a, b in _evaluation_rows(result)]
+    rows = _evaluation_partner_rows(result)
+    width = max(len(r[0]) for r in rows)
+    lines.append(f"  {'partner':<{width}}  {'return [95% CI]':<22}  {'self-play':>9}  regret")
+    lines += [f"  {r[0]:<{width}}  {r[1]:<22}  {r[4]:>9}  {r[5].split(' ')[0]}" for r in rows]
     return "\n".join(lines)

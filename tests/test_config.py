@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from adhoc.config import ConfigError, load_config
+from adhoc.config import ConfigError, LearnerRunConfig, load_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
@@ -18,7 +18,8 @@ def test_every_shipped_config_validates_and_names_its_command(path):
     config = load_config(path)
     first = path.read_text().splitlines()[0]
     assert first.startswith("# adhoc ") and path.name in first
-    assert path.stem == f"{config.game.name}-{config.method.name}"
+    kind = "learner" if isinstance(config, LearnerRunConfig) else config.method.name  # adhoc train-learner
+    assert path.stem == f"{config.game.name}-{kind}"
 
 
 def test_overrides_and_shorthand(tmp_path):

@@ -20,14 +20,33 @@ from adhoc.crossplay import CrossPlayResult, crossplay
 from adhoc.report import heatmap_png, html_report, markdown
 
 
-def write_outputs(result: CrossPlayResult, out: str | Path) -> Path:
-    from torch.utils.tensorboard import SummaryWriter
-
+def staging_for(out: str | Path) -> Path:
+    """A fresh hidden staging folder beside ``out`` (``.<name>.partial``) to write derived outputs into."""
     out = Path(out)
     staging = out.parent / f".{out.name}.partial"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
+    return staging
+
+
+def publish(staging: Path, out: str | Path) -> Path:
+    """Rename a complete staging folder into place; an earlier ``out`` (derived data) is replaced whole."""
+    out = Path(out)
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.rename(out, old)
+        os.rename(staging, out)
+        shutil.rmtree(old)
+    else:
+        os.rename(staging, out)
+    return out
+
+
+def write_outputs(result: CrossPlayResult, out: str | Path) -> Path:
+    from torch.utils.tensorboard import SummaryWriter
+
+    staging = staging_for(out)
     np.save(staging / "matrix.npy", result.matrix)
     (staging / "crossplay.json").write_text(json.dumps(result.to_json(), indent=1))
     png = heatmap_png(result)
@@ -39,14 +58,7 @@ def write_outputs(result: CrossPlayResult, out: str | Path) -> Path:
         tb.add_scalar(f"crossplay/{key}", result.metrics[key], 0)
     tb.add_scalar("crossplay/n_conventions", len(result.conventions), 0)
     tb.close()
-    if out.exists():  # an earlier cross-play of the same populations: derived data, replaced whole
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.rename(out, old)
-        os.rename(staging, out)
-        shutil.rmtree(old)
-    else:
-        os.rename(staging, out)
-    return out
+    return publish(staging, out)
 
 
 def run_crossplay(populations: list[str], episodes: int = 64, out: str | None = None, seed: int = 0,

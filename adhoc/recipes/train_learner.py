@@ -1,0 +1,258 @@
+"""Train a robust learner against frozen partner populations: the PSRO loop (Lanctot et al., NeurIPS 2017)
+with the partner choice as the meta-game (REFERENCE.md, "Meta-strategy solvers").
+
+The learner is ONE fresh LoRA member of the same AdapterBank as its partners (slot N after the N partners),
+so its episodes with every partner run in the same batched passes. Only the learner's slot ever gets an
+optimizer step (``MemberAdam.step(active)``): the partners stay exactly as loaded.
+
+The loop, written out once:
+
+1. Load the partners (``adhoc.partners.load_partners``), the base model (fingerprint checked), one bank with
+   the N partners and the learner; measure each partner's self-play return (its best achievable return,
+   used for regret).
+2. Each epoch k = 0, 1, ..., K−1:
+   a. evaluate the current learner, snapshot k, with every partner in both seatings:
+      M[k, i] = (G(learner, i) + G(i, learner)) / 2 from ``train.eval_episodes`` episodes each;
+      earlier rows are kept (snapshots and partners are frozen, so their entries cannot change);
+   b. solve the meta-game M [snapshots k ≤ K, partners] with the solver → meta-strategy σ over partners;
+   c. save snapshot k as member ``<name>-epoch-kk``; log σ, M, the learner's mean and worst-case returns;
+   d. train ``train.iterations_per_epoch`` iterations against σ (below).
+3. Evaluate the final learner (row K of M), save the population: the final learner first, then its
+   snapshots, with the partners, the solver and the whole history (σ and M per epoch) in the manifest.
+
+One training iteration (``train.episodes`` = B episodes): every episode draws its partner from σ
+independently (per episode, not per step); the first ⌈B/2⌉ episodes put the learner in seat 0, the rest in
+seat 1, so asymmetric games are learnt from both sides. The episodes are played as B pairs of one episode
+each. REINFORCE on the learner's own log-probabilities, with a leave-one-out baseline taken within the
+episodes that share the same partner and seating (``grouped_leave_one_out_advantage``): the partner is drawn
+before the learner acts, so a baseline that depends on it keeps the gradient unbiased and removes the
+between-partner variance. The entropy bonus follows ``train.entropy_coef`` (→ ``entropy_coef_end``).
+
+Choices and deviations: PSRO's output is the mixture over its oracles; here the robust agent is the final
+learner (one adapter), trained on a distribution over partners that the solver re-weights every epoch, and
+the snapshots enter only as rows of M (so ``maximin`` / ``minimax_regret`` choose partners against which no
+snapshot does well). The learner's return in M averages both seatings.
+
+TensorBoard keys: ``train/loss``, ``train/return``, ``train/entropy``, ``time/iteration_s``;
+per epoch ``learner/return_mean``, ``learner/return_worst``, ``learner/regret_mean``, ``learner/regret_max``,
+``meta_strategy/<partner>``, ``meta_game/return/<partner>`` (the current row of M), text ``meta_game/matrix``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adhoc.config import LearnerRunConfig, entropy_coef_at
+from adhoc.errors import UserError
+from adhoc.games import build_game
+from adhoc.lm.adapters import AdapterBank, MemberAdam
+from adhoc.lm.base import load_base
+from adhoc.lm.policy import Policy
+from adhoc.methods.common import entropy_per_member, policy_gradient_loss
+from adhoc.partners import Partners, load_partners, returns_with_partners
+from adhoc.population import Member, Population, PopulationWriter
+from adhoc.rollout import rollout
+from adhoc.solvers import solve
+
+
+# ---------------------------------------------------------------------------- pure helpers
+def grouped_leave_one_out_advantage(returns: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """A_e = G_e − mean of the OTHER episodes of e's group. returns, groups: [B] → [B].
+
+    An episode alone in its group is baselined by the mean of all other episodes of the batch (still
+    independent of its own actions, so still unbiased); a batch of one episode gets no baseline.
+    """
+    B = returns.shape[0]
+    _, inverse = torch.unique(groups, return_inverse=True)
+    G = int(inverse.max()) + 1 if B else 0
+    total = torch.zeros(G, dtype=returns.dtype, device=returns.device).index_add(0, inverse, returns)
+    count = torch.zeros(G, dtype=returns.dtype, device=returns.device).index_add(0, inverse, torch.ones_like(returns))
+    own_total, own_count = total[inverse], count[inverse]
+    in_group = (own_total - returns) / (own_count - 1).clamp(min=1)
+    batch = (returns.sum() - returns) / max(B - 1, 1)
+    return returns - torch.where(own_count > 1, in_group, batch if B > 1 else torch.zeros_like(returns))
+
+
+def draw_training_pairs(meta_strategy: np.ndarray, episodes: int, learner: int,
+                        rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One episode per row: partner i ~ σ independently per episode; the first ⌈B/2⌉ rows seat the learner
+    in seat 0, the rest in seat 1. Rows are sorted by (seating, partner). Returns (pairs [B, 2], group [B])
+    with group = seating · P + partner."""
+    P = meta_strategy.shape[0]
+    partner = rng.choice(P, size=episodes, p=meta_strategy)
+    seat = (np.arange(episodes) >= (episodes + 1) // 2).astype(np.int64)  # the learner's seat
+    order = np.lexsort((partner, seat))
+    partner, seat = torch.as_tensor(partner[order]), torch.as_tensor(seat[order])
+    learner_col = torch.full_like(partner, learner)
+    pairs = torch.where(seat[:, None] == 0, torch.stack([learner_col, partner], 1), torch.stack([partner, learner_col], 1))
+    return pairs, seat * P + partner
+
+
+def _matrix_markdown(matrix: np.ndarray, names: list[str], sigma: np.ndarray) -> str:
+    head = "| snapshot | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
+    rows = "".join(f"| {k} | " + " | ".join(f"{v:.3f}" for v in row) + " |\n" for k, row in enumerate(matrix))
+    return head + rows + "| **σ** | " + " | ".join(f"{v:.3f}" for v in sigma) + " |\n"
+
+
+def default_out(config: LearnerRunConfig, partners: Partners) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{partners.game['name']}-learner-{config.solver['name']}-{stamp}"
+
+
+# ---------------------------------------------------------------------------- the recipe
+def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overwrite: bool = False,
+                  progress: bool = True) -> Population:
+    start = time.perf_counter()
+    game_spec = None
+    if config.game is not None:
+        g = build_game(config.game)
+        game_spec = g.params() | {"name": config.game.name}
+    partners = load_partners(config.partners, game=game_spec)
+    out = Path(out) if out is not None else default_out(config, partners)
+    base = load_base(config.model.base or partners.base_model["id"], config.model.device, config.model.dtype,
+                     config.model.cpu_threads)
+    for pop in partners.populations:
+        pop.check_base(base.model_id, base.fingerprint)  # a different base model: refused before any write
+    writer = PopulationWriter(out, overwrite=overwrite)
+    solver_params = {k: v for k, v in config.solver.items() if k != "name"}
+
+    # 1. game, one bank (partners 0..N-1, learner N), policy, optimizer that only ever moves the learner
+    game = build_game(partners.game)
+    n_partners = len(partners)
+    learner = n_partners
+    torch.manual_seed(config.learner.seed)
+    adapter = partners.adapter
+    bank = AdapterBank(base.model, n_partners + 1, adapter["rank"], adapter["alpha"], adapter["target_modules"],
+                       base_model_id=base.model_id)
+    seed = int(np.random.SeedSequence([config.learner.seed, 1 << 20]).generate_state(1)[0])
+    bank.init_members([seed] * (n_partners + 1), b_std=config.model.lora_init_std)  # the learner's fresh LoRA
+    partners.load_into(bank, 0)  # ... and the partners over every other slot
+    policy = Policy(base, bank)
+    optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
+    only_learner = torch.zeros(n_partners + 1, dtype=torch.bool)
+    only_learner[learner] = True
+    rng = np.random.default_rng(config.learner.seed)
+    episodes = config.train.eval_episodes
+    # the partners' self-play: their best achievable return (regret, minimax_regret); the epoch-0 row
+    first = returns_with_partners(game, policy, learner, n_partners, episodes, rng, self_play=True).mean(-1)
+    partner_sp = first[:, 2]
+
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    (writer.staging / "config.yaml").write_text(config.to_yaml())
+    tb = SummaryWriter(str(writer.staging / "tb"))
+    tb.add_text("config", "```\n" + config.to_yaml() + "\n```")
+    names = partners.names
+    rows: list[np.ndarray] = []
+    history: list[dict] = []
+    snapshots: list[Member] = []
+    total = config.train.iterations
+    bar = tqdm(total=total, desc=f"learner ({config.solver['name']}) on {game.name}", disable=not progress, unit="it")
+    iteration = 0
+
+    def evaluate(epoch: int) -> dict:
+        seats = first if epoch == 0 else returns_with_partners(game, policy, learner, n_partners, episodes, rng).mean(-1)
+        row = seats[:, :2].mean(1)  # both seatings averaged
+        rows.append(row)
+        regret = partner_sp - row
+        record = {"epoch": epoch, "iteration": iteration, "return_mean": round(float(row.mean()), 4),
+                  "return_worst": round(float(row.min()), 4), "worst_partner": names[int(row.argmin())],
+                  "regret_mean": round(float(regret.mean()), 4), "regret_max": round(float(regret.max()), 4)}
+        for key in ("return_mean", "return_worst", "regret_mean", "regret_max"):
+            tb.add_scalar(f"learner/{key}", record[key], iteration)
+        for name, value in zip(names, row.tolist()):
+            tb.add_scalar(f"meta_game/return/{name}", value, iteration)
+        bar.set_postfix(mean=f"{row.mean():.3f}", worst=f"{row.min():.3f}")
+        return record
+
+    for epoch in range(config.train.epochs):
+        # 2a. evaluate the current learner: a new row of the meta-game
+        record = evaluate(epoch)
+        matrix = np.stack(rows)  # [snapshots, partners]
+        # 2b. solve the meta-game for the partner mixture to train against
+        extra = {"best": partner_sp} if config.solver["name"] == "minimax_regret" else {}
+        sigma = solve(config.solver["name"], matrix, **solver_params, **extra)
+        record["meta_strategy"] = [round(float(v), 6) for v in sigma]
+        history.append(record)
+        for name, value in zip(names, sigma.tolist()):
+            tb.add_scalar(f"meta_strategy/{name}", value, iteration)
+        tb.add_text("meta_game/matrix", _matrix_markdown(matrix, names, sigma), iteration)
+        # 2c. snapshot k, written straight into the staging folder
+        snap = f"{config.learner.name}-epoch-{epoch:02d}"
+        bank.export_member(learner, writer.staging / "members" / snap)
+        snapshots.append(Member(snap, seed, None,
+                                {"snapshot_of": config.learner.name, "epoch": epoch, "iteration": iteration,
+                                 "return_mean": record["return_mean"], "return_worst": record["return_worst"]}))
+        # 2d. train against sigma
+        for _ in range(config.train.iterations_per_epoch):
+            iteration += 1
+            t0 = time.perf_counter()
+            pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng)
+            traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False)
+            returns = traj.returns[:, 0]  # [B]
+            advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]
+            pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, n_partners + 1)[learner]
+            ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, n_partners + 1)[learner]
+            loss = pg - entropy_coef_at(config.train, iteration) * ent
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step(only_learner)
+            tb.add_scalar("train/loss", float(loss.detach()), iteration)
+            tb.add_scalar("train/return", float(returns.mean()), iteration)
+            tb.add_scalar("train/entropy", float(ent.detach()), iteration)
+            tb.add_scalar("time/iteration_s", time.perf_counter() - t0, iteration)
+            bar.update(1)
+    # 3. the final learner: last row of the meta-game, then save
+    final = evaluate(config.train.epochs)
+    history.append(final)
+    bar.close()
+    tb.close()
+    bank.export_member(learner, writer.staging / "members" / config.learner.name)
+    matrix = np.stack(rows)
+    learner_member = Member(config.learner.name, seed, None,
+                            {"role": "learner", "return_mean": final["return_mean"],
+                             "return_worst": final["return_worst"], "iteration": iteration})
+    writer.write_manifest({
+        "game": partners.game,
+        "method": {"name": "learner", "solver": dict(config.solver)},
+        "base_model": {"id": base.model_id, "fingerprint": base.fingerprint},
+        "adapter": dict(adapter),
+        "members": [m.to_dict() for m in [learner_member, *snapshots]],
+        "learner": {
+            "partners": partners.describe(),
+            "partner_names": names,
+            "partner_self_play": [round(float(v), 4) for v in partner_sp],
+            "solver": dict(config.solver),
+            # M[k, i]: snapshot k (row k = the learner before epoch k; the last row = the final learner)
+            "matrix": [[round(float(v), 4) for v in row] for row in matrix],
+            "history": history,
+        },
+        "training": {"epochs": config.train.epochs, "iterations": iteration, "episodes": config.train.episodes,
+                     "eval_episodes": episodes, "return_mean": final["return_mean"],
+                     "return_worst": final["return_worst"]},
+        "wall_time_s": round(time.perf_counter() - start, 1),
+    })
+    return Population.load(writer.commit())
+
+
+def summary(pop: Population) -> str:
+    """The learner's history: per epoch its mean and worst-case return with the partners and σ's support."""
+    info = pop.manifest.get("learner")
+    if not info:
+        raise UserError(f"{pop.path} is not a learner population (no learner section in its manifest)")
+    names = info["partner_names"]
+    lines = [f"learner {pop.names[0]} ({info['solver']['name']}) with {len(names)} partners of "
+             f"{', '.join(p['label'] for p in info['partners'])}",
+             f"  {'epoch':>5}  {'iter':>5}  {'mean':>6}  {'worst':>6}  {'regret':>6}  meta-strategy (top partners)"]
+    for h in info["history"]:
+        sigma = h.get("meta_strategy")
+        top = "" if sigma is None else ", ".join(
+            f"{names[i].split('/')[-1]} {sigma[i]:.2f}" for i in np.argsort(sigma)[::-1][:3] if sigma[i] > 0.005)
+        lines.append(f"  {h['epoch']:>5}  {h['iteration']:>5}  {h['return_mean']:6.3f}  {h['return_worst']:6.3f}  "
+                     f"{h['regret_mean']:6.3f}  {top or '(final)'}")
+    return "\n".join(lines)

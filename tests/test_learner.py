@@ -1,0 +1,231 @@
+"""Robust learner (train-learner) and evaluation: the baseline and partner draws on hand-computed values,
+a learner trained against deterministic partners, the meta-solvers inside the loop, exact evaluation values,
+reports, and bad input refused with one line and exit code 2 without writing anything."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from test_cli import tree_digest as digest
+from test_crossplay import forced_population
+
+from adhoc.cli import main
+from adhoc.config import ConfigError, LearnerRunConfig, load_config, load_learner_config
+from adhoc.games import make_game
+from adhoc.population import Population
+from adhoc.recipes.evaluate import evaluate, evaluation_metrics
+from adhoc.recipes.train_learner import draw_training_pairs, grouped_leave_one_out_advantage, train_learner
+
+ROOT = Path(__file__).parent.parent
+CONFIG = ROOT / "configs/lever-learner.yaml"
+FAST = ["train.epochs=3", "train.iterations_per_epoch=6", "train.episodes=256", "train.eval_episodes=64",
+        "train.lr=0.05", "train.entropy_coef=0.01"]
+
+
+# ------------------------------------------------------------------ pure helpers
+def test_grouped_leave_one_out_advantage_hand_computed():
+    returns = torch.tensor([1.0, 0.0, 0.5, 3.0, 2.0])
+    groups = torch.tensor([0, 0, 0, 1, 7])
+    adv = grouped_leave_one_out_advantage(returns, groups)
+    # group 0: baselines (0+0.5)/2, (1+0.5)/2, (1+0)/2; singletons: mean of the other 4 episodes
+    expected = [1 - 0.25, 0 - 0.75, 0.5 - 0.5, 3 - (1 + 0 + 0.5 + 2) / 4, 2 - (1 + 0 + 0.5 + 3) / 4]
+    assert adv.tolist() == pytest.approx(expected)
+    assert grouped_leave_one_out_advantage(torch.tensor([2.0]), torch.tensor([0])).tolist() == [2.0]
+
+
+def test_partner_draws_follow_the_meta_strategy_and_cover_both_seats():
+    sigma = np.array([0.0, 0.75, 0.25])
+    pairs, groups = draw_training_pairs(sigma, 4001, learner=3, rng=np.random.default_rng(0))
+    assert pairs.shape == (4001, 2)
+    seat0 = pairs[:, 0] == 3
+    assert int(seat0.sum()) == 2001 and bool(((pairs[:, 1] == 3) == ~seat0).all())  # learner in exactly one seat
+    partner = torch.where(seat0, pairs[:, 1], pairs[:, 0])
+    counts = torch.bincount(partner, minlength=3).float() / 4001
+    assert counts[0] == 0 and abs(float(counts[1]) - 0.75) < 0.03
+    assert torch.equal(groups, (~seat0).long() * 3 + partner)
+
+
+# ------------------------------------------------------------------ config
+def test_learner_config_partners_and_solver_overrides():
+    config = load_config(CONFIG, ["partners=a", "partners=b", "solver=prioritized", "solver.beta=1"])
+    assert isinstance(config, LearnerRunConfig)
+    assert config.partners == ["a", "b"] and config.solver == {"name": "prioritized", "beta": 1}
+    assert load_learner_config(CONFIG, ["partners=[x,y]"]).partners == ["x", "y"]
+    assert load_learner_config(CONFIG).solver == {"name": "uniform"}
+    assert "partners:" in config.to_yaml()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["solver=nash"], r"unknown solver\.name 'nash' \(allowed: alpharank, maximin, minimax_regret, prd"),
+    (["solver=prioritized", "solver.gamma=1"], r"unknown key solver\.gamma for solver 'prioritized' \(allowed: name, beta"),
+    (["solver=prioritized", "solver.beta=-1"], r"beta must be >= 0"),
+    (["solver=minimax_regret", "solver.best=1"], r"unknown key solver\.best"),
+    (["train.episodes=1"], r"train\.episodes must be >= 2"),
+    (["train.epochs=0"], r"train\.epochs must be >= 1"),
+    (["learner.bogus=1"], r"unknown key learner\.bogus"),
+    (["method.name=selfplay"], r"no 'method' section"),
+])
+def test_bad_learner_config_is_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load_learner_config(CONFIG, overrides)
+    assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ training
+@pytest.fixture(scope="module")
+def partners(tmp_path_factory):
+    """Deterministic lever partners: three on lever 3, one on lever 5 (a uniform best response pulls lever 3)."""
+    root = tmp_path_factory.mktemp("partners")
+    return forced_population(root / "train", make_game("lever"), "lever", [3, 3, 3, 5])
+
+
+@pytest.fixture(scope="module")
+def learner(partners, tmp_path_factory):
+    config = load_learner_config(CONFIG, [f"partners={partners}", *FAST])
+    return train_learner(config, out=tmp_path_factory.mktemp("runs") / "learner", progress=False)
+
+
+def test_learner_cooperates_with_its_partners_and_is_a_population(learner, partners):
+    m = learner.manifest
+    assert learner.names == ["learner", "learner-epoch-00", "learner-epoch-01", "learner-epoch-02"]
+    info = m["learner"]
+    assert np.asarray(info["matrix"]).shape == (4, 4) and len(info["history"]) == 4
+    assert info["partner_self_play"] == pytest.approx([1.0] * 4)
+    assert info["history"][0]["meta_strategy"] == pytest.approx([0.25] * 4)
+    # the best response to the uniform mixture pulls lever 3: 0.75 (random start: ~0.1)
+    assert info["history"][0]["return_mean"] < 0.3
+    assert m["training"]["return_mean"] > 0.6 and info["matrix"][-1][0] > 0.8 and info["matrix"][-1][3] < 0.2
+    assert m["method"] == {"name": "learner", "solver": {"name": "uniform"}}
+    assert (learner.path / "tb").is_dir() and (learner.path / "config.yaml").is_file()
+    # the saved learner plays as measured in training, and the partners on disk are untouched
+    result = evaluate(learner.path, [str(partners)], episodes=64)
+    assert result.metrics["mean_return"] == pytest.approx(m["training"]["return_mean"], abs=0.1)
+    assert result.metrics["worst_partner"].endswith("/m3")
+    snapshot = evaluate(learner.path, [str(partners)], member="learner-epoch-00", episodes=64)
+    assert snapshot.metrics["mean_return"] < 0.3
+
+
+def test_maximin_and_prioritized_train_against_the_partners_the_learner_fails_with(partners, tmp_path):
+    for solver in ("maximin", "prioritized"):
+        config = load_learner_config(CONFIG, [f"partners={partners}", f"solver={solver}", *FAST, "train.epochs=2"])
+        pop = train_learner(config, out=tmp_path / solver, progress=False)
+        history = pop.manifest["learner"]["history"]
+        row, sigma = np.asarray(pop.manifest["learner"]["matrix"][1]), np.asarray(history[1]["meta_strategy"])
+        assert row.max() > 0.8, solver  # the learner found one partner's lever in epoch 0 ...
+        hard = row < 0.5  # ... and the solver now weights the partners it fails with
+        assert sigma[hard].sum() > (0.9 if solver == "maximin" else sigma[~hard].sum()), (solver, row, sigma)
+
+
+# ------------------------------------------------------------------ evaluation
+def test_evaluation_of_a_deterministic_agent_is_exact(tmp_path, capsys):
+    game = make_game("lever")
+    agent = forced_population(tmp_path / "agent", game, "lever", [3, 0])
+    held_out = forced_population(tmp_path / "held-out", game, "lever", [3, 7, 0])
+    before = digest(held_out)
+    assert main(["evaluate", str(agent), "--partners", str(held_out), "--episodes", "16"]) == 0
+    out = agent / "evaluation" / "held-out"
+    data = json.loads((out / "evaluation.json").read_text())
+    assert data["agent"].endswith("agent:m0") and data["episodes"] == 16
+    assert [p["return"] for p in data["per_partner"]] == pytest.approx([1.0, 0.0, 0.0], abs=1e-6)
+    assert [p["regret"] for p in data["per_partner"]] == pytest.approx([0.0, 1.0, 0.9], abs=1e-6)
+    assert data["mean_return"] == pytest.approx(1 / 3, abs=1e-4) and data["worst_return"] == 0.0
+    assert data["mean_regret"] == pytest.approx(1.9 / 3, abs=1e-4) and data["max_regret"] == pytest.approx(1.0)
+    assert data["ci95"]["mean_return"] == pytest.approx([1 / 3, 1 / 3], abs=1e-4)
+    assert (out / "returns.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| mean return | 0.333 [0.333, 0.333] |" in (out / "report.md").read_text()
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert "mean return" in capsys.readouterr().out and digest(held_out) == before
+    # another member, another output folder
+    assert main(["evaluate", str(agent), "--member", "m1", "--partners", str(held_out), "--episodes", "8",
+                 "--out", str(tmp_path / "ev")]) == 0
+    data = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert data["mean_return"] == pytest.approx(0.3, abs=1e-4) and data["worst_partner"].endswith("/m0")
+
+
+def test_evaluation_metrics_with_noise():
+    rng = np.random.default_rng(0)
+    returns = np.stack([rng.binomial(1, p, size=(3, 400)).astype(float) for p in (0.2, 0.8)])  # [2, 3, E]
+    returns[:, 2] = 1.0  # partners' self-play
+    m = evaluation_metrics(returns, ["a", "b"], n_boot=300)
+    assert m["worst_partner"] == "a" and m["mean_return"] == pytest.approx(0.5, abs=0.05)
+    lo, hi = m["ci95"]["worst_return"]
+    assert lo < m["worst_return"] < hi and hi - lo < 0.1
+    assert m["per_partner"][1]["regret"] == pytest.approx(1 - m["per_partner"][1]["return"])
+
+
+# ------------------------------------------------------------------ bad input
+def expect_user_error(argv, capsys, match):
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("adhoc: error: ") and "\n" not in err and match in err, err
+
+
+def test_bad_learner_input_exit_2_and_writes_nothing(partners, tmp_path, capsys):
+    game = make_game("lever", n_levers=4)
+    small = forced_population(tmp_path / "lever4", game, "lever", [1])
+    other_base = forced_population(tmp_path / "other", make_game("lever"), "lever", [2])
+    manifest = yaml.safe_load((other_base / "population.yaml").read_text())
+    manifest["base_model"]["fingerprint"] = "0" * 16
+    (other_base / "population.yaml").write_text(yaml.safe_dump(manifest))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_members = forced_population(tmp_path / "nomembers", make_game("lever"), "lever", [1])
+    manifest = yaml.safe_load((no_members / "population.yaml").read_text())
+    manifest["members"] = []
+    (no_members / "population.yaml").write_text(yaml.safe_dump(manifest))
+    out = tmp_path / "out"
+    before = {p: digest(p) for p in (partners, small, other_base)}
+    train = ["train-learner", str(CONFIG), "--out", str(out)]
+    for argv, match in [
+        (train, "no partners"),
+        (train + [f"partners={small}"], "not the configured lever"),
+        (train + [f"partners={partners}", f"partners={small}"], "needs the same game"),
+        (train + [f"partners={partners}", f"partners={other_base}"], "different base models"),
+        (train + [f"partners={partners}", "model.base=builtin:small"], "was trained on base model builtin:tiny"),
+        (train + [f"partners={partners}", "solver=nash"], "unknown solver.name 'nash'"),
+        (train + [f"partners={empty}"], "population.yaml is missing"),
+        (train + [f"partners={no_members}"], "members must be a non-empty list"),
+        (train + [f"partners={tmp_path / 'missing'}"], "population not found"),
+        (train + ["partners=scripted:lever"], "unknown partner source 'scripted'"),
+        (["train-population", str(CONFIG)], "is a learner config"),
+        (["evaluate", str(partners), "--partners", str(small)], "needs the same game"),
+        (["evaluate", str(partners), "--partners", str(partners), "--member", "m9"], "has no member 'm9'"),
+        (["evaluate", str(partners), "--partners", str(other_base)], "different base models"),
+        (["evaluate", str(partners), "--partners", str(partners), "--episodes", "1"], "--episodes must be >= 2"),
+    ]:
+        expect_user_error(argv, capsys, match)
+    assert not out.exists() and not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
+    assert not (partners / "evaluation").exists()
+    assert {p: digest(p) for p in before} == before
+
+
+def test_existing_out_is_refused(learner, partners, capsys):
+    before = digest(learner.path)
+    expect_user_error(["train-learner", str(CONFIG), f"partners={partners}", "--out", str(learner.path)], capsys,
+                      "already exists")
+    assert digest(learner.path) == before
+
+
+def test_validate_accepts_learner_configs(capsys):
+    assert main(["validate", str(CONFIG), "--set", "solver=maximin"]) == 0
+    assert "ok:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_lever_learner_against_selfplay_does_not_transfer(tmp_path):
+    """A learner trained against one self-play population cooperates with it (the best any one policy can do
+    is the share of the most popular lever) but not with another seed's population (~1/9)."""
+    pops = []
+    for seed in (1, 2):
+        out = tmp_path / f"sp{seed}"
+        assert main(["train-population", str(ROOT / "configs/lever-selfplay.yaml"), f"population.seed={seed}",
+                     "--out", str(out), "--quiet", "--crossplay-episodes", "0"]) == 0
+        pops.append(out)
+    config = load_learner_config(CONFIG, [f"partners={pops[0]}"])
+    pop = train_learner(config, out=tmp_path / "learner", progress=False)
+    own = evaluate(pop.path, [str(pops[0])], episodes=256).metrics["mean_return"]
+    held_out = evaluate(pop.path, [str(pops[1])], episodes=256).metrics["mean_return"]
+    assert own > 0.2 and held_out < own
