@@ -271,3 +271,24 @@ def test_otherplay_restarts_keep_the_best_restart_by_j_op(tmp_path):
     assert pop.names == ["member-00", "member-01"]
     for i, m in enumerate(pop.members):
         assert m["restart"] in (0, 1, 2) and 0.0 <= m["objective_return"] <= 1.0
+
+
+def test_trajedi_with_a_common_best_response_trains_it_but_saves_only_the_members(tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+
+    from adhoc.config import load_config
+    from adhoc.methods import METHODS
+    from adhoc.games import make_game
+    from adhoc.recipes.train_population import train_population
+
+    method = METHODS["trajedi"].build(METHODS["trajedi"].config_cls(best_response=True), make_game("cmg-s"), 3)
+    assert method.n_members == 4 and method.population_size == 3
+    pairs = method.pairs(1, np.random.default_rng(0))
+    assert pairs.tolist() == [[0, 0], [1, 1], [2, 2], [0, 3], [1, 3], [2, 3], [3, 0], [3, 1], [3, 2]]
+    config = load_config(Path(__file__).parent.parent / "configs/cmg-h-trajedi.yaml",
+                         ["population.size=2", "method.best_response=true", "train.iterations=2",
+                          "train.eval_every=2", "train.episodes_per_pair=4", "train.eval_episodes=4"])
+    pop = train_population(config, out=tmp_path / "pop", progress=False)
+    assert pop.names == ["member-00", "member-01"]

@@ -55,6 +55,18 @@ def entropy_per_member(entropy: torch.Tensor, alive: torch.Tensor, pairs: torch.
     return per_member_mean(entropy, alive[..., None].expand_as(entropy), pairs, n_members)
 
 
+def select_pairs(traj, index: torch.Tensor):
+    """The trajectories of the pairs ``index`` [K] only (tensors, pairs and the pair-major observation texts)."""
+    from adhoc.rollout import Trajectories
+
+    E = traj.rewards.shape[1]
+    rows = [p * E + e for p in index.tolist() for e in range(E)]
+    observations = [[[seat[r] for r in rows] for seat in step] for step in traj.observations]
+    tensors = {k: getattr(traj, k)[index.to(traj.pairs.device)]
+               for k in ("pairs", "actions", "logp", "entropy", "logp_all", "rewards", "alive")}
+    return Trajectories(observations=observations, **tensors)
+
+
 def self_play_returns(game, policy, n_members: int, episodes: int, rng) -> torch.Tensor:
     """Each member's mean self-play return (member i in both seats) from ``episodes`` episodes: [N] on CPU."""
     from adhoc.rollout import expected_returns

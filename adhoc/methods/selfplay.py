@@ -45,6 +45,10 @@ class SelfPlay:
         """Each trained member's return under the method's own objective [n_members] (self-play here)."""
         return self_play_returns(self.game, self.policy, self.n_members, episodes, rng)
 
+    def slot_name(self, slot: int, names: list[str]) -> str:
+        """Name (in logs) of a trained adapter beyond the population's members (``names``)."""
+        return f"{names[slot % len(names)]}-restart{slot // len(names)}"
+
     def select(self, episodes: int, rng: np.random.Generator) -> tuple[list[int], torch.Tensor | None]:
         """The trained members to save as the population, in order (all of them here), and the objective
         returns [n_members] they were chosen by (None: no choice was made)."""

@@ -27,9 +27,16 @@ whose gradient is an unbiased estimate of ∇ E_{τ∼π_i}[f_i(τ)]; δ̂ carri
 (each member is pushed away from the others' trajectories). Loss of member i: self-play REINFORCE loss −
 entropy bonus − α·S_i, so the population's total loss is −Σ_i J_i − α·N·JSD_γ.
 
+Common best response (``config.best_response``, paper section 4.3): one extra adapter, the BR, trains
+jointly with the population. Each iteration adds the pairs (i, BR) and (BR, i) for every member i; the BR
+maximises its return with every member, and each member maximises its self-play AND its return with the
+BR (REINFORCE over all of its entries, each pair with its own leave-one-out baseline), which keeps the
+members compatible with one common partner while the JSD pushes their trajectories apart. The BR is not
+saved as a member (it is not a partner strategy); its mean return with the members is logged
+(``train/best_response_return``).
+
 Deviations from the paper: REINFORCE with a leave-one-out baseline instead of PPO; the JSD is estimated
-from the same self-play episodes as the return. The paper's optional common best response, trained
-jointly with the population, is not implemented yet.
+from the same self-play episodes as the return; members weigh self-play and best-response entries equally.
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from adhoc.methods.common import leave_one_out_advantage, population_logp
+from adhoc.methods.common import leave_one_out_advantage, population_logp, select_pairs
 from adhoc.methods.selfplay import SelfPlay
 from adhoc.rollout import Trajectories
 
@@ -49,6 +57,7 @@ class TrajeDiConfig:
     name: str = "trajedi"
     alpha: float = 1.0  # weight of the JSD term (the paper's toy runs use a high weight)
     gamma: float = 1.0  # action discount of the local approximation (1: whole trajectory, 0: per action)
+    best_response: bool = False  # train a common best response to the population jointly (paper section 4.3)
 
 
 def discount_kernel(T: int, gamma: float) -> torch.Tensor:
@@ -83,11 +92,34 @@ def jsd(probs: torch.Tensor) -> torch.Tensor:
 
 
 class TrajeDi(SelfPlay):
+    def __init__(self, config: TrajeDiConfig, game, n_members: int) -> None:
+        super().__init__(config, game, n_members + int(config.best_response))  # the BR is slot N
+        self.population_size = n_members
+
+    def pairs(self, iteration: int, rng: np.random.Generator) -> torch.Tensor:
+        members = torch.arange(self.population_size)
+        pairs = [torch.stack([members, members], 1)]  # [N, 2] self-play, first
+        if self.config.best_response:
+            br = torch.full_like(members, self.population_size)
+            pairs += [torch.stack([members, br], 1), torch.stack([br, members], 1)]
+        return torch.cat(pairs)
+
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
-        loss, metrics = self.reinforce_loss(traj, traj.returns, entropy_coef)
-        step_logp = population_logp(self.policy, self.game, traj, self.n_members).sum(-1)  # [N, P, E, T]
-        f = divergence(local_log_delta(step_logp, self.config.gamma), traj.pairs[:, 0], traj.alive)  # [P, E]
-        own_logp = (traj.logp.sum(-1) * traj.alive).sum(-1)  # [P, E]: log π_i(τ) of the sampled trajectory
-        surrogate = (leave_one_out_advantage(f.detach()) * own_logp + f).mean(1)  # [P]
-        per_member = torch.zeros(self.n_members, device=f.device, dtype=f.dtype).index_add(0, traj.pairs[:, 0], surrogate)
-        return loss - self.config.alpha * per_member, metrics | {"train/trajedi_jsd": float(f.detach().mean())}
+        N = self.population_size
+        loss, metrics = self.reinforce_loss(traj, traj.returns, entropy_coef)  # self-play (+ BR pairs)
+        sp = select_pairs(traj, torch.arange(N)) if self.config.best_response else traj
+        step_logp = population_logp(self.policy, self.game, sp, N).sum(-1)  # [N, N, E, T]
+        f = divergence(local_log_delta(step_logp, self.config.gamma), sp.pairs[:, 0], sp.alive)  # [N, E]
+        own_logp = (sp.logp.sum(-1) * sp.alive).sum(-1)  # [N, E]: log π_i(τ) of the sampled trajectory
+        surrogate = (leave_one_out_advantage(f.detach()) * own_logp + f).mean(1)  # [N]
+        per_member = torch.zeros(self.n_members, device=f.device, dtype=f.dtype).index_add(0, sp.pairs[:, 0], surrogate)
+        metrics["train/trajedi_jsd"] = float(f.detach().mean())
+        if self.config.best_response:
+            metrics["train/best_response_return"] = float(traj.returns[N:].mean())
+        return loss - self.config.alpha * per_member, metrics
+
+    def slot_name(self, slot: int, names: list[str]) -> str:
+        return "best-response"
+
+    def select(self, episodes: int, rng: np.random.Generator) -> tuple[list[int], torch.Tensor | None]:
+        return list(range(self.population_size)), None  # the members, never the BR

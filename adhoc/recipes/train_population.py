@@ -54,7 +54,7 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
     writer = PopulationWriter(out, overwrite=overwrite)  # refuses an existing --out before any work
     n = method.n_members  # adapters trained: population.size, or more when a method trains restarts
     names = [f"{config.population.member_prefix}-{i:02d}" for i in range(config.population.size)]
-    names += [f"{names[i % len(names)]}-restart{i // len(names)}" for i in range(len(names), n)]
+    names += [method.slot_name(i, names) for i in range(len(names), n)]
     seeds = member_seeds(config.population.seed, n)
 
     # 1. base, bank, policy, optimizer (the game and method are built above, before anything is written)
