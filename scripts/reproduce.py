@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENTS = ["lever-selfplay", "lever-otherplay", "cmg-h-selfplay", "cmg-h-trajedi", "cmg-h-lipo",
-               "cmg-s-selfplay", "cmg-s-trajedi", "cmg-s-lipo"]
+EXPERIMENTS = ["lever-selfplay", "lever-otherplay", "lever-trajedi", "lever-lipo",
+               "cmg-h-selfplay", "cmg-h-trajedi", "cmg-h-lipo",
+               "cmg-s-selfplay", "cmg-s-otherplay", "cmg-s-trajedi", "cmg-s-lipo", "cmg-s-mep", "cmg-s-fcp"]
 
 
 def run_one(experiment: str, seed: int, out_root: Path, episodes: int) -> dict:
