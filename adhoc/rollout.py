@@ -52,23 +52,102 @@ def _score_rows(policy: Policy, members: torch.Tensor, observations: list[str], 
     return scores[torch.tensor(row_of, device=scores.device)]
 
 
+class _PrefixCache:
+    """One seat's encoded prompts from its last scored step, and which encoded row each episode last used
+    (``row`` [n], -1: none), so the next step encodes only each observation's new suffix."""
+
+    def __init__(self, n: int) -> None:
+        self.encoded = None
+        self.row = [-1] * n
+
+    def score(self, policy: Policy, members: torch.Tensor, observations: list[str], episodes: list[int],
+              names: list[str]) -> torch.Tensor:
+        index: dict[tuple[int, str], int] = {}
+        row_of, previous = [], []
+        for m, o, e in zip(members.tolist(), observations, episodes):
+            u = index.setdefault((m, o), len(index))
+            row_of.append(u)
+            if u == len(previous):
+                previous.append(self.row[e])
+        uniq_members = torch.tensor([m for m, _ in index], dtype=torch.long)
+        scores, self.encoded, encoded_row = policy.scores_reusing(
+            uniq_members, [o for _, o in index], policy.actions(names), self.encoded, previous)
+        self.row = [-1] * len(self.row)  # rows of older encodings are gone
+        for e, u in zip(episodes, row_of):
+            self.row[e] = int(encoded_row[u])
+        return scores[torch.tensor(row_of, device=scores.device)]
+
+
+def _seat_log_probs(game: Game, policy: Policy, state, seat: int, members: torch.Tensor, observations: list[str],
+                    legal: torch.Tensor, cache: _PrefixCache | None) -> torch.Tensor:
+    """log π [n, A_seat] over the seat's legal actions, in the seat's own labels.
+
+    Rows with a single legal action are not scored (log π = 0 there). LoRA members (id < bank size) are
+    scored by the LM in one batched pass; ids beyond the bank are scripted strategies
+    (``policy.scripted[id - bank size]``), which read the game state; their choice is taken as the seat's own
+    label, so under Other-Play a scripted partner is relabelled exactly like a member."""
+    n, A = legal.shape
+    device = policy.base.device
+    legal = legal.to(device)
+    out = torch.where(legal, 0.0, float("-inf"))  # forced rows: the one legal action has log π = 0
+    choose = legal.sum(1) > 1
+    n_lm = policy.bank.n_members
+    is_lm = members.to(device) < n_lm
+    lm_rows = torch.nonzero(choose & is_lm)[:, 0]
+    scripted_rows = torch.nonzero(choose & ~is_lm)[:, 0]
+    names = game.action_names(seat)
+    if len(lm_rows):
+        idx = lm_rows.tolist()
+        rows_members = members[lm_rows.cpu()]
+        rows_obs = [observations[i] for i in idx]
+        if cache is not None:
+            scores = cache.score(policy, rows_members, rows_obs, idx, names)
+        else:
+            scores = _score_rows(policy, rows_members, rows_obs, names)
+        out = out.index_copy(0, lm_rows, masked_log_softmax(scores, legal[lm_rows]))
+    if len(scripted_rows):
+        scripted = torch.full((n, A), float("-inf"), device=device)
+        for m in members[scripted_rows.cpu()].unique().tolist():
+            if m - n_lm >= len(policy.scripted):
+                raise IndexError(f"member id {m} is beyond the bank ({n_lm}) and the scripted strategies "
+                                 f"({len(policy.scripted)})")
+            strategy = policy.scripted[m - n_lm]
+            if seat not in strategy.seats:
+                from adhoc.errors import UserError
+
+                raise UserError(f"scripted strategy '{strategy.name}' plays seat {list(strategy.seats)}, not seat {seat}")
+            rows = torch.nonzero(members.to(device) == m)[:, 0]
+            scripted[rows] = strategy.log_probs(game, state, seat).to(device)[rows]  # [n, A]
+        out = out.index_copy(0, scripted_rows, masked_log_softmax(scripted[scripted_rows], legal[scripted_rows]))
+    return out
+
+
 def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
             grad: bool = True, keep_distributions: bool = True,
-            partner_maps: torch.Tensor | None = None) -> Trajectories:
+            partner_maps: torch.Tensor | None = None, prefix_reuse: bool = True) -> Trajectories:
     """Play ``episodes`` episodes for each row of ``pairs`` [P, 2]. ``keep_distributions=False`` leaves
     ``logp_all`` empty (evaluation needs only returns; [P, E, T, 2, A] can be large).
 
     ``partner_maps`` [P·E, A_1] (Other-Play): seat 1 acts in its own labels and the game sees the relabelled
-    action ``partner_maps[e, a]``; ``actions`` records what the game saw, ``logp`` the policy's own choice."""
+    action ``partner_maps[e, a]``; ``actions`` records what the game saw, ``logp`` the policy's own choice.
+    Multi-step games that name actions in their observations relabel seat 1's observations too
+    (``game.relabel_observation``), and seat 1's legal mask is read in its own labels.
+
+    Member ids beyond the AdapterBank are scripted strategies (``policy.scripted``, e.g. human-proxy
+    teachers). ``prefix_reuse`` (multi-step games): each seat's observation is encoded once and later steps
+    encode only what was appended (``Policy.scores_reusing``); False re-encodes every observation whole."""
     P, E = pairs.shape[0], episodes
     n = P * E
     device = policy.base.device
     gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**63 - 1)))
     A = max(len(game.action_names(s)) for s in SEATS)
     state = game.reset(n, rng)
-    seat_members = [pairs[:, s].repeat_interleave(E) for s in SEATS]  # [n] each, pair-major
+    seat_members = [pairs[:, s].cpu().repeat_interleave(E) for s in SEATS]  # [n] each, pair-major
     steps = {k: [] for k in ("actions", "logp", "entropy", "logp_all", "rewards", "alive")}
     observations: list[list[list[str]]] = []
+    caches = [_PrefixCache(n) if prefix_reuse and game.horizon > 1 else None for _ in SEATS]
+    maps = None if partner_maps is None else torch.as_tensor(partner_maps).long().cpu()
+    relabel = maps is not None and hasattr(game, "relabel_observation")
     with torch.set_grad_enabled(grad):
         for _ in range(game.horizon):
             alive = ~state.done
@@ -79,16 +158,19 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
             observations.append(seen)
             for s in SEATS:
                 names = game.action_names(s)
-                scores = _score_rows(policy, seat_members[s], seen[s], names)
-                logp_all = masked_log_softmax(scores, game.legal_mask(state, s).to(scores.device))  # [n, A_s]
+                legal = game.legal_mask(state, s)
+                if s == 1 and maps is not None:
+                    legal = legal.gather(1, maps)  # legal in the seat's own labels
+                obs = game.relabel_observation(state, s, maps) if s == 1 and relabel else seen[s]
+                logp_all = _seat_log_probs(game, policy, state, s, seat_members[s], obs, legal, caches[s])  # [n, A_s]
                 a = torch.multinomial(logp_all.detach().exp().cpu(), 1, generator=gen)[:, 0]
                 joint.append(a)
                 logp_seats.append(logp_all.gather(1, a.to(device)[:, None])[:, 0])
                 ent_seats.append(entropy(logp_all))
                 if keep_distributions:
                     all_seats.append(torch.nn.functional.pad(logp_all, (0, A - len(names)), value=float("-inf")))
-            if partner_maps is not None:
-                joint[1] = partner_maps[torch.arange(n), joint[1]]
+            if maps is not None:
+                joint[1] = maps[torch.arange(n), joint[1]]
             actions = torch.stack(joint, 1)  # [n, 2]
             state, reward, _ = game.step(state, actions)
             steps["actions"].append(actions)

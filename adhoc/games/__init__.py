@@ -1,7 +1,8 @@
 """Games, registered by name. ``import adhoc.games`` stays light (numpy + torch; omegaconf when building).
 
 Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
-common-payoff matrix game given in YAML. The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
+common-payoff matrix game given in YAML. ``warehouse``: the seed paper's grounding game (multi-step, with
+scripted teachers). The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from adhoc.games.core import SEATS, Game, GameError, GameState
 from adhoc.games.lever import LeverConfig, LeverGame, build_lever
 from adhoc.games.matrix import MatrixConfig, MatrixGame, build_matrix
 from adhoc.games.symmetry import PermutationGroup
+from adhoc.games.warehouse import WarehouseConfig, WarehouseGame, build_warehouse
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ GAMES: dict[str, GameSpec] = {
     "cmg-s": GameSpec("cmg-s", CMGSConfig, build_cmg, "CMG-S: 32 blocks of 8 (Charakorn et al. 2023)"),
     "cmg-h": GameSpec("cmg-h", CMGHConfig, build_cmg, "CMG-H: blocks of 32, 31, ..., 1 (Charakorn et al. 2023)"),
     "matrix": GameSpec("matrix", MatrixConfig, build_matrix, "any common-payoff matrix game given in YAML"),
+    "warehouse": GameSpec("warehouse", WarehouseConfig, build_warehouse,
+                          "grounding linguistic feedback: a robot guided by a teacher's labels (seed paper, CIRL)"),
 }
 
 
@@ -75,5 +79,5 @@ def make_game(name: str, **params: Any) -> Game:
 
 
 __all__ = ["GAMES", "SEATS", "CMGConfig", "CMGGame", "CMGHConfig", "CMGSConfig", "Game", "GameError", "GameSpec",
-           "GameState", "LeverConfig", "LeverGame", "MatrixConfig", "MatrixGame", "PermutationGroup", "build_game",
-           "make_game"]
+           "GameState", "LeverConfig", "LeverGame", "MatrixConfig", "MatrixGame", "PermutationGroup", "WarehouseConfig",
+           "WarehouseGame", "build_game", "make_game"]

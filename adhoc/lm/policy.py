@@ -46,8 +46,10 @@ def _prefix_free(seqs: list[list[int]]) -> bool:
 class Policy:
     """Scores legal action strings for many (member, observation) rows in one batched pass."""
 
-    def __init__(self, base: BaseModel, bank: AdapterBank) -> None:
+    def __init__(self, base: BaseModel, bank: AdapterBank, scripted: list | None = None) -> None:
         self.base, self.bank = base, bank
+        # member ids bank.n_members + j play scripted strategy j (``adhoc.scripted``; rollout dispatches)
+        self.scripted = list(scripted or [])
         self.model, self.tokenizer = base.model, base.tokenizer
         self._tables: dict[tuple[str, ...], ActionTable] = {}
         self._prompts: dict[str, list[int]] = {}
@@ -70,23 +72,30 @@ class Policy:
             self._tables[key] = ActionTable(list(names), ids.to(self.base.device), mask.to(self.base.device))
         return self._tables[key]
 
-    def _encode(self, observations: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded prompt ids and mask [R, Lp]; tokenization cached per distinct observation."""
-        seqs = []
-        for o in observations:
-            if o not in self._prompts:
-                ids = self.tokenizer(o).input_ids
-                if self.tokenizer.bos_token_id is not None and (not ids or ids[0] != self.tokenizer.bos_token_id):
-                    ids = [self.tokenizer.bos_token_id] + ids
-                self._prompts[o] = ids
-            seqs.append(self._prompts[o])
+    def tokens(self, observation: str) -> list[int]:
+        """Prompt token ids of an observation (BOS first), cached per distinct observation."""
+        if observation not in self._prompts:
+            if len(self._prompts) > 200_000:  # multi-step games make many distinct texts: bound the cache
+                self._prompts.clear()
+            ids = self.tokenizer(observation).input_ids
+            if self.tokenizer.bos_token_id is not None and (not ids or ids[0] != self.tokenizer.bos_token_id):
+                ids = [self.tokenizer.bos_token_id] + ids
+            self._prompts[observation] = ids
+        return self._prompts[observation]
+
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for i, s in enumerate(seqs):
-            ids[i, width - len(s):] = torch.tensor(s)
-            mask[i, width - len(s):] = 1
+            if s:
+                ids[i, width - len(s):] = torch.tensor(s)
+                mask[i, width - len(s):] = 1
         return ids.to(self.base.device), mask.to(self.base.device)
+
+    def _encode(self, observations: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded prompt ids and mask [R, Lp]; tokenization cached per distinct observation."""
+        return self._left_pad([self.tokens(o) for o in observations])
 
     def scores(self, members: torch.Tensor, observations: list[str], table: ActionTable) -> torch.Tensor:
         """Unnormalised action scores log p_m(tokens(a) | o): [R, A] for rows (members[r], observations[r])."""
@@ -96,20 +105,30 @@ class Policy:
         obs_sorted = [observations[i] for i in order.tolist()]
         ids, mask = self._encode(obs_sorted)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        R, A = ids.shape[0], table.ids.shape[0]
+        R = ids.shape[0]
         need_cache = not table.single_token
         with self.bank.route(members_sorted):
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                              use_cache=need_cache, logits_to_keep=1)
+        scores = self._action_scores(out, mask, mask.sum(-1), members_sorted, table)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(R, device=order.device)
+        return scores[inverse]
+
+    def _action_scores(self, out, mask: torch.Tensor, lengths: torch.Tensor, members_sorted: torch.Tensor,
+                       table: ActionTable) -> torch.Tensor:
+        """[R, A] scores from the prompt pass ``out`` (its last logits and, for multi-token actions, its cache).
+        mask: [R, L] the prompt's attention mask; lengths: [R] real prompt tokens (the actions' first position)."""
+        R, A = mask.shape[0], table.ids.shape[0]
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # [R, V]
         scores = first[:, table.ids[:, 0]]  # [R, A]: log p(first action token | o)
-        if need_cache:
+        if not table.single_token:
             cache = out.past_key_values
-            cache.batch_repeat_interleave(A)
+            cache.batch_repeat_interleave(A)  # replaces the cache's tensors (the caller's references stay valid)
             rest_ids = table.ids[:, :-1].repeat(R, 1)  # [R·A, La-1]: feed tokens 1..La-1, predict 2..La
             rest_mask = table.mask[:, :-1].repeat(R, 1).long()
-            start = mask.sum(-1).repeat_interleave(A)  # [R·A] prompt lengths
-            rest_pos = start[:, None] + torch.arange(rest_ids.shape[1], device=ids.device)[None]
+            start = lengths.repeat_interleave(A)  # [R·A] prompt lengths
+            rest_pos = start[:, None] + torch.arange(rest_ids.shape[1], device=mask.device)[None]
             full_mask = torch.cat([mask.repeat_interleave(A, dim=0), rest_mask], dim=1)
             with self.bank.route(members_sorted.repeat_interleave(A)):
                 out2 = self.model(input_ids=rest_ids, attention_mask=full_mask, position_ids=rest_pos,
@@ -118,9 +137,78 @@ class Policy:
             target = table.ids[:, 1:].repeat(R, 1)
             tok_logp = logp.gather(-1, target[..., None])[..., 0] * table.mask[:, 1:].repeat(R, 1)
             scores = scores + tok_logp.sum(-1).view(R, A)
+        return scores
+
+    def scores_reusing(self, members: torch.Tensor, observations: list[str], table: ActionTable,
+                       previous: "EncodedPrompts | None", previous_rows: list[int]
+                       ) -> tuple[torch.Tensor, "EncodedPrompts", torch.Tensor]:
+        """``scores`` for multi-step games, reusing encoded prefixes (the key/value cache) across steps.
+
+        Row r may name ``previous_rows[r]``, a row of ``previous`` (the prompts encoded at an earlier step)
+        whose tokens begin row r's tokens, e.g. the same seat's observation one step earlier, when
+        observations are append-only transcripts. Its cached keys/values are reused and only the new
+        suffix is encoded (positions continue from the prefix). Rows with -1, or whose tokens do not
+        extend the named row's, are encoded whole. The result equals ``scores`` up to float rounding, and
+        carries gradients through the reused prefix too (the weights do not change within a rollout).
+
+        Returns (scores [R, A], the prompts encoded now, ``row_of`` [R]: the encoded row of each input row)."""
+        members = members.to(self.base.device)
+        R = len(observations)
+        order = torch.argsort(members, stable=True)
+        members_sorted = members[order]
+        rows = order.tolist()
+        full = [self.tokens(observations[i]) for i in rows]
+        reuse = [0] * R  # how many leading tokens of each row come from the cache
+        source = [0] * R
+        if previous is not None:
+            for k, i in enumerate(rows):
+                c = previous_rows[i]
+                if c >= 0:
+                    prefix = previous.ids[c]
+                    n = min(len(prefix), len(full[k]) - 1)  # at least one new token to read logits from
+                    if n > 0 and full[k][:n] == prefix[:n]:
+                        reuse[k], source[k] = n, c
+        device = self.base.device
+        suffix_ids, suffix_mask = self._left_pad([f[n:] for f, n in zip(full, reuse)])
+        if any(reuse):
+            src = torch.tensor(source, device=device)
+            used = previous.mask[src]  # [R, Lc]
+            used = used * (used.cumsum(-1) <= torch.tensor(reuse, device=device)[:, None]).long()
+            cache = _cache([(k[src], v[src]) for k, v in zip(previous.keys, previous.values)])
+            mask = torch.cat([used, suffix_mask], dim=1)
+        else:
+            cache, mask = None, suffix_mask
+        start = torch.tensor(reuse, device=device)[:, None]
+        positions = (start + suffix_mask.cumsum(-1) - 1).clamp(min=0)
+        with self.bank.route(members_sorted):
+            out = self.model(input_ids=suffix_ids, attention_mask=mask, position_ids=positions,
+                             past_key_values=cache, use_cache=True, logits_to_keep=1)
+        layers = out.past_key_values.layers
+        keep = mask.bool().any(0)  # drop columns no row uses any more (padding accumulates otherwise)
+        encoded = EncodedPrompts(ids=full, keys=[layer.keys[:, :, keep] for layer in layers],
+                                 values=[layer.values[:, :, keep] for layer in layers], mask=mask[:, keep])
+        scores = self._action_scores(out, mask, torch.tensor([len(f) for f in full], device=device),
+                                     members_sorted, table)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(R, device=order.device)
-        return scores[inverse]
+        return scores[inverse], encoded, inverse.cpu()
+
+
+@dataclass
+class EncodedPrompts:
+    """Prompts encoded by ``Policy.scores_reusing``: token ids per row, per-layer keys/values
+    [R, heads, L, head_dim] and the attention mask [R, L] (1 = a real token; padding may sit anywhere)."""
+
+    ids: list[list[int]]
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    mask: torch.Tensor
+
+
+def _cache(layers: list[tuple[torch.Tensor, torch.Tensor]]):
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=layers)
 
 
 def masked_log_softmax(scores: torch.Tensor, legal: torch.Tensor | None) -> torch.Tensor:
