@@ -1,0 +1,142 @@
+"""Warehouse: a robot trained against scripted teachers (human proxies), evaluated with held-out teachers,
+with the per-episode return curve inside an interaction (in-context grounding).
+
+A robot is one LoRA member on the built-in base, trained in the robot seat (seat 0) by REINFORCE with a
+leave-one-out baseline per teacher, against scripted teachers from ``scripted:warehouse`` drawn uniformly
+(every teacher plays ``--episodes-per-teacher`` interactions per iteration). Several robots train in one
+batched pass, one per teacher set (``--train`` may be given several times). Saved populations can be
+evaluated as robots too (``--population``: every member in the robot seat with each scripted teacher).
+
+Report: for every robot and every teacher, the mean interaction return and the mean payoff of episode
+1..K of the interaction (in-context grounding shows as later episodes beating the first).
+
+    python scripts/warehouse_learner.py --train ground,ground-swap,ground-mirror --train ground \\
+        --heldout ground-rotate,direct-rotate --iterations 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from adhoc.games import make_game
+from adhoc.lm.adapters import AdapterBank, MemberAdam
+from adhoc.lm.base import load_base
+from adhoc.lm.policy import Policy
+from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
+from adhoc.rollout import rollout
+from adhoc.scripted import load_scripted_population, scripted_ids
+
+
+def per_episode(game, rewards: torch.Tensor) -> torch.Tensor:
+    """Payoff θ(final position) of each warehouse episode of an interaction: rewards [..., T] → [..., K]."""
+    ends = [k * 2 * game.moves + 2 * game.moves - 1 for k in range(game.episodes)]
+    return rewards[..., ends] * game.episodes
+
+
+@torch.no_grad()
+def evaluate(game, policy, robots: list[int], teacher_ids: dict[str, int], episodes: int, seed: int) -> dict:
+    """{robot index: {teacher: {"return": mean, "episodes": [mean payoff of episode 1..K]}}}."""
+    names = list(teacher_ids)
+    pairs = torch.tensor([[r, teacher_ids[t]] for r in robots for t in names])
+    traj = rollout(game, policy, pairs, episodes, np.random.default_rng(seed), grad=False, keep_distributions=False)
+    curve = per_episode(game, traj.rewards.cpu()).mean(1)  # [pairs, K]
+    ret = traj.returns.cpu().mean(1)
+    out, i = {}, 0
+    for r in robots:
+        out[r] = {}
+        for t in names:
+            out[r][t] = {"return": round(float(ret[i]), 4), "episodes": [round(float(v), 4) for v in curve[i]]}
+            i += 1
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", action="append", default=[], help="comma-separated teacher names (repeatable)")
+    parser.add_argument("--heldout", default="", help="comma-separated teachers only evaluated with")
+    parser.add_argument("--population", action="append", default=[], help="saved population: members as robots")
+    parser.add_argument("--width", type=int, default=3)
+    parser.add_argument("--height", type=int, default=3)
+    parser.add_argument("--moves", type=int, default=2)
+    parser.add_argument("--episodes", type=int, default=3, help="warehouse episodes per interaction")
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--episodes-per-teacher", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--entropy", type=float, default=0.01)
+    parser.add_argument("--eval-episodes", type=int, default=512)
+    parser.add_argument("--target-modules", default="q_proj,v_proj,lm_head")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+
+    game = make_game("warehouse", width=args.width, height=args.height, moves=args.moves, episodes=args.episodes)
+    teacher_sets = [[t for t in spec.split(",") if t] for spec in args.train]
+    heldout = [t for t in args.heldout.split(",") if t]
+    every = list(dict.fromkeys([t for s in teacher_sets for t in s] + heldout))
+    base = load_base("builtin:tiny", device="cpu", dtype="float32")
+    from adhoc.population import Population
+
+    pops = [Population.load(p) for p in args.population]
+    n_pop = sum(len(p.members) for p in pops)
+    n = len(teacher_sets) + n_pop
+    targets = args.target_modules.split(",")
+    if pops:
+        adapter = pops[0].manifest["adapter"]
+        targets = adapter["target_modules"]
+    bank = AdapterBank(base.model, max(n, 1), 4, 8.0, targets, base_model_id=base.model_id)
+    bank.init_members([args.seed + i for i in range(max(n, 1))], b_std=0.1)
+    slot = len(teacher_sets)
+    for pop in pops:
+        pop.load_into(bank, list(range(slot, slot + len(pop.members))))
+        slot += len(pop.members)
+    policy = Policy(base, bank)
+    ids = dict(zip(every, scripted_ids(policy, load_scripted_population("scripted:warehouse:" + ",".join(every), game)).tolist()))
+    rng = np.random.default_rng(args.seed)
+
+    # train one robot per teacher set, all in one batched pass
+    if teacher_sets:
+        optimizer = MemberAdam(bank.member_parameters(), lr=args.lr, max_grad_norm=1.0)
+        pairs = torch.tensor([[r, ids[t]] for r, s in enumerate(teacher_sets) for t in s])
+        active = torch.zeros(bank.n_members, dtype=torch.bool)
+        active[: len(teacher_sets)] = True
+        start = time.perf_counter()
+        for it in range(1, args.iterations + 1):
+            traj = rollout(game, policy, pairs, args.episodes_per_teacher, rng, keep_distributions=False)
+            advantages = leave_one_out_advantage(traj.returns)
+            total = bank.n_members + len(policy.scripted)
+            loss = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, total) \
+                - args.entropy * entropy_per_member(traj.entropy, traj.alive, traj.pairs, total)
+            optimizer.zero_grad()
+            loss[: bank.n_members].sum().backward()
+            optimizer.step(active)
+            if it % 25 == 0 or it == args.iterations:
+                print(f"iteration {it}: train return {float(traj.returns.mean()):.3f} "
+                      f"({time.perf_counter() - start:.0f} s)", flush=True)
+
+    robots = list(range(n))
+    labels = [f"learner[{'+'.join(s)}]" for s in teacher_sets] + [
+        f"{p.path.name}/{m}" for p in pops for m in p.names]
+    results = evaluate(game, policy, robots, ids, args.eval_episodes, args.seed + 1)
+    table = {labels[r]: v for r, v in results.items()}
+    print(f"\nrobot (seat 0) x scripted teacher (seat 1): mean interaction return; per-episode payoff 1..{game.episodes}")
+    for r, (label, row) in enumerate(table.items()):
+        print(label)
+        own = teacher_sets[r] if r < len(teacher_sets) else []
+        for t, v in row.items():
+            tag = "held-out" if t in heldout else "train" if t in own else ""
+            print(f"  {t:<14} {tag:<8} {v['return']:.3f}   episodes {' '.join(f'{x:.3f}' for x in v['episodes'])}")
+        if heldout:
+            h = [row[t]["return"] for t in heldout]
+            print(f"  {'held-out mean':<23} {np.mean(h):.3f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "heldout": heldout, "results": table}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
