@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss, self_play_returns
+from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
 from adhoc.rollout import Trajectories
 
 
@@ -40,10 +40,6 @@ class SelfPlay:
 
     def on_evaluation(self, iteration: int, sp: torch.Tensor, bank) -> None:
         """Called after each evaluation with the members' self-play returns [N]."""
-
-    def objective_returns(self, episodes: int, rng: np.random.Generator) -> torch.Tensor:
-        """Each trained member's return under the method's own objective [n_members] (self-play here)."""
-        return self_play_returns(self.game, self.policy, self.n_members, episodes, rng)
 
     def slot_name(self, slot: int, names: list[str]) -> str:
         """Name (in logs) of a trained adapter beyond the population's members (``names``)."""

@@ -10,7 +10,8 @@ The loop, written out once for every method (the method only chooses the pairs a
    members that played.
 3. Every ``train.eval_every`` iterations: each member's self-play return from ``train.eval_episodes``
    fresh episodes; logged; optional early stop at ``train.target_return``.
-4. Save atomically: member peft folders, ``population.yaml``, ``config.yaml``, TensorBoard logs.
+4. The method selects the adapters to save (all of them; or, for a method that trains extra adapters —
+   Other-Play restarts, TrajeDi's best response — one per member), then save atomically: member peft folders, ``population.yaml``, ``config.yaml``, TensorBoard logs.
 
 TensorBoard keys: ``train/loss``, ``train/return`` (mean return of the iteration's episodes),
 ``train/entropy``, ``eval/self_play_return_mean``, ``eval/self_play_return_min``,
