@@ -5,6 +5,12 @@ to distinct (member, observation) rows, all rows of all members are scored in on
 AdapterBank, and actions are sampled from the exact policy over the legal actions. For a one-shot game
 that is 2·P distinct rows whatever E is.
 
+Multi-step games: a seat with a single legal action in a row (the other seat's turn) is not scored; each
+seat's encoded observations are kept (the key/value cache) and the next step encodes only what was
+appended to each episode's observation (``prefix_reuse``, ``Policy.scores_reusing``), so a step costs the
+new tokens, not the whole history. Member ids beyond the AdapterBank are scripted strategies
+(``policy.scripted``, see ``adhoc.scripted``).
+
 Shapes (P pairs, E episodes per pair, T = game horizon, A = max actions over seats):
     actions [P, E, T, 2]   logp [P, E, T, 2]   entropy [P, E, T, 2]   logp_all [P, E, T, 2, A]
     rewards [P, E, T]      alive [P, E, T] (the step was played)      returns [P, E]

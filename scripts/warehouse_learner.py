@@ -133,9 +133,20 @@ def main() -> None:
         if heldout:
             h = [row[t]["return"] for t in heldout]
             print(f"  {'held-out mean':<23} {np.mean(h):.3f}")
+    conventions = {}
+    for i, label in enumerate(labels):  # each robot's reading of each label, and its teacher side if trained in both
+        robot_obs = [f"robot . episode at 1 1 : {w}" for w in game.labels]
+        probs = torch.softmax(policy.scores(torch.full((len(robot_obs),), i), robot_obs, policy.actions(game.action_names(0))), -1)
+        reading = {w: game.action_names(0)[int(p.argmax())] for w, p in zip(game.labels, probs)}
+        probes = game.convention_probes()
+        probs = torch.softmax(policy.scores(torch.full((len(probes),), i), list(probes.values()),
+                                            policy.actions(game.action_names(1))), -1)
+        saying = {d: game.labels[int(p.argmax())] for d, p in zip(probes, probs)}
+        conventions[label] = {"robot_reads": reading, "teacher_says": saying}
+        print(f"{label}: robot reads {reading}; as teacher says {saying}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "heldout": heldout, "results": table}, f, indent=1)
+            json.dump({"args": vars(args), "heldout": heldout, "results": table, "conventions": conventions}, f, indent=1)
 
 
 if __name__ == "__main__":

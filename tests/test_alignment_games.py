@@ -297,3 +297,40 @@ def test_pettingzoo_parallel_api():
         obs, rew, term, trunc, infos = env.step({"player_0": int(np.argmax(masks[0])), "player_1": int(np.argmax(masks[1]))})
         total += rew["player_0"]
     assert all(term.values()) and env.agents == [] and 0 <= total <= 1
+
+
+def test_convention_probes_are_real_first_turn_observations():
+    game = make_game("warehouse", width=3, height=3)
+    probes = game.convention_probes()
+    assert sorted(probes) == ["down", "left", "right", "up"]
+    for direction, (gx, gy) in {"up": (1, 2), "left": (0, 1)}.items():
+        state = game.reset(1, np.random.default_rng(0))
+        state.extra["goal"], state.extra["starts"][:, 0] = torch.tensor([[gx, gy]]), torch.tensor([[1, 1]])
+        state.extra["text"] = ([""],) * 2
+        game._start_episode(state, 0)
+        assert game.observe(state, TEACHER) == [probes[direction]]
+
+
+def test_a_robot_learns_to_follow_a_scripted_teacher():
+    """Short training check: one robot member, REINFORCE against the scripted ``direct`` teacher, one move per
+    episode. Random moves score about 0.56; following the teacher scores 0.77."""
+    from adhoc.lm.adapters import MemberAdam
+    from adhoc.methods.common import leave_one_out_advantage, policy_gradient_loss
+
+    game = make_game("warehouse", moves=1, episodes=1)
+    base = load_base("builtin:tiny", device="cpu", dtype="float32")
+    bank = AdapterBank(base.model, 1, 4, 8.0, ["q_proj", "v_proj", "lm_head"])
+    bank.init_members([0], b_std=0.1)
+    policy = Policy(base, bank)
+    teacher = int(scripted_ids(policy, load_scripted_population("scripted:warehouse:direct", game))[0])
+    optimizer, rng = MemberAdam(bank.member_parameters(), lr=0.02, max_grad_norm=1.0), np.random.default_rng(0)
+    pairs = torch.tensor([[0, teacher]])
+    before = rollout(game, policy, pairs, 512, rng, grad=False).returns.mean()
+    for _ in range(25):
+        traj = rollout(game, policy, pairs, 128, rng)
+        loss = policy_gradient_loss(traj.logp, leave_one_out_advantage(traj.returns), traj.alive, traj.pairs, 2)[0]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = rollout(game, policy, pairs, 512, rng, grad=False).returns.mean()
+    assert before < 0.62 and after > 0.7, (before, after)

@@ -233,6 +233,14 @@ class WarehouseGame:
         direction = direction_to_goal(self, extra, stay_at_goal=True).tolist()
         return [f"{x} reward {MOVES[d]}" for x, d in zip(teacher_text, direction)]
 
+    def convention_probes(self) -> dict[str, str]:
+        """For reading a member's label convention: one first-turn teacher observation per direction
+        (robot in the middle row/column, goal in that direction), keyed by the direction's name."""
+        cx, cy = (self.width - 1) // 2, (self.height - 1) // 2
+        goals = {"up": (cx, self.height - 1), "down": (cx, 0), "left": (0, cy), "right": (self.width - 1, cy)}
+        return {d: f"teacher reward at {gx} {gy} . episode at {cx} {cy} : reward {d}" for d, (gx, gy) in goals.items()
+                if (gx, gy) != (cx, cy)}
+
     def scripted_strategies(self) -> dict[str, "WarehouseTeacher"]:
         return warehouse_teachers(self)
 
