@@ -1,0 +1,224 @@
+"""Reproduce the robust-learner results (issue 5): learners trained against partner populations, evaluated
+with held-out populations. Prints the markdown tables and writes them to OUT/learner_results.md.
+
+Experiments:
+
+- lever (Other-Play lever game, 10 levers, lever 0 pays 0.9): a learner (solver ``uniform``) trained against
+  a ``selfplay`` population of 8 (seed 1) and one trained against an ``otherplay`` population of 8 (seed 1),
+  each evaluated with its training partners and with held-out ``selfplay`` and ``otherplay`` populations
+  (seed 2: other seeds, so other conventions).
+- cmg-h (LIPO's CMG-H): learners trained against the ``selfplay``, ``trajedi`` and ``lipo`` populations
+  (seed 0), with each solver (uniform, prioritized, maximin, minimax_regret), evaluated with the held-out
+  union of the OTHER methods' members, taken from populations trained with another seed (seed 1) so that no
+  held-out member shares its initialisation with a training partner.
+
+Populations are read from ``--populations DIR`` as ``DIR/<game>-<method>-s<seed>`` when they exist there and
+trained from ``configs/<game>-<method>.yaml`` (``population.seed=<seed>``) into that folder when not, so a
+second run reuses them. Learners and evaluations go to ``OUT``.
+
+    python scripts/reproduce_learner.py                       # both experiments (~25 min on 2 CPU cores)
+    python scripts/reproduce_learner.py --only lever          # ~1 min
+    python scripts/reproduce_learner.py --populations runs/reproduce/populations --out runs/reproduce/learner
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLVERS = ("uniform", "prioritized", "maximin", "minimax_regret")
+CMG_METHODS = ("selfplay", "trajedi", "lipo")
+
+
+def population(populations: Path, game: str, method: str, seed: int) -> Path:
+    """DIR/<game>-<method>-s<seed>: reused when present, else trained from configs/<game>-<method>.yaml."""
+    from adhoc.config import load_config
+    from adhoc.population import Population
+    from adhoc.recipes.train_population import train_population
+
+    out = populations / f"{game}-{method}-s{seed}"
+    if (out / "population.yaml").is_file():
+        return Population.load(out).path
+    t0 = time.perf_counter()
+    config = load_config(ROOT / "configs" / f"{game}-{method}.yaml", [f"population.seed={seed}"])
+    train_population(config, out=out, progress=False)
+    print(f"  trained {out} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def learner(out: Path, config_name: str, partners: list[Path], solver: str, overrides: list[str]) -> Path:
+    """OUT/<name>: reused when present, else trained with ``configs/<config_name>``."""
+    from adhoc.config import load_learner_config
+    from adhoc.population import Population
+    from adhoc.recipes.train_learner import train_learner
+
+    if (out / "population.yaml").is_file():
+        return Population.load(out).path
+    t0 = time.perf_counter()
+    config = load_learner_config(ROOT / "configs" / config_name,
+                                 [*(f"partners={p}" for p in partners), f"solver={solver}", *overrides])
+    train_learner(config, out=out, progress=False)
+    print(f"  trained {out} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def evaluation(agent: Path, partners: list[Path], episodes: int, name: str) -> dict:
+    """The agent's evaluation with the partners (report written to AGENT/evaluation/<name>)."""
+    from adhoc.recipes.evaluate import evaluate, write_outputs
+
+    result = evaluate(agent, [str(p) for p in partners], episodes=episodes)
+    write_outputs(result, agent / "evaluation" / name)
+    return result.metrics
+
+
+def one_shot_bounds(partners: list[Path]) -> tuple[float, float]:
+    """For a one-shot matrix game, the best any single policy can do with these partners (both seatings
+    averaged): the best mean return over partners (a best response to the uniform mixture) and the best
+    worst-case return (maximin over the policy's mixtures, by linear program). Exact, from the partners'
+    action distributions and the payoff matrix."""
+    import numpy as np
+    import torch
+
+    from adhoc.games import build_game
+    from adhoc.lm.base import load_base
+    from adhoc.lm.policy import Policy
+    from adhoc.partners import load_partners
+    from scipy.optimize import linprog
+
+    group = load_partners([str(p) for p in partners])
+    game = build_game(group.game)
+    base = load_base(group.base_model["id"], device="cpu", dtype="float32")
+    from adhoc.lm.adapters import AdapterBank
+
+    a = group.adapter
+    bank = AdapterBank(base.model, len(group), a["rank"], a["alpha"], a["target_modules"], base_model_id=base.model_id)
+    group.load_into(bank)
+    policy = Policy(base, bank)
+    R = game.payoff_matrix()  # [A0, A1]
+    state = game.reset(1, np.random.default_rng(0))
+    with torch.no_grad():
+        probs = [torch.softmax(policy.scores(torch.arange(len(group)), game.observe(state, s) * len(group),
+                                             policy.actions(game.action_names(s))), -1).double().numpy()
+                 for s in (0, 1)]  # [P, A_s]
+    # returns[a, i] of the learner's action a with partner i, learner in seat 0 / in seat 1; the learner sees
+    # its seat, so it may choose a different distribution x_s in each seat
+    seat0, seat1 = R @ probs[1].T, R.T @ probs[0].T  # [A0, P], [A1, P]
+    best_mean = (seat0.mean(1).max() + seat1.mean(1).max()) / 2
+    # best worst case: max v s.t. (x0ᵀ seat0 + x1ᵀ seat1)_i / 2 >= v for every partner i, x0, x1 in simplices
+    A0, A1, P = seat0.shape[0], seat1.shape[0], seat0.shape[1]
+    c = np.zeros(A0 + A1 + 1)
+    c[-1] = -1.0
+    a_ub = np.hstack([-seat0.T / 2, -seat1.T / 2, np.ones((P, 1))])
+    a_eq = np.zeros((2, A0 + A1 + 1))
+    a_eq[0, :A0], a_eq[1, A0:A0 + A1] = 1.0, 1.0
+    lp = linprog(c, A_ub=a_ub, b_ub=np.zeros(P), A_eq=a_eq, b_eq=[1.0, 1.0],
+                 bounds=[(0, None)] * (A0 + A1) + [(None, None)], method="highs")
+    return float(best_mean), float(lp.x[-1])
+
+
+def fmt(metrics: dict, key: str) -> str:
+    lo, hi = metrics["ci95"][key]
+    return f"{metrics[key]:.3f} [{lo:.2f}, {hi:.2f}]"
+
+
+def lever_experiment(populations: Path, out: Path, episodes: int, overrides: list[str]) -> str:
+    pops = {(m, s): population(populations, "lever", m, s) for m in ("selfplay", "otherplay") for s in (1, 2)}
+    lines = ["| training partners (8, seed 1) | with training partners | best possible | held-out selfplay (seed 2) | "
+             "held-out otherplay (seed 2) | learner plays |", "|---|---:|---:|---:|---:|---|"]
+    for method in ("selfplay", "otherplay"):
+        agent = learner(out / f"lever-learner-{method}", "lever-learner.yaml", [pops[method, 1]], "uniform", overrides)
+        own = evaluation(agent, [pops[method, 1]], episodes, "training")
+        sp = evaluation(agent, [pops["selfplay", 2]], episodes, "held-out-selfplay")
+        op = evaluation(agent, [pops["otherplay", 2]], episodes, "held-out-otherplay")
+        bound = one_shot_bounds([pops[method, 1]])[0]
+        lines.append(f"| `{method}` | {fmt(own, 'mean_return')} | {bound:.3f} | {fmt(sp, 'mean_return')} | "
+                     f"{fmt(op, 'mean_return')} | {greedy_action(agent)} |")
+    return "\n".join(lines)
+
+
+def greedy_action(agent: Path) -> str:
+    """'lever k (p=0.98)': the learner's most probable seat-0 action."""
+    from adhoc.crossplay import greedy_conventions
+    from adhoc.games import build_game
+    from adhoc.lm.base import load_base
+    from adhoc.lm.policy import Policy
+    from adhoc.population import Population
+
+    pop = Population.load(agent)
+    base = load_base(pop.base_model["id"], device="cpu", dtype="float32")
+    conv = greedy_conventions(build_game(pop.game), Policy(base, pop.build_bank(base)), pop.names)[pop.names[0]]
+    kind = "lever" if pop.game["name"] == "lever" else "block"
+    return f"{kind} {conv['convention']} (p={conv['probability']:.2f})"
+
+
+def cmg_experiment(populations: Path, out: Path, episodes: int, solvers: tuple[str, ...],
+                   methods: tuple[str, ...], overrides: list[str]) -> str:
+    from adhoc.population import Population
+
+    train = {m: population(populations, "cmg-h", m, 0) for m in methods}
+    held = {m: population(populations, "cmg-h", m, 1) for m in methods}
+    lines = ["| training population (seed 0) | solver | with training partners: mean | worst | "
+             "held-out (other methods, seed 1): mean [95% CI] | worst [95% CI] | learner plays |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    bounds = []
+    for method in methods:
+        others = [held[m] for m in methods if m != method]
+        n_held = sum(len(Population.load(p).members) for p in others)
+        own_bound, held_bound = one_shot_bounds([train[method]]), one_shot_bounds(others)
+        bounds.append(f"| `{method}` | {own_bound[0]:.3f} | {own_bound[1]:.3f} | "
+                      f"{' + '.join(m for m in methods if m != method)} ({n_held}) | {held_bound[0]:.3f} | "
+                      f"{held_bound[1]:.3f} |")
+        for solver in solvers:
+            agent = learner(out / f"cmg-h-learner-{method}-{solver}", "cmg-h-learner.yaml", [train[method]], solver,
+                            overrides)
+            own = evaluation(agent, [train[method]], episodes, "training")
+            ho = evaluation(agent, others, episodes, "held-out")
+            lines.append(f"| `{method}` | `{solver}` | {own['mean_return']:.3f} | {own['worst_return']:.3f} | "
+                         f"{fmt(ho, 'mean_return')} | {fmt(ho, 'worst_return')} | {greedy_action(agent)} |")
+    lines += ["", "The best any single policy can do (exact, from the partners' action distributions: best mean = "
+              "best response to the uniform mixture, best worst = maximin over mixtures, per seat):", "",
+              "| training population | best mean | best worst | held-out partners (members) | best mean | best worst |",
+              "|---|---:|---:|---|---:|---:|", *bounds]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/reproduce-learner", help="learners, evaluations and the results table")
+    parser.add_argument("--populations", help="where partner populations are found / trained (default OUT/populations)")
+    parser.add_argument("--only", choices=("lever", "cmg-h"), help="run one experiment")
+    parser.add_argument("--solvers", nargs="+", default=list(SOLVERS), help="CMG-H solvers")
+    parser.add_argument("--methods", nargs="+", default=list(CMG_METHODS), help="CMG-H training populations")
+    parser.add_argument("--episodes", type=int, default=256, help="evaluation episodes per partner and seating")
+    parser.add_argument("--lever-set", nargs="*", default=[], metavar="key=value", help="learner overrides (lever)")
+    parser.add_argument("--cmg-set", nargs="*", default=[], metavar="key=value", help="learner overrides (cmg-h)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    populations = Path(args.populations) if args.populations else out / "populations"
+    out.mkdir(parents=True, exist_ok=True)
+    populations.mkdir(parents=True, exist_ok=True)
+    sections, t0 = [], time.perf_counter()
+    if args.only in (None, "lever"):
+        print("lever: learners against selfplay / otherplay populations", flush=True)
+        table = lever_experiment(populations, out, args.episodes, args.lever_set)
+        sections.append("### Robust learner on the lever game\n\nLearner (`configs/lever-learner.yaml`, solver "
+                        "`uniform`) trained against 8 partners of one population; mean return over partners "
+                        "(both seatings), 95% bootstrap CI.\n\n" + table)
+    if args.only in (None, "cmg-h"):
+        print("cmg-h: learners against selfplay / trajedi / lipo populations", flush=True)
+        table = cmg_experiment(populations, out, args.episodes, tuple(args.solvers), tuple(args.methods), args.cmg_set)
+        sections.append("### Robust learner on CMG-H\n\nLearner (`configs/cmg-h-learner.yaml`) trained against one "
+                        "population (8 members, seed 0) with each meta-solver; evaluated with the union of the other "
+                        "methods' populations trained with seed 1; worst = the partner the learner does worst with."
+                        "\n\n" + table)
+    text = "\n\n".join(sections) + f"\n\n(total {time.perf_counter() - t0:.0f} s)\n"
+    (out / "learner_results.md").write_text(text)
+    print("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
