@@ -1,17 +1,20 @@
-"""Warehouse: a robot trained against scripted teachers (human proxies), evaluated with held-out teachers,
-with the per-episode return curve inside an interaction (in-context grounding).
+"""Alignment games: an AI trained against scripted teachers (human proxies), evaluated with held-out teachers;
+for the warehouse also the per-episode return curve inside an interaction (in-context grounding).
 
-A robot is one LoRA member on the built-in base, trained in the robot seat (seat 0) by REINFORCE with a
-leave-one-out baseline per teacher, against scripted teachers from ``scripted:warehouse`` drawn uniformly
-(every teacher plays ``--episodes-per-teacher`` interactions per iteration). Several robots train in one
-batched pass, one per teacher set (``--train`` may be given several times). Saved populations can be
-evaluated as robots too (``--population``: every member in the robot seat with each scripted teacher).
+An AI is one LoRA member on the built-in base, trained in the AI seat (seat 0) by REINFORCE with a
+leave-one-out baseline per teacher, against scripted teachers from ``scripted:<game>``, every teacher of
+its set playing ``--episodes-per-teacher`` interactions per iteration. Several AIs train in one batched
+pass, one per teacher set (``--train`` may be given several times). Saved populations can be evaluated in
+the AI seat too (``--population``: every member with each scripted teacher).
 
-Report: for every robot and every teacher, the mean interaction return and the mean payoff of episode
-1..K of the interaction (in-context grounding shows as later episodes beating the first).
+Report: for every AI and every teacher, the mean interaction return; for the warehouse the mean payoff of
+episode 1..K of the interaction (in-context grounding shows as later episodes beating the first) and each
+member's label reading.
 
-    python scripts/warehouse_learner.py --train ground,ground-swap,ground-mirror --train ground \\
-        --heldout ground-rotate,direct-rotate --iterations 200
+    python scripts/scripted_learner.py --game warehouse --train ground,ground-swap,ground-mirror --train ground \\
+        --heldout ground-rotate,direct --param moves=3 --param episodes=2 --iterations 300
+    python scripts/scripted_learner.py --game preference --train quality,deficiency,noisy --train quality \\
+        --train deficiency --iterations 300
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ from adhoc.scripted import load_scripted_population, scripted_ids
 
 
 def per_episode(game, rewards: torch.Tensor) -> torch.Tensor:
-    """Payoff θ(final position) of each warehouse episode of an interaction: rewards [..., T] → [..., K]."""
+    """Payoff θ(final position) of each warehouse episode of an interaction: rewards [..., T] → [..., K]
+    (the whole return as one entry for other games)."""
+    if game.name != "warehouse":
+        return rewards.sum(-1, keepdim=True)
     ends = [k * 2 * game.moves + 2 * game.moves - 1 for k in range(game.episodes)]
     return rewards[..., ends] * game.episodes
 
@@ -60,10 +66,8 @@ def main() -> None:
     parser.add_argument("--train", action="append", default=[], help="comma-separated teacher names (repeatable)")
     parser.add_argument("--heldout", default="", help="comma-separated teachers only evaluated with")
     parser.add_argument("--population", action="append", default=[], help="saved population: members as robots")
-    parser.add_argument("--width", type=int, default=3)
-    parser.add_argument("--height", type=int, default=3)
-    parser.add_argument("--moves", type=int, default=2)
-    parser.add_argument("--episodes", type=int, default=3, help="warehouse episodes per interaction")
+    parser.add_argument("--game", default="warehouse", help="warehouse | preference")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="game parameter (YAML value)")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--episodes-per-teacher", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.02)
@@ -74,7 +78,9 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
-    game = make_game("warehouse", width=args.width, height=args.height, moves=args.moves, episodes=args.episodes)
+    import yaml
+
+    game = make_game(args.game, **{k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.param)})
     teacher_sets = [[t for t in spec.split(",") if t] for spec in args.train]
     heldout = [t for t in args.heldout.split(",") if t]
     every = list(dict.fromkeys([t for s in teacher_sets for t in s] + heldout))
@@ -95,7 +101,8 @@ def main() -> None:
         pop.load_into(bank, list(range(slot, slot + len(pop.members))))
         slot += len(pop.members)
     policy = Policy(base, bank)
-    ids = dict(zip(every, scripted_ids(policy, load_scripted_population("scripted:warehouse:" + ",".join(every), game)).tolist()))
+    spec = f"scripted:{game.name}:" + ",".join(every)
+    ids = dict(zip(every, scripted_ids(policy, load_scripted_population(spec, game)).tolist()))
     rng = np.random.default_rng(args.seed)
 
     # train one robot per teacher set, all in one batched pass
@@ -123,7 +130,7 @@ def main() -> None:
         f"{p.path.name}/{m}" for p in pops for m in p.names]
     results = evaluate(game, policy, robots, ids, args.eval_episodes, args.seed + 1)
     table = {labels[r]: v for r, v in results.items()}
-    print(f"\nrobot (seat 0) x scripted teacher (seat 1): mean interaction return; per-episode payoff 1..{game.episodes}")
+    print(f"\nAI (seat 0) x scripted teacher (seat 1): mean interaction return; per-episode payoff")
     for r, (label, row) in enumerate(table.items()):
         print(label)
         own = teacher_sets[r] if r < len(teacher_sets) else []
@@ -134,7 +141,7 @@ def main() -> None:
             h = [row[t]["return"] for t in heldout]
             print(f"  {'held-out mean':<23} {np.mean(h):.3f}")
     conventions = {}
-    for i, label in enumerate(labels):  # each robot's reading of each label, and its teacher side if trained in both
+    for i, label in enumerate(labels if game.name == "warehouse" else []):  # each robot's reading of each label, and its teacher side if trained in both
         robot_obs = [f"robot . episode at 1 1 : {w}" for w in game.labels]
         probs = torch.softmax(policy.scores(torch.full((len(robot_obs),), i), robot_obs, policy.actions(game.action_names(0))), -1)
         reading = {w: game.action_names(0)[int(p.argmax())] for w, p in zip(game.labels, probs)}

@@ -334,3 +334,67 @@ def test_a_robot_learns_to_follow_a_scripted_teacher():
         optimizer.step()
     after = rollout(game, policy, pairs, 512, rng, grad=False).returns.mean()
     assert before < 0.62 and after > 0.7, (before, after)
+
+
+# ---------------------------------------------------------------------------------------------- preference
+def test_preference_rounds_transcripts_and_payoff():
+    game = make_game("preference")
+    assert game.horizon == 3 and game.action_names(0) == ["1", "2", "3", "4"] and game.action_names(1) == ["12", "21"]
+    state = game.reset(2, np.random.default_rng(0))
+    state.extra["theta"] = torch.tensor([[2.0, 1.0, -1.0], [-1.0, 1.0, 2.0]])
+    assert game.observe(state, 1)[0].startswith("teacher a 2 b 1 c - 1 . round : 1 ")
+    assert game.observe(state, 0)[0].startswith("ai . round : 1 ")
+    assert game.legal_mask(state, 0).tolist() == [[1, 0, 0, 0]] * 2 and game.legal_mask(state, 1).all()
+    before = [game.observe(state, s) for s in (0, 1)]
+    for t in range(2):  # feedback rounds: nothing paid
+        state, r, done = game.step(state, torch.tensor([[0, 1], [0, 0]]))
+        assert r.tolist() == [0, 0] and not done.any()
+    assert game.observe(state, 0)[0].count(" ; 21") == 2 and " last : 1 " in game.observe(state, 0)[0]
+    assert all(b.startswith(a) for s in (0, 1) for a, b in zip(before[s], game.observe(state, s)))  # append-only
+    assert game.legal_mask(state, 0).all() and game.legal_mask(state, 1).tolist() == [[1, 0]] * 2
+    final = state.extra["final"]
+    state, r, done = game.step(state, torch.tensor([[2, 0], [0, 0]]))
+    # q(x) = (θ·x − min) / (max − min): θ = (2, 1, −1) spans [−1, 3]; θ = (−1, 1, 2) spans [−1, 3]
+    expected = [(float(game.response_bits[final[e, c]] @ state.extra["theta"][e]) + 1) / 4 for e, c in ((0, 2), (1, 0))]
+    assert r.tolist() == pytest.approx(expected) and done.all()
+
+
+def test_preference_teachers_mean_different_things():
+    game = make_game("preference")
+    teachers = game.scripted_strategies()
+    assert sorted(teachers) == ["deficiency", "noisy", "quality"]
+    state = game.reset(3, np.random.default_rng(0))
+    state.extra["theta"] = torch.tensor([[2.0, 1.0, -1.0]] * 3)
+    a, b, c = 1, 2, 4  # response ids are feature bit masks
+    state.extra["offers"][:, 0] = torch.tensor([[b, a], [b | c, c], [a | c, b]])  # θ·x: (1, 2) (0, -1) (1, 1)
+    picks = {name: t.log_probs(game, state, 1).argmax(1).tolist() for name, t in teachers.items()}
+    assert picks["quality"] == [1, 0, 0]  # "21": a beats b; "12": b c beats c; a c ties with b: offered order
+    assert picks["deficiency"] == [1, 0, 0]  # by feature a alone: "21", a tie ("12"), a c has a ("12")
+    state.extra["offers"][:, 0] = torch.tensor([[b, c], [b | c, a | c], [a, a | b]])  # θ·x: (1, -1) (0, 1) (2, 3)
+    quality = teachers["quality"].log_probs(game, state, 1).argmax(1).tolist()
+    deficiency = teachers["deficiency"].log_probs(game, state, 1).argmax(1).tolist()
+    assert quality == [0, 1, 1] and deficiency == [0, 1, 0]  # a b ≻ a by quality, a tie by feature a
+    noisy = teachers["noisy"].log_probs(game, state, 1).exp()
+    assert torch.allclose(noisy.sum(1), torch.ones(3)) and (noisy[[0, 1, 2], [0, 1, 1]] > 0.5).all()
+    assert torch.allclose(noisy[0, 0], torch.sigmoid(torch.tensor(4.0 * 2)))  # σ(β (θ·x₁ − θ·x₂))
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"candidates": 1}, "game.candidates must be 2"), ({"rounds": 0}, "game.rounds must be >= 1"),
+    ({"weights": []}, "1..6 feature weights"), ({"final_candidates": 1}, "game.final_candidates"),
+    ({"weights": [-1.0, -1.0]}, "some positive weight"),
+])
+def test_preference_impossible_parameters(params, message):
+    with pytest.raises(GameError, match=message):
+        make_game("preference", **params)
+
+
+def test_preference_pettingzoo_and_rollout_with_teachers(policy):
+    parallel_api_test(to_parallel_env(make_game("preference"), seed=0), num_cycles=20)
+    game = make_game("preference", rounds=2)
+    policy.scripted = []
+    ids = scripted_ids(policy, load_scripted_population("scripted:preference", game)).tolist()
+    traj = rollout(game, policy, torch.tensor([[0, t] for t in ids]), 16, np.random.default_rng(0))
+    assert traj.returns.shape == (3, 16) and ((traj.returns >= 0) & (traj.returns <= 1)).all()
+    assert traj.logp[:, :, 0, 0].eq(0).all() and traj.logp[:, :, 1, 0].requires_grad  # the AI chooses last
+    policy.scripted = []

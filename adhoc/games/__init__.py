@@ -1,8 +1,8 @@
 """Games, registered by name. ``import adhoc.games`` stays light (numpy + torch; omegaconf when building).
 
 Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
-common-payoff matrix game given in YAML. ``warehouse``: the seed paper's grounding game (multi-step, with
-scripted teachers). The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
+common-payoff matrix game given in YAML. ``warehouse`` and ``preference``: the seed paper's alignment games
+(multi-step, with scripted teachers). The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from adhoc.games.cmg import CMGConfig, CMGGame, CMGHConfig, CMGSConfig, build_cm
 from adhoc.games.core import SEATS, Game, GameError, GameState
 from adhoc.games.lever import LeverConfig, LeverGame, build_lever
 from adhoc.games.matrix import MatrixConfig, MatrixGame, build_matrix
+from adhoc.games.preference import PreferenceConfig, PreferenceGame, build_preference
 from adhoc.games.symmetry import PermutationGroup
 from adhoc.games.warehouse import WarehouseConfig, WarehouseGame, build_warehouse
 
@@ -36,6 +37,8 @@ GAMES: dict[str, GameSpec] = {
     "matrix": GameSpec("matrix", MatrixConfig, build_matrix, "any common-payoff matrix game given in YAML"),
     "warehouse": GameSpec("warehouse", WarehouseConfig, build_warehouse,
                           "grounding linguistic feedback: a robot guided by a teacher's labels (seed paper, CIRL)"),
+    "preference": GameSpec("preference", PreferenceConfig, build_preference,
+                           "RLHF as a cooperative game: preference orderings, then a final choice (seed paper, CIRL)"),
 }
 
 
@@ -79,5 +82,6 @@ def make_game(name: str, **params: Any) -> Game:
 
 
 __all__ = ["GAMES", "SEATS", "CMGConfig", "CMGGame", "CMGHConfig", "CMGSConfig", "Game", "GameError", "GameSpec",
-           "GameState", "LeverConfig", "LeverGame", "MatrixConfig", "MatrixGame", "PermutationGroup", "WarehouseConfig",
+           "GameState", "LeverConfig", "LeverGame", "MatrixConfig", "MatrixGame", "PermutationGroup", "PreferenceConfig",
+           "PreferenceGame", "WarehouseConfig",
            "WarehouseGame", "build_game", "make_game"]

@@ -73,3 +73,16 @@ class Game(Protocol):
 
     def params(self) -> dict[str, Any]:
         """The game's parameters as plain YAML-able values (recorded in saved populations)."""
+
+
+def checked_actions(game: Game, state: GameState, actions: torch.Tensor) -> torch.Tensor:
+    """Joint actions as a CPU LongTensor [E, 2], checked against the batch size and each seat's action count
+    (a caller bug, so ValueError rather than GameError)."""
+    actions = torch.as_tensor(actions).cpu().long()
+    n = state.n_episodes
+    if actions.shape != (n, 2):
+        raise ValueError(f"actions must be [{n}, 2], got {list(actions.shape)}")
+    for s in SEATS:
+        if actions[:, s].min() < 0 or actions[:, s].max() >= len(game.action_names(s)):
+            raise ValueError(f"seat {s} action out of range 0..{len(game.action_names(s)) - 1}")
+    return actions

@@ -46,7 +46,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from adhoc.games.core import GameError, GameState
+from adhoc.games.core import GameError, GameState, checked_actions
 from adhoc.games.symmetry import PermutationGroup
 
 ROBOT, TEACHER = 0, 1
@@ -157,13 +157,8 @@ class WarehouseGame:
         return mask
 
     def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
-        actions = torch.as_tensor(actions).cpu().long()
+        actions = checked_actions(self, state, actions)
         n = state.n_episodes
-        if actions.shape != (n, 2):
-            raise ValueError(f"actions must be [{n}, 2], got {list(actions.shape)}")
-        for s in (ROBOT, TEACHER):
-            if actions[:, s].min() < 0 or actions[:, s].max() >= len(self.action_names(s)):
-                raise ValueError(f"seat {s} action out of range 0..{len(self.action_names(s)) - 1}")
         reward = torch.zeros(n)
         extra = dict(state.extra)
         robot_text, teacher_text = extra["text"]

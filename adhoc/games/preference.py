@@ -1,0 +1,219 @@
+"""``preference``: RLHF as a cooperative game, the second alignment game of the seed paper ("Human-AI value
+aligned finetuning of LLMs with multiagent RL"), a CIRL game (Hadfield-Menell et al. 2016).
+
+Seats: seat 0 is the AI, seat 1 the human (the teacher). θ, the human's hidden type, weights d features of a
+response: θ is a random permutation of ``weights`` (default (2, 1, -1): one feature the human wants most,
+one it likes, one it dislikes), drawn once per interaction and shown only to the human. A response is a
+set of features (a binary vector x ∈ {0,1}^d), rendered as its feature letters ("a c"; "none" if empty);
+its quality is q(x) = (θ·x − min_x θ·x) / (max_x θ·x − min_x θ·x) ∈ [0, 1].
+
+An interaction has ``rounds`` steps:
+- rounds 1..H−1 (feedback rounds): the AI offers k candidate responses (sampled by the game: the AI's
+  proposal distribution is uniform over distinct responses, as RLHF samples responses from the model; the
+  AI's own action is forced), and the human answers with a preference ordering, an action such as "21"
+  (candidate 2 preferred to candidate 1);
+- round H (the choice): the AI picks one of ``final_candidates`` responses ("1".."m"); the human's action
+  is forced. The team is paid q(final choice) once, at the end (not the sum over rounds).
+
+What an ordering means is the teacher's strategy (``scripted_strategies``): by overall quality θ·x (the usual
+RLHF assumption), by a single deficiency dimension (the feature the human cares about most, ties left in
+the offered order), or noisily (Boltzmann-rational in θ·x). The AI is not told which.
+
+Observations are append-only transcripts::
+
+    ai:      "ai . round : 1 a c 2 b ; 21 round : 1 none 2 a ; 21 last : 1 a b 2 c 3 b c 4 a"
+    teacher: "teacher a 2 b 1 c - 1 . round : 1 a c 2 b ; 21 round : 1 none 2 a ; 21 last : ..."
+
+Symmetries: none declared (feature letters carry θ's meaning; orderings are not interchangeable).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from adhoc.games.core import GameError, GameState, checked_actions
+
+AI, TEACHER = 0, 1
+MAX_FEATURES = 6
+MAX_CANDIDATES = 4  # orderings of k candidates are k! actions
+
+
+@dataclass
+class PreferenceConfig:
+    name: str = "preference"
+    weights: list[float] = field(default_factory=lambda: [2.0, 1.0, -1.0])  # θ = a random permutation of these
+    candidates: int = 2  # k, offered per feedback round
+    rounds: int = 3  # H: H-1 feedback rounds, then the choice
+    final_candidates: int = 4  # m, offered for the final choice
+
+
+class PreferenceGame:
+    """Batched interactions. State ``extra``: theta [E, d], offers [E, H-1, k] and final [E, m] (response
+    ids, i.e. feature bit masks, drawn at reset), text: per seat, E transcripts (without the header)."""
+
+    def __init__(self, cfg: PreferenceConfig) -> None:
+        self.name = cfg.name
+        self.weights = [float(w) for w in cfg.weights]
+        self.d, self.k, self.rounds, self.m = len(self.weights), cfg.candidates, cfg.rounds, cfg.final_candidates
+        self.horizon = self.rounds
+        self.features = list(string.ascii_lowercase[: self.d])
+        self.orderings = ["".join(str(i + 1) for i in p) for p in itertools.permutations(range(self.k))]
+        bits = torch.tensor([[(r >> j) & 1 for j in range(self.d)] for r in range(2 ** self.d)], dtype=torch.float32)
+        self.response_bits = bits  # [2^d, d]
+        self._params = {"weights": list(self.weights), "candidates": self.k, "rounds": self.rounds,
+                        "final_candidates": self.m}
+
+    def action_names(self, seat: int) -> list[str]:
+        return [str(i + 1) for i in range(self.m)] if seat == AI else list(self.orderings)
+
+    def render(self, response: int) -> str:
+        present = [f for j, f in enumerate(self.features) if (response >> j) & 1]
+        return " ".join(present) if present else "none"
+
+    def reset(self, n_episodes: int, rng: np.random.Generator) -> GameState:
+        n_resp = 2 ** self.d
+        theta = torch.tensor(np.array([rng.permutation(self.weights) for _ in range(n_episodes)]), dtype=torch.float32)
+        pick = lambda size: torch.as_tensor(np.argsort(rng.random((n_episodes, n_resp)), axis=1)[:, :size])  # noqa: E731
+        offers = torch.stack([pick(self.k) for _ in range(self.rounds - 1)], 1) if self.rounds > 1 \
+            else torch.zeros(n_episodes, 0, self.k, dtype=torch.long)
+        final = pick(self.m)
+        state = GameState(n_episodes, extra={"theta": theta, "offers": offers, "final": final,
+                                             "text": ([""] * n_episodes,) * 2})
+        self._append_round(state.extra, 0)
+        return state
+
+    def quality(self, theta: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """q [E, ...] in [0, 1] of responses [E, ...] (ids) under theta [E, d]."""
+        values = torch.einsum("e...d,ed->e...", self.response_bits[responses], theta)
+        lo = theta.clamp(max=0).sum(1).view(-1, *[1] * (values.dim() - 1))
+        hi = theta.clamp(min=0).sum(1).view(-1, *[1] * (values.dim() - 1))
+        return (values - lo) / (hi - lo).clamp(min=1e-9)
+
+    def observe(self, state: GameState, seat: int) -> list[str]:
+        return [self._header(seat, state, e) + text for e, text in enumerate(state.extra["text"][seat])]
+
+    def legal_mask(self, state: GameState, seat: int) -> torch.Tensor:
+        n = len(self.action_names(seat))
+        mask = torch.ones(state.n_episodes, n, dtype=torch.bool)
+        if state.t >= self.horizon or self.turn(state.t) == seat:
+            return mask
+        mask[:] = False
+        mask[:, 0] = True  # the other seat's turn
+        return mask
+
+    def turn(self, t: int) -> int:
+        return AI if t == self.rounds - 1 else TEACHER
+
+    def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
+        actions = checked_actions(self, state, actions)
+        n = state.n_episodes
+        extra = dict(state.extra)
+        reward = torch.zeros(n)
+        t = state.t
+        if t < self.horizon and self.turn(t) == TEACHER:
+            said = [f" ; {self.orderings[a]}" for a in actions[:, TEACHER].tolist()]
+            extra["text"] = tuple([x + y for x, y in zip(texts, said)] for texts in extra["text"])
+            self._append_round(extra, t + 1)
+        elif t < self.horizon:
+            chosen = extra["final"].gather(1, actions[:, AI:AI + 1])[:, 0]
+            reward = self.quality(extra["theta"], chosen)
+            said = [f" ; {a + 1}" for a in actions[:, AI].tolist()]
+            extra["text"] = tuple([x + y for x, y in zip(texts, said)] for texts in extra["text"])
+        done = torch.full((n,), t + 1 >= self.horizon, dtype=torch.bool)
+        new = GameState(n, t=t + 1, done=done, history=state.history + [actions.clone()], extra=extra)
+        return new, reward * (~state.done), done
+
+    def symmetries(self) -> None:
+        return None
+
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    def scripted_strategies(self) -> dict[str, "PreferenceTeacher"]:
+        return {"quality": PreferenceTeacher("quality", "quality"),
+                "deficiency": PreferenceTeacher("deficiency", "deficiency"),
+                "noisy": PreferenceTeacher("noisy", "noisy", beta=4.0)}
+
+    # ---------------------------------------------------------------- helpers
+    def _header(self, seat: int, state: GameState, e: int) -> str:
+        if seat == AI:
+            return "ai ."
+        weights = " ".join(f"{f} {_number(w)}" for f, w in zip(self.features, state.extra["theta"][e].tolist()))
+        return f"teacher {weights} ."
+
+    def _append_round(self, extra: dict, r: int) -> None:
+        """Append round r's offer (a feedback round's k candidates, or the m final candidates)."""
+        if r >= self.rounds:
+            return
+        offered = extra["offers"][:, r] if r < self.rounds - 1 else extra["final"]
+        word = "round" if r < self.rounds - 1 else "last"
+        lines = [f" {word} : " + " ".join(f"{i + 1} {self.render(x)}" for i, x in enumerate(row))
+                 for row in offered.tolist()]
+        extra["text"] = tuple([x + y for x, y in zip(texts, lines)] for texts in extra["text"])
+
+
+def _number(w: float) -> str:
+    return f"- {_number(-w)}" if w < 0 else (str(int(w)) if float(w).is_integer() else f"{w:g}")
+
+
+@dataclass
+class PreferenceTeacher:
+    """A scripted human: orders the k offered candidates by overall quality θ·x (``quality``), by the single
+    feature it weights most, ties left in the offered order (``deficiency``), or samples an ordering with
+    probability ∝ exp(β · Σ_positions rank-weighted θ·x) (``noisy``, Boltzmann-rational; for k = 2 that is
+    P(1 ≻ 2) = σ(β (θ·x₁ − θ·x₂)))."""
+
+    name: str
+    kind: str
+    beta: float = 4.0
+    seats: tuple[int, ...] = (TEACHER,)
+
+    def log_probs(self, game: PreferenceGame, state: GameState, seat: int) -> torch.Tensor:
+        E, A = state.n_episodes, len(game.orderings)
+        out = torch.full((E, A), float("-inf"))
+        if state.t >= game.horizon or game.turn(state.t) != TEACHER:
+            out[:, 0] = 0.0
+            return out
+        theta = state.extra["theta"]
+        offered = state.extra["offers"][:, state.t]  # [E, k]
+        bits = game.response_bits[offered]  # [E, k, d]
+        if self.kind == "deficiency":
+            top = theta.argmax(1)  # [E]
+            score = bits.gather(2, top.view(E, 1, 1).expand(E, game.k, 1))[..., 0] * torch.sign(
+                theta.gather(1, top[:, None]))
+        else:
+            score = torch.einsum("ekd,ed->ek", bits, theta)  # [E, k]
+        orders = torch.tensor([[int(c) - 1 for c in o] for o in game.orderings])  # [A, k]
+        ranked = score[:, orders]  # [E, A, k]: scores in each ordering's order
+        position = torch.arange(game.k, 0, -1, dtype=torch.float32)  # first place counts most
+        value = (ranked * position).sum(-1)  # [E, A]
+        if self.kind == "noisy":
+            return torch.log_softmax(self.beta * value / max(1, game.k - 1), dim=-1)
+        # deterministic: the best ordering; ties go to the ordering listed first (the offered order)
+        best = value.argmax(1)
+        out[torch.arange(E), best] = 0.0
+        return out
+
+
+def build_preference(cfg: PreferenceConfig) -> PreferenceGame:
+    weights = list(cfg.weights)
+    if not 1 <= len(weights) <= MAX_FEATURES:
+        raise GameError(f"game.weights needs 1..{MAX_FEATURES} feature weights (got {len(weights)})")
+    if not all(math.isfinite(w) for w in weights) or max(weights) == min(weights) and max(weights) <= 0:
+        raise GameError(f"game.weights must be finite with some positive weight (got {weights})")
+    if not 2 <= cfg.candidates <= min(MAX_CANDIDATES, 2 ** len(weights)):
+        raise GameError(f"game.candidates must be 2..{min(MAX_CANDIDATES, 2 ** len(weights))} (got {cfg.candidates})")
+    if cfg.rounds < 1:
+        raise GameError(f"game.rounds must be >= 1 (got {cfg.rounds})")
+    if cfg.rounds > 20:
+        raise GameError(f"game.rounds must be <= 20 (got {cfg.rounds})")
+    if not 2 <= cfg.final_candidates <= min(9, 2 ** len(weights)):
+        raise GameError(f"game.final_candidates must be 2..{min(9, 2 ** len(weights))} (got {cfg.final_candidates})")
+    return PreferenceGame(cfg)
