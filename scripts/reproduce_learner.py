@@ -214,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                         "population (8 members, seed 0) with each meta-solver; evaluated with the union of the other "
                         "methods' populations trained with seed 1; worst = the partner the learner does worst with."
                         "\n\n" + table)
-    text = "\n\n".join(sections) + f"\n\n(total {time.perf_counter() - t0:.0f} s)\n"
+    text = "\n\n".join(sections) + "\n"
+    print(f"(this run: {time.perf_counter() - t0:.0f} s; populations and learners found under --populations / --out "
+          f"were reused)")
     (out / "learner_results.md").write_text(text)
     print("\n" + text)
     return 0
