@@ -7,9 +7,10 @@ deviation over seeds:
 
 - SP / XP / gap: cross-play metrics (adhoc.crossplay);
 - conventions: distinct conventions DISCOVERED (REFERENCE.md: a convention counts when some member's greedy
-  self-play action lies in it: the lever, or the CMG block), out of the population size;
+  self-play action lies in it: the lever, or the CMG block), among members whose self-play return is at
+  least 0.5 (a random initial FCP checkpoint's greedy action discovers nothing), out of the population size;
 - lever games also report how many members put ≥ 0.9 of their probability on the unique lever;
-- time: training wall time (train_population, model load included; cross-play excluded).
+- time: training wall time (``wall_time_s`` of the manifest: train_population with the model load; no cross-play).
 
 Populations are kept in ``--out`` (default runs/reproduce/<experiment>-s<seed>), so the learner experiments
 can reuse them as training and held-out partners (``--learner`` runs scripts/reproduce_learner.py after).
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,25 +32,36 @@ EXPERIMENTS = ["lever-selfplay", "lever-otherplay", "lever-trajedi", "lever-lipo
                "cmg-s-selfplay", "cmg-s-otherplay", "cmg-s-trajedi", "cmg-s-lipo", "cmg-s-mep", "cmg-s-fcp"]
 
 
-def run_one(experiment: str, seed: int, out_root: Path, episodes: int) -> dict:
+def run_one(experiment: str, seed: int, out_root: Path, episodes: int, reuse: bool = False) -> dict:
+    """Train (or, with ``reuse``, load) the population of ``experiment`` at ``seed`` and measure it."""
     from adhoc.config import load_config
-    from adhoc.crossplay import crossplay
+    from adhoc.population import MANIFEST, Population
     from adhoc.recipes.train_population import train_population
 
     config = load_config(ROOT / "configs" / f"{experiment}.yaml", [f"population.seed={seed}"])
     out = out_root / f"{experiment}-s{seed}"
-    t0 = time.perf_counter()
-    pop = train_population(config, out=out, overwrite=True, progress=False)
-    wall = time.perf_counter() - t0
+    if reuse and (out / MANIFEST).is_file():
+        pop = Population.load(out)
+    else:
+        pop = train_population(config, out=out, overwrite=True, progress=False)
+    return measure(experiment, config, pop, episodes, seed)
+
+
+def measure(experiment: str, config, pop, episodes: int, seed: int) -> dict:
+    from adhoc.crossplay import crossplay
+
     result = crossplay([str(pop.path)], episodes=episodes, seed=seed)
-    plays = result.member_conventions
+    # a convention is discovered by a member that plays it greedily AND coordinates with itself on it
+    plays = {name: v for (name, v), sp in zip(result.member_conventions.items(), result.metrics["self_play"])
+             if sp >= 0.5}
     row = {"experiment": experiment, "game": config.game.name, "method": config.method.name, "seed": seed,
            "members": len(pop.members), "sp": result.metrics["sp_mean"], "xp": result.metrics["xp_mean"],
            "gap": result.metrics["gap"], "conventions": len({v["convention"] for v in plays.values()}),
-           "train_s": wall, "population": str(pop.path)}
+           "train_s": pop.manifest["wall_time_s"], "population": str(pop.path)}
     if config.game.name == "lever":
-        unique = str(config.game.unique_lever)
-        row["on_unique_lever"] = sum(v["convention"] == int(unique) and v["probability"] >= 0.9 for v in plays.values())
+        unique = int(config.game.unique_lever)
+        row["on_unique_lever"] = sum(v["convention"] == unique and v["probability"] >= 0.9
+                                     for v in result.member_conventions.values())
     return row
 
 
@@ -81,13 +92,14 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--episodes", type=int, default=64, help="cross-play episodes per ordered pair")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
+    ap.add_argument("--reuse", action="store_true", help="measure populations already in --out instead of retraining")
     ap.add_argument("--learner", action="store_true", help="then run scripts/reproduce_learner.py on these populations")
     args = ap.parse_args()
 
     rows = []
     for experiment in args.only:
         for seed in args.seeds:
-            row = run_one(experiment, seed, args.out, args.episodes)
+            row = run_one(experiment, seed, args.out, args.episodes, args.reuse)
             rows.append(row)
             print(f"{experiment} seed {seed}: SP {row['sp']:.3f} XP {row['xp']:.3f} conventions {row['conventions']}"
                   f" in {row['train_s']:.1f} s", flush=True)
@@ -100,7 +112,7 @@ def main() -> None:
         import runpy
         import sys
 
-        sys.argv = [str(ROOT / "scripts" / "reproduce_learner.py"), "--populations", str(args.out)]
+        sys.argv = [str(ROOT / "scripts" / "reproduce_learner.py"), "--populations", str(args.out), "--out", str(args.out)]
         runpy.run_path(sys.argv[0], run_name="__main__")
 
 
