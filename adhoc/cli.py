@@ -45,7 +45,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from adhoc.report import evaluation_table
 
     result, out = run_evaluate(args.agent, args.partners, member=args.member, episodes=args.episodes,
-                               out=args.out, seed=args.seed)
+                               out=args.out, seed=args.seed, mixture=args.mixture)
     print(evaluation_table(result))
     print(f"\nwrote {out}/: evaluation.json, returns.png, report.md, report.html")
 
@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--member", help="the agent's member name (default: the population's first member)")
     p.add_argument("--episodes", type=int, default=256, metavar="K", help="episodes per partner and seating (default 256)")
     p.add_argument("--out", help="output folder (default AGENT/evaluation/<partner populations>)")
+    p.add_argument("--mixture", action="store_true",
+                   help="evaluate the mixture over members stored in AGENT's manifest (train-learner: the maximin "
+                        "mixture over its snapshots): return with partner j = sum_k x_k G(k, j)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_evaluate)
 

@@ -225,6 +225,9 @@ class LearnerModelConfig:
 class LearnerConfig:
     name: str = "learner"  # member name of the final learner; snapshots are <name>-epoch-NN
     seed: int = 0  # the learner's LoRA init, partner draws and episodes
+    oracle: str = "continue"  # continue: one learner trained on across epochs; fresh: re-initialised (new seed
+    #                           from (seed, epoch), its Adam state reset) at the start of every epoch k >= 1,
+    #                           so every snapshot is a fresh best response to that epoch's meta-strategy (PSRO)
 
 
 @dataclass
@@ -255,6 +258,7 @@ class LearnerRunConfig(_Serialised):
     train: LearnerTrainConfig
 
 
+LEARNER_ORACLES = ("continue", "fresh")
 LEARNER_SECTIONS = {"model": LearnerModelConfig, "learner": LearnerConfig, "train": LearnerTrainConfig}
 SOLVER_FIXED_PARAMS = ("best",)  # minimax_regret's best returns: the partners' self-play, set by the recipe
 
@@ -360,6 +364,9 @@ def check_learner(config: LearnerRunConfig) -> None:
         raise ConfigError("config error: train.episodes must be >= 2 (the baseline needs 2 episodes)")
     if t.lr <= 0:
         raise ConfigError(f"config error: train.lr must be > 0 (got {t.lr})")
+    if config.learner.oracle not in LEARNER_ORACLES:
+        raise ConfigError(f"config error: learner.oracle must be one of {', '.join(LEARNER_ORACLES)} "
+                          f"(got {config.learner.oracle!r})")
     if config.game is not None:
         try:
             build_game(config.game)

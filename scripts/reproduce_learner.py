@@ -11,6 +11,10 @@ Experiments:
   (seed 0), with each solver (uniform, prioritized, maximin, minimax_regret), evaluated with the held-out
   union of the OTHER methods' members, taken from populations trained with another seed (seed 1) so that no
   held-out member shares its initialisation with a training partner.
+  Second table (PSRO agents): for the solvers in ``--fresh-solvers`` (maximin, minimax_regret) also a
+  learner with ``learner.oracle=fresh`` (a fresh best response to σ every epoch); for both oracles the
+  final learner and the mixture agent (``learner_mixture``: the maximin mixture over the snapshots stored in
+  the manifest, evaluated with ``adhoc evaluate --mixture``), with the training partners and held out.
 
 Populations are read from ``--populations DIR`` as ``DIR/<game>-<method>-s<seed>`` when they exist there and
 trained from ``configs/<game>-<method>.yaml`` (``population.seed=<seed>``) into that folder when not, so a
@@ -65,11 +69,12 @@ def learner(out: Path, config_name: str, partners: list[Path], solver: str, over
     return out
 
 
-def evaluation(agent: Path, partners: list[Path], episodes: int, name: str) -> dict:
-    """The agent's evaluation with the partners (report written to AGENT/evaluation/<name>)."""
+def evaluation(agent: Path, partners: list[Path], episodes: int, name: str, mixture: bool = False) -> dict:
+    """The agent's evaluation with the partners (report written to AGENT/evaluation/<name>); ``mixture``:
+    the manifest's mixture over the learner's snapshots instead of the final learner."""
     from adhoc.recipes.evaluate import evaluate, write_outputs
 
-    result = evaluate(agent, [str(p) for p in partners], episodes=episodes)
+    result = evaluate(agent, [str(p) for p in partners], episodes=episodes, mixture=mixture)
     write_outputs(result, agent / "evaluation" / name)
     return result.metrics
 
@@ -155,7 +160,8 @@ def greedy_action(agent: Path) -> str:
 
 
 def cmg_experiment(populations: Path, out: Path, episodes: int, solvers: tuple[str, ...],
-                   methods: tuple[str, ...], overrides: list[str]) -> str:
+                   methods: tuple[str, ...], overrides: list[str], fresh_solvers: tuple[str, ...] = (),
+                   fresh_overrides: list[str] = ()) -> str:
     from adhoc.population import Population
 
     train = {m: population(populations, "cmg-h", m, 0) for m in methods}
@@ -163,7 +169,7 @@ def cmg_experiment(populations: Path, out: Path, episodes: int, solvers: tuple[s
     lines = ["| training population (seed 0) | solver | with training partners: mean | worst | "
              "held-out (other methods, seed 1): mean [95% CI] | worst [95% CI] | learner plays |",
              "|---|---|---:|---:|---:|---:|---|"]
-    bounds = []
+    bounds, psro = [], []
     for method in methods:
         others = [held[m] for m in methods if m != method]
         n_held = sum(len(Population.load(p).members) for p in others)
@@ -178,11 +184,40 @@ def cmg_experiment(populations: Path, out: Path, episodes: int, solvers: tuple[s
             ho = evaluation(agent, others, episodes, "held-out")
             lines.append(f"| `{method}` | `{solver}` | {own['mean_return']:.3f} | {own['worst_return']:.3f} | "
                          f"{fmt(ho, 'mean_return')} | {fmt(ho, 'worst_return')} | {greedy_action(agent)} |")
+            if solver not in fresh_solvers:
+                continue
+            fresh = learner(out / f"cmg-h-learner-{method}-{solver}-fresh", "cmg-h-learner.yaml", [train[method]],
+                            solver, [*overrides, *fresh_overrides, "learner.oracle=fresh"])
+            for oracle, path in (("continue", agent), ("fresh", fresh)):
+                if oracle == "fresh":
+                    own = evaluation(path, [train[method]], episodes, "training")
+                    ho = evaluation(path, others, episodes, "held-out")
+                    psro.append(psro_row(method, solver, oracle, "final learner", own, ho, "1"))
+                own = evaluation(path, [train[method]], episodes, "training-mixture", mixture=True)
+                ho = evaluation(path, others, episodes, "held-out-mixture", mixture=True)
+                n_rows = len(Population.load(path).manifest["learner"]["matrix"])
+                psro.append(psro_row(method, solver, oracle, "mixture", own, ho,
+                                     f"{len(own['mixture'])} of {n_rows}"))
     lines += ["", "The best any single policy can do (exact, from the partners' action distributions: best mean = "
               "best response to the uniform mixture, best worst = maximin over mixtures, per seat):", "",
               "| training population | best mean | best worst | held-out partners (members) | best mean | best worst |",
               "|---|---:|---:|---|---:|---:|", *bounds]
+    if psro:
+        used = [s for s in solvers if s in fresh_solvers]
+        lines += ["", "PSRO agents (solvers " + ", ".join(f"`{s}`" for s in used) + "): oracle `continue` = "
+                  "the learner above, `fresh` = re-initialised every epoch (`learner.oracle=fresh`"
+                  + (", " + " ".join(f"`{o}`" for o in fresh_overrides) if fresh_overrides else "") + "); agent "
+                  "`mixture` = the learner-side maximin mixture over all snapshots (rows of M; on the regret "
+                  "matrix for minimax_regret), evaluated per snapshot and weighted (`adhoc evaluate --mixture`):",
+                  "", "| training population | solver | oracle | agent | snapshots used | with training partners: "
+                  "mean | worst [95% CI] | held-out: mean [95% CI] | worst [95% CI] |",
+                  "|---|---|---|---|---:|---:|---:|---:|---:|", *psro]
     return "\n".join(lines)
+
+
+def psro_row(method: str, solver: str, oracle: str, agent: str, own: dict, ho: dict, used: str) -> str:
+    return (f"| `{method}` | `{solver}` | {oracle} | {agent} | {used} | {own['mean_return']:.3f} | "
+            f"{fmt(own, 'worst_return')} | {fmt(ho, 'mean_return')} | {fmt(ho, 'worst_return')} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=256, help="evaluation episodes per partner and seating")
     parser.add_argument("--lever-set", nargs="*", default=[], metavar="key=value", help="learner overrides (lever)")
     parser.add_argument("--cmg-set", nargs="*", default=[], metavar="key=value", help="learner overrides (cmg-h)")
+    parser.add_argument("--fresh-solvers", nargs="*", default=["maximin", "minimax_regret"],
+                        help="CMG-H solvers that also get a learner.oracle=fresh run and the mixture agents")
+    parser.add_argument("--fresh-set", nargs="*", default=[], metavar="key=value",
+                        help="extra learner overrides for the oracle=fresh runs (after --cmg-set)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     populations = Path(args.populations) if args.populations else out / "populations"
@@ -209,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(both seatings), 95% bootstrap CI.\n\n" + table)
     if args.only in (None, "cmg-h"):
         print("cmg-h: learners against selfplay / trajedi / lipo populations", flush=True)
-        table = cmg_experiment(populations, out, args.episodes, tuple(args.solvers), tuple(args.methods), args.cmg_set)
+        table = cmg_experiment(populations, out, args.episodes, tuple(args.solvers), tuple(args.methods), args.cmg_set,
+                               tuple(args.fresh_solvers), args.fresh_set)
         sections.append("### Robust learner on CMG-H\n\nLearner (`configs/cmg-h-learner.yaml`) trained against one "
                         "population (8 members, seed 0) with each meta-solver; evaluated with the union of the other "
                         "methods' populations trained with seed 1; worst = the partner the learner does worst with."

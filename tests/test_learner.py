@@ -16,8 +16,11 @@ from adhoc.cli import main
 from adhoc.config import ConfigError, LearnerRunConfig, load_config, load_learner_config
 from adhoc.games import make_game
 from adhoc.population import Population
+from adhoc.lm.adapters import AdapterBank, MemberAdam, read_adapter_folder
+from adhoc.lm.base import load_base
 from adhoc.recipes.evaluate import evaluate, evaluation_metrics
-from adhoc.recipes.train_learner import draw_training_pairs, grouped_leave_one_out_advantage, train_learner
+from adhoc.recipes.train_learner import (draw_training_pairs, grouped_leave_one_out_advantage, learner_mixture,
+                                         mixture_record, oracle_seed, train_learner)
 
 ROOT = Path(__file__).parent.parent
 CONFIG = ROOT / "configs/lever-learner.yaml"
@@ -48,6 +51,40 @@ def test_partner_draws_follow_the_meta_strategy_and_cover_both_seats():
     assert torch.equal(groups, (~seat0).long() * 3 + partner)
 
 
+def test_learner_mixture_known_answers():
+    # two snapshots, each coordinating with one partner: the maximin mixture is (1/2, 1/2), worst case 1/2
+    M = np.array([[1.0, 0.0], [0.0, 1.0]])
+    x = learner_mixture(M, "maximin")
+    assert x == pytest.approx([0.5, 0.5], abs=1e-9)
+    rec = mixture_record(M, x, np.ones(2), ["a", "b"], ["s0", "s1"], "maximin")
+    assert rec["weights"] == {"s0": 0.5, "s1": 0.5} and rec["return_worst"] == 0.5 and rec["return_mean"] == 0.5
+    assert rec["regret_max"] == 0.5 and rec["game"] == "return"
+    # a dominated snapshot gets no weight; three conventions: 1/3 each
+    M3 = np.vstack([np.eye(3), [[0.1, 0.1, 0.1]]])
+    x3 = learner_mixture(M3, "uniform")
+    assert x3 == pytest.approx([1 / 3, 1 / 3, 1 / 3, 0], abs=1e-9)
+    assert "s3" not in mixture_record(M3, x3, np.ones(3), list("abc"), ["s0", "s1", "s2", "s3"], "uniform")["weights"]
+    # minimax regret: partner b's best is 0.5, so regrets are (0, 0.5) and (1, 0): x = (2/3, 1/3), max regret 1/3
+    # (maximin on returns would give (1/3, 2/3): worst return 1/3 against b, regret 2/3 with a)
+    M = np.array([[1.0, 0.0], [0.0, 0.5]])
+    x = learner_mixture(M, "minimax_regret", best=np.array([1.0, 0.5]))
+    assert x == pytest.approx([2 / 3, 1 / 3], abs=1e-9)
+    assert learner_mixture(M, "maximin") == pytest.approx([1 / 3, 2 / 3], abs=1e-9)
+    rec = mixture_record(M, x, np.array([1.0, 0.5]), ["a", "b"], ["s0", "s1"], "minimax_regret")
+    assert rec["regret_max"] == pytest.approx(1 / 3, abs=1e-4) and rec["game"] == "regret"
+
+
+def test_member_adam_reset_forgets_one_member():
+    p = torch.nn.Parameter(torch.zeros(3, 2))
+    opt = MemberAdam([p], lr=0.1)
+    for _ in range(2):
+        p.grad = torch.ones(3, 2)
+        opt.step()
+    opt.reset(1)
+    assert opt.steps.tolist() == [2, 0, 2]
+    assert float(opt.exp_avg[0][1].abs().sum()) == 0 and float(opt.exp_avg_sq[0][0].abs().sum()) > 0
+
+
 # ------------------------------------------------------------------ config
 def test_learner_config_partners_and_solver_overrides():
     config = load_config(CONFIG, ["partners=a", "partners=b", "solver=prioritized", "solver.beta=1"])
@@ -66,6 +103,7 @@ def test_learner_config_partners_and_solver_overrides():
     (["train.episodes=1"], r"train\.episodes must be >= 2"),
     (["train.epochs=0"], r"train\.epochs must be >= 1"),
     (["learner.bogus=1"], r"unknown key learner\.bogus"),
+    (["learner.oracle=restart"], r"learner\.oracle must be one of continue, fresh \(got 'restart'\)"),
     (["method.name=selfplay"], r"no 'method' section"),
 ])
 def test_bad_learner_config_is_one_line(overrides, message):
@@ -119,7 +157,95 @@ def test_maximin_and_prioritized_train_against_the_partners_the_learner_fails_wi
         assert sigma[hard].sum() > (0.9 if solver == "maximin" else sigma[~hard].sum()), (solver, row, sigma)
 
 
+def test_learner_population_stores_its_mixture(learner):
+    m = learner.manifest
+    M = np.asarray(m["learner"]["matrix"])
+    rows = ["learner-epoch-00", "learner-epoch-01", "learner-epoch-02", "learner"]  # row order of M
+    x = learner_mixture(M, "uniform")  # the manifest's M is rounded to 4 decimals: small tolerances
+    assert set(m["mixture"]) == {r for r, w in zip(rows, x) if w > 1e-3}
+    assert [m["mixture"].get(r, 0.0) for r in rows] == pytest.approx(x, abs=1e-3)
+    summary = m["learner"]["mixture_summary"]
+    assert summary["returns"] == pytest.approx((x @ M).tolist(), abs=1e-3)
+    assert summary["return_worst"] == pytest.approx(float((x @ M).min()), abs=1e-3)
+    assert m["learner"]["oracle"] == "continue"
+
+
+def _adapter(path):
+    return read_adapter_folder(path)[1]
+
+
+def test_fresh_oracle_reinitialises_the_learner_every_epoch(partners, tmp_path):
+    """With a learning rate too small to move anything, oracle: fresh snapshots are exactly fresh inits from
+    the derived seeds (epoch 0 trains the initial learner; epoch k >= 1 starts from oracle_seed(seed, k))."""
+    small = ["train.epochs=3", "train.iterations_per_epoch=1", "train.episodes=8", "train.eval_episodes=4",
+             "train.lr=1e-12", "learner.seed=5"]
+    pop = train_learner(load_learner_config(CONFIG, [f"partners={partners}", "learner.oracle=fresh", *small]),
+                        out=tmp_path / "fresh", progress=False)
+    cont = train_learner(load_learner_config(CONFIG, [f"partners={partners}", *small]), out=tmp_path / "cont",
+                         progress=False)
+    base = load_base("builtin:tiny", device="cpu")
+    a = pop.manifest["adapter"]
+    bank = AdapterBank(base.model, 1, a["rank"], a["alpha"], a["target_modules"], base_model_id=base.model_id)
+    std = load_learner_config(CONFIG, [f"partners={partners}"]).model.lora_init_std
+
+    def init(epoch, path):
+        bank.init_member(0, oracle_seed(5, epoch), b_std=std)
+        return _adapter(bank.export_member(0, path))
+
+    expected = {"learner-epoch-00": init(0, tmp_path / "i0"), "learner-epoch-01": init(0, tmp_path / "i0"),
+                "learner-epoch-02": init(1, tmp_path / "i1"), "learner": init(2, tmp_path / "i2")}
+    assert len({oracle_seed(5, k) for k in range(3)}) == 3
+    for name, want in expected.items():
+        got, same = _adapter(pop.member_dir(name)), _adapter(cont.member_dir(name))
+        for key in want:
+            assert torch.allclose(got[key].float(), want[key].float(), atol=1e-6), (name, key)
+            # continuing keeps the initial learner (seed 0's init) throughout
+            assert torch.allclose(same[key].float(), expected["learner-epoch-00"][key].float(), atol=1e-6)
+    assert not torch.allclose(_adapter(pop.member_dir("learner"))["base_model.model.lm_head.lora_B.weight"],
+                              expected["learner-epoch-00"]["base_model.model.lm_head.lora_B.weight"])
+    assert pop.manifest["learner"]["oracle"] == "fresh" and pop.manifest["members"][0]["seed"] == oracle_seed(5, 2)
+
+
+def test_fresh_oracles_mix_into_a_robust_agent(partners, tmp_path):
+    """Partners on lever 3 (three) and lever 5 (one): one policy's worst case is ~0; the maximin mixture of
+    fresh best responses (lever 3 vs σ uniform, then lever 5 vs σ on the partner it fails with) gets ~1/2."""
+    config = load_learner_config(CONFIG, [f"partners={partners}", "solver=maximin", "learner.oracle=fresh", *FAST])
+    pop = train_learner(config, out=tmp_path / "fresh", progress=False)
+    M = np.asarray(pop.manifest["learner"]["matrix"])
+    mix = pop.manifest["learner"]["mixture_summary"]
+    assert M.min(1).max() < 0.2  # no single snapshot is robust ...
+    assert mix["return_worst"] > 0.4 and len(pop.manifest["mixture"]) >= 2  # ... the mixture is
+    result = evaluate(pop.path, [str(partners)], episodes=64, mixture=True)
+    assert result.metrics["worst_return"] == pytest.approx(mix["return_worst"], abs=0.1)
+    # the continuing learner stays on its lever: its snapshots all agree, so mixing them does not help
+    config = load_learner_config(CONFIG, [f"partners={partners}", "solver=maximin", *FAST])
+    cont = train_learner(config, out=tmp_path / "continue", progress=False)
+    assert cont.manifest["learner"]["mixture_summary"]["return_worst"] < 0.2
+
+
 # ------------------------------------------------------------------ evaluation
+def test_mixture_evaluation_is_the_weighted_return(tmp_path, capsys):
+    game = make_game("lever")
+    agent = forced_population(tmp_path / "agent", game, "lever", [3, 0, 7])
+    manifest = yaml.safe_load((agent / "population.yaml").read_text())
+    manifest["mixture"] = {"m0": 0.25, "m1": 0.75, "m2": 0.0}
+    (agent / "population.yaml").write_text(yaml.safe_dump(manifest))
+    held_out = forced_population(tmp_path / "held-out", game, "lever", [3, 7, 0])
+    assert main(["evaluate", str(agent), "--partners", str(held_out), "--episodes", "8", "--mixture"]) == 0
+    data = json.loads((agent / "evaluation" / "held-out-mixture" / "evaluation.json").read_text())
+    # partner on 3: 0.25 · 1; on 7: nobody; on 0: 0.75 · 0.9
+    assert [p["return"] for p in data["per_partner"]] == pytest.approx([0.25, 0.0, 0.675], abs=1e-6)
+    assert data["mean_return"] == pytest.approx(0.925 / 3, abs=1e-4) and data["worst_return"] == 0.0
+    assert data["ci95"]["mean_return"] == pytest.approx([0.925 / 3] * 2, abs=1e-4)
+    assert data["mixture"] == {"m0": 0.25, "m1": 0.75}  # zero weight: not evaluated
+    assert data["snapshots"]["m1"]["mean_return"] == pytest.approx(0.3, abs=1e-4)
+    assert "mixture(m0 0.25, m1 0.75)" in data["agent"] and "mean return" in capsys.readouterr().out
+    # without --mixture: the first member, as before
+    assert main(["evaluate", str(agent), "--partners", str(held_out), "--episodes", "8"]) == 0
+    data = json.loads((agent / "evaluation" / "held-out" / "evaluation.json").read_text())
+    assert data["mean_return"] == pytest.approx(1 / 3, abs=1e-4) and "mixture" not in data
+
+
 def test_evaluation_of_a_deterministic_agent_is_exact(tmp_path, capsys):
     game = make_game("lever")
     agent = forced_population(tmp_path / "agent", game, "lever", [3, 0])
@@ -195,6 +321,9 @@ def test_bad_learner_input_exit_2_and_writes_nothing(partners, tmp_path, capsys)
         (["evaluate", str(partners), "--partners", str(partners), "--member", "m9"], "has no member 'm9'"),
         (["evaluate", str(partners), "--partners", str(other_base)], "different base models"),
         (["evaluate", str(partners), "--partners", str(partners), "--episodes", "1"], "--episodes must be >= 2"),
+        (["evaluate", str(partners), "--partners", str(partners), "--mixture"], "has no mixture in its manifest"),
+        (["evaluate", str(partners), "--partners", str(partners), "--mixture", "--member", "m0"],
+         "--mixture and --member exclude each other"),
     ]:
         expect_user_error(argv, capsys, match)
     assert not out.exists() and not any(p.name.endswith(".partial") for p in tmp_path.iterdir())

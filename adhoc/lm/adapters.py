@@ -116,14 +116,18 @@ class AdapterBank(nn.Module):
     def init_members(self, seeds: list[int], b_std: float = 0.0) -> None:
         """peft's default init per member: A ~ kaiming-uniform(a=√5) from the member's seed, B = 0
         (or N(0, b_std) to start members apart)."""
-        with torch.no_grad():
-            for n, seed in enumerate(seeds):
-                g = torch.Generator().manual_seed(int(seed))
-                for layer in self.layers.values():
-                    d_in = layer.lora_A.shape[-1]
-                    bound = 1.0 / math.sqrt(d_in)  # kaiming_uniform_(a=sqrt(5)) on [r, d_in]
-                    layer.lora_A[n].copy_(torch.rand(layer.lora_A.shape[1:], generator=g) * 2 * bound - bound)
-                    layer.lora_B[n].copy_(torch.randn(layer.lora_B.shape[1:], generator=g) * b_std if b_std else 0.0)
+        for n, seed in enumerate(seeds):
+            self.init_member(n, seed, b_std)
+
+    @torch.no_grad()
+    def init_member(self, member: int, seed: int, b_std: float = 0.0) -> None:
+        """(Re-)initialise one member as ``init_members`` would with ``seeds[member] = seed``."""
+        g = torch.Generator().manual_seed(int(seed))
+        for layer in self.layers.values():
+            d_in = layer.lora_A.shape[-1]
+            bound = 1.0 / math.sqrt(d_in)  # kaiming_uniform_(a=sqrt(5)) on [r, d_in]
+            layer.lora_A[member].copy_(torch.rand(layer.lora_A.shape[1:], generator=g) * 2 * bound - bound)
+            layer.lora_B[member].copy_(torch.randn(layer.lora_B.shape[1:], generator=g) * b_std if b_std else 0.0)
 
     @contextlib.contextmanager
     def route(self, member_of_row: torch.Tensor):
@@ -300,6 +304,14 @@ class MemberAdam:
             v.copy_(torch.where(act, b2 * v + (1 - b2) * g * g, v))
             update = (m / bias1.view(shape)) / ((v / bias2.view(shape)).sqrt() + self.eps)
             p.sub_(torch.where(act, self.lr * update, torch.zeros_like(update)))
+
+    @torch.no_grad()
+    def reset(self, member: int) -> None:
+        """Forget one member's moments and step count (as for a newly created optimizer); others untouched."""
+        self.steps[member] = 0
+        for m, v in zip(self.exp_avg, self.exp_avg_sq):
+            m[member].zero_()
+            v[member].zero_()
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {"steps": self.steps}

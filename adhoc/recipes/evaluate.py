@@ -13,8 +13,21 @@ partner plays the same number with itself, all in ONE AdapterBank. Definitions (
 - ``ci95``: percentile bootstrap over episodes (each pair's E episodes resampled, the same indices for every
   pair), for the four summaries and per partner.
 
-Outputs (``--out``, default ``AGENT/evaluation/<partner populations>``), written into a staging folder and
-renamed into place: ``evaluation.json``, ``returns.png``, ``report.md``, ``report.html``.
+``--mixture``: the agent is the mixture over members stored in AGENT's manifest (``mixture: {member:
+weight}``, written by ``train-learner``: the learner-side maximin mixture over its snapshots, the PSRO
+agent, which per episode plays member k with probability x_k). Every member with nonzero weight plays E
+episodes with every partner in both seatings (one AdapterBank, partners' self-play once), and
+
+- ``return[j]`` = Σ_k x_k G(k, j), the mixture's expected return with partner j (exact in expectation);
+  mean, worst case and regrets as above, and ``snapshots``: each member's own mean / worst return;
+- ``ci95``: the same bootstrap on the x-weighted per-episode returns Σ_k x_k r_k,e (episode e of every
+  member resampled together; the members' episodes are independent, so this estimates the variance of the
+  stratified estimator Σ_k x_k mean_e r_k,e, which is smaller than that of E episodes of the mixture that
+  draws one member per episode).
+
+Outputs (``--out``, default ``AGENT/evaluation/<partner populations>``, with ``-mixture`` appended for
+``--mixture``), written into a staging folder and renamed into place: ``evaluation.json``, ``returns.png``,
+``report.md``, ``report.html``.
 """
 
 from __future__ import annotations
@@ -69,8 +82,28 @@ class EvaluationResult:
 
 
 # ---------------------------------------------------------------------------- the recipe
+def agent_mixture(agent_pop) -> dict[str, float]:
+    """The manifest's ``mixture`` as {member: weight}, weights > 0 and normalised; UserError when absent/bad."""
+    weights = agent_pop.manifest.get("mixture")
+    if not weights or not isinstance(weights, dict):
+        raise UserError(f"{agent_pop.path} has no mixture in its manifest (--mixture needs a population written "
+                        f"by adhoc train-learner)")
+    unknown = sorted(set(weights) - set(agent_pop.names))
+    if unknown:
+        raise UserError(f"{agent_pop.path}: mixture names members it does not have: {', '.join(unknown)}")
+    try:
+        w = {str(k): float(v) for k, v in weights.items()}
+    except (TypeError, ValueError):
+        raise UserError(f"{agent_pop.path}: mixture weights must be numbers") from None
+    total = sum(w.values())
+    if not all(np.isfinite(v) and v >= 0 for v in w.values()) or total <= 0:
+        raise UserError(f"{agent_pop.path}: mixture weights must be >= 0 with a positive sum")
+    return {k: v / total for k, v in w.items() if v > 0}
+
+
 def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = None, episodes: int = 256,
-             seed: int = 0, n_boot: int = 500, device: str = "auto", dtype: str = "auto") -> EvaluationResult:
+             seed: int = 0, n_boot: int = 500, device: str = "auto", dtype: str = "auto",
+             mixture: bool = False) -> EvaluationResult:
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
@@ -80,27 +113,48 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
 
     if episodes < 2:
         raise UserError(f"--episodes must be >= 2 (got {episodes})")
+    if mixture and member is not None:
+        raise UserError("--mixture and --member exclude each other (the mixture names its own members)")
     agent_pop = Population.load(agent)
-    name = member or agent_pop.names[0]
-    if name not in agent_pop.names:
-        raise UserError(f"{agent_pop.path} has no member {name!r} (members: {', '.join(agent_pop.names)})")
+    if mixture:
+        weights = agent_mixture(agent_pop)
+    else:
+        name = member or agent_pop.names[0]
+        if name not in agent_pop.names:
+            raise UserError(f"{agent_pop.path} has no member {name!r} (members: {', '.join(agent_pop.names)})")
+        weights = {name: 1.0}
     partners = load_partners(partner_specs)
     check_compatible([agent_pop, *partners.populations], "evaluating an agent with partners")
     base = load_base(agent_pop.base_model["id"], device=device, dtype=dtype)
     agent_pop.check_base(base.model_id, base.fingerprint)
     adapter = agent_pop.manifest["adapter"]
     P = len(partners)
-    bank = AdapterBank(base.model, P + 1, adapter["rank"], adapter["alpha"], adapter["target_modules"],
+    members = list(weights)
+    bank = AdapterBank(base.model, P + len(members), adapter["rank"], adapter["alpha"], adapter["target_modules"],
                        base_model_id=base.model_id)
     partners.load_into(bank, 0)
-    bank.import_member(P, agent_pop.member_dir(name))
+    for k, name in enumerate(members):
+        bank.import_member(P + k, agent_pop.member_dir(name))
     game = build_game(agent_pop.game)
-    returns = returns_with_partners(game, Policy(base, bank), P, P, episodes, np.random.default_rng(seed),
-                                    self_play=True)
-    return EvaluationResult(agent=f"{agent_pop.path}:{name}", game=agent_pop.game["name"],
-                            partners=partners.describe(), episodes=episodes,
-                            metrics=evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed),
-                            returns=returns)
+    policy, rng = Policy(base, bank), np.random.default_rng(seed)
+    returns = returns_with_partners(game, policy, P, P, episodes, rng, self_play=True)  # [P, 3, E]
+    if not mixture:
+        return EvaluationResult(agent=f"{agent_pop.path}:{members[0]}", game=agent_pop.game["name"],
+                                partners=partners.describe(), episodes=episodes,
+                                metrics=evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed),
+                                returns=returns)
+    per_member = [returns[:, :2]] + [returns_with_partners(game, policy, P + k, P, episodes, rng)
+                                     for k in range(1, len(members))]  # each [P, 2, E]
+    x = np.array([weights[m] for m in members])
+    combined = np.concatenate([np.einsum("k,kpse->pse", x, np.stack(per_member)), returns[:, 2:]], axis=1)
+    metrics = evaluation_metrics(combined, partners.names, n_boot=n_boot, seed=seed)
+    own = [r.mean(-1).mean(-1) for r in per_member]  # [P] per member, both seatings
+    metrics = {"mixture": {m: round(float(w), 6) for m, w in weights.items()}, **metrics,
+               "snapshots": {m: {"weight": round(float(weights[m]), 6), "mean_return": round(float(r.mean()), 4),
+                                 "worst_return": round(float(r.min()), 4)} for m, r in zip(members, own)}}
+    label = ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
+    return EvaluationResult(agent=f"{agent_pop.path}:mixture({label})", game=agent_pop.game["name"],
+                            partners=partners.describe(), episodes=episodes, metrics=metrics, returns=combined)
 
 
 def write_outputs(result: EvaluationResult, out: str | Path) -> Path:
@@ -117,8 +171,9 @@ def write_outputs(result: EvaluationResult, out: str | Path) -> Path:
 
 
 def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None, episodes: int = 256,
-                 out: str | None = None, seed: int = 0) -> tuple[EvaluationResult, Path]:
-    result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed)
+                 out: str | None = None, seed: int = 0, mixture: bool = False) -> tuple[EvaluationResult, Path]:
+    result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture)
     if out is None:
-        out = Path(agent) / "evaluation" / "+".join(p["label"] for p in result.partners)
+        out = Path(agent) / "evaluation" / ("+".join(p["label"] for p in result.partners)
+                                            + ("-mixture" if mixture else ""))
     return result, write_outputs(result, out)

@@ -16,9 +16,20 @@ The loop, written out once:
       earlier rows are kept (snapshots and partners are frozen, so their entries cannot change);
    b. solve the meta-game M [snapshots k ≤ K, partners] with the solver → meta-strategy σ over partners;
    c. save snapshot k as member ``<name>-epoch-kk``; log σ, M, the learner's mean and worst-case returns;
-   d. train ``train.iterations_per_epoch`` iterations against σ (below).
-3. Evaluate the final learner (row K of M), save the population: the final learner first, then its
-   snapshots, with the partners, the solver and the whole history (σ and M per epoch) in the manifest.
+   d. with ``learner.oracle: fresh`` and k ≥ 1: re-initialise the learner's slot from the seed
+      ``oracle_seed(learner.seed, k)`` and reset its Adam moments and step count (``MemberAdam.reset``), so
+      the oracle of epoch k is a fresh best response to σ_k, as in PSRO, rather than the previous learner
+      fine-tuned (``continue``, the default). Snapshot k + 1 (and the final learner, for k = K − 1) is that
+      oracle; snapshot 0 is the untrained initial learner in both modes;
+   e. train ``train.iterations_per_epoch`` iterations against σ (below).
+3. Evaluate the final learner (row K of M) and compute the learner-side mixture over ALL rows of M
+   (``learner_mixture``): the row player's maximin mixture x of the zero-sum game on M (``nash_zero_sum``),
+   or on −regret = M − self-play for ``minimax_regret``; every other solver gets the same maximin x on M.
+   The mixture's return with partner j is Σ_k x_k M[k, j] (its mean and worst case are logged and stored).
+4. Save the population: the final learner first, then its snapshots, with the partners, the solver, the
+   whole history (σ and M per epoch) and ``mixture: {member: weight}`` (nonzero weights only) in the
+   manifest. The mixture is the PSRO agent: per episode it plays member k with probability x_k;
+   ``adhoc evaluate AGENT --partners POP --mixture`` evaluates it.
 
 One training iteration (``train.episodes`` = B episodes): every episode draws its partner from σ
 independently (per episode, not per step); the first ⌈B/2⌉ episodes put the learner in seat 0, the rest in
@@ -28,14 +39,19 @@ episodes that share the same partner and seating (``grouped_leave_one_out_advant
 before the learner acts, so a baseline that depends on it keeps the gradient unbiased and removes the
 between-partner variance. The entropy bonus follows ``train.entropy_coef`` (→ ``entropy_coef_end``).
 
-Choices and deviations: PSRO's output is the mixture over its oracles; here the robust agent is the final
-learner (one adapter), trained on a distribution over partners that the solver re-weights every epoch, and
-the snapshots enter only as rows of M (so ``maximin`` / ``minimax_regret`` choose partners against which no
-snapshot does well). The learner's return in M averages both seatings.
+Choices and deviations: PSRO's output is the mixture over its oracles; here there are two agents: the final
+learner (one adapter; the first member, what ``adhoc evaluate`` plays by default) and the mixture over the
+snapshots (``--mixture``). On a one-shot coordination game with partners on k conventions a single learner
+collapses onto one convention (worst case 0) while the best worst case is 1/k, reachable only by mixing, so
+there the mixture (ideally of ``fresh`` oracles) is the robust agent. The snapshots are the rows of M, so
+``maximin`` / ``minimax_regret`` choose partners against which no snapshot does well. The learner's return
+in M averages both seatings; the mixture's returns in the manifest come from M (``train.eval_episodes``
+episodes per entry), not from a new evaluation.
 
 TensorBoard keys: ``train/loss``, ``train/return``, ``train/entropy``, ``time/iteration_s``;
 per epoch ``learner/return_mean``, ``learner/return_worst``, ``learner/regret_mean``, ``learner/regret_max``,
-``meta_strategy/<partner>``, ``meta_game/return/<partner>`` (the current row of M), text ``meta_game/matrix``.
+``meta_strategy/<partner>``, ``meta_game/return/<partner>`` (the current row of M), text ``meta_game/matrix``;
+at the end ``mixture/return_mean``, ``mixture/return_worst``, ``mixture/regret_max``, text ``mixture/weights``.
 """
 
 from __future__ import annotations
@@ -56,7 +72,7 @@ from adhoc.methods.common import entropy_per_member, policy_gradient_loss
 from adhoc.partners import Partners, load_partners, returns_with_partners
 from adhoc.population import Member, Population, PopulationWriter
 from adhoc.rollout import rollout
-from adhoc.solvers import solve
+from adhoc.solvers import nash_zero_sum, solve
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -90,6 +106,36 @@ def draw_training_pairs(meta_strategy: np.ndarray, episodes: int, learner: int,
     learner_col = torch.full_like(partner, learner)
     pairs = torch.where(seat[:, None] == 0, torch.stack([learner_col, partner], 1), torch.stack([partner, learner_col], 1))
     return pairs, seat * P + partner
+
+
+def oracle_seed(learner_seed: int, epoch: int) -> int:
+    """The LoRA init seed of the learner trained in ``epoch``: epoch 0 (and every epoch with ``oracle:
+    continue``) uses the learner's initial seed; ``oracle: fresh`` derives a new one for every epoch k ≥ 1."""
+    key = [int(learner_seed), 1 << 20] + ([int(epoch)] if epoch > 0 else [])
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
+
+
+def learner_mixture(matrix: np.ndarray, solver: str, best: np.ndarray | None = None) -> np.ndarray:
+    """The learner-side meta-strategy over the rows of M [snapshots, partners]: the row player's maximin
+    mixture x = argmax_{x∈Δ} min_j (xᵀA)_j of the zero-sum game A = M, or A = M − best (= −regret) for
+    ``minimax_regret`` (x then minimises the worst-case regret). Every other solver uses A = M: the partner
+    meta-strategies of uniform / prioritized / prd / alpharank have no learner-side counterpart here."""
+    A = np.asarray(matrix, dtype=np.float64)
+    if solver == "minimax_regret":
+        A = A - np.asarray(best if best is not None else A.max(0), dtype=np.float64)[None, :]
+    return nash_zero_sum(A)[0]
+
+
+def mixture_record(matrix: np.ndarray, x: np.ndarray, best: np.ndarray, names: list[str],
+                   members: list[str], solver: str) -> dict:
+    """Σ_k x_k M[k, j] per partner j, its mean / worst case / regrets, and the nonzero weights by member."""
+    ret = x @ np.asarray(matrix, dtype=np.float64)
+    regret = np.asarray(best) - ret
+    return {"weights": {m: round(float(w), 6) for m, w in zip(members, x) if w > 1e-9},
+            "game": "regret" if solver == "minimax_regret" else "return",
+            "return_mean": round(float(ret.mean()), 4), "return_worst": round(float(ret.min()), 4),
+            "worst_partner": names[int(ret.argmin())], "regret_mean": round(float(regret.mean()), 4),
+            "regret_max": round(float(regret.max()), 4), "returns": [round(float(v), 4) for v in ret]}
 
 
 def _matrix_markdown(matrix: np.ndarray, names: list[str], sigma: np.ndarray) -> str:
@@ -128,7 +174,7 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
     adapter = partners.adapter
     bank = AdapterBank(base.model, n_partners + 1, adapter["rank"], adapter["alpha"], adapter["target_modules"],
                        base_model_id=base.model_id)
-    seed = int(np.random.SeedSequence([config.learner.seed, 1 << 20]).generate_state(1)[0])
+    seed = oracle_seed(config.learner.seed, 0)
     bank.init_members([seed] * (n_partners + 1), b_std=config.model.lora_init_std)  # the learner's fresh LoRA
     partners.load_into(bank, 0)  # ... and the partners over every other slot
     policy = Policy(base, bank)
@@ -188,7 +234,12 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         snapshots.append(Member(snap, seed, None,
                                 {"snapshot_of": config.learner.name, "epoch": epoch, "iteration": iteration,
                                  "return_mean": record["return_mean"], "return_worst": record["return_worst"]}))
-        # 2d. train against sigma
+        # 2d. a fresh oracle for this epoch (PSRO): new LoRA init, Adam state forgotten
+        if config.learner.oracle == "fresh" and epoch > 0:
+            seed = oracle_seed(config.learner.seed, epoch)
+            bank.init_member(learner, seed, b_std=config.model.lora_init_std)
+            optimizer.reset(learner)
+        # 2e. train against sigma
         for _ in range(config.train.iterations_per_epoch):
             iteration += 1
             t0 = time.perf_counter()
@@ -211,11 +262,18 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
     final = evaluate(config.train.epochs)
     history.append(final)
     bar.close()
-    tb.close()
     bank.export_member(learner, writer.staging / "members" / config.learner.name)
     matrix = np.stack(rows)
+    # 3. the learner-side mixture over all rows of M (snapshots 0..K-1, then the final learner)
+    row_members = [m.name for m in snapshots] + [config.learner.name]
+    x = learner_mixture(matrix, config.solver["name"], partner_sp)
+    mixture = mixture_record(matrix, x, partner_sp, names, row_members, config.solver["name"])
+    for key in ("return_mean", "return_worst", "regret_max"):
+        tb.add_scalar(f"mixture/{key}", mixture[key], iteration)
+    tb.add_text("mixture/weights", ", ".join(f"{m} {w:.3f}" for m, w in mixture["weights"].items()), iteration)
+    tb.close()
     learner_member = Member(config.learner.name, seed, None,
-                            {"role": "learner", "return_mean": final["return_mean"],
+                            {"role": "learner", "oracle": config.learner.oracle, "return_mean": final["return_mean"],
                              "return_worst": final["return_worst"], "iteration": iteration})
     writer.write_manifest({
         "game": partners.game,
@@ -223,6 +281,8 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         "base_model": {"id": base.model_id, "fingerprint": base.fingerprint},
         "adapter": dict(adapter),
         "members": [m.to_dict() for m in [learner_member, *snapshots]],
+        # the PSRO agent: per episode, member m with probability mixture[m] (see learner.mixture_summary)
+        "mixture": mixture["weights"],
         "learner": {
             "partners": partners.describe(),
             "partner_names": names,
@@ -231,6 +291,8 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
             # M[k, i]: snapshot k (row k = the learner before epoch k; the last row = the final learner)
             "matrix": [[round(float(v), 4) for v in row] for row in matrix],
             "history": history,
+            "oracle": config.learner.oracle,
+            "mixture_summary": {k: v for k, v in mixture.items() if k != "weights"},
         },
         "training": {"epochs": config.train.epochs, "iterations": iteration, "episodes": config.train.episodes,
                      "eval_episodes": episodes, "return_mean": final["return_mean"],
@@ -255,4 +317,12 @@ def summary(pop: Population) -> str:
             f"{names[i].split('/')[-1]} {sigma[i]:.2f}" for i in np.argsort(sigma)[::-1][:3] if sigma[i] > 0.005)
         lines.append(f"  {h['epoch']:>5}  {h['iteration']:>5}  {h['return_mean']:6.3f}  {h['return_worst']:6.3f}  "
                      f"{h['regret_mean']:6.3f}  {top or '(final)'}")
+    weights, mix = pop.manifest.get("mixture"), info.get("mixture_summary")
+    if weights and mix:
+        lines.append(f"mixture over {len(weights)} of {len(info['matrix'])} snapshots (maximin x on the "
+                     f"{mix['game']} matrix; oracle: {info.get('oracle', 'continue')}): "
+                     + ", ".join(f"{m} {w:.3f}" for m, w in weights.items()))
+        lines.append(f"  with the training partners (from M): mean {mix['return_mean']:.3f}, worst "
+                     f"{mix['return_worst']:.3f} ({mix['worst_partner'].split('/')[-1]}), max regret "
+                     f"{mix['regret_max']:.3f}")
     return "\n".join(lines)
