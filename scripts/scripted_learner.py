@@ -11,8 +11,13 @@ Report: for every AI and every teacher, the mean interaction return; for the war
 episode 1..K of the interaction (in-context grounding shows as later episodes beating the first) and each
 member's label reading.
 
-    python scripts/scripted_learner.py --game warehouse --train ground,ground-swap,ground-mirror --train ground \\
-        --heldout ground-rotate,direct --param moves=3 --param episodes=2 --iterations 300
+    python scripts/scripted_learner.py --game warehouse --param moves=3 --param episodes=2 \\
+        --train ground,ground-swap,ground-mirror --heldout ground-rotate,direct-rotate \\
+        --iterations 1200 --lr 0.01 --episodes-per-teacher 128          # in-context identification, ~5 min
+    python scripts/scripted_learner.py --game warehouse --param moves=1 --param episodes=1 \\
+        --population POP_SELFPLAY --population POP_OTHERPLAY --train direct,direct-swap,direct-mirror \\
+        --train direct --heldout direct-rotate,ground-rotate --iterations 150 --episodes-per-teacher 128 \\
+        --eval-episodes 1024                                            # held-out teachers
     python scripts/scripted_learner.py --game preference --train quality,deficiency,noisy --train quality \\
         --train deficiency --iterations 300
 """
