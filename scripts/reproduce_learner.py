@@ -15,6 +15,9 @@ Experiments:
   learner with ``learner.oracle=fresh`` (a fresh best response to σ every epoch); for both oracles the
   final learner and the mixture agent (``learner_mixture``: the maximin mixture over the snapshots stored in
   the manifest, evaluated with ``adhoc evaluate --mixture``), with the training partners and held out.
+  Every fresh oracle learns about one new convention, and snapshot 0 is the untrained learner, so the
+  mixture can reach the best worst case 1/k only with at least k + 1 epochs: ``--cmg-set train.epochs=10``
+  for the 7-8 conventions of the trajedi and lipo populations (6 epochs, the config's, suffice for selfplay).
 
 Populations are read from ``--populations DIR`` as ``DIR/<game>-<method>-s<seed>`` when they exist there and
 trained from ``configs/<game>-<method>.yaml`` (``population.seed=<seed>``) into that folder when not, so a
@@ -23,6 +26,8 @@ second run reuses them. Learners and evaluations go to ``OUT``.
     python scripts/reproduce_learner.py                       # both experiments (~25 min on 2 CPU cores)
     python scripts/reproduce_learner.py --only lever          # ~1 min
     python scripts/reproduce_learner.py --populations runs/reproduce/populations --out runs/reproduce/learner
+    python scripts/reproduce_learner.py --only cmg-h --populations runs/reproduce --out runs/reproduce-learner-e10 \
+        --solvers maximin minimax_regret --cmg-set train.epochs=10     # PSRO agents, ~9 min
 """
 
 from __future__ import annotations
