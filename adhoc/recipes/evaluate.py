@@ -86,8 +86,8 @@ def agent_mixture(agent_pop) -> dict[str, float]:
     """The manifest's ``mixture`` as {member: weight}, weights > 0 and normalised; UserError when absent/bad."""
     weights = agent_pop.manifest.get("mixture")
     if not weights or not isinstance(weights, dict):
-        raise UserError(f"{agent_pop.path} has no mixture in its manifest (--mixture needs a population written "
-                        f"by adhoc train-learner)")
+        raise UserError(f"{agent_pop.path} has no mixture in its manifest (--mixture needs a population from "
+                        f"adhoc train-learner; ones written before mixtures existed have none: retrain)")
     unknown = sorted(set(weights) - set(agent_pop.names))
     if unknown:
         raise UserError(f"{agent_pop.path}: mixture names members it does not have: {', '.join(unknown)}")
