@@ -33,13 +33,22 @@ def same_game(a: dict, b: dict) -> bool:
     return _plain(a) == _plain(b)
 
 
+def describe_game_difference(a: dict, b: dict) -> str:
+    """Short text of how two recorded games differ: their names, or the first differing parameter."""
+    a, b = _plain(a), _plain(b)
+    if a.get("name") != b.get("name"):
+        return f"{a.get('name')}, not {b.get('name')}"
+    key = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+    return f"{a['name']} with {key}={a.get(key)}, not {key}={b.get(key)}"
+
+
 def check_compatible(pops: list[Population], what: str = "playing together") -> None:
     """The populations must play the same game on the same base model with the same adapter shape."""
     first = pops[0]
     for pop in pops[1:]:
         if not same_game(pop.game, first.game):
-            raise UserError(f"{pop.path} plays {pop.game['name']} {pop.game}, {first.path} plays "
-                            f"{first.game['name']} {first.game}: {what} needs the same game")
+            raise UserError(f"{pop.path} plays {describe_game_difference(pop.game, first.game)} as {first.path} "
+                            f"does: {what} needs the same game")
         if pop.base_model["fingerprint"] != first.base_model["fingerprint"]:
             raise UserError(f"{pop.path} and {first.path} were trained on different base models "
                             f"({pop.base_model['id']} vs {first.base_model['id']})")
@@ -118,8 +127,8 @@ def load_partners(specs: list[str], game: dict | None = None) -> Partners:
     pops = [load_spec(s) for s in specs]
     check_compatible(pops, "playing with one agent")
     if game is not None and not same_game(pops[0].game, game):
-        raise UserError(f"partner population {pops[0].path} plays {pops[0].game['name']} {pops[0].game}, "
-                        f"not the configured {game['name']} {game}")
+        raise UserError(f"partner population {pops[0].path} plays {describe_game_difference(pops[0].game, game)} "
+                        f"as configured")
     taken: set[str] = set()
     labels = [population_label(p.path, taken) for p in pops]
     names = [f"{label}/{n}" for pop, label in zip(pops, labels) for n in pop.names]
