@@ -307,7 +307,7 @@ def test_bad_learner_input_exit_2_and_writes_nothing(partners, tmp_path, capsys)
     train = ["train-learner", str(CONFIG), "--out", str(out)]
     for argv, match in [
         (train, "no partners"),
-        (train + [f"partners={small}"], "not the configured lever"),
+        (train + [f"partners={small}"], "plays lever with n_levers=4, not n_levers=10 as configured"),
         (train + [f"partners={partners}", f"partners={small}"], "needs the same game"),
         (train + [f"partners={partners}", f"partners={other_base}"], "different base models"),
         (train + [f"partners={partners}", "model.base=builtin:small"], "was trained on base model builtin:tiny"),
