@@ -219,6 +219,10 @@ class LearnerModelConfig:
     dtype: str = "auto"
     cpu_threads: int = 0
     lora_init_std: float = 0.1  # std of the fresh learner's lora_B (see ModelConfig.lora_init_std)
+    # the learner's LoRA shape; None: the partner populations' (with scripted partners only: ModelConfig's)
+    lora_rank: Optional[int] = None
+    lora_alpha: Optional[float] = None
+    target_modules: Optional[list[str]] = None
 
 
 @dataclass
@@ -251,7 +255,7 @@ class LearnerTrainConfig:
 @dataclass
 class LearnerRunConfig(_Serialised):
     game: Any  # None: whatever the partners play; else the partners must play exactly this game
-    partners: list[str]  # partner population folders (``partners=DIR`` on the command line, repeatable)
+    partners: list[str]  # partner population folders or scripted:<game>[:a,b] (``partners=...``, repeatable)
     solver: dict[str, Any]  # name (adhoc.solvers.SOLVERS) + that solver's parameters
     model: LearnerModelConfig
     learner: LearnerConfig
@@ -364,6 +368,10 @@ def check_learner(config: LearnerRunConfig) -> None:
         raise ConfigError("config error: train.episodes must be >= 2 (the baseline needs 2 episodes)")
     if t.lr <= 0:
         raise ConfigError(f"config error: train.lr must be > 0 (got {t.lr})")
+    if config.model.lora_rank is not None and config.model.lora_rank < 1:
+        raise ConfigError(f"config error: model.lora_rank must be >= 1 (got {config.model.lora_rank})")
+    if config.model.target_modules is not None and not config.model.target_modules:
+        raise ConfigError("config error: model.target_modules must name at least one linear layer")
     if config.learner.oracle not in LEARNER_ORACLES:
         raise ConfigError(f"config error: learner.oracle must be one of {', '.join(LEARNER_ORACLES)} "
                           f"(got {config.learner.oracle!r})")

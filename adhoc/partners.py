@@ -1,12 +1,19 @@
 """Partners: the frozen strategies a learner is trained with or evaluated against, loaded from specs.
 
-A spec is a population folder (every member becomes a partner). ``load_partners(specs)`` is the ONE place
-that turns the user's specs into partners, so other kinds of partner (e.g. scripted teachers,
-``scripted:<game>``) plug in here through ``PARTNER_SOURCES`` without touching the recipes.
+A spec is a population folder (every member becomes a partner) or ``scheme:rest`` for another source in
+``PARTNER_SOURCES``: ``scripted:<game>[:name,name]``, the game's scripted strategies (``adhoc.scripted``, e.g.
+the warehouse teachers). ``load_partners(specs)`` is the ONE place that turns the user's specs into
+partners.
 
-All partners and the agent(s) that play with them sit in ONE AdapterBank over one base model, so the
+All LoRA partners and the agent(s) that play with them sit in ONE AdapterBank over one base model, so the
 populations must agree on the game, the base model (fingerprint) and the adapter shape; every disagreement
 is one ``UserError`` line naming both populations.
+
+Partner order and member ids: the population members first (bank slots 0..N−1, in spec order), then the
+scripted strategies (in spec order), which are not LoRA slots: ``member_ids(policy)`` appends them to
+``policy.scripted`` and they get member ids bank size + j. A scripted strategy plays only its declared
+``seats`` (a warehouse teacher: seat 1), so an agent plays only the other seat with it, and it has no
+self-play return (``returns_with_partners`` leaves those entries NaN).
 """
 
 from __future__ import annotations
@@ -19,9 +26,30 @@ import yaml
 
 from adhoc.errors import UserError
 from adhoc.population import Population
+from adhoc.scripted import ScriptedPopulation, load_scripted_population
 
-# scheme -> loader for specs written "scheme:rest" that are not folders (none yet: scripted teachers come later)
-PARTNER_SOURCES: dict[str, Callable[[str], Population]] = {}
+SEATS = (0, 1)
+
+
+def _scripted_source(spec: str, game: dict | None) -> ScriptedPopulation:
+    """``scripted:<game>[:a,b]`` → the game's scripted strategies; the game (its parameters) is ``game``, the
+    one the learner config (train-learner) or the agent (evaluate) plays."""
+    from adhoc.games import GameError, build_game
+
+    if game is None:
+        raise UserError(f"{spec}: scripted partners take their game from the learner config's game section, "
+                        f"and this config has none (add e.g. game: {spec.split(':')[1] or 'warehouse'})")
+    try:
+        built = build_game(dict(game))
+    except GameError as exc:
+        raise UserError(f"{spec}: {exc}") from None
+    return load_scripted_population(spec, built)
+
+
+# scheme -> loader(full spec, game dict or None) for specs written "scheme:rest" that are not folders
+PARTNER_SOURCES: dict[str, Callable[[str, dict | None], Population | ScriptedPopulation]] = {
+    "scripted": _scripted_source,
+}
 
 
 def _plain(value: Any) -> Any:
@@ -69,26 +97,49 @@ def population_label(path: str | Path, taken: set[str]) -> str:
 
 @dataclass
 class Partners:
-    """Partner populations stacked in order: partner k is ``names[k]`` (``label/member``)."""
+    """Partner populations stacked in order, then scripted strategies: partner k is ``names[k]``
+    (``label/member``)."""
 
     populations: list[Population]
     labels: list[str]
     names: list[str] = field(default_factory=list)
+    scripted: list[ScriptedPopulation] = field(default_factory=list)
+    scripted_labels: list[str] = field(default_factory=list)
+    game_spec: dict | None = None  # the game when there are only scripted partners
 
     def __len__(self) -> int:
         return len(self.names)
 
     @property
+    def n_lora(self) -> int:
+        """How many partners are LoRA members (bank slots 0..n_lora−1)."""
+        return sum(len(pop.members) for pop in self.populations)
+
+    @property
     def game(self) -> dict:
-        return self.populations[0].game
+        return self.populations[0].game if self.populations else self.game_spec
 
     @property
-    def base_model(self) -> dict:
-        return self.populations[0].base_model
+    def base_model(self) -> dict | None:
+        return self.populations[0].base_model if self.populations else None
 
     @property
-    def adapter(self) -> dict:
-        return self.populations[0].manifest["adapter"]
+    def adapter(self) -> dict | None:
+        return self.populations[0].manifest["adapter"] if self.populations else None
+
+    def seats(self) -> list[tuple[int, ...]]:
+        """The seats each partner can play, in partner order (LoRA members: both)."""
+        return [SEATS] * self.n_lora + [tuple(s.seats) for pop in self.scripted for s in pop.strategies]
+
+    def member_ids(self, policy) -> "torch.Tensor":
+        """Member ids [P] of the partners in ``policy``: slots 0..n_lora−1, then the scripted strategies, which
+        this appends to ``policy.scripted`` (ids bank size + j)."""
+        import torch
+
+        from adhoc.scripted import scripted_ids
+
+        ids = [torch.arange(self.n_lora)] + [scripted_ids(policy, pop) for pop in self.scripted]
+        return torch.cat(ids)
 
     def load_into(self, bank, first_slot: int = 0) -> list[int]:
         """Import every partner into consecutive bank slots from ``first_slot``; returns the slots."""
@@ -101,10 +152,15 @@ class Partners:
     def describe(self) -> list[dict[str, Any]]:
         """Plain-YAML record of where the partners came from (for manifests and reports)."""
         return [{"population": str(pop.path), "label": label, "method": pop.manifest["method"].get("name"),
-                 "members": pop.names} for pop, label in zip(self.populations, self.labels)]
+                 "members": pop.names} for pop, label in zip(self.populations, self.labels)] + [
+                {"scripted": pop.spec, "label": label, "method": "scripted", "members": list(pop.names),
+                 "seats": [list(s.seats) for s in pop.strategies]}
+                for pop, label in zip(self.scripted, self.scripted_labels)]
 
 
-def load_spec(spec: str) -> Population:
+def load_spec(spec: str, game: dict | None = None) -> Population | ScriptedPopulation:
+    """One spec → a Population (folder) or what its ``PARTNER_SOURCES`` loader gives (``game``: the game
+    scripted strategies play)."""
     spec = str(spec).strip()
     if not spec:
         raise UserError("empty partner spec (give a population folder: partners=DIR)")
@@ -114,39 +170,62 @@ def load_spec(spec: str) -> Population:
             known = ", ".join(f"{k}:..." for k in sorted(PARTNER_SOURCES)) or "none yet"
             raise UserError(f"unknown partner source '{scheme}' in {spec!r} (partners are population folders; "
                             f"other sources: {known})")
-        return PARTNER_SOURCES[scheme](rest)
+        return PARTNER_SOURCES[scheme](spec, game)
     return Population.load(spec)
 
 
-def load_partners(specs: list[str], game: dict | None = None) -> Partners:
+def load_partners(specs: list[str], game: dict | None = None, scripted_game: dict | None = None) -> Partners:
     """Load and check the partner specs. ``game`` (a game's ``params() | {name}``), when given, is the game
-    the partners must play."""
+    the partners must play; scripted specs are built for ``scripted_game`` (default ``game``)."""
     specs = list(specs or [])
     if not specs:
         raise UserError("no partners: give at least one partner population (partners=DIR)")
-    pops = [load_spec(s) for s in specs]
-    check_compatible(pops, "playing with one agent")
-    if game is not None and not same_game(pops[0].game, game):
-        raise UserError(f"partner population {pops[0].path} plays {describe_game_difference(pops[0].game, game)} "
-                        f"as configured")
+    scripted_game = game if scripted_game is None else scripted_game
+    loaded = [load_spec(s, scripted_game) for s in specs]
+    pops = [p for p in loaded if isinstance(p, Population)]
+    scripted = [p for p in loaded if isinstance(p, ScriptedPopulation)]
+    if pops:
+        check_compatible(pops, "playing with one agent")
+        if game is not None and not same_game(pops[0].game, game):
+            raise UserError(f"partner population {pops[0].path} plays "
+                            f"{describe_game_difference(pops[0].game, game)} as configured")
+        if scripted and not same_game(pops[0].game, scripted_game):
+            raise UserError(f"partner population {pops[0].path} plays "
+                            f"{describe_game_difference(pops[0].game, scripted_game)} as {scripted[0].spec} does")
     taken: set[str] = set()
     labels = [population_label(p.path, taken) for p in pops]
+    scripted_labels = [population_label("scripted-" + p.spec.split(":")[1], taken) for p in scripted]
     names = [f"{label}/{n}" for pop, label in zip(pops, labels) for n in pop.names]
-    return Partners(populations=pops, labels=labels, names=names)
+    names += [f"{label}/{n}" for pop, label in zip(scripted, scripted_labels) for n in pop.names]
+    return Partners(populations=pops, labels=labels, names=names, scripted=scripted, scripted_labels=scripted_labels,
+                    game_spec=_plain(dict(scripted_game)) if scripted and not pops else None)
 
 
-def returns_with_partners(game, policy, agent: int, n_partners: int, episodes: int, rng,
-                          self_play: bool = False):
-    """Episode returns of the agent (bank slot ``agent``) with partners 0..P-1: [P, 2, E] (axis 1: the agent
-    in seat 0, in seat 1), or [P, 3, E] with ``self_play`` (index 2: the partner with itself). numpy."""
+def returns_with_partners(game, policy, agent: int, partners, episodes: int, rng, self_play: bool = False,
+                          seats: list[tuple[int, ...]] | None = None):
+    """Episode returns of the agent (bank slot ``agent``) with the partners: [P, 2, E] (axis 1: the agent
+    in seat 0, in seat 1), or [P, 3, E] with ``self_play`` (index 2: the partner with itself). numpy.
+
+    ``partners``: their member ids [P] (a tensor or list), or an int P for slots 0..P−1. ``seats`` (per
+    partner, default both): a partner that cannot play seat s leaves the agent's seat-(1−s) entries NaN, and
+    its self-play NaN unless it plays both seats; those pairs are not played."""
+    import numpy as np
     import torch
 
     from adhoc.rollout import episode_returns
 
-    partners = torch.arange(n_partners)
+    partners = torch.arange(partners) if isinstance(partners, int) else torch.as_tensor(partners).long().cpu()
+    P = len(partners)
+    seats = [SEATS] * P if seats is None else [tuple(s) for s in seats]
     me = torch.full_like(partners, agent)
     blocks = [torch.stack([me, partners], 1), torch.stack([partners, me], 1)]
+    # playable[b, i]: block b (agent seat 0, agent seat 1, self-play) with partner i
+    playable = [[1 in s for s in seats], [0 in s for s in seats]]
     if self_play:
         blocks.append(torch.stack([partners, partners], 1))
-    r = episode_returns(game, policy, torch.cat(blocks), episodes, rng).numpy()  # [S·P, E]
-    return r.reshape(len(blocks), n_partners, episodes).transpose(1, 0, 2)
+        playable.append([0 in s and 1 in s for s in seats])
+    mask = torch.tensor(playable).reshape(-1)  # [S·P]
+    out = np.full((len(blocks) * P, episodes), np.nan)
+    if bool(mask.any()):
+        out[mask.numpy()] = episode_returns(game, policy, torch.cat(blocks)[mask], episodes, rng).numpy()
+    return out.reshape(len(blocks), P, episodes).transpose(1, 0, 2)

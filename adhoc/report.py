@@ -164,9 +164,14 @@ def terminal_table(result: CrossPlayResult, max_members: int = 12) -> str:
 
 
 # ---------------------------------------------------------------------------- evaluation of one agent (adhoc evaluate)
+def _ci_text(value, ci) -> str:
+    """'v [lo, hi]', or '–' for a value that does not exist (a scripted partner's regret)."""
+    return "–" if value is None else f"{value:.3f}" + ("" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]")
+
+
 def _evaluation_rows(result) -> list[tuple[str, str]]:
     mt = result.metrics
-    fmt = lambda k: f"{mt[k]:.3f} [{mt['ci95'][k][0]:.3f}, {mt['ci95'][k][1]:.3f}]"  # noqa: E731
+    fmt = lambda k: _ci_text(mt[k], mt["ci95"][k])  # noqa: E731
     return [("mean return", fmt("mean_return")), ("worst-case return", fmt("worst_return")),
             ("worst partner", mt["worst_partner"]), ("mean regret", fmt("mean_regret")),
             ("max regret", fmt("max_regret"))]
@@ -177,17 +182,18 @@ EVALUATION_HEADER = ("partner", "return [95% CI]", "agent in seat 0", "agent in 
 
 
 def _evaluation_partner_rows(result) -> list[tuple[str, ...]]:
-    return [(p["partner"], f"{p['return']:.3f} [{p['ci95']['return'][0]:.3f}, {p['ci95']['return'][1]:.3f}]",
-             f"{p['return_seat0']:.3f}", f"{p['return_seat1']:.3f}", f"{p['self_play']:.3f}",
-             f"{p['regret']:.3f} [{p['ci95']['regret'][0]:.3f}, {p['ci95']['regret'][1]:.3f}]")
+    return [(p["partner"], _ci_text(p["return"], p["ci95"]["return"]), _ci_text(p["return_seat0"], None),
+             _ci_text(p["return_seat1"], None), _ci_text(p["self_play"], None),
+             _ci_text(p["regret"], p["ci95"]["regret"]))
             for p in result.metrics["per_partner"]]
 
 
 def _evaluation_subtitle(result) -> str:
     pops = ", ".join(f"{p['label']} ({p['method']}, {len(p['members'])})" for p in result.partners)
     return (f"Agent {result.agent} on {result.game} with {len(result.metrics['per_partner'])} partners from {pops}; "
-            f"{result.episodes} episodes per partner and seating; return = mean over both seatings; regret = "
-            f"partner's self-play return − return; 95% bootstrap confidence intervals over episodes.")
+            f"{result.episodes} episodes per partner and seating; return = mean over both seatings (a scripted "
+            f"partner: the seating it plays); regret = partner's self-play return − return (– for scripted "
+            f"partners, which have none); 95% bootstrap confidence intervals over episodes.")
 
 
 def evaluation_png(result) -> bytes:
@@ -204,13 +210,14 @@ def evaluation_png(result) -> bytes:
     fig, ax = plt.subplots(figsize=(min(16.0, max(5.0, 0.35 * n + 2.5)), 4.2), dpi=130)
     x = np.arange(n)
     ax.bar(x, ret, yerr=err, color="#4c72b0", capsize=2, label="agent with partner (both seats)")
-    ax.scatter(x, [p["self_play"] for p in rows], color="#dd8452", zorder=3, s=14, label="partner self-play")
+    sp = [np.nan if p["self_play"] is None else p["self_play"] for p in rows]
+    ax.scatter(x, sp, color="#dd8452", zorder=3, s=14, label="partner self-play")
     ax.axhline(result.metrics["mean_return"], color="#333", lw=1, ls="--", label="mean return")
     ax.set_xticks(x, [p["partner"] for p in rows], rotation=90, fontsize=7 if n > 16 else 8)
     ax.set_ylabel("return")
     ax.set_title(f"{result.agent} on {result.game}: mean {result.metrics['mean_return']:.3f}, "
                  f"worst {result.metrics['worst_return']:.3f}", fontsize=10)
-    top = max(1e-9, float(ret.max() + err[1].max()), max(p["self_play"] for p in rows))
+    top = max(1e-9, float(ret.max() + err[1].max()), float(np.nanmax(sp)) if np.isfinite(sp).any() else 0.0)
     ax.set_ylim(min(0.0, float(ret.min())), 1.3 * top)  # headroom for the legend
     ax.legend(fontsize=7, loc="upper left", ncol=3)
     fig.tight_layout()

@@ -315,7 +315,7 @@ def test_bad_learner_input_exit_2_and_writes_nothing(partners, tmp_path, capsys)
         (train + [f"partners={empty}"], "population.yaml is missing"),
         (train + [f"partners={no_members}"], "members must be a non-empty list"),
         (train + [f"partners={tmp_path / 'missing'}"], "population not found"),
-        (train + ["partners=scripted:lever"], "unknown partner source 'scripted'"),
+        (train + ["partners=bogus:lever"], "unknown partner source 'bogus'"),
         (["train-population", str(CONFIG)], "is a learner config"),
         (["evaluate", str(partners), "--partners", str(small)], "needs the same game"),
         (["evaluate", str(partners), "--partners", str(partners), "--member", "m9"], "has no member 'm9'"),

@@ -13,6 +13,11 @@ partner plays the same number with itself, all in ONE AdapterBank. Definitions (
 - ``ci95``: percentile bootstrap over episodes (each pair's E episodes resampled, the same indices for every
   pair), for the four summaries and per partner.
 
+Scripted partners (``--partners scripted:<game>[:a,b]``, the game the agent plays) sit only in their
+declared seats: ``return[i]`` is then the seating they can play (the other seat's entry is None), and they
+have no self-play return, so their ``self_play`` and ``regret`` are None and the regret summaries cover the
+partners that have one (None when none does).
+
 ``--mixture``: the agent is the mixture over members stored in AGENT's manifest (``mixture: {member:
 weight}``, written by ``train-learner``: the learner-side maximin mixture over its snapshots, the PSRO
 agent, which per episode plays member k with probability x_k). Every member with nonzero weight plays E
@@ -33,6 +38,7 @@ Outputs (``--out``, default ``AGENT/evaluation/<partner populations>``, with ``-
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,23 +54,34 @@ def evaluation_metrics(returns: np.ndarray, names: list[str], n_boot: int = 500,
     """returns [P, 3, E]: axis 1 = (agent in seat 0, agent in seat 1, partner self-play)."""
     P = returns.shape[0]
 
+    returns = np.asarray(returns, dtype=np.float64)
+    has_best = bool(np.isfinite(returns[:, 2]).any())  # NaN: not played (a scripted partner's seat/self-play)
+
     def statistic(means: np.ndarray) -> np.ndarray:  # means [P, 3]
-        ret = means[:, :2].mean(1)
+        ret = np.nanmean(means[:, :2], 1)
         regret = means[:, 2] - ret
-        return np.concatenate([[ret.mean(), ret.min(), regret.mean(), regret.max()], ret, regret])
+        summary = [np.nanmean(regret), np.nanmax(regret)] if has_best else [np.nan, np.nan]
+        return np.concatenate([[ret.mean(), ret.min(), *summary], ret, regret])
 
     point = statistic(returns.mean(-1))
-    lo, hi = bootstrap(returns, statistic, n_boot=n_boot, seed=seed)
-    ci = lambda k: [round(float(lo[k]), 4), round(float(hi[k]), 4)]  # noqa: E731
+    with warnings.catch_warnings():  # columns that are NaN throughout (a scripted partner's regret)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = bootstrap(returns, statistic, n_boot=n_boot, seed=seed)
+    ci = lambda k: [_num(lo[k]), _num(hi[k])] if np.isfinite(point[k]) else None  # noqa: E731
     means = returns.mean(-1)
-    per_partner = [{"partner": name, "return": round(float(point[4 + i]), 4),
-                    "return_seat0": round(float(means[i, 0]), 4), "return_seat1": round(float(means[i, 1]), 4),
-                    "self_play": round(float(means[i, 2]), 4), "regret": round(float(point[4 + P + i]), 4),
+    per_partner = [{"partner": name, "return": _num(point[4 + i]),
+                    "return_seat0": _num(means[i, 0]), "return_seat1": _num(means[i, 1]),
+                    "self_play": _num(means[i, 2]), "regret": _num(point[4 + P + i]),
                     "ci95": {"return": ci(4 + i), "regret": ci(4 + P + i)}} for i, name in enumerate(names)]
     keys = ("mean_return", "worst_return", "mean_regret", "max_regret")
-    return {**{k: round(float(point[j]), 4) for j, k in enumerate(keys)},
+    return {**{k: _num(point[j]) for j, k in enumerate(keys)},
             "worst_partner": names[int(np.argmin(point[4:4 + P]))],
             "ci95": {k: ci(j) for j, k in enumerate(keys)}, "per_partner": per_partner}
+
+
+def _num(value: float) -> float | None:
+    """Rounded for JSON; None for NaN (an entry that was not played)."""
+    return round(float(value), 4) if np.isfinite(value) else None
 
 
 @dataclass
@@ -123,32 +140,33 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
         if name not in agent_pop.names:
             raise UserError(f"{agent_pop.path} has no member {name!r} (members: {', '.join(agent_pop.names)})")
         weights = {name: 1.0}
-    partners = load_partners(partner_specs)
+    partners = load_partners(partner_specs, scripted_game=agent_pop.game)  # scripted: the agent's game
     check_compatible([agent_pop, *partners.populations], "evaluating an agent with partners")
     base = load_base(agent_pop.base_model["id"], device=device, dtype=dtype)
     agent_pop.check_base(base.model_id, base.fingerprint)
     adapter = agent_pop.manifest["adapter"]
-    P = len(partners)
+    N = partners.n_lora  # LoRA partners in slots 0..N-1, the agent's member(s) after them
     members = list(weights)
-    bank = AdapterBank(base.model, P + len(members), adapter["rank"], adapter["alpha"], adapter["target_modules"],
+    bank = AdapterBank(base.model, N + len(members), adapter["rank"], adapter["alpha"], adapter["target_modules"],
                        base_model_id=base.model_id)
     partners.load_into(bank, 0)
     for k, name in enumerate(members):
-        bank.import_member(P + k, agent_pop.member_dir(name))
+        bank.import_member(N + k, agent_pop.member_dir(name))
     game = build_game(agent_pop.game)
     policy, rng = Policy(base, bank), np.random.default_rng(seed)
-    returns = returns_with_partners(game, policy, P, P, episodes, rng, self_play=True)  # [P, 3, E]
+    ids, seats = partners.member_ids(policy), partners.seats()  # scripted partners: ids after the bank
+    returns = returns_with_partners(game, policy, N, ids, episodes, rng, self_play=True, seats=seats)  # [P, 3, E]
     if not mixture:
         return EvaluationResult(agent=f"{agent_pop.path}:{members[0]}", game=agent_pop.game["name"],
                                 partners=partners.describe(), episodes=episodes,
                                 metrics=evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed),
                                 returns=returns)
-    per_member = [returns[:, :2]] + [returns_with_partners(game, policy, P + k, P, episodes, rng)
+    per_member = [returns[:, :2]] + [returns_with_partners(game, policy, N + k, ids, episodes, rng, seats=seats)
                                      for k in range(1, len(members))]  # each [P, 2, E]
     x = np.array([weights[m] for m in members])
     combined = np.concatenate([np.einsum("k,kpse->pse", x, np.stack(per_member)), returns[:, 2:]], axis=1)
     metrics = evaluation_metrics(combined, partners.names, n_boot=n_boot, seed=seed)
-    own = [r.mean(-1).mean(-1) for r in per_member]  # [P] per member, both seatings
+    own = [np.nanmean(r.mean(-1), -1) for r in per_member]  # [P] per member, both seatings
     metrics = {"mixture": {m: round(float(w), 6) for m, w in weights.items()}, **metrics,
                "snapshots": {m: {"weight": round(float(weights[m]), 6), "mean_return": round(float(r.mean()), 4),
                                  "worst_return": round(float(r.min()), 4)} for m, r in zip(members, own)}}

@@ -8,11 +8,13 @@ optimizer step (``MemberAdam.step(active)``): the partners stay exactly as loade
 The loop, written out once:
 
 1. Load the partners (``adhoc.partners.load_partners``), the base model (fingerprint checked), one bank with
-   the N partners and the learner; measure each partner's self-play return (its best achievable return,
-   used for regret).
+   the N LoRA partners and the learner (scripted partners, ``partners=scripted:<game>[:a,b]``, are no bank
+   slots: member ids after the bank, ``policy.scripted``); measure each partner's self-play return (its best
+   achievable return, used for regret).
 2. Each epoch k = 0, 1, ..., K−1:
    a. evaluate the current learner, snapshot k, with every partner in both seatings:
-      M[k, i] = (G(learner, i) + G(i, learner)) / 2 from ``train.eval_episodes`` episodes each;
+      M[k, i] = (G(learner, i) + G(i, learner)) / 2 from ``train.eval_episodes`` episodes each (for a
+      partner that plays one seat only, e.g. a scripted teacher, the one seating it can play);
       earlier rows are kept (snapshots and partners are frozen, so their entries cannot change);
    b. solve the meta-game M [snapshots k ≤ K, partners] with the solver → meta-strategy σ over partners;
    c. save snapshot k as member ``<name>-epoch-kk``; log σ, M, the learner's mean and worst-case returns;
@@ -33,11 +35,21 @@ The loop, written out once:
 
 One training iteration (``train.episodes`` = B episodes): every episode draws its partner from σ
 independently (per episode, not per step); the first ⌈B/2⌉ episodes put the learner in seat 0, the rest in
-seat 1, so asymmetric games are learnt from both sides. The episodes are played as B pairs of one episode
+seat 1, so asymmetric games are learnt from both sides (an episode with a partner that plays one seat only
+puts the learner in the other seat). The episodes are played as B pairs of one episode
 each. REINFORCE on the learner's own log-probabilities, with a leave-one-out baseline taken within the
 episodes that share the same partner and seating (``grouped_leave_one_out_advantage``): the partner is drawn
 before the learner acts, so a baseline that depends on it keeps the gradient unbiased and removes the
 between-partner variance. The entropy bonus follows ``train.entropy_coef`` (→ ``entropy_coef_end``).
+
+Scripted partners (``scripted:<game>``, the game from the config's ``game`` section) have no self-play
+return: their regret is not reported (None in the manifest; regret summaries cover the partners that have
+one, None if none does), and ``minimax_regret`` (solver and learner mixture), which needs a best return for
+every partner, uses for them the column maximum of M, the best return any snapshot reached with that
+partner (what ``solvers.minimax_regret`` does with no ``best``). Without population partners the base model
+is ``model.base`` (default builtin:tiny) and the learner's LoRA shape is ``model.lora_rank`` /
+``lora_alpha`` / ``target_modules`` (defaults those of train-population); with population partners these
+must match theirs (one shared bank).
 
 Choices and deviations: PSRO's output is the mixture over its oracles; here there are two agents: the final
 learner (one adapter; the first member, what ``adhoc evaluate`` plays by default) and the mixture over the
@@ -62,7 +74,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adhoc.config import LearnerRunConfig, entropy_coef_at
+from adhoc.config import LearnerRunConfig, ModelConfig, entropy_coef_at
 from adhoc.errors import UserError
 from adhoc.games import build_game
 from adhoc.lm.adapters import AdapterBank, MemberAdam
@@ -94,18 +106,27 @@ def grouped_leave_one_out_advantage(returns: torch.Tensor, groups: torch.Tensor)
 
 
 def draw_training_pairs(meta_strategy: np.ndarray, episodes: int, learner: int,
-                        rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                        rng: np.random.Generator, partner_ids: torch.Tensor | None = None,
+                        partner_seats: list[tuple[int, ...]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One episode per row: partner i ~ σ independently per episode; the first ⌈B/2⌉ rows seat the learner
-    in seat 0, the rest in seat 1. Rows are sorted by (seating, partner). Returns (pairs [B, 2], group [B])
-    with group = seating · P + partner."""
+    in seat 0, the rest in seat 1, except that a partner playing one seat only (``partner_seats[i]``, default
+    both) gets the learner in the other seat. Rows are sorted by (seating, partner). Returns (pairs [B, 2]
+    with partner i as member ``partner_ids[i]`` (default i), group [B]) with group = seating · P + partner."""
     P = meta_strategy.shape[0]
     partner = rng.choice(P, size=episodes, p=meta_strategy)
     seat = (np.arange(episodes) >= (episodes + 1) // 2).astype(np.int64)  # the learner's seat
+    if partner_seats is not None:
+        # allowed[i, s]: the learner may take seat s with partner i (the partner plays 1 − s)
+        allowed = np.array([[1 in s, 0 in s] for s in partner_seats], dtype=bool)  # [P, 2]
+        seat = np.where(allowed[partner, seat], seat, 1 - seat)
     order = np.lexsort((partner, seat))
     partner, seat = torch.as_tensor(partner[order]), torch.as_tensor(seat[order])
+    groups = seat * P + partner
+    if partner_ids is not None:
+        partner = torch.as_tensor(partner_ids).long().cpu()[partner]
     learner_col = torch.full_like(partner, learner)
     pairs = torch.where(seat[:, None] == 0, torch.stack([learner_col, partner], 1), torch.stack([partner, learner_col], 1))
-    return pairs, seat * P + partner
+    return pairs, groups
 
 
 def oracle_seed(learner_seed: int, epoch: int) -> int:
@@ -126,22 +147,59 @@ def learner_mixture(matrix: np.ndarray, solver: str, best: np.ndarray | None = N
     return nash_zero_sum(A)[0]
 
 
+def regret_summary(best: np.ndarray, returns: np.ndarray) -> tuple[float | None, float | None]:
+    """(mean, max) of best − returns over the partners with a best return (finite ``best``; scripted
+    partners have none); (None, None) when no partner has one."""
+    regret = np.asarray(best, dtype=np.float64) - np.asarray(returns, dtype=np.float64)
+    regret = regret[np.isfinite(regret)]
+    if not len(regret):
+        return None, None
+    return round(float(regret.mean()), 4), round(float(regret.max()), 4)
+
+
+def best_returns(partner_sp: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Each partner's best achievable return for ``minimax_regret``: its self-play return, or for a partner
+    without one (NaN: a scripted partner) the column maximum of M (the best return any snapshot reached)."""
+    sp = np.asarray(partner_sp, dtype=np.float64)
+    return np.where(np.isfinite(sp), sp, np.asarray(matrix, dtype=np.float64).max(0))
+
+
 def mixture_record(matrix: np.ndarray, x: np.ndarray, best: np.ndarray, names: list[str],
                    members: list[str], solver: str) -> dict:
-    """Σ_k x_k M[k, j] per partner j, its mean / worst case / regrets, and the nonzero weights by member."""
+    """Σ_k x_k M[k, j] per partner j, its mean / worst case / regrets (over partners with a finite ``best``),
+    and the nonzero weights by member."""
     ret = x @ np.asarray(matrix, dtype=np.float64)
-    regret = np.asarray(best) - ret
+    regret_mean, regret_max = regret_summary(best, ret)
     return {"weights": {m: round(float(w), 6) for m, w in zip(members, x) if w > 1e-9},
             "game": "regret" if solver == "minimax_regret" else "return",
             "return_mean": round(float(ret.mean()), 4), "return_worst": round(float(ret.min()), 4),
-            "worst_partner": names[int(ret.argmin())], "regret_mean": round(float(regret.mean()), 4),
-            "regret_max": round(float(regret.max()), 4), "returns": [round(float(v), 4) for v in ret]}
+            "worst_partner": names[int(ret.argmin())], "regret_mean": regret_mean,
+            "regret_max": regret_max, "returns": [round(float(v), 4) for v in ret]}
 
 
 def _matrix_markdown(matrix: np.ndarray, names: list[str], sigma: np.ndarray) -> str:
     head = "| snapshot | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
     rows = "".join(f"| {k} | " + " | ".join(f"{v:.3f}" for v in row) + " |\n" for k, row in enumerate(matrix))
     return head + rows + "| **σ** | " + " | ".join(f"{v:.3f}" for v in sigma) + " |\n"
+
+
+def learner_adapter(config: LearnerRunConfig, partners: Partners) -> dict:
+    """The bank's LoRA shape: the population partners' (``model.lora_*`` / ``target_modules``, when set, must
+    agree), or, with scripted partners only, ``model.lora_*`` (defaults: ``ModelConfig``'s)."""
+    m = config.model
+    wanted = {"rank": m.lora_rank, "alpha": m.lora_alpha,
+              "target_modules": None if m.target_modules is None else list(m.target_modules)}
+    keys = {"rank": "model.lora_rank", "alpha": "model.lora_alpha", "target_modules": "model.target_modules"}
+    if partners.adapter is None:
+        defaults = ModelConfig()
+        fallback = {"rank": defaults.lora_rank, "alpha": defaults.lora_alpha, "target_modules": defaults.target_modules}
+        return {k: (fallback[k] if v is None else v) for k, v in wanted.items()}
+    adapter = dict(partners.adapter)
+    for k, v in wanted.items():
+        if v is not None and v != adapter[k]:
+            raise UserError(f"{keys[k]}={v} but the partner populations' adapters have {k} {adapter[k]} "
+                            f"(the learner shares their AdapterBank; leave {keys[k]} unset)")
+    return adapter
 
 
 def default_out(config: LearnerRunConfig, partners: Partners) -> Path:
@@ -158,33 +216,40 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         g = build_game(config.game)
         game_spec = g.params() | {"name": config.game.name}
     partners = load_partners(config.partners, game=game_spec)
+    adapter = learner_adapter(config, partners)
     out = Path(out) if out is not None else default_out(config, partners)
-    base = load_base(config.model.base or partners.base_model["id"], config.model.device, config.model.dtype,
+    default_base = partners.base_model["id"] if partners.base_model else ModelConfig.base
+    base = load_base(config.model.base or default_base, config.model.device, config.model.dtype,
                      config.model.cpu_threads)
     for pop in partners.populations:
         pop.check_base(base.model_id, base.fingerprint)  # a different base model: refused before any write
     writer = PopulationWriter(out, overwrite=overwrite)
     solver_params = {k: v for k, v in config.solver.items() if k != "name"}
 
-    # 1. game, one bank (partners 0..N-1, learner N), policy, optimizer that only ever moves the learner
+    # 1. game, one bank (LoRA partners 0..N-1, learner N), scripted partners after the bank, policy,
+    #    optimizer that only ever moves the learner
     game = build_game(partners.game)
     n_partners = len(partners)
-    learner = n_partners
+    learner = partners.n_lora
     torch.manual_seed(config.learner.seed)
-    adapter = partners.adapter
-    bank = AdapterBank(base.model, n_partners + 1, adapter["rank"], adapter["alpha"], adapter["target_modules"],
+    bank = AdapterBank(base.model, learner + 1, adapter["rank"], adapter["alpha"], adapter["target_modules"],
                        base_model_id=base.model_id)
     seed = oracle_seed(config.learner.seed, 0)
-    bank.init_members([seed] * (n_partners + 1), b_std=config.model.lora_init_std)  # the learner's fresh LoRA
-    partners.load_into(bank, 0)  # ... and the partners over every other slot
+    bank.init_members([seed] * (learner + 1), b_std=config.model.lora_init_std)  # the learner's fresh LoRA
+    partners.load_into(bank, 0)  # ... and the LoRA partners over every other slot
     policy = Policy(base, bank)
+    partner_ids = partners.member_ids(policy)  # [P]: bank slots, then scripted ids
+    partner_seats = partners.seats()
+    n_ids = bank.n_members + len(policy.scripted)  # every member id a pair can hold
     optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
-    only_learner = torch.zeros(n_partners + 1, dtype=torch.bool)
+    only_learner = torch.zeros(bank.n_members, dtype=torch.bool)
     only_learner[learner] = True
     rng = np.random.default_rng(config.learner.seed)
     episodes = config.train.eval_episodes
-    # the partners' self-play: their best achievable return (regret, minimax_regret); the epoch-0 row
-    first = returns_with_partners(game, policy, learner, n_partners, episodes, rng, self_play=True).mean(-1)
+    # the partners' self-play: their best achievable return (regret, minimax_regret; NaN for scripted
+    # partners); the epoch-0 row
+    first = returns_with_partners(game, policy, learner, partner_ids, episodes, rng, self_play=True,
+                                  seats=partner_seats).mean(-1)
     partner_sp = first[:, 2]
 
     from torch.utils.tensorboard import SummaryWriter
@@ -202,15 +267,17 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
     iteration = 0
 
     def evaluate(epoch: int) -> dict:
-        seats = first if epoch == 0 else returns_with_partners(game, policy, learner, n_partners, episodes, rng).mean(-1)
-        row = seats[:, :2].mean(1)  # both seatings averaged
+        seats = first if epoch == 0 else returns_with_partners(game, policy, learner, partner_ids, episodes, rng,
+                                                               seats=partner_seats).mean(-1)
+        row = np.nanmean(seats[:, :2], 1)  # both seatings averaged (the one a one-seat partner can play)
         rows.append(row)
-        regret = partner_sp - row
+        regret_mean, regret_max = regret_summary(partner_sp, row)
         record = {"epoch": epoch, "iteration": iteration, "return_mean": round(float(row.mean()), 4),
                   "return_worst": round(float(row.min()), 4), "worst_partner": names[int(row.argmin())],
-                  "regret_mean": round(float(regret.mean()), 4), "regret_max": round(float(regret.max()), 4)}
+                  "regret_mean": regret_mean, "regret_max": regret_max}
         for key in ("return_mean", "return_worst", "regret_mean", "regret_max"):
-            tb.add_scalar(f"learner/{key}", record[key], iteration)
+            if record[key] is not None:
+                tb.add_scalar(f"learner/{key}", record[key], iteration)
         for name, value in zip(names, row.tolist()):
             tb.add_scalar(f"meta_game/return/{name}", value, iteration)
         bar.set_postfix(mean=f"{row.mean():.3f}", worst=f"{row.min():.3f}")
@@ -221,7 +288,7 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         record = evaluate(epoch)
         matrix = np.stack(rows)  # [snapshots, partners]
         # 2b. solve the meta-game for the partner mixture to train against
-        extra = {"best": partner_sp} if config.solver["name"] == "minimax_regret" else {}
+        extra = {"best": best_returns(partner_sp, matrix)} if config.solver["name"] == "minimax_regret" else {}
         sigma = solve(config.solver["name"], matrix, **solver_params, **extra)
         record["meta_strategy"] = [round(float(v), 6) for v in sigma]
         history.append(record)
@@ -243,12 +310,12 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         for _ in range(config.train.iterations_per_epoch):
             iteration += 1
             t0 = time.perf_counter()
-            pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng)
+            pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng, partner_ids, partner_seats)
             traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False)
             returns = traj.returns[:, 0]  # [B]
             advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]
-            pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, n_partners + 1)[learner]
-            ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, n_partners + 1)[learner]
+            pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, n_ids)[learner]
+            ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, n_ids)[learner]
             loss = pg - entropy_coef_at(config.train, iteration) * ent
             optimizer.zero_grad()
             loss.backward()
@@ -266,10 +333,11 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
     matrix = np.stack(rows)
     # 3. the learner-side mixture over all rows of M (snapshots 0..K-1, then the final learner)
     row_members = [m.name for m in snapshots] + [config.learner.name]
-    x = learner_mixture(matrix, config.solver["name"], partner_sp)
+    x = learner_mixture(matrix, config.solver["name"], best_returns(partner_sp, matrix))
     mixture = mixture_record(matrix, x, partner_sp, names, row_members, config.solver["name"])
     for key in ("return_mean", "return_worst", "regret_max"):
-        tb.add_scalar(f"mixture/{key}", mixture[key], iteration)
+        if mixture[key] is not None:
+            tb.add_scalar(f"mixture/{key}", mixture[key], iteration)
     tb.add_text("mixture/weights", ", ".join(f"{m} {w:.3f}" for m, w in mixture["weights"].items()), iteration)
     tb.close()
     learner_member = Member(config.learner.name, seed, None,
@@ -286,7 +354,7 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         "learner": {
             "partners": partners.describe(),
             "partner_names": names,
-            "partner_self_play": [round(float(v), 4) for v in partner_sp],
+            "partner_self_play": [round(float(v), 4) if np.isfinite(v) else None for v in partner_sp],
             "solver": dict(config.solver),
             # M[k, i]: snapshot k (row k = the learner before epoch k; the last row = the final learner)
             "matrix": [[round(float(v), 4) for v in row] for row in matrix],
@@ -316,7 +384,7 @@ def summary(pop: Population) -> str:
         top = "" if sigma is None else ", ".join(
             f"{names[i].split('/')[-1]} {sigma[i]:.2f}" for i in np.argsort(sigma)[::-1][:3] if sigma[i] > 0.005)
         lines.append(f"  {h['epoch']:>5}  {h['iteration']:>5}  {h['return_mean']:6.3f}  {h['return_worst']:6.3f}  "
-                     f"{h['regret_mean']:6.3f}  {top or '(final)'}")
+                     f"{_fmt(h['regret_mean'])}  {top or '(final)'}")
     weights, mix = pop.manifest.get("mixture"), info.get("mixture_summary")
     if weights and mix:
         lines.append(f"mixture over {len(weights)} of {len(info['matrix'])} snapshots (maximin x on the "
@@ -324,5 +392,10 @@ def summary(pop: Population) -> str:
                      + ", ".join(f"{m} {w:.3f}" for m, w in weights.items()))
         lines.append(f"  with the training partners (from M): mean {mix['return_mean']:.3f}, worst "
                      f"{mix['return_worst']:.3f} ({mix['worst_partner'].split('/')[-1]}), max regret "
-                     f"{mix['regret_max']:.3f}")
+                     f"{_fmt(mix['regret_max']).strip()}")
     return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    """A regret for the summary: '–' where no partner has a best return (scripted partners only)."""
+    return f"{'–':>6}" if value is None else f"{value:6.3f}"
