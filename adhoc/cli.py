@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-learner", help="train a robust learner against frozen partner populations (PSRO loop)")
     p.add_argument("config", help="YAML config, e.g. configs/lever-learner.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="config overrides; partners=DIR (repeatable) names the partner populations, solver=NAME the meta-solver")
+                   help="config overrides; partners=DIR or partners=scripted:GAME[:a,b] (repeatable) names the partners "
+                        "(population folders, or the scripted teachers of the config's game), solver=NAME the meta-solver")
     p.add_argument("--out", help="learner population folder to write (default runs/<game>-learner-<solver>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it holds a population")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="an agent's returns with (held-out) partner populations: mean, worst case, regret")
     p.add_argument("agent", metavar="AGENT", help="population folder holding the agent (e.g. a train-learner output)")
-    p.add_argument("--partners", action="append", required=True, metavar="POP", help="partner population (repeatable)")
+    p.add_argument("--partners", action="append", required=True, metavar="POP", help="partner population folder, or scripted:GAME[:a,b] (the game's scripted teachers); repeatable")
     p.add_argument("--member", help="the agent's member name (default: the population's first member)")
     p.add_argument("--episodes", type=int, default=256, metavar="K", help="episodes per partner and seating (default 256)")
     p.add_argument("--out", help="output folder (default AGENT/evaluation/<partner populations>)")
