@@ -20,6 +20,8 @@ member's label reading.
         --eval-episodes 1024                                            # held-out teachers
     python scripts/scripted_learner.py --game preference --train quality,deficiency,noisy --train quality \\
         --train deficiency --iterations 300
+    python scripts/scripted_learner.py --game corrective --param digits=1 --param credit=digits \\
+        --train digit --train silent --heldout point,wrong --iterations 1000   # with vs without corrections
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def main() -> None:
     parser.add_argument("--train", action="append", default=[], help="comma-separated teacher names (repeatable)")
     parser.add_argument("--heldout", default="", help="comma-separated teachers only evaluated with")
     parser.add_argument("--population", action="append", default=[], help="saved population: members as robots")
-    parser.add_argument("--game", default="warehouse", help="warehouse | preference")
+    parser.add_argument("--game", default="warehouse", help="warehouse | preference | corrective")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="game parameter (YAML value)")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--episodes-per-teacher", type=int, default=64)

@@ -1,8 +1,8 @@
 """Games, registered by name. ``import adhoc.games`` stays light (numpy + torch; omegaconf when building).
 
 Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
-common-payoff matrix game given in YAML. ``warehouse`` and ``preference``: the seed paper's alignment games
-(multi-step, with scripted teachers). The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
+common-payoff matrix game given in YAML. ``warehouse``, ``preference`` and ``corrective``: the seed paper's
+alignment games (multi-step, with scripted teachers). The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from adhoc.games.cmg import CMGConfig, CMGGame, CMGHConfig, CMGSConfig, build_cmg
+from adhoc.games.corrective import CorrectiveConfig, CorrectiveGame, build_corrective
 from adhoc.games.core import SEATS, Game, GameError, GameState
 from adhoc.games.lever import LeverConfig, LeverGame, build_lever
 from adhoc.games.matrix import MatrixConfig, MatrixGame, build_matrix
@@ -39,6 +40,8 @@ GAMES: dict[str, GameSpec] = {
                           "grounding linguistic feedback: a robot guided by a teacher's labels (seed paper, CIRL)"),
     "preference": GameSpec("preference", PreferenceConfig, build_preference,
                            "RLHF as a cooperative game: preference orderings, then a final choice (seed paper, CIRL)"),
+    "corrective": GameSpec("corrective", CorrectiveConfig, build_corrective,
+                           "interpreting corrective feedback: digit-by-digit arithmetic with corrections (seed paper)"),
 }
 
 
@@ -81,7 +84,7 @@ def make_game(name: str, **params: Any) -> Game:
     return build_game({"name": name, **params})
 
 
-__all__ = ["GAMES", "SEATS", "CMGConfig", "CMGGame", "CMGHConfig", "CMGSConfig", "Game", "GameError", "GameSpec",
+__all__ = ["GAMES", "SEATS", "CMGConfig", "CorrectiveConfig", "CorrectiveGame", "CMGGame", "CMGHConfig", "CMGSConfig", "Game", "GameError", "GameSpec",
            "GameState", "LeverConfig", "LeverGame", "MatrixConfig", "MatrixGame", "PermutationGroup", "PreferenceConfig",
            "PreferenceGame", "WarehouseConfig",
            "WarehouseGame", "build_game", "make_game"]

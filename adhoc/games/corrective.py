@@ -1,0 +1,211 @@
+"""``corrective``: interpreting corrective feedback, the third cooperative alignment game of the seed paper
+("Human-AI value aligned finetuning of LLMs with multiagent RL", example 3: multi-step arithmetic where the
+model errs in intermediate steps and must use the human's corrections), a CIRL game (Hadfield-Menell et al.
+2016): the human's hidden type θ is the problem's correct answer, which the human knows and the AI does not.
+
+Seats: seat 0 is the AI, seat 1 the human (the teacher). Each interaction poses one problem:
+``op: times`` is a × b with a of ``digits`` digits and b one digit 2..9 (the paper's 3-digit multiplication
+is ``digits: 3``); ``op: plus`` is a + b with both of ``digits`` digits. The answer has L = digits + 1
+digits (a leading 0 where it is shorter), and the AI writes it digit by digit from the ones place (the
+order of schoolbook multiplication and addition, where each step's carry feeds the next): each written
+digit is one step, an action "0".."9". One pass over the L digits is an ATTEMPT (a draft). ``attempts``
+(default 2) drafts in all: in every draft after the first, the teacher comments on each step of the
+previous draft just before the AI rewrites that step (the human corrects the work step by step, the AI
+redoes it). The team is paid once, at the end, by the LAST draft: 1 if it is the correct answer (``credit:
+exact``, the issue's "paid by the correct final answer") or the fraction of its digits that are correct
+(``credit: digits``, partial credit: a denser signal for a tiny model to learn from). A correct draft does
+not end the interaction (a fixed horizon keeps episodes batched); the AI has only to write it again.
+
+Turns within the simultaneous-move protocol: in the first draft the AI writes L steps in a row; in each
+later draft, teacher and AI alternate, step by step. On the AI's turns the teacher's only legal action is
+``none`` (ignored); on the teacher's turns the AI's only legal action is ``0`` (ignored); ``horizon`` =
+L + (attempts − 1) · 2L. A seat with a single legal action is not scored by ``rollout``. The teacher's
+actions, one list for every strategy: ``none`` (silence), ``ok`` (this step, or the draft, was right),
+``wrong`` (this step, or the draft, was wrong), ``is d`` (this step's right digit is d).
+
+Why step by step rather than one remark on a whole draft: the built-in base is a random 2-layer model, and
+a correction it must fetch from far back in the transcript is much harder for it to use than one that
+immediately precedes the step it corrects (a first version with one remark per draft, "2 is 7", learned
+nothing in 1000 iterations with the ``digit`` teacher at digits = 1).
+
+Observations are append-only transcripts (the history of the interaction), digits in writing order::
+
+    ai:      "ai . 47 times 3 : 1 4 2 : ok 1 ok 4 is 1 1"
+    teacher: "teacher 47 times 3 is 1 4 1 . 47 times 3 : 1 4 2 : ok 1 ok 4 is 1 1"
+
+Scripted teachers (``scripted_strategies``, ``scripted:corrective``) differ in the form of their feedback:
+``digit`` gives the right digit of each wrong step ("is 7", "ok" for a right one), ``point`` points at
+the wrong steps ("wrong" or "ok" at each step), ``wrong`` says a bare "wrong" (or "ok") once per draft,
+about the whole previous draft, and ``silent`` says nothing: the no-feedback baseline, for
+measuring how much the corrections help. Every word they use is a token of the built-in tokenizer.
+
+Symmetries: none declared (digits carry arithmetic meaning). Self-play is possible (an LM teacher learns its
+own feedback language) but no config ships: the game is about interpreting a human's corrections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from adhoc.games.core import GameError, GameState, checked_actions
+
+AI, TEACHER = 0, 1
+DIGITS = [str(d) for d in range(10)]
+OPS = ("times", "plus")
+MAX_DIGITS = 6
+MAX_ATTEMPTS = 9
+
+
+@dataclass
+class CorrectiveConfig:
+    name: str = "corrective"
+    digits: int = 2  # digits of a (and of b for plus); the answer has digits + 1
+    op: str = "times"  # times: a x b, b one digit 2..9 | plus: a + b, both of `digits` digits
+    attempts: int = 2  # drafts of the answer; the teacher gives feedback between drafts
+    credit: str = "exact"  # exact: 1 if the last draft is correct | digits: its fraction of correct digits
+
+
+class CorrectiveGame:
+    """Batched interactions. State ``extra``: a [E], b [E], answer [E, L] (digits in writing order, ones first),
+    draft [E, L] (the current draft's digits, -1 unwritten), previous [E, L] (the last finished draft, -1
+    before the first is finished), problem: E problem texts, text: per seat, E transcripts (no header)."""
+
+    def __init__(self, cfg: CorrectiveConfig) -> None:
+        self.name = cfg.name
+        self.digits, self.op, self.attempts, self.credit = cfg.digits, cfg.op, cfg.attempts, cfg.credit
+        self.length = self.digits + 1  # L
+        self.horizon = self.length + (self.attempts - 1) * 2 * self.length
+        self.feedback = ["none", "ok", "wrong"] + [f"is {d}" for d in range(10)]
+        self._params = {"digits": self.digits, "op": self.op, "attempts": self.attempts, "credit": self.credit}
+
+    # ---------------------------------------------------------------- protocol
+    def action_names(self, seat: int) -> list[str]:
+        return list(DIGITS) if seat == AI else list(self.feedback)
+
+    def reset(self, n_episodes: int, rng: np.random.Generator) -> GameState:
+        lo, hi = (10 ** (self.digits - 1) if self.digits > 1 else 0), 10 ** self.digits
+        a = torch.as_tensor(rng.integers(lo, hi, size=n_episodes)).long()
+        b = torch.as_tensor(rng.integers(2, 10, size=n_episodes) if self.op == "times"
+                            else rng.integers(lo, hi, size=n_episodes)).long()
+        return self.pose(a, b)
+
+    def pose(self, a: torch.Tensor, b: torch.Tensor) -> GameState:
+        """A fresh state whose problems are a[e] op b[e] (``reset`` draws them)."""
+        n = len(a)
+        value = a * b if self.op == "times" else a + b
+        answer = torch.stack([(value // 10 ** i) % 10 for i in range(self.length)], 1)  # ones first
+        problems = [f"{x} {self.op} {y}" for x, y in zip(a.tolist(), b.tolist())]
+        text = [f"{p} :" for p in problems]
+        blank = torch.full((n, self.length), -1, dtype=torch.long)
+        return GameState(n, extra={"a": a, "b": b, "answer": answer, "draft": blank, "previous": blank.clone(),
+                                   "problem": problems, "text": (text, list(text))})
+
+    def phase(self, t: int) -> tuple[int, int, int]:
+        """(draft k, step i of the draft, seat to act) at step t."""
+        if t < self.length:
+            return 0, t, AI
+        k, j = divmod(t - self.length, 2 * self.length)
+        return k + 1, j // 2, TEACHER if j % 2 == 0 else AI
+
+    def observe(self, state: GameState, seat: int) -> list[str]:
+        if seat == AI:
+            return ["ai . " + text for text in state.extra["text"][AI]]
+        return [f"teacher {p} is {' '.join(str(d) for d in ans)} . {text}" for p, ans, text in
+                zip(state.extra["problem"], state.extra["answer"].tolist(), state.extra["text"][TEACHER])]
+
+    def legal_mask(self, state: GameState, seat: int) -> torch.Tensor:
+        n = len(self.action_names(seat))
+        mask = torch.ones(state.n_episodes, n, dtype=torch.bool)
+        if state.t >= self.horizon or self.phase(state.t)[2] == seat:
+            return mask
+        mask[:] = False
+        mask[:, 0] = True  # the other seat's turn: one forced, ignored action ("0" / "none")
+        return mask
+
+    def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
+        actions = checked_actions(self, state, actions)
+        n = state.n_episodes
+        reward = torch.zeros(n)
+        extra = dict(state.extra)
+        t = state.t
+        if t < self.horizon:
+            k, i, seat = self.phase(t)
+            if seat == AI:
+                draft = extra["draft"].clone()
+                draft[:, i] = actions[:, AI]
+                said = [f" {d}" for d in actions[:, AI].tolist()]
+                if i == self.length - 1:  # a draft is finished
+                    if k == self.attempts - 1:  # the last one: paid
+                        right = (draft == extra["answer"]).float()
+                        reward = right.mean(1) if self.credit == "digits" else right.prod(1)
+                    else:
+                        said = [x + " :" for x in said]
+                    extra["previous"], draft = draft, torch.full_like(draft, -1)
+                extra["draft"] = draft
+            else:
+                said = [f" {self.feedback[a]}" for a in actions[:, TEACHER].tolist()]
+            extra["text"] = tuple([x + y for x, y in zip(texts, said)] for texts in extra["text"])
+        done = torch.full((n,), t + 1 >= self.horizon, dtype=torch.bool)
+        new = GameState(n, t=t + 1, done=done, history=state.history + [actions.clone()], extra=extra)
+        return new, reward * (~state.done), done
+
+    def symmetries(self) -> None:
+        return None
+
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    def scripted_strategies(self) -> dict[str, "CorrectiveTeacher"]:
+        return {kind: CorrectiveTeacher(kind, kind) for kind in TEACHER_KINDS}
+
+
+TEACHER_KINDS = ("digit", "point", "wrong", "silent")
+NONE, OK, WRONG, IS = 0, 1, 2, 3  # feedback indices; "is d" is IS + d
+
+
+@dataclass
+class CorrectiveTeacher:
+    """A scripted human for the teacher seat, commenting on step i of the previous draft before the AI rewrites
+    it: ``digit`` says "ok" if it was right, else its right digit ("is 7"); ``point`` "ok" or "wrong";
+    ``wrong`` says once per draft, at its first step, "ok" if the whole previous draft was right, else a bare
+    "wrong", and "none" at the other steps; ``silent`` always "none". Deterministic."""
+
+    name: str
+    kind: str
+    seats: tuple[int, ...] = (TEACHER,)
+
+    def log_probs(self, game: CorrectiveGame, state: GameState, seat: int) -> torch.Tensor:
+        E = state.n_episodes
+        out = torch.full((E, len(game.feedback)), float("-inf"))
+        if state.t >= game.horizon or game.phase(state.t)[2] != TEACHER or self.kind == "silent":
+            out[:, NONE] = 0.0  # not the teacher's turn (forced "none"), or silence
+            return out
+        i = game.phase(state.t)[1]
+        answer, previous = state.extra["answer"], state.extra["previous"]
+        right = previous[:, i] == answer[:, i]
+        if self.kind == "digit":
+            choice = torch.where(right, OK, IS + answer[:, i])
+        elif self.kind == "point":
+            choice = torch.where(right, OK, WRONG)
+        elif i == 0:  # wrong: one verdict on the whole previous draft
+            choice = torch.where((previous == answer).all(1), OK, WRONG)
+        else:
+            choice = torch.full((E,), NONE)
+        out[torch.arange(E), choice] = 0.0
+        return out
+
+
+def build_corrective(cfg: CorrectiveConfig) -> CorrectiveGame:
+    if not 1 <= cfg.digits <= MAX_DIGITS:
+        raise GameError(f"game.digits must be 1..{MAX_DIGITS} (got {cfg.digits})")
+    if cfg.op not in OPS:
+        raise GameError(f"game.op must be times or plus (got {cfg.op!r})")
+    if not 1 <= cfg.attempts <= MAX_ATTEMPTS:
+        raise GameError(f"game.attempts must be 1..{MAX_ATTEMPTS} (got {cfg.attempts})")
+    if cfg.credit not in ("exact", "digits"):
+        raise GameError(f"game.credit must be exact or digits (got {cfg.credit!r})")
+    return CorrectiveGame(cfg)
