@@ -61,8 +61,9 @@ def test_registered_shaped_and_words_in_the_vocabulary():
     value = (state.extra["answer"] * torch.tensor([1, 10, 100])).sum(1)
     assert torch.equal(value, a * b)
     plus = make_game("corrective", op="plus", digits=3).reset(200, np.random.default_rng(0))
-    assert plus.extra["b"].min() >= 100 and torch.equal((plus.extra["answer"] * torch.tensor([1, 10, 100, 1000])).sum(1),
-                                                        plus.extra["a"] + plus.extra["b"])
+    place = torch.tensor([1, 10, 100, 1000])
+    assert plus.extra["b"].min() >= 100
+    assert torch.equal((plus.extra["answer"] * place).sum(1), plus.extra["a"] + plus.extra["b"])
     assert make_game("corrective", digits=1, attempts=1).horizon == 2
 
 
@@ -179,7 +180,7 @@ def test_pettingzoo_parallel_api():
     total = 0.0
     for _ in range(game.horizon):
         masks = [infos[a]["action_mask"] for a in ("player_0", "player_1")]
-        obs, rew, term, trunc, infos = env.step({"player_0": int(np.argmax(masks[0])), "player_1": int(np.argmax(masks[1]))})
+        obs, rew, term, trunc, infos = env.step({a: int(np.argmax(m)) for a, m in zip(("player_0", "player_1"), masks)})
         total += rew["player_0"]
     assert all(term.values()) and env.agents == [] and total in (0.0, 1.0)
     assert obs["player_0"].count(":") == 3 and len(obs["player_0"].split(":")[-1].split()) == 2 * game.length

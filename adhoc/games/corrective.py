@@ -8,13 +8,15 @@ Seats: seat 0 is the AI, seat 1 the human (the teacher). Each interaction poses 
 is ``digits: 3``); ``op: plus`` is a + b with both of ``digits`` digits. The answer has L = digits + 1
 digits (a leading 0 where it is shorter), and the AI writes it digit by digit from the ones place (the
 order of schoolbook multiplication and addition, where each step's carry feeds the next): each written
-digit is one step, an action "0".."9". One pass over the L digits is an ATTEMPT (a draft). ``attempts``
-(default 2) drafts in all: in every draft after the first, the teacher comments on each step of the
-previous draft just before the AI rewrites that step (the human corrects the work step by step, the AI
-redoes it). The team is paid once, at the end, by the LAST draft: 1 if it is the correct answer (``credit:
-exact``, the issue's "paid by the correct final answer") or the fraction of its digits that are correct
-(``credit: digits``, partial credit: a denser signal for a tiny model to learn from). A correct draft does
-not end the interaction (a fixed horizon keeps episodes batched); the AI has only to write it again.
+digit is one step, an action "0".."9" (carries are not written as steps of their own: a step's digit
+already depends on the previous step's carry; deviation from the issue's optional carry steps). One pass
+over the L digits is an ATTEMPT (a draft). ``attempts`` (default 2) drafts in all: in every draft after the
+first, the teacher comments on each step of the previous draft just before the AI rewrites that step (the
+human corrects the work step by step, the AI redoes it). The team is paid once, at the end, by the LAST
+draft: 1 if it is the correct answer (``credit: exact``, the issue's "paid by the correct final answer") or
+the fraction of its digits that are correct (``credit: digits``, partial credit: a denser signal for a tiny
+model to learn from). A correct draft does not end the interaction (a fixed horizon keeps episodes
+batched); the AI has only to write it again.
 
 Turns within the simultaneous-move protocol: in the first draft the AI writes L steps in a row; in each
 later draft, teacher and AI alternate, step by step. On the AI's turns the teacher's only legal action is
@@ -38,6 +40,15 @@ Scripted teachers (``scripted_strategies``, ``scripted:corrective``) differ in t
 the wrong steps ("wrong" or "ok" at each step), ``wrong`` says a bare "wrong" (or "ok") once per draft,
 about the whole previous draft, and ``silent`` says nothing: the no-feedback baseline, for
 measuring how much the corrections help. Every word they use is a token of the built-in tokenizer.
+
+Measured (``scripts/scripted_learner.py --game corrective --param digits=D --param credit=C --train digit
+--train point --train wrong --train silent --iterations 1200 --episodes-per-teacher 128``; one LoRA AI per
+teacher on the built-in base, 2 shared CPU cores; 512 evaluation interactions per pair): the base learns
+no arithmetic from the bare payoff: the AI trained with ``silent`` scores 0.214 (D = 1, digit credit; the
+best constant answer scores 0.238) and 0.225 (D = 2; constant 0.189), 0.131 exact (D = 1; constant 0.100).
+It does learn to use the ``digit`` teacher's corrections: with them 0.542 / 0.693 / 0.545 (D = 1 digits,
+D = 2 digits, D = 1 exact), and the same AI with a silent teacher 0.215 / 0.139 / 0.000. With ``point`` the
+gain is smaller (0.255 / 0.324 / 0.152), with ``wrong`` 0.200 / 0.236 / 0.211. Wall time 152 s, 415 s, 183 s.
 
 Symmetries: none declared (digits carry arithmetic meaning). Self-play is possible (an LM teacher learns its
 own feedback language) but no config ships: the game is about interpreting a human's corrections.
@@ -65,7 +76,7 @@ class CorrectiveConfig:
     name: str = "corrective"
     digits: int = 2  # digits of a (and of b for plus); the answer has digits + 1
     op: str = "times"  # times: a x b, b one digit 2..9 | plus: a + b, both of `digits` digits
-    attempts: int = 2  # drafts of the answer; the teacher gives feedback between drafts
+    attempts: int = 2  # drafts of the answer; in each after the first the teacher comments step by step
     credit: str = "exact"  # exact: 1 if the last draft is correct | digits: its fraction of correct digits
 
 
