@@ -19,7 +19,7 @@ member's label reading.
         --train direct --heldout direct-rotate,ground-rotate --iterations 150 --episodes-per-teacher 128 \\
         --eval-episodes 1024                                            # held-out teachers
     python scripts/scripted_learner.py --game preference --train quality,deficiency,noisy --train quality \\
-        --train deficiency --iterations 300
+        --train deficiency --iterations 600 --entropy 0.05                     # ~3 min
     python scripts/scripted_learner.py --game corrective --param digits=1 --param credit=digits --train digit \\
         --train point --train wrong --train silent --iterations 1200 --episodes-per-teacher 128  # ~2.5 min
 """

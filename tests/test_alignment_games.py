@@ -338,25 +338,33 @@ def test_a_robot_learns_to_follow_a_scripted_teacher():
 
 # ---------------------------------------------------------------------------------------------- preference
 def test_preference_rounds_transcripts_and_payoff():
-    game = make_game("preference")
-    assert game.horizon == 3 and game.action_names(0) == ["1", "2", "3", "4"] and game.action_names(1) == ["12", "21"]
+    assert make_game("preference").horizon == 2 + 3  # default: 2 feedback rounds, then 3 features written
+    game = make_game("preference", rounds=4)
+    assert game.horizon == 3 + 3 and game.action_names(0) == ["no", "yes"] and game.action_names(1) == ["12", "21"]
     state = game.reset(2, np.random.default_rng(0))
-    state.extra["theta"] = torch.tensor([[2.0, 1.0, -1.0], [-1.0, 1.0, 2.0]])
-    assert game.observe(state, 1)[0].startswith("teacher a 2 b 1 c - 1 . round : 1 ")
-    assert game.observe(state, 0)[0].startswith("ai . round : 1 ")
-    assert game.legal_mask(state, 0).tolist() == [[1, 0, 0, 0]] * 2 and game.legal_mask(state, 1).all()
+    state.extra["theta"] = torch.tensor([[2.0, 1.0, -2.0], [-2.0, 1.0, 2.0]])
+    a, b, c = 1, 2, 4  # response ids are feature bit masks
+    state.extra["offers"][:, :, :] = torch.tensor([[a | b, c], [b, b | c], [0, a]])  # the same three rounds for both
+    state.extra["text"] = ([""] * 2,) * 2
+    game._append(state.extra, 0)  # re-render the first offer
+    assert game.observe(state, 1)[0] == "teacher a 2 b 1 c - 2 . round : 1 a b 2 c"
+    assert game.observe(state, 0)[0] == "ai . round : 1 a b 2 c"
+    assert game.legal_mask(state, 0).tolist() == [[1, 0]] * 2 and game.legal_mask(state, 1).all()
     before = [game.observe(state, s) for s in (0, 1)]
-    for t in range(2):  # feedback rounds: nothing paid
+    for t in range(3):  # feedback rounds: nothing paid; episode 0 answers "21" every round, episode 1 "12"
         state, r, done = game.step(state, torch.tensor([[0, 1], [0, 0]]))
         assert r.tolist() == [0, 0] and not done.any()
-    assert game.observe(state, 0)[0].count(" ; 21") == 2 and " last : 1 " in game.observe(state, 0)[0]
+    assert game.observe(state, 0)[0] == ("ai . round : 1 a b 2 c ; 21 round : 1 b 2 b c ; 21 round : 1 none 2 a ; 21"
+                                         " write : a - = +")  # what each round said about a: preferred c, b c, a
+    assert game.observe(state, 0)[1].endswith("; 12 write : a + = -")
     assert all(b.startswith(a) for s in (0, 1) for a, b in zip(before[s], game.observe(state, s)))  # append-only
     assert game.legal_mask(state, 0).all() and game.legal_mask(state, 1).tolist() == [[1, 0]] * 2
-    final = state.extra["final"]
-    state, r, done = game.step(state, torch.tensor([[2, 0], [0, 0]]))
-    # q(x) = (θ·x − min) / (max − min): θ = (2, 1, −1) spans [−1, 3]; θ = (−1, 1, 2) spans [−1, 3]
-    expected = [(float(game.response_bits[final[e, c]] @ state.extra["theta"][e]) + 1) / 4 for e, c in ((0, 2), (1, 0))]
-    assert r.tolist() == pytest.approx(expected) and done.all()
+    for j, write in enumerate(([1, 0], [1, 1], [0, 1])):  # the AI writes a b / b c, feature by feature
+        state, r, done = game.step(state, torch.tensor([[write[0], 0], [write[1], 0]]))
+        assert done.all() == (j == 2) and (r.tolist() == [0, 0]) == (j < 2)
+    assert game.observe(state, 0)[0].endswith("write : a - = + yes ; b - = = yes ; c + + = no")
+    # q(x) = (θ·x − min) / (max − min): θ = (2, 1, −2) spans [−2, 3]; a b = 3 → 1; b c under (−2, 1, 2) = 3 → 1
+    assert state.extra["written"].tolist() == [a | b, b | c] and r.tolist() == pytest.approx([1.0, 1.0])
 
 
 def test_preference_teachers_mean_different_things():
@@ -381,7 +389,7 @@ def test_preference_teachers_mean_different_things():
 
 @pytest.mark.parametrize("params,message", [
     ({"candidates": 1}, "game.candidates must be 2"), ({"rounds": 0}, "game.rounds must be >= 1"),
-    ({"weights": []}, "1..6 feature weights"), ({"final_candidates": 1}, "game.final_candidates"),
+    ({"weights": []}, "1..6 feature weights"), ({"rounds": 21}, "game.rounds must be <= 20"),
     ({"weights": [-1.0, -1.0]}, "some positive weight"),
 ])
 def test_preference_impossible_parameters(params, message):
@@ -396,5 +404,5 @@ def test_preference_pettingzoo_and_rollout_with_teachers(policy):
     ids = scripted_ids(policy, load_scripted_population("scripted:preference", game)).tolist()
     traj = rollout(game, policy, torch.tensor([[0, t] for t in ids]), 16, np.random.default_rng(0))
     assert traj.returns.shape == (3, 16) and ((traj.returns >= 0) & (traj.returns <= 1)).all()
-    assert traj.logp[:, :, 0, 0].eq(0).all() and traj.logp[:, :, 1, 0].requires_grad  # the AI chooses last
+    assert traj.logp[:, :, 0, 0].eq(0).all() and traj.logp[:, :, 1, 0].requires_grad  # the AI writes last
     policy.scripted = []

@@ -2,27 +2,39 @@
 aligned finetuning of LLMs with multiagent RL"), a CIRL game (Hadfield-Menell et al. 2016).
 
 Seats: seat 0 is the AI, seat 1 the human (the teacher). θ, the human's hidden type, weights d features of a
-response: θ is a random permutation of ``weights`` (default (2, 1, -1): one feature the human wants most,
+response: θ is a random permutation of ``weights`` (default (2, 1, -2): one feature the human wants most,
 one it likes, one it dislikes), drawn once per interaction and shown only to the human. A response is a
 set of features (a binary vector x ∈ {0,1}^d), rendered as its feature letters ("a c"; "none" if empty);
 its quality is q(x) = (θ·x − min_x θ·x) / (max_x θ·x − min_x θ·x) ∈ [0, 1].
 
-An interaction has ``rounds`` steps:
+An interaction has ``rounds`` = H rounds, H − 1 + d steps:
 - rounds 1..H−1 (feedback rounds): the AI offers k candidate responses (sampled by the game: the AI's
   proposal distribution is uniform over distinct responses, as RLHF samples responses from the model; the
   AI's own action is forced), and the human answers with a preference ordering, an action such as "21"
   (candidate 2 preferred to candidate 1);
-- round H (the choice): the AI picks one of ``final_candidates`` responses ("1".."m"); the human's action
-  is forced. The team is paid q(final choice) once, at the end (not the sum over rounds).
+- round H (the response): the AI writes its response feature by feature, d steps, each "yes" (put the
+  feature in) or "no"; the human's action is forced. The team is paid q(response) once, at the end.
 
 What an ordering means is the teacher's strategy (``scripted_strategies``): by overall quality θ·x (the usual
 RLHF assumption), by a single deficiency dimension (the feature the human cares about most, ties left in
 the offered order), or noisily (Boltzmann-rational in θ·x). The AI is not told which.
 
+Where the feedback is shown: the transcript keeps every round ("round : 1 a c 2 b ; 21"), and just before
+the AI writes feature f it shows f with what each feedback round said about f, one sign per round: "+"
+if the preferred candidate (first in the ordering) has f and the last one does not, "-" the reverse, "="
+if both or neither have it. This is a re-rendering of the orderings the AI saw (no θ, no teacher identity),
+placed next to the decision it informs: the built-in base is a random 2-layer model that uses feedback
+right before a decision far more readily than feedback it must fetch from far back (see ``corrective``;
+the first version, with one final choice among m listed candidates after the rounds, learned only 0.53–0.56
+where random is 0.50). The signs mean different things under different teachers: with the default
+weights and 2 rounds, E[θ_f | "+ -"] is +0.45 under ``quality`` and −0.50 under ``deficiency`` (its
+orderings carry nothing about the features it does not care most about); ``scripts/preference_reference.py``
+gives random, best fixed response, Bayes-optimal (knowing the teacher's strategy) and oracle returns.
+
 Observations are append-only transcripts::
 
-    ai:      "ai . round : 1 a c 2 b ; 21 round : 1 none 2 a ; 21 last : 1 a b 2 c 3 b c 4 a"
-    teacher: "teacher a 2 b 1 c - 1 . round : 1 a c 2 b ; 21 round : 1 none 2 a ; 21 last : ..."
+    ai:      "ai . round : 1 a b 2 c ; 21 round : 1 b 2 b c ; 21 write : a - = yes ; b - = no ; c + +"
+    teacher: "teacher a 2 b 1 c - 2 . round : 1 a b 2 c ; 21 round : 1 b 2 b c ; 21 write : a - = yes ; ..."
 
 Symmetries: none declared (feature letters carry θ's meaning; orderings are not interchangeable).
 """
@@ -43,35 +55,37 @@ from adhoc.games.core import GameError, GameState, checked_actions
 AI, TEACHER = 0, 1
 MAX_FEATURES = 6
 MAX_CANDIDATES = 4  # orderings of k candidates are k! actions
+WRITE = ["no", "yes"]  # the AI's actions: leave a feature out of its response, or put it in
 
 
 @dataclass
 class PreferenceConfig:
     name: str = "preference"
-    weights: list[float] = field(default_factory=lambda: [2.0, 1.0, -1.0])  # θ = a random permutation of these
+    weights: list[float] = field(default_factory=lambda: [2.0, 1.0, -2.0])  # θ = a random permutation of these
     candidates: int = 2  # k, offered per feedback round
-    rounds: int = 3  # H: H-1 feedback rounds, then the choice
-    final_candidates: int = 4  # m, offered for the final choice
+    rounds: int = 3  # H: H-1 feedback rounds, then the AI writes its response
 
 
 class PreferenceGame:
-    """Batched interactions. State ``extra``: theta [E, d], offers [E, H-1, k] and final [E, m] (response
-    ids, i.e. feature bit masks, drawn at reset), text: per seat, E transcripts (without the header)."""
+    """Batched interactions. State ``extra``: theta [E, d], offers [E, H-1, k] (response ids, i.e. feature
+    bit masks, drawn at reset), said [E, H-1, d] (per feedback round and feature: +1 / -1 / 0, the feature
+    in the preferred candidate only / in the other only / both or neither), written [E] (the response's
+    bit mask so far), text: per seat, E transcripts (without the header)."""
 
     def __init__(self, cfg: PreferenceConfig) -> None:
         self.name = cfg.name
         self.weights = [float(w) for w in cfg.weights]
-        self.d, self.k, self.rounds, self.m = len(self.weights), cfg.candidates, cfg.rounds, cfg.final_candidates
-        self.horizon = self.rounds
+        self.d, self.k, self.rounds = len(self.weights), cfg.candidates, cfg.rounds
+        self.feedback = self.rounds - 1
+        self.horizon = self.feedback + self.d
         self.features = list(string.ascii_lowercase[: self.d])
         self.orderings = ["".join(str(i + 1) for i in p) for p in itertools.permutations(range(self.k))]
         bits = torch.tensor([[(r >> j) & 1 for j in range(self.d)] for r in range(2 ** self.d)], dtype=torch.float32)
         self.response_bits = bits  # [2^d, d]
-        self._params = {"weights": list(self.weights), "candidates": self.k, "rounds": self.rounds,
-                        "final_candidates": self.m}
+        self._params = {"weights": list(self.weights), "candidates": self.k, "rounds": self.rounds}
 
     def action_names(self, seat: int) -> list[str]:
-        return [str(i + 1) for i in range(self.m)] if seat == AI else list(self.orderings)
+        return list(WRITE) if seat == AI else list(self.orderings)
 
     def render(self, response: int) -> str:
         present = [f for j, f in enumerate(self.features) if (response >> j) & 1]
@@ -81,12 +95,13 @@ class PreferenceGame:
         n_resp = 2 ** self.d
         theta = torch.tensor(np.array([rng.permutation(self.weights) for _ in range(n_episodes)]), dtype=torch.float32)
         pick = lambda size: torch.as_tensor(np.argsort(rng.random((n_episodes, n_resp)), axis=1)[:, :size])  # noqa: E731
-        offers = torch.stack([pick(self.k) for _ in range(self.rounds - 1)], 1) if self.rounds > 1 \
+        offers = torch.stack([pick(self.k) for _ in range(self.feedback)], 1) if self.feedback \
             else torch.zeros(n_episodes, 0, self.k, dtype=torch.long)
-        final = pick(self.m)
-        state = GameState(n_episodes, extra={"theta": theta, "offers": offers, "final": final,
+        state = GameState(n_episodes, extra={"theta": theta, "offers": offers,
+                                             "said": torch.zeros(n_episodes, self.feedback, self.d),
+                                             "written": torch.zeros(n_episodes, dtype=torch.long),
                                              "text": ([""] * n_episodes,) * 2})
-        self._append_round(state.extra, 0)
+        self._append(state.extra, 0)
         return state
 
     def quality(self, theta: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
@@ -109,7 +124,7 @@ class PreferenceGame:
         return mask
 
     def turn(self, t: int) -> int:
-        return AI if t == self.rounds - 1 else TEACHER
+        return TEACHER if t < self.feedback else AI
 
     def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
         actions = checked_actions(self, state, actions)
@@ -118,14 +133,21 @@ class PreferenceGame:
         reward = torch.zeros(n)
         t = state.t
         if t < self.horizon and self.turn(t) == TEACHER:
-            said = [f" ; {self.orderings[a]}" for a in actions[:, TEACHER].tolist()]
-            extra["text"] = tuple([x + y for x, y in zip(texts, said)] for texts in extra["text"])
-            self._append_round(extra, t + 1)
+            order = torch.tensor([[int(c) - 1 for c in o] for o in self.orderings])[actions[:, TEACHER]]  # [E, k]
+            ranked = extra["offers"][:, t].gather(1, order)  # offered ids, preferred first
+            said = extra["said"].clone()
+            said[:, t] = self.response_bits[ranked[:, 0]] - self.response_bits[ranked[:, -1]]
+            extra["said"] = said
+            words = [f" ; {self.orderings[a]}" for a in actions[:, TEACHER].tolist()]
+            extra["text"] = tuple([x + y for x, y in zip(texts, words)] for texts in extra["text"])
         elif t < self.horizon:
-            chosen = extra["final"].gather(1, actions[:, AI:AI + 1])[:, 0]
-            reward = self.quality(extra["theta"], chosen)
-            said = [f" ; {a + 1}" for a in actions[:, AI].tolist()]
-            extra["text"] = tuple([x + y for x, y in zip(texts, said)] for texts in extra["text"])
+            j = t - self.feedback
+            extra["written"] = extra["written"] | (actions[:, AI] << j)
+            if j == self.d - 1:
+                reward = self.quality(extra["theta"], extra["written"])
+            words = [f" {WRITE[a]}" for a in actions[:, AI].tolist()]
+            extra["text"] = tuple([x + y for x, y in zip(texts, words)] for texts in extra["text"])
+        self._append(extra, t + 1)
         done = torch.full((n,), t + 1 >= self.horizon, dtype=torch.bool)
         new = GameState(n, t=t + 1, done=done, history=state.history + [actions.clone()], extra=extra)
         return new, reward * (~state.done), done
@@ -148,14 +170,20 @@ class PreferenceGame:
         weights = " ".join(f"{f} {_number(w)}" for f, w in zip(self.features, state.extra["theta"][e].tolist()))
         return f"teacher {weights} ."
 
-    def _append_round(self, extra: dict, r: int) -> None:
-        """Append round r's offer (a feedback round's k candidates, or the m final candidates)."""
-        if r >= self.rounds:
+    def _append(self, extra: dict, t: int) -> None:
+        """Append what step t shows before it is played: a feedback round's k offered candidates, or, before
+        the AI writes feature j, that feature with what each feedback round said about it."""
+        if t >= self.horizon:
             return
-        offered = extra["offers"][:, r] if r < self.rounds - 1 else extra["final"]
-        word = "round" if r < self.rounds - 1 else "last"
-        lines = [f" {word} : " + " ".join(f"{i + 1} {self.render(x)}" for i, x in enumerate(row))
-                 for row in offered.tolist()]
+        if t < self.feedback:
+            lines = [" round : " + " ".join(f"{i + 1} {self.render(x)}" for i, x in enumerate(row))
+                     for row in extra["offers"][:, t].tolist()]
+        else:
+            j = t - self.feedback
+            head = " write :" if j == 0 else " ;"
+            signs = {1: "+", -1: "-", 0: "="}
+            lines = [f"{head} {self.features[j]} " + " ".join(signs[int(v)] for v in row)
+                     for row in extra["said"][:, :, j].tolist()]
         extra["text"] = tuple([x + y for x, y in zip(texts, lines)] for texts in extra["text"])
 
 
@@ -214,6 +242,4 @@ def build_preference(cfg: PreferenceConfig) -> PreferenceGame:
         raise GameError(f"game.rounds must be >= 1 (got {cfg.rounds})")
     if cfg.rounds > 20:
         raise GameError(f"game.rounds must be <= 20 (got {cfg.rounds})")
-    if not 2 <= cfg.final_candidates <= min(9, 2 ** len(weights)):
-        raise GameError(f"game.final_candidates must be 2..{min(9, 2 ** len(weights))} (got {cfg.final_candidates})")
     return PreferenceGame(cfg)
