@@ -31,6 +31,25 @@ weights and 2 rounds, E[θ_f | "+ -"] is +0.45 under ``quality`` and −0.50 und
 orderings carry nothing about the features it does not care most about); ``scripts/preference_reference.py``
 gives random, best fixed response, Bayes-optimal (knowing the teacher's strategy) and oracle returns.
 
+Measured (``scripts/scripted_learner.py --game preference --train quality,deficiency,noisy --train quality
+--train deficiency --iterations 600 --entropy 0.05``, default game; one LoRA AI per teacher set on the
+built-in base, 2 shared CPU cores, ~155–170 s of training; 512 evaluation interactions per pair, seeds 0 / 1):
+
+    AI trained with        evaluated with: quality   deficiency   noisy
+    all three                              0.801/0.796  0.660/0.659  0.823/0.802
+    quality only                           0.727/0.775  0.655/0.655  0.749/0.773
+    deficiency only                        0.748/0.759  0.643/0.666  0.731/0.750
+    (random 0.500, best fixed response 0.600, Bayes-optimal knowing the teacher's strategy 0.906 / 0.735 /
+    0.898, oracle knowing θ 1.000)
+
+The AIs use the feedback (above the 0.600 of writing every feature) but stay far below what it allows.
+The population AI beats the deficiency-only AI with the quality teacher (+0.05, +0.04) but not the
+quality-only AI with the deficiency teacher (+0.005, +0.004: noise). The single-teacher AIs see a third of
+the population AI's interactions per iteration; given as many (``--episodes-per-teacher 192``, seed 0) they
+score 0.743 / 0.653 (quality only) and 0.764 / 0.682 (deficiency only) with quality / deficiency: run-to-run
+spread (±0.03) is as large as the differences. With the default entropy bonus 0.01 the single-teacher
+AIs collapsed to writing every feature (0.600).
+
 Observations are append-only transcripts::
 
     ai:      "ai . round : 1 a b 2 c ; 21 round : 1 b 2 b c ; 21 write : a - = yes ; b - = no ; c + +"
