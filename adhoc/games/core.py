@@ -86,3 +86,26 @@ def checked_actions(game: Game, state: GameState, actions: torch.Tensor) -> torc
         if actions[:, s].min() < 0 or actions[:, s].max() >= len(game.action_names(s)):
             raise ValueError(f"seat {s} action out of range 0..{len(game.action_names(s)) - 1}")
     return actions
+
+
+# ---------------------------------------------------------------- turn-taking, transcript games
+def turn_mask(state: GameState, n_actions: int, my_turn: bool, forced: int = 0) -> torch.Tensor:
+    """[E, A] legal mask of a seat in a turn-taking game: every action on its own turn (or once the episode
+    is over), else only the one ``forced`` action, which the game ignores (the rollout does not score it)."""
+    mask = torch.ones(state.n_episodes, n_actions, dtype=torch.bool)
+    if not my_turn:
+        mask[:] = False
+        mask[:, forced] = True
+    return mask
+
+
+def append_text(text: tuple[list[str], ...], words: list[str]) -> tuple[list[str], ...]:
+    """Every seat's per-episode transcript with ``words[e]`` appended to episode e (what both seats see)."""
+    return tuple([x + w for x, w in zip(texts, words)] for texts in text)
+
+
+def advance(state: GameState, actions: torch.Tensor, extra: dict[str, Any], horizon: int) -> tuple[GameState, torch.Tensor]:
+    """The state after one step: t + 1, the joint actions in the history, done once ``horizon`` steps are taken."""
+    done = torch.full((state.n_episodes,), state.t + 1 >= horizon, dtype=torch.bool)
+    return GameState(state.n_episodes, t=state.t + 1, done=done, history=state.history + [actions.clone()],
+                     extra=extra), done

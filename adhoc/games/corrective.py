@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adhoc.games.core import GameError, GameState, checked_actions
+from adhoc.games.core import GameError, GameState, advance, append_text, checked_actions, turn_mask
 
 AI, TEACHER = 0, 1
 DIGITS = [str(d) for d in range(10)]
@@ -129,13 +129,8 @@ class CorrectiveGame:
                 zip(state.extra["problem"], state.extra["answer"].tolist(), state.extra["text"][TEACHER])]
 
     def legal_mask(self, state: GameState, seat: int) -> torch.Tensor:
-        n = len(self.action_names(seat))
-        mask = torch.ones(state.n_episodes, n, dtype=torch.bool)
-        if state.t >= self.horizon or self.phase(state.t)[2] == seat:
-            return mask
-        mask[:] = False
-        mask[:, 0] = True  # the other seat's turn: one forced, ignored action ("0" / "none")
-        return mask
+        # the other seat's turn: one forced, ignored action ("0" / "none")
+        return turn_mask(state, len(self.action_names(seat)), state.t >= self.horizon or self.phase(state.t)[2] == seat)
 
     def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
         actions = checked_actions(self, state, actions)
@@ -159,9 +154,8 @@ class CorrectiveGame:
                 extra["draft"] = draft
             else:
                 said = [f" {self.feedback[a]}" for a in actions[:, TEACHER].tolist()]
-            extra["text"] = tuple([x + y for x, y in zip(texts, said)] for texts in extra["text"])
-        done = torch.full((n,), t + 1 >= self.horizon, dtype=torch.bool)
-        new = GameState(n, t=t + 1, done=done, history=state.history + [actions.clone()], extra=extra)
+            extra["text"] = append_text(extra["text"], said)
+        new, done = advance(state, actions, extra, self.horizon)
         return new, reward * (~state.done), done
 
     def symmetries(self) -> None:

@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adhoc.games.core import GameError, GameState, checked_actions
+from adhoc.games.core import GameError, GameState, advance, append_text, checked_actions, turn_mask
 
 AI, TEACHER = 0, 1
 MAX_FEATURES = 6
@@ -134,13 +134,8 @@ class PreferenceGame:
         return [self._header(seat, state, e) + text for e, text in enumerate(state.extra["text"][seat])]
 
     def legal_mask(self, state: GameState, seat: int) -> torch.Tensor:
-        n = len(self.action_names(seat))
-        mask = torch.ones(state.n_episodes, n, dtype=torch.bool)
-        if state.t >= self.horizon or self.turn(state.t) == seat:
-            return mask
-        mask[:] = False
-        mask[:, 0] = True  # the other seat's turn
-        return mask
+        # the other seat's turn: one forced, ignored action
+        return turn_mask(state, len(self.action_names(seat)), state.t >= self.horizon or self.turn(state.t) == seat)
 
     def turn(self, t: int) -> int:
         return TEACHER if t < self.feedback else AI
@@ -157,18 +152,15 @@ class PreferenceGame:
             said = extra["said"].clone()
             said[:, t] = self.response_bits[ranked[:, 0]] - self.response_bits[ranked[:, -1]]
             extra["said"] = said
-            words = [f" ; {self.orderings[a]}" for a in actions[:, TEACHER].tolist()]
-            extra["text"] = tuple([x + y for x, y in zip(texts, words)] for texts in extra["text"])
+            extra["text"] = append_text(extra["text"], [f" ; {self.orderings[a]}" for a in actions[:, TEACHER].tolist()])
         elif t < self.horizon:
             j = t - self.feedback
             extra["written"] = extra["written"] | (actions[:, AI] << j)
             if j == self.d - 1:
                 reward = self.quality(extra["theta"], extra["written"])
-            words = [f" {WRITE[a]}" for a in actions[:, AI].tolist()]
-            extra["text"] = tuple([x + y for x, y in zip(texts, words)] for texts in extra["text"])
+            extra["text"] = append_text(extra["text"], [f" {WRITE[a]}" for a in actions[:, AI].tolist()])
         self._append(extra, t + 1)
-        done = torch.full((n,), t + 1 >= self.horizon, dtype=torch.bool)
-        new = GameState(n, t=t + 1, done=done, history=state.history + [actions.clone()], extra=extra)
+        new, done = advance(state, actions, extra, self.horizon)
         return new, reward * (~state.done), done
 
     def symmetries(self) -> None:
@@ -203,7 +195,7 @@ class PreferenceGame:
             signs = {1: "+", -1: "-", 0: "="}
             lines = [f"{head} {self.features[j]} " + " ".join(signs[int(v)] for v in row)
                      for row in extra["said"][:, :, j].tolist()]
-        extra["text"] = tuple([x + y for x, y in zip(texts, lines)] for texts in extra["text"])
+        extra["text"] = append_text(extra["text"], lines)
 
 
 def _number(w: float) -> str:

@@ -46,7 +46,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from adhoc.games.core import GameError, GameState, checked_actions
+from adhoc.games.core import GameError, GameState, advance, checked_actions, turn_mask
 from adhoc.games.symmetry import PermutationGroup
 
 ROBOT, TEACHER = 0, 1
@@ -148,13 +148,9 @@ class WarehouseGame:
         return out
 
     def legal_mask(self, state: GameState, seat: int) -> torch.Tensor:
-        n = len(self.action_names(seat))
-        mask = torch.ones(state.n_episodes, n, dtype=torch.bool)
-        if state.t >= self.horizon or self.phase(state.t)[2] == seat:
-            return mask
-        mask[:] = False
-        mask[:, STAY if seat == ROBOT else 0] = True  # the other seat's turn: one forced, ignored action
-        return mask
+        # the other seat's turn: one forced, ignored action
+        return turn_mask(state, len(self.action_names(seat)), state.t >= self.horizon or self.phase(state.t)[2] == seat,
+                         forced=STAY if seat == ROBOT else 0)
 
     def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
         actions = checked_actions(self, state, actions)
@@ -163,9 +159,8 @@ class WarehouseGame:
         extra = dict(state.extra)
         robot_text, teacher_text = extra["text"]
         if state.t >= self.horizon:  # finished interactions ignore further actions and pay 0
-            done = torch.ones(n, dtype=torch.bool)
-            return GameState(n, t=state.t + 1, done=done, history=state.history + [actions.clone()], extra=extra), \
-                reward, done
+            new, done = advance(state, actions, extra, self.horizon)  # done: t + 1 > horizon
+            return new, reward, done
         k, i, seat = self.phase(state.t)
         if seat == TEACHER:
             words = [self.labels[a] for a in actions[:, TEACHER].tolist()]
@@ -184,10 +179,8 @@ class WarehouseGame:
                 reward = self.theta(extra["goal"], pos) / self.episodes
             else:
                 teacher_text = self._hint(teacher_text, extra)
-        t = state.t + 1
-        done = torch.full((n,), t >= self.horizon, dtype=torch.bool)
-        new = GameState(n, t=t, done=done, history=state.history + [actions.clone()], extra={**extra, "text": (robot_text, teacher_text)})
-        if seat == ROBOT and i == self.moves - 1 and t < self.horizon:
+        new, done = advance(state, actions, {**extra, "text": (robot_text, teacher_text)}, self.horizon)
+        if seat == ROBOT and i == self.moves - 1 and new.t < self.horizon:
             self._start_episode(new, k + 1)
         return new, reward.float() * (~state.done), done
 
