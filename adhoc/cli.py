@@ -45,7 +45,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     from adhoc.report import evaluation_table
 
     result, out = run_evaluate(args.agent, args.partners, member=args.member, episodes=args.episodes,
-                               out=args.out, seed=args.seed, mixture=args.mixture)
+                               out=args.out, seed=args.seed, mixture=args.mixture,
+                               seat=None if args.seat is None else args.seat if args.seat == "both" else int(args.seat))
     print(evaluation_table(result))
     print(f"\nwrote {out}/: evaluation.json, returns.png, report.md, report.html")
 
@@ -117,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixture", action="store_true",
                    help="evaluate the mixture over members stored in AGENT's manifest (train-learner: the maximin "
                         "mixture over its snapshots): return with partner j = sum_k x_k G(k, j)")
+    p.add_argument("--seat", choices=["0", "1", "both"],
+                   help="the agent's seat (default: the seat a train-learner agent was trained in, else both)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_evaluate)
 

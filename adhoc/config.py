@@ -232,6 +232,8 @@ class LearnerConfig:
     oracle: str = "continue"  # continue: one learner trained on across epochs; fresh: re-initialised (new seed
     #                           from (seed, epoch), its Adam state reset) at the start of every epoch k >= 1,
     #                           so every snapshot is a fresh best response to that epoch's meta-strategy (PSRO)
+    seat: Optional[int] = None  # None: the learner plays both seats (half the episodes each); 0 or 1: only that
+    #                             seat, every partner the other (an AI trained against a teacher population)
 
 
 @dataclass
@@ -372,6 +374,8 @@ def check_learner(config: LearnerRunConfig) -> None:
         raise ConfigError(f"config error: model.lora_rank must be >= 1 (got {config.model.lora_rank})")
     if config.model.target_modules is not None and not config.model.target_modules:
         raise ConfigError("config error: model.target_modules must name at least one linear layer")
+    if config.learner.seat not in (None, 0, 1):
+        raise ConfigError(f"config error: learner.seat must be 0, 1 or null for both (got {config.learner.seat!r})")
     if config.learner.oracle not in LEARNER_ORACLES:
         raise ConfigError(f"config error: learner.oracle must be one of {', '.join(LEARNER_ORACLES)} "
                           f"(got {config.learner.oracle!r})")

@@ -201,14 +201,27 @@ def load_partners(specs: list[str], game: dict | None = None, scripted_game: dic
                     game_spec=_plain(dict(scripted_game)) if scripted and not pops else None)
 
 
+def seats_beside(seats: list[tuple[int, ...]], agent_seat: int | None, names: list[str]) -> list[tuple[int, ...]]:
+    """The seats each partner plays when the agent takes only ``agent_seat`` (None: any): every seat of
+    partner i but ``agent_seat``. UserError (one line) for a partner that can only play the agent's seat."""
+    if agent_seat is None:
+        return [tuple(s) for s in seats]
+    out = [tuple(x for x in s if x != agent_seat) for s in seats]
+    for name, s in zip(names, out):
+        if not s:
+            raise UserError(f"partner {name} plays only seat {agent_seat}, the seat the agent is to play")
+    return out
+
+
 def returns_with_partners(game, policy, agent: int, partners, episodes: int, rng, self_play: bool = False,
-                          seats: list[tuple[int, ...]] | None = None):
+                          seats: list[tuple[int, ...]] | None = None, agent_seat: int | None = None):
     """Episode returns of the agent (bank slot ``agent``) with the partners: [P, 2, E] (axis 1: the agent
     in seat 0, in seat 1), or [P, 3, E] with ``self_play`` (index 2: the partner with itself). numpy.
 
     ``partners``: their member ids [P] (a tensor or list), or an int P for slots 0..P−1. ``seats`` (per
     partner, default both): a partner that cannot play seat s leaves the agent's seat-(1−s) entries NaN, and
-    its self-play NaN unless it plays both seats; those pairs are not played."""
+    its self-play NaN unless it plays both seats; those pairs are not played. ``agent_seat`` (0 or 1): the
+    agent plays only that seat (its other seating NaN); partners' self-play is unaffected."""
     import numpy as np
     import torch
 
@@ -220,7 +233,7 @@ def returns_with_partners(game, policy, agent: int, partners, episodes: int, rng
     me = torch.full_like(partners, agent)
     blocks = [torch.stack([me, partners], 1), torch.stack([partners, me], 1)]
     # playable[b, i]: block b (agent seat 0, agent seat 1, self-play) with partner i
-    playable = [[1 in s for s in seats], [0 in s for s in seats]]
+    playable = [[1 in s and agent_seat != 1 for s in seats], [0 in s and agent_seat != 0 for s in seats]]
     if self_play:
         blocks.append(torch.stack([partners, partners], 1))
         playable.append([0 in s and 1 in s for s in seats])

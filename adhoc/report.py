@@ -191,8 +191,8 @@ def _evaluation_partner_rows(result) -> list[tuple[str, ...]]:
 def _evaluation_subtitle(result) -> str:
     pops = ", ".join(f"{p['label']} ({p['method']}, {len(p['members'])})" for p in result.partners)
     return (f"Agent {result.agent} on {result.game} with {len(result.metrics['per_partner'])} partners from {pops}; "
-            f"{result.episodes} episodes per partner and seating; return = mean over both seatings (a scripted "
-            f"partner: the seating it plays); regret = partner's self-play return − return (– for scripted "
+            f"{result.episodes} episodes per partner and seating; return = mean over the seatings played (both, "
+            f"unless the agent has one seat or the partner is scripted); regret = partner's self-play return − return (– for scripted "
             f"partners, which have none); 95% bootstrap confidence intervals over episodes.")
 
 

@@ -11,7 +11,8 @@ strategy j the member id ``bank.n_members + j``, so any ``pairs`` tensor can sea
 ``episode_returns``, cross-play and the learner's loops work unchanged (scripted rows carry no gradient).
 
 Population specs: ``scripted:<game>`` is every registered strategy of the game, ``scripted:<game>:a,b``
-the named ones.
+the named ones; a game may also build strategies from parametric names (``scripted_strategy(name)``, None
+for a name it does not know), e.g. the warehouse's ``ground-3201`` (a teacher of any label convention).
 """
 
 from __future__ import annotations
@@ -68,9 +69,15 @@ def load_scripted_population(spec: str, game: Any) -> ScriptedPopulation:
     if not available:
         raise UserError(f"{spec}: game '{game.name}' has no scripted strategies")
     names = [w.strip() for w in wanted.split(",") if w.strip()] if wanted else list(available)
+    by_name = getattr(game, "scripted_strategy", lambda name: None)  # parametric names (e.g. a convention)
+    for w in names:
+        if w not in available and (found := by_name(w)) is not None:
+            available[w] = found
     unknown = [w for w in names if w not in available]
     if unknown:
-        raise UserError(f"{spec}: unknown scripted strategy '{unknown[0]}' (allowed: {', '.join(available)})")
+        more = getattr(game, "scripted_pattern", "")  # how the parametric names are written
+        raise UserError(f"{spec}: unknown scripted strategy '{unknown[0]}' (allowed: {', '.join(available)}"
+                        f"{'; or ' + more if more else ''})")
     if len(set(names)) != len(names):
         raise UserError(f"{spec}: a strategy is named twice")
     return ScriptedPopulation(spec, names, [available[w] for w in names])

@@ -14,6 +14,8 @@ from test_crossplay import forced_population
 
 from adhoc.cli import main
 from adhoc.config import ConfigError, LearnerRunConfig, load_config, load_learner_config
+from adhoc.errors import UserError
+from adhoc.partners import seats_beside
 from adhoc.games import make_game
 from adhoc.population import Population
 from adhoc.lm.adapters import AdapterBank, MemberAdam, read_adapter_folder
@@ -104,6 +106,7 @@ def test_learner_config_partners_and_solver_overrides():
     (["train.epochs=0"], r"train\.epochs must be >= 1"),
     (["learner.bogus=1"], r"unknown key learner\.bogus"),
     (["learner.oracle=restart"], r"learner\.oracle must be one of continue, fresh \(got 'restart'\)"),
+    (["learner.seat=2"], r"learner\.seat must be 0, 1 or null for both \(got 2\)"),
     (["method.name=selfplay"], r"no 'method' section"),
 ])
 def test_bad_learner_config_is_one_line(overrides, message):
@@ -329,6 +332,37 @@ def test_bad_learner_input_exit_2_and_writes_nothing(partners, tmp_path, capsys)
     assert not out.exists() and not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
     assert not (partners / "evaluation").exists()
     assert {p: digest(p) for p in before} == before
+
+
+def test_seats_beside_leaves_the_agent_seat_free():
+    assert seats_beside([(0, 1), (1,)], None, ["a", "b"]) == [(0, 1), (1,)]
+    assert seats_beside([(0, 1), (1,)], 0, ["a", "b"]) == [(1,), (1,)]
+    with pytest.raises(UserError, match="partner b plays only seat 1, the seat the agent is to play"):
+        seats_beside([(0, 1), (1,)], 1, ["a", "b"])
+    pairs, _ = draw_training_pairs(np.array([0.5, 0.5]), 64, learner=2, rng=np.random.default_rng(0),
+                                   partner_seats=seats_beside([(0, 1), (0, 1)], 1, ["a", "b"]))
+    assert bool((pairs[:, 1] == 2).all()) and set(pairs[:, 0].tolist()) == {0, 1}
+
+
+def test_learner_in_one_seat(partners, tmp_path, capsys):
+    """learner.seat=1: trained and measured in seat 1 only; evaluate plays it there unless told otherwise."""
+    config = load_learner_config(CONFIG, [f"partners={partners}", *FAST, "train.epochs=1", "learner.seat=1"])
+    pop = train_learner(config, out=tmp_path / "seat1", progress=False)
+    info = pop.manifest["learner"]
+    assert info["seat"] == 1 and info["partner_self_play"] == pytest.approx([1.0] * 4)
+    assert info["matrix"][-1][0] > 0.8  # the best response to 3 of 4 partners on lever 3, from seat 1
+    per = evaluate(pop.path, [str(partners)], episodes=32).metrics["per_partner"]
+    assert all(p["return_seat0"] is None and p["return"] == p["return_seat1"] and p["self_play"] == 1.0 for p in per)
+    both = evaluate(pop.path, [str(partners)], episodes=32, seat="both").metrics["per_partner"]
+    assert all(p["return_seat0"] is not None and p["return_seat1"] is not None for p in both)
+    assert main(["evaluate", str(pop.path), "--partners", str(partners), "--seat", "0", "--episodes", "8",
+                 "--out", str(tmp_path / "ev")]) == 0
+    data = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert all(p["return_seat1"] is None for p in data["per_partner"])
+    out = tmp_path / "teacher-seat"
+    expect_user_error(["train-learner", str(ROOT / "configs/warehouse-learner.yaml"), "learner.seat=1",
+                       "--out", str(out)], capsys, "plays only seat 1, the seat the agent is to play")
+    assert not out.exists()
 
 
 def test_existing_out_is_refused(learner, partners, capsys):

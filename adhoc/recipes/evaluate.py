@@ -16,7 +16,9 @@ partner plays the same number with itself, all in ONE AdapterBank. Definitions (
 Scripted partners (``--partners scripted:<game>[:a,b]``, the game the agent plays) sit only in their
 declared seats: ``return[i]`` is then the seating they can play (the other seat's entry is None), and they
 have no self-play return, so their ``self_play`` and ``regret`` are None and the regret summaries cover the
-partners that have one (None when none does).
+partners that have one (None when none does). ``--seat 0`` (or 1) plays the agent in that seat only
+(``return[i]`` is then that seating); the default is the seat a ``train-learner`` agent was trained in
+(``learner.seat``), else both (``--seat both`` forces both).
 
 ``--mixture``: the agent is the mixture over members stored in AGENT's manifest (``mixture: {member:
 weight}``, written by ``train-learner``: the learner-side maximin mixture over its snapshots, the PSRO
@@ -120,16 +122,18 @@ def agent_mixture(agent_pop) -> dict[str, float]:
 
 def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = None, episodes: int = 256,
              seed: int = 0, n_boot: int = 500, device: str = "auto", dtype: str = "auto",
-             mixture: bool = False) -> EvaluationResult:
+             mixture: bool = False, seat: int | None = None) -> EvaluationResult:
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
     from adhoc.lm.policy import Policy
-    from adhoc.partners import check_compatible, load_partners, returns_with_partners
+    from adhoc.partners import check_compatible, load_partners, returns_with_partners, seats_beside
     from adhoc.population import Population
 
     if episodes < 2:
         raise UserError(f"--episodes must be >= 2 (got {episodes})")
+    if seat not in (None, 0, 1, "both"):
+        raise UserError(f"--seat must be 0, 1 or both (got {seat!r})")
     if mixture and member is not None:
         raise UserError("--mixture and --member exclude each other (the mixture names its own members)")
     agent_pop = Population.load(agent)
@@ -141,6 +145,10 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
             raise UserError(f"{agent_pop.path} has no member {name!r} (members: {', '.join(agent_pop.names)})")
         weights = {name: 1.0}
     partners = load_partners(partner_specs, scripted_game=agent_pop.game)  # scripted: the agent's game
+    if seat is None:  # the seat the learner was trained in (train-learner's learner.seat), else both
+        seat = (agent_pop.manifest.get("learner") or {}).get("seat")
+    seat = None if seat == "both" else seat
+    seats_beside(partners.seats(), seat, partners.names)  # a partner that cannot sit beside the agent: refused
     check_compatible([agent_pop, *partners.populations], "evaluating an agent with partners")
     base = load_base(agent_pop.base_model["id"], device=device, dtype=dtype)
     agent_pop.check_base(base.model_id, base.fingerprint)
@@ -155,13 +163,15 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     game = build_game(agent_pop.game)
     policy, rng = Policy(base, bank), np.random.default_rng(seed)
     ids, seats = partners.member_ids(policy), partners.seats()  # scripted partners: ids after the bank
-    returns = returns_with_partners(game, policy, N, ids, episodes, rng, self_play=True, seats=seats)  # [P, 3, E]
+    returns = returns_with_partners(game, policy, N, ids, episodes, rng, self_play=True, seats=seats,
+                                    agent_seat=seat)  # [P, 3, E]
     if not mixture:
         return EvaluationResult(agent=f"{agent_pop.path}:{members[0]}", game=agent_pop.game["name"],
                                 partners=partners.describe(), episodes=episodes,
                                 metrics=evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed),
                                 returns=returns)
-    per_member = [returns[:, :2]] + [returns_with_partners(game, policy, N + k, ids, episodes, rng, seats=seats)
+    per_member = [returns[:, :2]] + [returns_with_partners(game, policy, N + k, ids, episodes, rng, seats=seats,
+                                                           agent_seat=seat)
                                      for k in range(1, len(members))]  # each [P, 2, E]
     x = np.array([weights[m] for m in members])
     combined = np.concatenate([np.einsum("k,kpse->pse", x, np.stack(per_member)), returns[:, 2:]], axis=1)
@@ -189,8 +199,9 @@ def write_outputs(result: EvaluationResult, out: str | Path) -> Path:
 
 
 def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None, episodes: int = 256,
-                 out: str | None = None, seed: int = 0, mixture: bool = False) -> tuple[EvaluationResult, Path]:
-    result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture)
+                 out: str | None = None, seed: int = 0, mixture: bool = False,
+                 seat: int | str | None = None) -> tuple[EvaluationResult, Path]:
+    result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture, seat=seat)
     if out is None:
         out = Path(agent) / "evaluation" / ("+".join(p["label"] for p in result.partners)
                                             + ("-mixture" if mixture else ""))

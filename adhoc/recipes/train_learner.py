@@ -36,7 +36,9 @@ The loop, written out once:
 One training iteration (``train.episodes`` = B episodes): every episode draws its partner from σ
 independently (per episode, not per step); the first ⌈B/2⌉ episodes put the learner in seat 0, the rest in
 seat 1, so asymmetric games are learnt from both sides (an episode with a partner that plays one seat only
-puts the learner in the other seat). The episodes are played as B pairs of one episode
+puts the learner in the other seat). ``learner.seat: 0`` (or 1) trains the learner in that seat only, every
+partner in the other: the AI of an alignment game (seat 0) trained against a population of teachers; M then
+holds that seating alone, and ``adhoc evaluate`` plays the agent in the seat its manifest records. The episodes are played as B pairs of one episode
 each. REINFORCE on the learner's own log-probabilities, with a leave-one-out baseline taken within the
 episodes that share the same partner and seating (``grouped_leave_one_out_advantage``): the partner is drawn
 before the learner acts, so a baseline that depends on it keeps the gradient unbiased and removes the
@@ -81,7 +83,7 @@ from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.methods.common import entropy_per_member, policy_gradient_loss
-from adhoc.partners import Partners, load_partners, returns_with_partners
+from adhoc.partners import Partners, load_partners, returns_with_partners, seats_beside
 from adhoc.population import Member, Population, PopulationWriter
 from adhoc.rollout import rollout
 from adhoc.solvers import nash_zero_sum, solve
@@ -216,6 +218,8 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         g = build_game(config.game)
         game_spec = g.params() | {"name": config.game.name}
     partners = load_partners(config.partners, game=game_spec)
+    seat = config.learner.seat
+    training_seats = seats_beside(partners.seats(), seat, partners.names)  # the partners' seats beside the learner
     adapter = learner_adapter(config, partners)
     out = Path(out) if out is not None else default_out(config, partners)
     default_base = partners.base_model["id"] if partners.base_model else ModelConfig.base
@@ -249,7 +253,7 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
     # the partners' self-play: their best achievable return (regret, minimax_regret; NaN for scripted
     # partners); the epoch-0 row
     first = returns_with_partners(game, policy, learner, partner_ids, episodes, rng, self_play=True,
-                                  seats=partner_seats).mean(-1)
+                                  seats=partner_seats, agent_seat=seat).mean(-1)
     partner_sp = first[:, 2]
 
     from torch.utils.tensorboard import SummaryWriter
@@ -268,7 +272,7 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
 
     def evaluate(epoch: int) -> dict:
         seats = first if epoch == 0 else returns_with_partners(game, policy, learner, partner_ids, episodes, rng,
-                                                               seats=partner_seats).mean(-1)
+                                                               seats=partner_seats, agent_seat=seat).mean(-1)
         row = np.nanmean(seats[:, :2], 1)  # both seatings averaged (the one a one-seat partner can play)
         rows.append(row)
         regret_mean, regret_max = regret_summary(partner_sp, row)
@@ -310,7 +314,7 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         for _ in range(config.train.iterations_per_epoch):
             iteration += 1
             t0 = time.perf_counter()
-            pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng, partner_ids, partner_seats)
+            pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng, partner_ids, training_seats)
             traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False)
             returns = traj.returns[:, 0]  # [B]
             advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]
@@ -360,6 +364,7 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
             "matrix": [[round(float(v), 4) for v in row] for row in matrix],
             "history": history,
             "oracle": config.learner.oracle,
+            "seat": seat,  # the learner's seat (None: both)
             "mixture_summary": {k: v for k, v in mixture.items() if k != "weights"},
         },
         "training": {"epochs": config.train.epochs, "iterations": iteration, "episodes": config.train.episodes,
