@@ -130,14 +130,19 @@ def _seat_log_probs(game: Game, policy: Policy, state, seat: int, members: torch
 
 def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
             grad: bool = True, keep_distributions: bool = True,
-            partner_maps: torch.Tensor | None = None, prefix_reuse: bool = True) -> Trajectories:
+            partner_maps: torch.Tensor | None = None, prefix_reuse: bool = True,
+            seat0_maps: torch.Tensor | None = None) -> Trajectories:
     """Play ``episodes`` episodes for each row of ``pairs`` [P, 2]. ``keep_distributions=False`` leaves
     ``logp_all`` empty (evaluation needs only returns; [P, E, T, 2, A] can be large).
 
     ``partner_maps`` [P·E, A_1] (Other-Play): seat 1 acts in its own labels and the game sees the relabelled
     action ``partner_maps[e, a]``; ``actions`` records what the game saw, ``logp`` the policy's own choice.
     Multi-step games that name actions in their observations relabel seat 1's observations too
-    (``game.relabel_observation``), and seat 1's legal mask is read in its own labels.
+    (``game.relabel_observation``), and seat 1's legal mask is read in its own labels. ``seat0_maps``
+    [P·E, A_0], with ``partner_maps``: the same symmetries' seat-0 components, for games whose symmetries also
+    move what seat 1 sees of the world (the warehouse's grid reflections); they reach only
+    ``game.relabel_observation(..., seat0_maps=...)``: seat 0 is not relabelled. Scripted strategies read the
+    game state, not the observation, so they cannot be seat 1 then.
 
     Member ids beyond the AdapterBank are scripted strategies (``policy.scripted``, e.g. human-proxy
     teachers). ``prefix_reuse`` (multi-step games): each seat's observation is encoded once and later steps
@@ -154,6 +159,9 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
     caches = [_PrefixCache(n) if prefix_reuse and game.horizon > 1 else None for _ in SEATS]
     maps = None if partner_maps is None else torch.as_tensor(partner_maps).long().cpu()
     relabel = maps is not None and hasattr(game, "relabel_observation")
+    world = {} if seat0_maps is None else {"seat0_maps": torch.as_tensor(seat0_maps).long().cpu()}
+    if world and (maps is None or bool((seat_members[1] >= policy.bank.n_members).any())):
+        raise ValueError("seat0_maps needs partner_maps and a seat 1 played by LM members")
     with torch.set_grad_enabled(grad):
         for _ in range(game.horizon):
             alive = ~state.done
@@ -167,7 +175,7 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
                 legal = game.legal_mask(state, s)
                 if s == 1 and maps is not None:
                     legal = legal.gather(1, maps)  # legal in the seat's own labels
-                obs = game.relabel_observation(state, s, maps) if s == 1 and relabel else seen[s]
+                obs = game.relabel_observation(state, s, maps, **world) if s == 1 and relabel else seen[s]
                 logp_all = _seat_log_probs(game, policy, state, s, seat_members[s], obs, legal, caches[s])  # [n, A_s]
                 a = torch.multinomial(logp_all.detach().exp().cpu(), 1, generator=gen)[:, 0]
                 joint.append(a)

@@ -11,7 +11,7 @@ from pettingzoo.test import parallel_api_test
 from adhoc.errors import UserError
 from adhoc.games import GAMES, GameError, make_game
 from adhoc.games.pettingzoo import to_parallel_env
-from adhoc.games.warehouse import MOVES, ROBOT, STAY, TEACHER, WarehouseTeacher, direction_to_goal
+from adhoc.games.warehouse import MOVES, REFLECTIONS, ROBOT, STAY, TEACHER, WarehouseTeacher, direction_to_goal
 from adhoc.lm.adapters import AdapterBank
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
@@ -177,6 +177,104 @@ def test_otherplay_accepts_the_warehouse():
     method = METHODS["otherplay"].build(METHODS["otherplay"].config_cls(), game, 2)
     maps = method.rollout_options(torch.tensor([[0, 0], [1, 1]]), 4, np.random.default_rng(0))["partner_maps"]
     assert maps.shape == (8, 4) and (maps.sort(1).values == torch.arange(4)).all()
+    assert "seat0_maps" not in method.rollout_options(torch.tensor([[0, 0]]), 2, np.random.default_rng(0))
+
+
+def test_grid_reflections_group():
+    game = make_game("warehouse", reflections=True)
+    group = game.symmetries()
+    assert group.order() == 4 * 24 and make_game("warehouse", n_labels=26, reflections=True).symmetries().order() \
+        == 4 * math.factorial(26)
+    assert game.params()["reflections"] is True and "reflections" not in make_game("warehouse").params()
+    assert make_game("warehouse", **game.params()).symmetries().order() == 96
+    phi = group.sample(9600, np.random.default_rng(0))
+    reflections = [tuple(r) for r in REFLECTIONS.tolist()]
+    counts = {r: sum(tuple(p) == r for p in phi[0].tolist()) for r in reflections}
+    assert sum(counts.values()) == 9600 and all(2200 < c < 2600 for c in counts.values())  # 2400 ± 4 sd
+    assert len({(tuple(a), tuple(b)) for a, b in zip(phi[0], phi[1])}) == 96  # every element drawn
+    assert all(group.contains((a, b)) for a, b in zip(phi[0][:200], phi[1][:200]))
+    assert not group.contains((np.array([2, 3, 0, 1, 4]), np.arange(4)))  # not a reflection
+    assert not group.contains((REFLECTIONS[1], np.array([0, 0, 1, 2])))  # labels not a permutation
+    assert not make_game("warehouse").symmetries().contains((REFLECTIONS[1], np.arange(4)))  # off by default
+
+
+def _reflect(game, flip, xy):
+    """[.., 2] coordinates reflected by REFLECTIONS[flip] (flip_x + 2·flip_y)."""
+    out = xy.clone()
+    if flip & 1:
+        out[..., 0] = game.width - 1 - out[..., 0]
+    if flip & 2:
+        out[..., 1] = game.height - 1 - out[..., 1]
+    return out
+
+
+def test_reflected_teacher_view_is_the_reflected_game_and_pays_the_same():
+    """Play the same interactions in the original and the reflected grid (goal, starts and robot moves
+    reflected; labels relabelled by σ⁻¹): the teacher's relabelled view of the original is exactly its view of
+    the reflected game, at every step, and both pay the same (θ is reflected with the positions)."""
+    game = make_game("warehouse", width=12, height=3, moves=3, episodes=2, reflections=True)  # 2-digit x
+    flips = torch.tensor([0, 1, 2, 3, 3, 1])
+    n = len(flips)
+    sigma = torch.tensor([[0, 1, 2, 3], [2, 0, 3, 1], [1, 0, 3, 2], [3, 2, 1, 0], [0, 1, 2, 3], [1, 2, 3, 0]])
+    inverse = torch.argsort(sigma, 1)
+    orig = game.reset(n, np.random.default_rng(3))
+    orig.extra["goal"][:2] = torch.tensor([[11, 0], [10, 2]])  # goals and starts near the walls
+    orig.extra["starts"][:2, 0] = torch.tensor([[0, 2], [11, 1]])
+    refl = game.reset(n, np.random.default_rng(3))
+    for key in ("goal", "starts"):
+        refl.extra[key] = torch.stack([_reflect(game, f, xy) for f, xy in zip(flips.tolist(), orig.extra[key])])
+    for state in (orig, refl):
+        state.extra["text"] = ([""] * n,) * 2
+        game._start_episode(state, 0)
+    seat0 = torch.as_tensor(REFLECTIONS)[flips]  # [n, 5]
+    rng = np.random.default_rng(0)
+    returns = torch.zeros(2, n)
+    for t in range(game.horizon):
+        seen = game.relabel_observation(orig, TEACHER, sigma, seat0_maps=seat0)
+        assert seen == game.observe(refl, TEACHER)
+        assert game.relabel_observation(orig, ROBOT, sigma, seat0_maps=seat0) == game.observe(orig, ROBOT)
+        moves, labels = torch.as_tensor(rng.integers(5, size=n)), torch.as_tensor(rng.integers(4, size=n))
+        if game.phase(t)[2] == TEACHER:
+            moves = torch.full((n,), STAY)
+        orig, r0, _ = game.step(orig, torch.stack([moves, labels], 1))
+        refl, r1, _ = game.step(refl, torch.stack([seat0.gather(1, moves[:, None])[:, 0],
+                                                   inverse.gather(1, labels[:, None])[:, 0]], 1))
+        returns += torch.stack([r0, r1])
+    assert game.relabel_observation(orig, TEACHER, sigma, seat0_maps=seat0) == game.observe(refl, TEACHER)
+    assert "at 11 " in game.observe(orig, TEACHER)[0] and "reward left" in game.observe(refl, TEACHER)[1]
+    assert torch.equal(returns[0], returns[1]) and returns[0].sum() > 0
+    # identity reflections change nothing; without seat0_maps only the labels are relabelled
+    ident = torch.as_tensor(REFLECTIONS[[0] * n])
+    assert game.relabel_observation(orig, TEACHER, sigma, ident) == game.relabel_observation(orig, TEACHER, sigma)
+    with pytest.raises(GameError, match="not a symmetry of the robot's moves"):
+        make_game("warehouse").relabel_observation(orig, TEACHER, sigma, seat0_maps=seat0)
+
+
+def test_otherplay_with_reflections_relabels_the_teacher_world_and_trains(policy, tmp_path):
+    from pathlib import Path
+
+    from adhoc.config import load_config
+    from adhoc.methods import METHODS
+    from adhoc.recipes.train_population import train_population
+
+    game = make_game("warehouse", moves=1, episodes=2, reflections=True)
+    method = METHODS["otherplay"].build(METHODS["otherplay"].config_cls(), game, 2)
+    pairs = torch.tensor([[0, 0], [1, 1]])
+    options = method.rollout_options(pairs, 8, np.random.default_rng(0))
+    assert options["seat0_maps"].shape == (16, 5) and options["partner_maps"].shape == (16, 4)
+    seen = []
+    original = game.relabel_observation
+    game.relabel_observation = lambda state, seat, maps, **kw: seen.append(kw) or original(state, seat, maps, **kw)
+    traj = rollout(game, policy, pairs, 8, np.random.default_rng(1), **options)
+    assert seen and all(torch.equal(kw["seat0_maps"], options["seat0_maps"]) for kw in seen)
+    assert traj.returns.shape == (2, 8)
+    with pytest.raises(ValueError, match="seat0_maps needs partner_maps"):
+        rollout(game, policy, pairs, 8, np.random.default_rng(1), seat0_maps=options["seat0_maps"])
+    config = load_config(Path(__file__).parent.parent / "configs/warehouse-otherplay.yaml",
+                         ["game.reflections=true", "population.size=2", "train.iterations=2", "train.eval_every=2",
+                          "train.episodes_per_pair=4", "train.eval_episodes=4"])
+    pop = train_population(config, out=tmp_path / "pop", progress=False)
+    assert pop.game["reflections"] is True and len(pop.names) == 2
 
 
 # ---------------------------------------------------------------------------------------------- errors

@@ -31,9 +31,15 @@ The teacher sees θ as its best cell (the header) and, before each of its turns,
 θ increases from the robot's cell along a shortest path ("reward right"; "reward stay" at the goal): the
 human's reading of the reward map, rendered so that a tiny LM can use it.
 
-Symmetries: every permutation of the labels (the teacher's actions; the robot's moves are fixed). Other-
-Play relabels the teacher seat: ``relabel_observation`` shows the teacher its transcript in its own labels.
-Grid reflections are not declared (deviation from the issue's optional part).
+Symmetries: every permutation of the labels (the teacher's actions; the robot's moves are fixed), order n!.
+With ``reflections: true`` also the grid's reflections (identity, left-right x -> W-1-x, up-down
+y -> H-1-y, both), order 4·n!: a reflection moves θ's goal with the positions, so payoff is unchanged and,
+goals and starts being uniform, so is the game's distribution; it permutes the robot's moves (left <-> right,
+up <-> down). An element is (robot move permutation [5], label permutation [n]). Other-Play relabels the
+teacher seat: ``relabel_observation`` shows the teacher its transcript in its own labels and, given the
+element's robot component, in the reflected world (goal, robot positions, "reward <dir>" hints and the
+robot's move words reflected); the teacher's actions are labels, so they are mapped by the label part alone.
+Reflections are off by default (and then absent from ``params()``, so earlier populations' records match).
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ ROBOT, TEACHER = 0, 1
 MOVES = ["up", "down", "left", "right", "stay"]
 STAY = 4
 DELTAS = torch.tensor([[0, 1], [0, -1], [-1, 0], [1, 0], [0, 0]])  # (dx, dy) per move; up is y + 1
+# The grid's reflections as permutations of the robot's moves, indexed by flip_x + 2 * flip_y: identity,
+# left-right (x -> W-1-x), up-down (y -> H-1-y), both. Each is its own inverse.
+REFLECTIONS = np.array([[0, 1, 2, 3, 4], [0, 1, 3, 2, 4], [1, 0, 2, 3, 4], [1, 0, 3, 2, 4]])
 DEFAULT_LABELS = ["Up", "Down", "Left", "Right"]
 LETTER_LABELS = list(string.ascii_uppercase)  # single tokens of the built-in tokenizer, meaningless
 RESERVED = set(MOVES) | {"robot", "teacher", "reward", "at", "episode"}  # words of the transcripts
@@ -70,31 +79,38 @@ class WarehouseConfig:
     labels: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS))  # E
     n_labels: Optional[int] = None  # if set: E = the first n of the meaningless labels A, B, C, ...
     reward: str = "distance"  # distance | goal
+    reflections: bool = False  # also declare the grid's reflections as symmetries (Other-Play)
 
 
-class LabelPermutations(PermutationGroup):
-    """Every permutation of seat 1's n labels, seat 0's actions fixed: order n!, sampled exactly uniformly
-    (no enumeration, so any n works)."""
+class WarehouseSymmetries(PermutationGroup):
+    """Every permutation of seat 1's n labels, times (if ``reflections``) the grid's 4 reflections acting on
+    seat 0's moves (``REFLECTIONS``; otherwise seat 0's moves are fixed): order n! or 4·n!, sampled exactly
+    uniformly (no enumeration, so any n works)."""
 
-    def __init__(self, n_moves: int, n_labels: int) -> None:
+    def __init__(self, n_moves: int, n_labels: int, reflections: bool = False) -> None:
         super().__init__([n_moves, n_labels])
-        ident, swap, cycle = np.arange(n_moves), np.arange(n_labels), np.roll(np.arange(n_labels), -1)
+        self.move_maps = REFLECTIONS if reflections else REFLECTIONS[:1]  # [4 or 1, 5]: the seat-0 components
+        ident, swap, cycle = np.arange(n_labels), np.arange(n_labels), np.roll(np.arange(n_labels), -1)
         swap[[0, 1]] = [1, 0]
-        self._generators = [(ident, swap)] + ([(ident, cycle)] if n_labels > 2 else [])
+        self._generators = [(REFLECTIONS[0], swap)] + ([(REFLECTIONS[0], cycle)] if n_labels > 2 else [])
+        if reflections:  # the left-right and up-down flips generate the four reflections
+            self._generators += [(REFLECTIONS[1], ident), (REFLECTIONS[2], ident)]
 
     def order(self) -> int:
-        return math.factorial(self.action_counts[1])
+        return len(self.move_maps) * math.factorial(self.action_counts[1])
 
     def sample(self, k: int, rng: np.random.Generator) -> list[np.ndarray]:
-        moves, labels = self.action_counts
-        return [np.tile(np.arange(moves), (k, 1)), rng.permuted(np.tile(np.arange(labels), (k, 1)), axis=1)]
+        labels = rng.permuted(np.tile(np.arange(self.action_counts[1]), (k, 1)), axis=1)
+        moves = self.move_maps[rng.integers(len(self.move_maps), size=k)] if len(self.move_maps) > 1 else \
+            np.tile(self.move_maps[0], (k, 1))
+        return [moves, labels]
 
     def contains(self, element) -> bool:
         if len(element) != 2:
             return False
         p0, p1 = (np.asarray(p) for p in element)
         return (p0.shape == (self.action_counts[0],) and p1.shape == (self.action_counts[1],)
-                and np.array_equal(p0, np.arange(len(p0))) and np.array_equal(np.sort(p1), np.arange(len(p1))))
+                and bool((self.move_maps == p0).all(1).any()) and np.array_equal(np.sort(p1), np.arange(len(p1))))
 
 
 class WarehouseGame:
@@ -108,9 +124,12 @@ class WarehouseGame:
         self.labels, self.reward_kind = list(labels), cfg.reward
         self.horizon = self.episodes * 2 * self.moves
         self._label_index = {w: i for i, w in enumerate(self.labels)}
-        self._group = LabelPermutations(len(MOVES), len(self.labels))
+        self.reflections = bool(cfg.reflections)
+        self._group = WarehouseSymmetries(len(MOVES), len(self.labels), self.reflections)
         self._params = {"width": self.width, "height": self.height, "moves": self.moves, "episodes": self.episodes,
                         "labels": list(self.labels), "reward": self.reward_kind}
+        if self.reflections:  # recorded only when on: populations saved before the option compare equal
+            self._params["reflections"] = True
 
     # ---------------------------------------------------------------- protocol
     def action_names(self, seat: int) -> list[str]:
@@ -133,18 +152,47 @@ class WarehouseGame:
     def observe(self, state: GameState, seat: int) -> list[str]:
         return [self._header(seat, state, e) + text for e, text in enumerate(state.extra["text"][seat])]
 
-    def relabel_observation(self, state: GameState, seat: int, maps: torch.Tensor) -> list[str]:
+    def relabel_observation(self, state: GameState, seat: int, maps: torch.Tensor,
+                            seat0_maps: torch.Tensor | None = None) -> list[str]:
         """Other-Play: the observations of ``seat`` for a player whose label a is the game's ``maps[e, a]``
-        ([E, n_labels]): every label ℓ in the transcript is shown as maps[e]⁻¹(ℓ). Labels are whole words
-        distinct from every other word of the transcript, so word substitution is exact."""
+        ([E, n_labels]): every label ℓ in the transcript is shown as maps[e]⁻¹(ℓ). ``seat0_maps`` [E, 5]
+        (the element's robot component, a row of ``REFLECTIONS``; None: the identity) reflects the world
+        the teacher sees: every coordinate pair (the words after "at") and every move word (the robot's
+        moves and the "reward <dir>" hints). Labels, move words and "at" are whole words distinct from each
+        other and from every other word of the transcript, so word substitution is exact."""
         if seat == ROBOT:
             return self.observe(state, seat)
         inverse = torch.argsort(torch.as_tensor(maps), dim=1).tolist()  # [E, n]: game label -> own label
+        reflection = [0] * state.n_episodes if seat0_maps is None else self._reflection_index(seat0_maps)
         out = []
         for e, text in enumerate(self.observe(state, seat)):
-            words = text.split(" ")
-            out.append(" ".join(self.labels[inverse[e][self._label_index[w]]] if w in self._label_index else w
-                                for w in words))
+            words = [self.labels[inverse[e][self._label_index[w]]] if w in self._label_index else w
+                     for w in text.split(" ")]
+            if reflection[e]:
+                words = self._reflect_words(words, reflection[e])
+            out.append(" ".join(words))
+        return out
+
+    def _reflection_index(self, seat0_maps: torch.Tensor) -> list[int]:
+        """[E] the index into ``REFLECTIONS`` of each row of ``seat0_maps``; refuses any other permutation."""
+        rows = torch.as_tensor(seat0_maps).cpu().numpy()
+        match = (rows[:, None, :] == self._group.move_maps[None]).all(2)  # [E, allowed]
+        if not match.any(1).all():
+            bad = rows[~match.any(1)][0].tolist()
+            raise GameError(f"{bad} is not a symmetry of the robot's moves in this warehouse "
+                            f"(reflections {'on' if self.reflections else 'off'})")
+        return match.argmax(1).tolist()
+
+    def _reflect_words(self, words: list[str], flip: int) -> list[str]:
+        """A transcript's words in the world reflected by ``REFLECTIONS[flip]`` (its own inverse)."""
+        names = {m: MOVES[r] for m, r in zip(MOVES, REFLECTIONS[flip])}
+        flip_x, flip_y = flip & 1, flip & 2
+        out = [names.get(w, w) for w in words]
+        for i, w in enumerate(words):
+            if w == "at":  # "at X Y": the only place coordinates appear
+                x, y = int(words[i + 1]), int(words[i + 2])
+                out[i + 1] = str(self.width - 1 - x if flip_x else x)
+                out[i + 2] = str(self.height - 1 - y if flip_y else y)
         return out
 
     def legal_mask(self, state: GameState, seat: int) -> torch.Tensor:

@@ -6,7 +6,10 @@ declared group Φ, afresh per EPISODE. Estimated by REINFORCE with a leave-one-o
 bonus, exactly as self-play; only the episodes differ.
 
 Symbols → code: Φ = ``game.symmetries()`` (a PermutationGroup), φ = one row of ``partner_maps`` [P·E, A_1]
-(``partner_maps[e, b]`` = φ(b), the action the game sees when seat 1 picks b in its own labels).
+(``partner_maps[e, b]`` = φ(b), the action the game sees when seat 1 picks b in its own labels). Seat 0 is
+never relabelled, but where a multi-step game's Φ also moves seat 0's actions (the warehouse's grid
+reflections) φ's seat-0 component, ``seat0_maps`` [P·E, A_0], goes to ``game.relabel_observation`` too:
+seat 1 then sees the world (and seat 0's moves) transformed by φ⁻¹.
 Shapes: pairs [N·R, 2] = (k, k); returns [N·R, E].
 
 Restarts (``config.restarts`` = R). J_OP can have local optima that policy gradient from a near-uniform
@@ -52,10 +55,17 @@ class OtherPlay(SelfPlay):
             raise UserError(f"method otherplay needs a game with declared symmetries; game '{game.name}' declares none")
         if game.horizon != 1 and not hasattr(game, "relabel_observation"):
             raise UserError(f"method otherplay: game '{game.name}' is multi-step and does not relabel observations")
+        # seat 1 sees seat 0's moves in a multi-step game: a group that moves them changes seat 1's view
+        identity = np.arange(self.group.action_counts[0])
+        self.moves_seat0 = game.horizon != 1 and any(not np.array_equal(g[0], identity)
+                                                     for g in self.group.generators())
 
     def rollout_options(self, pairs: torch.Tensor, episodes: int, rng: np.random.Generator) -> dict:
-        maps = self.group.sample(pairs.shape[0] * episodes, rng)[1]  # seat 1's relabelling, one per episode
-        return {"partner_maps": torch.as_tensor(maps, dtype=torch.long)}
+        element = self.group.sample(pairs.shape[0] * episodes, rng)  # one φ per episode
+        options = {"partner_maps": torch.as_tensor(element[1], dtype=torch.long)}  # seat 1's relabelling
+        if self.moves_seat0:
+            options["seat0_maps"] = torch.as_tensor(element[0], dtype=torch.long)
+        return options
 
     def objective_returns(self, episodes: int, rng: np.random.Generator) -> torch.Tensor:
         """J_OP of every trained member [n_members]: self-play with the partner relabelled per episode."""
