@@ -36,6 +36,11 @@ Run (defaults take ~1-3 min on 2 CPU cores)::
     .venv/bin/python scripts/bench_adapters.py
     .venv/bin/python scripts/bench_adapters.py --model small --configs 64x4 --repeats 3 --json bench.json
     .venv/bin/python scripts/bench_adapters.py --no-memory --threads 1
+    python3 scripts/bench_adapters.py --device cuda --configs 64x4    # on a GPU (fp32)
+
+With ``--device cuda`` every variant runs on the GPU, each timed step ends with ``torch.cuda.synchronize()``,
+and the memory columns report the peak CUDA memory allocated (``torch.cuda.max_memory_allocated``) over the
+allocation before the variant was built, instead of the peak RSS.
 """
 
 from __future__ import annotations
@@ -67,9 +72,21 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 TARGET_PEFT_OVER_BANK = 20.0  # at N=64, B=4: the bank must be at least this much faster than sequential peft
 TARGET_BANK_OVER_BASE = 1.3  # the bank may cost at most this much more than the base alone (the floor)
 TARGET_CONFIG = (64, 4)
+DEVICE = torch.device("cpu")  # set from --device in main(); every runner, batch and memory probe uses it
 SLOW_VARIANT_BUDGET_S = 12.0  # per variant and config: beyond this, fewer repeats
 LR = 1e-3
 B_STD = 0.02  # members start apart (B != 0), so the loss check compares adapters that actually do something
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so a wall-clock interval covers the kernels it launched."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
+def builtin_on_device(model_name: str):
+    model, tok = build_builtin(model_name)
+    return model.to(DEVICE), tok
 
 
 # ----------------------------------------------------------------------------- data and loss
@@ -77,7 +94,7 @@ def make_batch(vocab: int, n: int, b: int, seq_len: int, seed: int = 0) -> tuple
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (n * b, seq_len), generator=g)
     member_of_row = torch.arange(n).repeat_interleave(b)  # grouped by member, contiguous
-    return ids, member_of_row
+    return ids.to(DEVICE), member_of_row.to(DEVICE)
 
 
 def member_losses(logits: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
@@ -90,7 +107,7 @@ def member_losses(logits: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tens
 # ----------------------------------------------------------------------------- the variants
 class BankRunner:
     def __init__(self, model_name, n, rank, alpha, targets, max_grad_norm):
-        self.model, _ = build_builtin(model_name)
+        self.model, _ = builtin_on_device(model_name)
         self.model.train()
         self.n = n
         self.bank = AdapterBank(self.model, n, rank=rank, alpha=alpha, target_modules=targets)
@@ -133,7 +150,7 @@ class PeftRunner:
     def __init__(self, model_name, n, b, rank, alpha, targets, max_grad_norm):
         from peft import get_peft_model
 
-        base, _ = build_builtin(model_name)
+        base, _ = builtin_on_device(model_name)
         cfg = lora_config(rank, alpha, targets)
         self.names = [f"m{i}" for i in range(n)]
         self.model = get_peft_model(base, cfg, adapter_name=self.names[0])
@@ -174,7 +191,7 @@ class BaseFloorRunner:
     """The base alone (frozen) on all N*B rows: forward + backward to the input embeddings. The floor."""
 
     def __init__(self, model_name, n):
-        self.model, _ = build_builtin(model_name)
+        self.model, _ = builtin_on_device(model_name)
         self.model.train()
         self.model.requires_grad_(False)
         self.embed = self.model.get_input_embeddings()
@@ -190,7 +207,7 @@ class FullFTRunner:
     """Second reference (not the floor): the base fully trainable, one torch Adam over all its weights."""
 
     def __init__(self, model_name, n):
-        self.model, _ = build_builtin(model_name)
+        self.model, _ = builtin_on_device(model_name)
         self.model.train()
         self.model.requires_grad_(True)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
@@ -246,8 +263,10 @@ def time_steps(steps: dict, ids, member_of_row, repeats, warmup, budget_s=SLOW_V
     slower than ``budget_s`` over warm-up + repeats gets 1 warm-up and fewer repeats (at least 2)."""
     plan, notes = {}, {}
     for key, step in steps.items():
+        sync()
         t0 = time.perf_counter()
         step(ids, member_of_row)  # first warm-up step
+        sync()
         first = time.perf_counter() - t0
         w, r = warmup, repeats
         if first * (warmup - 1 + repeats) > budget_s:
@@ -261,8 +280,10 @@ def time_steps(steps: dict, ids, member_of_row, repeats, warmup, budget_s=SLOW_V
     for i in range(max(plan.values())):
         for key, step in steps.items():
             if i < plan[key]:
+                sync()
                 t0 = time.perf_counter()
                 step(ids, member_of_row)
+                sync()
                 times[key].append(time.perf_counter() - t0)
     return {key: (statistics.median(times[key]), plan[key], notes.get(key, "")) for key in steps}
 
@@ -297,12 +318,12 @@ def _warm_up_process() -> None:
     cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
                       num_key_value_heads=2, tie_word_embeddings=False)
     for use_bank in (True, False):
-        m = LlamaForCausalLM(cfg).train()
-        ids = torch.randint(0, 32, (2, 8))
+        m = LlamaForCausalLM(cfg).to(DEVICE).train()
+        ids = torch.randint(0, 32, (2, 8), device=DEVICE)
         if use_bank:
             bank = AdapterBank(m, 2, rank=2, alpha=4.0, target_modules=["q_proj", "v_proj"])
             opt = MemberAdam(bank.member_parameters(), lr=LR, max_grad_norm=1.0)
-            with bank.route(torch.tensor([0, 1])):
+            with bank.route(torch.tensor([0, 1], device=DEVICE)):
                 logits = m(input_ids=ids, use_cache=False).logits
         else:
             m = get_peft_model(m, lora_config(2, 4.0, ["q_proj", "v_proj"]))
@@ -321,7 +342,13 @@ def measure_memory(args, variant: str, n: int, b: int) -> dict:
     targets = [t for t in args.targets.split(",") if t]
     _warm_up_process()  # lazy imports and kernel init are not the variant's memory
     gc.collect()
-    rss0 = _rss_now_bytes()
+    cuda = DEVICE.type == "cuda"
+    if cuda:  # on a GPU the memory that matters is the device's: peak CUDA allocation, not the host's RSS
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(DEVICE)
+        rss0 = torch.cuda.memory_allocated(DEVICE)
+    else:
+        rss0 = _rss_now_bytes()
     vocab = build_vocab_size(args.model)
     ids, member_of_row = make_batch(vocab, n, b, args.seq_len)
     if variant == "bank":
@@ -331,7 +358,7 @@ def measure_memory(args, variant: str, n: int, b: int) -> dict:
     elif variant == "peft-separate":
         from peft import get_peft_model
 
-        base, _ = build_builtin(args.model)
+        base, _ = builtin_on_device(args.model)
         cfg = lora_config(args.rank, args.alpha, targets)
         models, opts = [], []
         sb = {"base_params": 0, "adapter_params": 0, "optimizer_state": 0}
@@ -361,6 +388,12 @@ def measure_memory(args, variant: str, n: int, b: int) -> dict:
               "adapter_params": 0, "optimizer_state": 0}
     else:
         raise SystemExit(f"unknown memory variant {variant!r}")
+    if cuda:
+        sync()
+        peak = torch.cuda.max_memory_allocated(DEVICE)
+        return {"variant": variant, "N": n, "B": b, "rss_before": rss0, "peak_rss": peak, "vmhwm": None,
+                "memory_kind": "peak CUDA allocation", "peak_rss_increase": peak - rss0, **sb,
+                "params_plus_opt": sum(sb.values())}
     peak = _maxrss_bytes()
     vmhwm = None  # cross-check: the kernel's own peak RSS of this process image
     try:
@@ -386,7 +419,8 @@ def build_vocab_size(model_name: str) -> int:
 def run_memory_subprocess(args, variant: str, n: int, b: int) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--model", args.model, "--seq-len", str(args.seq_len),
            "--rank", str(args.rank), "--alpha", str(args.alpha), "--targets", args.targets,
-           "--max-grad-norm", str(args.max_grad_norm), "--measure-memory", variant, str(n), str(b)]
+           "--max-grad-norm", str(args.max_grad_norm), "--device", str(DEVICE),
+           "--measure-memory", variant, str(n), str(b)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     # Linux carries the parent's RSS high-water mark into ru_maxrss across fork+exec, so a child of this (big)
@@ -400,6 +434,8 @@ def run_memory_subprocess(args, variant: str, n: int, b: int) -> dict:
 
 
 def mem_available_bytes() -> int | None:
+    if DEVICE.type == "cuda":
+        return torch.cuda.mem_get_info(DEVICE)[0]
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -423,7 +459,7 @@ def markdown_tables(args, rows, mem_rows) -> str:
     spec = BUILTIN_MODELS[args.model]
     lines = [f"builtin:{args.model} (hidden {spec.hidden_size}, {spec.num_hidden_layers} layers), L={args.seq_len}, "
              f"LoRA r={args.rank} alpha={args.alpha:g} on {args.targets}, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} CPU threads; median ms per training step (fwd+bwd+optimizer).",
+             f"{device_label()}; median ms per training step (fwd+bwd+optimizer).",
              "",
              "| N members | B seqs/member | bank ms | peft (sequential) ms | base floor ms | full-FT ms "
              "| peft / bank | bank / base floor |",
@@ -432,8 +468,10 @@ def markdown_tables(args, rows, mem_rows) -> str:
         lines.append(f"| {r['N']} | {r['B']} | {fmt_ms(r['bank_s'])} | {fmt_ms(r['peft_s'])} | {fmt_ms(r['base_s'])} "
                      f"| {fmt_ms(r['full_ft_s'])} | {r['peft_over_bank']:.1f}x | {r['bank_over_base']:.2f}x |")
     if mem_rows:
+        peak = ("peak RSS columns = peak CUDA allocation over the allocation before building (fresh process)"
+                if DEVICE.type == "cuda" else "peak RSS = increase over a fresh process")
         lines += ["", "Memory: bank vs N separate peft models (N copies of base + adapter). "
-                      "params+opt = parameter + optimizer-state bytes; peak RSS = increase over a fresh process.",
+                      f"params+opt = parameter + optimizer-state bytes; {peak}.",
                   "The base floor's peak RSS (base alone, fwd+bwd on all N*B rows) shows how much of the bank's "
                   "peak is the batch's activations, which any one-pass method holds.",
                   "", "| N | B | bank params+opt MB | N x peft params+opt MB | bank peak RSS MB | N x peft peak RSS MB "
@@ -446,6 +484,12 @@ def markdown_tables(args, rows, mem_rows) -> str:
                          f"| {fmt_mb(m['peft-separate'].get('peak_rss_increase'))} "
                          f"| {fmt_mb(m['base'].get('peak_rss_increase'))} |")
     return "\n".join(lines)
+
+
+def device_label() -> str:
+    if DEVICE.type == "cuda":
+        return f"{torch.cuda.get_device_name(DEVICE)} (fp32)"
+    return f"{torch.get_num_threads()} CPU threads"
 
 
 def main(argv=None) -> None:
@@ -461,6 +505,7 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's default)")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="per-member clipping in bank and peft (0: off)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (cuda when available); default cpu")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--json", default=None, help="also write the results and the markdown table here")
     p.add_argument("--measure-memory", nargs=3, metavar=("VARIANT", "N", "B"), help=argparse.SUPPRESS)
@@ -470,6 +515,10 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    global DEVICE
+    from adhoc.lm.base import resolve_device
+
+    DEVICE = resolve_device(args.device)
 
     if args.measure_memory:
         variant, n, b = args.measure_memory
@@ -481,7 +530,7 @@ def main(argv=None) -> None:
     configs = parse_configs(args.configs)
     vocab = build_vocab_size(args.model)
     print(f"# bench_adapters: builtin:{args.model}, L={args.seq_len}, r={args.rank}, alpha={args.alpha:g}, "
-          f"targets={targets}, threads={torch.get_num_threads()}, repeats={args.repeats} (median), warmup={args.warmup}")
+          f"targets={targets}, {device_label()}, repeats={args.repeats} (median), warmup={args.warmup}")
     print("# floor = the base model alone (no adapters): fwd + bwd to the input embeddings on all N*B rows")
     if hasattr(os, "getloadavg"):
         print(f"# load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
@@ -530,6 +579,7 @@ def main(argv=None) -> None:
         print("\n# memory: bank vs N separate peft models (fresh subprocess per variant, one training step)")
         avail = mem_available_bytes()
         one_base = sum(p.numel() * p.element_size() for p in build_builtin(args.model)[0].parameters())
+        mem_label = "peak CUDA" if DEVICE.type == "cuda" else "peak RSS"
         for n, b in configs:
             row = {"N": n, "B": b}
             for variant in ("bank", "peft-separate", "base"):
@@ -544,7 +594,7 @@ def main(argv=None) -> None:
                 else:
                     print(f"  {n}x{b} {variant:>13}: params+opt {fmt_mb(m['params_plus_opt']):>8} MB "
                           f"(base {fmt_mb(m['base_params'])}, adapters {fmt_mb(m['adapter_params'])}, "
-                          f"opt {fmt_mb(m['optimizer_state'])}), peak RSS +{fmt_mb(m['peak_rss_increase'])} MB",
+                          f"opt {fmt_mb(m['optimizer_state'])}), {mem_label} +{fmt_mb(m['peak_rss_increase'])} MB",
                           flush=True)
             mem_rows.append(row)
 
@@ -555,7 +605,7 @@ def main(argv=None) -> None:
     if args.json:
         out = {"args": {k: v for k, v in vars(args).items() if k != "measure_memory"},
                "env": {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
-                       "machine": platform.machine(), "cpu_count": os.cpu_count(),
+                       "machine": platform.machine(), "cpu_count": os.cpu_count(), "device": device_label(),
                        "loadavg_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
                "targets": {"config": list(TARGET_CONFIG), "peft_over_bank_min": TARGET_PEFT_OVER_BANK,
                            "bank_over_base_max": TARGET_BANK_OVER_BASE},
