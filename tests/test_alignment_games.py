@@ -314,9 +314,16 @@ def test_scripted_population_specs():
     assert all(isinstance(s, WarehouseTeacher) for s in pop.strategies)
     two = load_scripted_population("scripted:warehouse:ground,direct-swap", game)
     assert two.names == ["ground", "direct-swap"] and two.strategies[0].grounding
+    # any label convention by its digits (label said for up, down, left, right); registered ones agree
+    named = load_scripted_population("scripted:warehouse:ground-1032,direct-3201,direct-0123", game)
+    assert [s.convention for s in named.strategies] == [(1, 0, 3, 2), (3, 2, 0, 1), (0, 1, 2, 3)]
+    assert named.strategies[0].grounding and not named.strategies[1].grounding
+    assert named.strategies[0].convention == pop.strategies[pop.names.index("ground-swap")].convention
     for spec, message in [("scripted:lever", "cannot play game 'warehouse'"), ("warehouse", "not a scripted"),
                           ("scripted:warehouse:nope", "unknown scripted strategy 'nope'"),
-                          ("scripted:warehouse:ground,ground", "named twice")]:
+                          ("scripted:warehouse:ground,ground", "named twice"),
+                          ("scripted:warehouse:ground-1132", "or direct-DDDD / ground-DDDD"),
+                          ("scripted:warehouse:point-0123", "unknown scripted strategy 'point-0123'")]:
         with pytest.raises(UserError, match=message):
             load_scripted_population(spec, game)
     with pytest.raises(UserError, match="no scripted strategies"):

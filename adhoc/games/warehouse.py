@@ -280,6 +280,18 @@ class WarehouseGame:
     def scripted_strategies(self) -> dict[str, "WarehouseTeacher"]:
         return warehouse_teachers(self)
 
+    scripted_pattern = "direct-DDDD / ground-DDDD, D the label index said for up, down, left, right"
+
+    def scripted_strategy(self, name: str) -> Optional["WarehouseTeacher"]:
+        """A teacher beyond the registered ones, by its convention's digits: ``direct-DDDD`` / ``ground-DDDD``,
+        D the label index said for up, down, left, right (a permutation of 0123: ``ground-1032`` is
+        ``ground-swap``); None if ``name`` is not of that form."""
+        kind, _, digits = name.partition("-")
+        if kind not in ("direct", "ground") or len(digits) != 4 or sorted(digits) != list("0123"):
+            return None
+        warehouse_teachers(self)  # the label count check
+        return WarehouseTeacher(name, tuple(int(d) for d in digits), kind == "ground")
+
     def max_observation_chars(self) -> int:
         digits = len(str(max(self.width, self.height) - 1))
         label = max(len(w) for w in self.labels)
