@@ -14,6 +14,10 @@ member's label reading.
     python scripts/scripted_learner.py --game warehouse --param moves=3 --param episodes=2 \\
         --train ground,ground-swap,ground-mirror --heldout ground-rotate,direct-rotate \\
         --iterations 1200 --lr 0.01 --episodes-per-teacher 128          # in-context identification, ~5 min
+    python scripts/scripted_learner.py --game warehouse --param moves=3 --param episodes=2 \\
+        --train ground-0123,ground-1032,ground-0132,ground-3210,ground-2013,ground-1320,ground-0213,ground-0231,\\
+ground-1230,ground-2103,ground-3021,ground-3102 --train ground-0123 --heldout ground-2301,ground-3120,ground-1203,\\
+ground-0312 --iterations 1500 --lr 0.01 --episodes-per-teacher 24   # 12 conventions vs one, held out, ~10 min
     python scripts/scripted_learner.py --game warehouse --param moves=1 --param episodes=1 \\
         --population POP_SELFPLAY --population POP_OTHERPLAY --train direct,direct-swap,direct-mirror \\
         --train direct --heldout direct-rotate,ground-rotate --iterations 150 --episodes-per-teacher 128 \\
