@@ -214,14 +214,16 @@ def seats_beside(seats: list[tuple[int, ...]], agent_seat: int | None, names: li
 
 
 def returns_with_partners(game, policy, agent: int, partners, episodes: int, rng, self_play: bool = False,
-                          seats: list[tuple[int, ...]] | None = None, agent_seat: int | None = None):
+                          seats: list[tuple[int, ...]] | None = None, agent_seat: int | None = None,
+                          per_step: bool = False):
     """Episode returns of the agent (bank slot ``agent``) with the partners: [P, 2, E] (axis 1: the agent
     in seat 0, in seat 1), or [P, 3, E] with ``self_play`` (index 2: the partner with itself). numpy.
 
     ``partners``: their member ids [P] (a tensor or list), or an int P for slots 0..P−1. ``seats`` (per
     partner, default both): a partner that cannot play seat s leaves the agent's seat-(1−s) entries NaN, and
     its self-play NaN unless it plays both seats; those pairs are not played. ``agent_seat`` (0 or 1): the
-    agent plays only that seat (its other seating NaN); partners' self-play is unaffected."""
+    agent plays only that seat (its other seating NaN); partners' self-play is unaffected. ``per_step``: the
+    rewards of every step, [P, 2 or 3, E, T], instead of the returns."""
     import numpy as np
     import torch
 
@@ -238,7 +240,9 @@ def returns_with_partners(game, policy, agent: int, partners, episodes: int, rng
         blocks.append(torch.stack([partners, partners], 1))
         playable.append([0 in s and 1 in s for s in seats])
     mask = torch.tensor(playable).reshape(-1)  # [S·P]
-    out = np.full((len(blocks) * P, episodes), np.nan)
+    steps = (game.horizon,) if per_step else ()
+    out = np.full((len(blocks) * P, episodes, *steps), np.nan)
     if bool(mask.any()):
-        out[mask.numpy()] = episode_returns(game, policy, torch.cat(blocks)[mask], episodes, rng).numpy()
-    return out.reshape(len(blocks), P, episodes).transpose(1, 0, 2)
+        out[mask.numpy()] = episode_returns(game, policy, torch.cat(blocks)[mask], episodes, rng,
+                                            per_step=per_step).numpy()
+    return np.swapaxes(out.reshape(len(blocks), P, episodes, *steps), 0, 1)

@@ -181,10 +181,16 @@ EVALUATION_HEADER = ("partner", "return [95% CI]", "agent in seat 0", "agent in 
                      "regret [95% CI]")
 
 
+def _evaluation_header(result) -> tuple[str, ...]:
+    curve = "episode_payoffs" in result.metrics["per_partner"][0]
+    return EVALUATION_HEADER + (("episode 1 → K of the interaction",) if curve else ())
+
+
 def _evaluation_partner_rows(result) -> list[tuple[str, ...]]:
     return [(p["partner"], _ci_text(p["return"], p["ci95"]["return"]), _ci_text(p["return_seat0"], None),
              _ci_text(p["return_seat1"], None), _ci_text(p["self_play"], None),
              _ci_text(p["regret"], p["ci95"]["regret"]))
+            + ((" → ".join(f"{v:.3f}" for v in p["episode_payoffs"]),) if "episode_payoffs" in p else ())
             for p in result.metrics["per_partner"]]
 
 
@@ -231,14 +237,15 @@ def evaluation_markdown(result) -> str:
     lines = [f"# Evaluation: {result.agent}", "", _evaluation_subtitle(result), "", "![returns](returns.png)", "",
              "| metric | value [95% CI] |", "|---|---|"]
     lines += [f"| {a} | {b} |" for a, b in _evaluation_rows(result)]
-    lines += ["", "## Partners", "", "| " + " | ".join(EVALUATION_HEADER) + " |", "|" + "---|" * len(EVALUATION_HEADER)]
+    header = _evaluation_header(result)
+    lines += ["", "## Partners", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in _evaluation_partner_rows(result)]
     return "\n".join(lines) + "\n"
 
 
 def evaluation_html(result, png: bytes) -> str:
     body = (f"<h2>Summary</h2>{html_table(('metric', 'value [95% CI]'), _evaluation_rows(result))}\n"
-            f"<h2>Partners</h2>{html_table(EVALUATION_HEADER, _evaluation_partner_rows(result))}")
+            f"<h2>Partners</h2>{html_table(_evaluation_header(result), _evaluation_partner_rows(result))}")
     return html_page(f"Evaluation: {result.agent}", _evaluation_subtitle(result), png, body, alt="returns per partner")
 
 
@@ -248,6 +255,8 @@ def evaluation_table(result) -> str:
     lines += [f"  {a:<20} {b}" for a, b in _evaluation_rows(result)]
     rows = _evaluation_partner_rows(result)
     width = max(len(r[0]) for r in rows)
-    lines.append(f"  {'partner':<{width}}  {'return [95% CI]':<22}  {'self-play':>9}  regret")
-    lines += [f"  {r[0]:<{width}}  {r[1]:<22}  {r[4]:>9}  {r[5].split(' ')[0]}" for r in rows]
+    curve = "  episode 1 → K" if len(rows[0]) > len(EVALUATION_HEADER) else ""
+    lines.append(f"  {'partner':<{width}}  {'return [95% CI]':<22}  {'self-play':>9}  regret{curve}")
+    lines += [f"  {r[0]:<{width}}  {r[1]:<22}  {r[4]:>9}  "
+              + (f"{r[5].split(' ')[0]:<6}  {r[6]}" if curve else r[5].split(" ")[0]) for r in rows]
     return "\n".join(lines)

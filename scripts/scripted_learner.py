@@ -47,12 +47,10 @@ from adhoc.scripted import load_scripted_population, scripted_ids
 
 
 def per_episode(game, rewards: torch.Tensor) -> torch.Tensor:
-    """Payoff θ(final position) of each warehouse episode of an interaction: rewards [..., T] → [..., K]
-    (the whole return as one entry for other games)."""
-    if game.name != "warehouse":
-        return rewards.sum(-1, keepdim=True)
-    ends = [k * 2 * game.moves + 2 * game.moves - 1 for k in range(game.episodes)]
-    return rewards[..., ends] * game.episodes
+    """Payoff of each episode of an interaction (``game.episode_payoffs``): rewards [..., T] → [..., K] (the
+    whole return as one entry for games without episodes)."""
+    payoffs = getattr(game, "episode_payoffs", None)
+    return rewards.sum(-1, keepdim=True) if payoffs is None else payoffs(rewards)
 
 
 @torch.no_grad()
@@ -85,6 +83,8 @@ def main() -> None:
     parser.add_argument("--entropy", type=float, default=0.01)
     parser.add_argument("--eval-episodes", type=int, default=512)
     parser.add_argument("--target-modules", default="q_proj,v_proj,lm_head")
+    parser.add_argument("--base", default="builtin:tiny", help="base model (builtin:tiny, builtin:small, an HF id/path)")
+    parser.add_argument("--lora-rank", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
@@ -95,17 +95,18 @@ def main() -> None:
     teacher_sets = [[t for t in spec.split(",") if t] for spec in args.train]
     heldout = [t for t in args.heldout.split(",") if t]
     every = list(dict.fromkeys([t for s in teacher_sets for t in s] + heldout))
-    base = load_base("builtin:tiny", device="cpu", dtype="float32")
+    base = load_base(args.base, device="cpu", dtype="float32")
     from adhoc.population import Population
 
     pops = [Population.load(p) for p in args.population]
     n_pop = sum(len(p.members) for p in pops)
     n = len(teacher_sets) + n_pop
     targets = args.target_modules.split(",")
+    rank, alpha = args.lora_rank, 2.0 * args.lora_rank
     if pops:
         adapter = pops[0].manifest["adapter"]
-        targets = adapter["target_modules"]
-    bank = AdapterBank(base.model, max(n, 1), 4, 8.0, targets, base_model_id=base.model_id)
+        targets, rank, alpha = adapter["target_modules"], adapter["rank"], adapter["alpha"]
+    bank = AdapterBank(base.model, max(n, 1), rank, alpha, targets, base_model_id=base.model_id)
     bank.init_members([args.seed + i for i in range(max(n, 1))], b_std=0.1)
     slot = len(teacher_sets)
     for pop in pops:

@@ -56,7 +56,7 @@ def forced_population(path, game, game_cfg, actions):
     states = []
     with torch.no_grad():
         for seat in (0, 1):
-            ids = torch.tensor([[tok.bos_token_id] + tok(game.observe(game.reset(1, None), seat)[0]).input_ids])
+            ids = torch.tensor([[tok.bos_token_id] + tok(game.observe(game.reset(1, np.random.default_rng(0)), seat)[0]).input_ids])
             states.append(base.model.model(input_ids=ids).last_hidden_state[0, -1])
         direction = torch.stack(states).mean(0)
         head = bank.layers["lm_head"]

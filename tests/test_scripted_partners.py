@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 from test_cli import tree_digest as digest
+from test_crossplay import forced_population
 from test_learner import expect_user_error
 
 from adhoc.cli import main
 from adhoc.config import load_learner_config
+from adhoc.games import make_game
 from adhoc.recipes.evaluate import evaluate, evaluation_metrics
 from adhoc.recipes.train_learner import draw_training_pairs, train_learner
 
@@ -94,6 +96,22 @@ def test_population_and_scripted_partners_mix(learner, tmp_path):
     rows = result.metrics["per_partner"]
     assert len(rows) == len(learner.names) + 1 and rows[-1]["self_play"] is None
     assert all(r["return_seat1"] is not None and r["regret"] is not None for r in rows[:-1])
+
+
+def test_evaluate_reports_the_payoff_of_each_episode_of_an_interaction(tmp_path, capsys):
+    game = make_game("warehouse", moves=1, episodes=2)
+    rewards = torch.tensor([[0.0, 0.3, 0.0, 0.45]])  # teacher turn, robot move (episode 1 ends), again
+    assert game.episode_payoffs(rewards)[0].tolist() == pytest.approx([0.6, 0.9])
+    agent = forced_population(tmp_path / "agent", game, "warehouse", [4])  # a robot that always stays
+    per = evaluate(agent, ["scripted:warehouse:direct"], episodes=64).metrics["per_partner"][0]
+    assert len(per["episode_payoffs"]) == 2 and np.mean(per["episode_payoffs"]) == pytest.approx(per["return"], abs=1e-3)
+    assert main(["evaluate", str(agent), "--partners", "scripted:warehouse:direct", "--episodes", "8",
+                 "--out", str(tmp_path / "ev")]) == 0
+    assert "episode 1 → K" in capsys.readouterr().out
+    assert "episode 1 → K of the interaction" in (tmp_path / "ev" / "report.md").read_text()
+    one = evaluate(forced_population(tmp_path / "one", make_game("warehouse", moves=1, episodes=1), "warehouse", [4]),
+                   ["scripted:warehouse:direct"], episodes=8).metrics["per_partner"][0]
+    assert "episode_payoffs" not in one  # a single episode: no curve
 
 
 def test_evaluation_metrics_skip_what_was_not_played():

@@ -232,6 +232,12 @@ class WarehouseGame:
             self._start_episode(new, k + 1)
         return new, reward.float() * (~state.done), done
 
+    def episode_payoffs(self, rewards):
+        """The payoff θ(final position) ∈ [0, 1] of each warehouse episode of an interaction: per-step rewards
+        [..., T] (numpy or torch) → [..., K]. Their mean is the interaction's return."""
+        ends = [k * 2 * self.moves + 2 * self.moves - 1 for k in range(self.episodes)]
+        return rewards[..., ends] * self.episodes
+
     def symmetries(self) -> PermutationGroup:
         return self._group
 

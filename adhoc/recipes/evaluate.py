@@ -12,6 +12,9 @@ partner plays the same number with itself, all in ONE AdapterBank. Definitions (
   ``mean_regret``, ``max_regret``;
 - ``ci95``: percentile bootstrap over episodes (each pair's E episodes resampled, the same indices for every
   pair), for the four summaries and per partner.
+- ``episode_payoffs`` (per partner; games whose interaction is several episodes, e.g. the warehouse with
+  ``episodes`` > 1): the mean payoff of episode 1..K of the interaction, over the seatings played; later
+  episodes beating the first is in-context adaptation to the partner.
 
 Scripted partners (``--partners scripted:<game>[:a,b]``, the game the agent plays) sit only in their
 declared seats: ``return[i]`` is then the seating they can play (the other seat's entry is None), and they
@@ -122,7 +125,7 @@ def agent_mixture(agent_pop) -> dict[str, float]:
 
 def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = None, episodes: int = 256,
              seed: int = 0, n_boot: int = 500, device: str = "auto", dtype: str = "auto",
-             mixture: bool = False, seat: int | None = None) -> EvaluationResult:
+             mixture: bool = False, seat: int | str | None = None) -> EvaluationResult:
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
@@ -163,13 +166,21 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     game = build_game(agent_pop.game)
     policy, rng = Policy(base, bank), np.random.default_rng(seed)
     ids, seats = partners.member_ids(policy), partners.seats()  # scripted partners: ids after the bank
-    returns = returns_with_partners(game, policy, N, ids, episodes, rng, self_play=True, seats=seats,
-                                    agent_seat=seat)  # [P, 3, E]
+    rewards = returns_with_partners(game, policy, N, ids, episodes, rng, self_play=True, seats=seats,
+                                    agent_seat=seat, per_step=True)  # [P, 3, E, T]
+    returns = rewards.sum(-1)  # [P, 3, E]; NaN where not played
     if not mixture:
+        metrics = evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed)
+        payoffs = getattr(game, "episode_payoffs", None)  # interactions of several episodes: the curve
+        curve = None if payoffs is None else payoffs(rewards[:, :2])  # [P, 2, E, K]
+        if curve is not None and curve.shape[-1] > 1:
+            with warnings.catch_warnings():  # a seating not played is NaN throughout
+                warnings.simplefilter("ignore", RuntimeWarning)
+                means = np.nanmean(curve, axis=(1, 2))  # [P, K]: over the seatings played and the episodes
+            for row, values in zip(metrics["per_partner"], means):
+                row["episode_payoffs"] = [round(float(v), 4) for v in values]
         return EvaluationResult(agent=f"{agent_pop.path}:{members[0]}", game=agent_pop.game["name"],
-                                partners=partners.describe(), episodes=episodes,
-                                metrics=evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed),
-                                returns=returns)
+                                partners=partners.describe(), episodes=episodes, metrics=metrics, returns=returns)
     per_member = [returns[:, :2]] + [returns_with_partners(game, policy, N + k, ids, episodes, rng, seats=seats,
                                                            agent_seat=seat)
                                      for k in range(1, len(members))]  # each [P, 2, E]
