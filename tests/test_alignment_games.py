@@ -472,6 +472,21 @@ def test_preference_rounds_transcripts_and_payoff():
     assert state.extra["written"].tolist() == [a | b, b | c] and r.tolist() == pytest.approx([1.0, 1.0])
 
 
+def test_preference_summary_shows_every_features_signs_before_the_response():
+    plain, game = make_game("preference"), make_game("preference", summary=True)
+    assert "summary" not in plain.params() and game.params()["summary"] is True
+    state = game.reset(1, np.random.default_rng(0))
+    a, b, c = 1, 2, 4
+    state.extra["offers"][:, :, :] = torch.tensor([[a | b, c], [0, a]])
+    state.extra["text"] = ([""],) * 2
+    game._append(state.extra, 0)
+    for ordering in (1, 0):  # "21" (c preferred to a b), then "12" (none preferred to a)
+        state, _, _ = game.step(state, torch.tensor([[0, ordering]]))
+    assert game.observe(state, 0)[0].endswith("; 12 signs : a - - b - = c + = write : a - -")
+    state, _, _ = game.step(state, torch.tensor([[1, 0]]))
+    assert game.observe(state, 0)[0].endswith("write : a - - yes ; b - =")  # then feature by feature, as without
+
+
 def test_preference_teachers_mean_different_things():
     game = make_game("preference")
     teachers = game.scripted_strategies()

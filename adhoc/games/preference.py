@@ -50,6 +50,16 @@ score 0.743 / 0.653 (quality only) and 0.764 / 0.682 (deficiency only) with qual
 spread (±0.03) is as large as the differences. With the default entropy bonus 0.01 the single-teacher
 AIs collapsed to writing every feature (0.600).
 
+``summary: true`` shows, just before the response, every feature's signs at once ("signs : a + - b = +
+c - -"), then the features one by one as above. What tells the teachers apart is evidence ACROSS features
+(under ``deficiency`` one feature's signs are consistent and the others' are noise), which the AI writing
+its first feature otherwise cannot see yet. The Bayes-optimal AI that assumes one teacher strategy loses
+much with another (``scripts/preference_reference.py``; 4 feedback rounds, ``rounds=5``): assuming
+``quality`` it scores 0.983 with the quality teacher but 0.656 with the deficiency teacher, assuming
+``deficiency`` 0.781 / 0.661 (deficiency / quality teacher), and an AI uncertain among the three (uniform
+mixture) 0.982 / 0.741 / 0.973 (quality / deficiency / noisy): a population-trained AI can beat both
+single-teacher AIs. See the README for what the learned AIs reach.
+
 Observations are append-only transcripts::
 
     ai:      "ai . round : 1 a b 2 c ; 21 round : 1 b 2 b c ; 21 write : a - = yes ; b - = no ; c + +"
@@ -83,6 +93,7 @@ class PreferenceConfig:
     weights: list[float] = field(default_factory=lambda: [2.0, 1.0, -2.0])  # θ = a random permutation of these
     candidates: int = 2  # k, offered per feedback round
     rounds: int = 3  # H: H-1 feedback rounds, then the AI writes its response
+    summary: bool = False  # before the response, show every feature's signs at once (" signs : a + - b = +")
 
 
 class PreferenceGame:
@@ -101,7 +112,10 @@ class PreferenceGame:
         self.orderings = ["".join(str(i + 1) for i in p) for p in itertools.permutations(range(self.k))]
         bits = torch.tensor([[(r >> j) & 1 for j in range(self.d)] for r in range(2 ** self.d)], dtype=torch.float32)
         self.response_bits = bits  # [2^d, d]
+        self.summary = bool(cfg.summary)
         self._params = {"weights": list(self.weights), "candidates": self.k, "rounds": self.rounds}
+        if self.summary:  # only when on, so populations saved before the option still match
+            self._params["summary"] = True
 
     def action_names(self, seat: int) -> list[str]:
         return list(WRITE) if seat == AI else list(self.orderings)
@@ -195,6 +209,11 @@ class PreferenceGame:
             signs = {1: "+", -1: "-", 0: "="}
             lines = [f"{head} {self.features[j]} " + " ".join(signs[int(v)] for v in row)
                      for row in extra["said"][:, :, j].tolist()]
+            if j == 0 and self.summary:
+                table = [" signs :" + "".join(f" {f} " + " ".join(signs[int(v)] for v in col)
+                                              for f, col in zip(self.features, rows))
+                         for rows in extra["said"].transpose(1, 2).tolist()]  # [E, d, rounds]
+                lines = [a + b for a, b in zip(table, lines)]
         extra["text"] = append_text(extra["text"], lines)
 
 
