@@ -46,14 +46,23 @@ class Trajectories:
         return (self.rewards * self.alive).sum(-1)  # [P, E]
 
 
+def _distinct_rows(members: torch.Tensor, observations: list[str]
+                   ) -> tuple[torch.Tensor, list[str], list[int], list[int]]:
+    """The distinct (member, observation) rows: (members [U], observations [U], ``row_of`` [n]: each row's
+    distinct row, ``first`` [U]: the first row showing each distinct row)."""
+    index: dict[tuple[int, str], int] = {}
+    row_of, first = [], []
+    for i, key in enumerate(zip(members.tolist(), observations)):
+        u = index.setdefault(key, len(index))
+        row_of.append(u)
+        if u == len(first):
+            first.append(i)
+    return torch.tensor([m for m, _ in index], dtype=torch.long), [o for _, o in index], row_of, first
+
+
 def _score_rows(policy: Policy, members: torch.Tensor, observations: list[str], names: list[str]) -> torch.Tensor:
     """Action scores [len(observations), A], computing each distinct (member, observation) once."""
-    index: dict[tuple[int, str], int] = {}
-    row_of = []
-    for m, o in zip(members.tolist(), observations):
-        row_of.append(index.setdefault((m, o), len(index)))
-    uniq_members = torch.tensor([m for m, _ in index], dtype=torch.long)
-    uniq_obs = [o for _, o in index]
+    uniq_members, uniq_obs, row_of, _ = _distinct_rows(members, observations)
     scores = policy.scores(uniq_members, uniq_obs, policy.actions(names))  # [U, A]
     return scores[torch.tensor(row_of, device=scores.device)]
 
@@ -68,16 +77,10 @@ class _PrefixCache:
 
     def score(self, policy: Policy, members: torch.Tensor, observations: list[str], episodes: list[int],
               names: list[str]) -> torch.Tensor:
-        index: dict[tuple[int, str], int] = {}
-        row_of, previous = [], []
-        for m, o, e in zip(members.tolist(), observations, episodes):
-            u = index.setdefault((m, o), len(index))
-            row_of.append(u)
-            if u == len(previous):
-                previous.append(self.row[e])
-        uniq_members = torch.tensor([m for m, _ in index], dtype=torch.long)
+        uniq_members, uniq_obs, row_of, first = _distinct_rows(members, observations)
+        previous = [self.row[episodes[i]] for i in first]  # each distinct row's encoding at the last step
         scores, self.encoded, encoded_row = policy.scores_reusing(
-            uniq_members, [o for _, o in index], policy.actions(names), self.encoded, previous)
+            uniq_members, uniq_obs, policy.actions(names), self.encoded, previous)
         self.row = [-1] * len(self.row)  # rows of older encodings are gone
         for e, u in zip(episodes, row_of):
             self.row[e] = int(encoded_row[u])
