@@ -57,6 +57,7 @@ class TrainConfig:
     eval_every: int = 25  # iterations between evaluations (self-play return per member)
     eval_episodes: int = 256
     target_return: Optional[float] = None  # stop early once every member's evaluated return reaches this
+    checkpoint_every: int = 10  # iterations between checkpoints (resume with --resume); 0: only on SIGTERM/Ctrl-C
 
 
 def entropy_coef_at(train: TrainConfig, iteration: int) -> float:
@@ -248,6 +249,7 @@ class LearnerTrainConfig:
     entropy_coef_end: Optional[float] = None
     entropy_anneal_iterations: Optional[int] = None
     max_grad_norm: Optional[float] = 1.0
+    checkpoint_every: int = 10  # iterations between checkpoints (resume with --resume); 0: only on SIGTERM/Ctrl-C
 
     @property
     def iterations(self) -> int:  # total, for ``entropy_coef_at``
