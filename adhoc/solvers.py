@@ -32,7 +32,8 @@ Solvers (``SOLVERS`` maps the name to the function; ``solve(name, M, **params)``
                     partner with the lowest return gets the highest rank (returns (1, 2, 3), β = 1 ->
                     (3, 2, 1)/6). For returns ≤ -1e-6 the reciprocal is not monotone; there we rank by -J,
                     which is the same order as MEP's wherever MEP's is defined.
-- ``prd``           projected replicator dynamics on the zero-sum game; average of the partner's iterates.
+- ``prd``           projected replicator dynamics on the zero-sum game; average of the partner's iterates;
+                    exploration floor γ as OpenSpiel (``floor="scaled"``: γ/(n+1)).
 - ``alpharank``     α-Rank (Omidshafiei et al., Sci. Rep. 2019) on the zero-sum game; partner marginal.
 - ``maximin``       Nash of the zero-sum game by linear program (HiGHS): argmin_y max_k (M y)_k.
 - ``minimax_regret`` the same LP on the regret matrix: the adversary's regret-maximising partner mixture.
@@ -91,8 +92,10 @@ def _clean(p: np.ndarray) -> np.ndarray:
 def _project_floor_simplex(x: np.ndarray, lo: float) -> np.ndarray:
     """Euclidean projection onto {x : x_j >= lo, sum x = 1} (requires n * lo <= 1)."""
     n = x.size
-    z = x - lo
     total = 1.0 - n * lo
+    if total <= 0.0:                    # n * lo = 1: the floor leaves only the uniform mixture
+        return np.full(n, 1.0 / n)
+    z = x - lo
     u = np.sort(z)[::-1]
     css = np.cumsum(u) - total
     idx = np.arange(1, n + 1)
@@ -132,14 +135,24 @@ def prioritized(M: Any, beta: float = 3.0) -> np.ndarray:
     return w / w.sum()
 
 
+PRD_FLOORS = ("openspiel", "scaled")
+
+
 def prd(M: Any, gamma: float = 1e-6, dt: float = 1e-2, steps: int = 10_000,
-        normalize: bool = True) -> np.ndarray:
+        normalize: bool = True, floor: str = "openspiel") -> np.ndarray:
     """Projected replicator dynamics (Lanctot et al. 2017) on the zero-sum game (learner max, partner min).
 
-    Both players start uniform and update simultaneously, x ← P_Δγ(x + dt · x ⊙ (v − xᵀv)) with v the
+    Both players start uniform and update simultaneously, x ← P_Δ(x + dt · x ⊙ (v − xᵀv)) with v the
     payoff of each pure strategy against the other's current mixture (learner: M y; partner: −Mᵀ x) and
-    P_Δγ the Euclidean projection onto the simplex with every entry ≥ γ/(n+1) (n = that player's number of
-    strategies). Returns the average of the partner's iterates (all of them, as OpenSpiel does).
+    P_Δ the Euclidean projection onto the simplex with every entry ≥ the exploration floor:
+
+    - ``floor="openspiel"`` (default): γ itself, as OpenSpiel's ``projected_replicator_dynamics``
+      (``prd_gamma``); needs γ · n ≤ 1 (n = that player's number of strategies; γ · n = 1 pins it uniform);
+    - ``floor="scaled"``: γ/(n+1), which stays feasible for every γ < 1 (this module's earlier definition).
+
+    At γ = 0 (or the default 1e-6, far below any mixture weight that matters) the two agree.
+    Returns the average of the partner's strategies over the initial one and all ``steps`` iterates, as
+    OpenSpiel does.
 
     Defaults: OpenSpiel uses 1e5 steps with dt = 1e-3 (integration time 100, ~2 s in numpy); we integrate the
     same time with 1e4 steps of dt = 1e-2 (~0.1 s). Pass ``steps=100_000, dt=1e-3, normalize=False`` for
@@ -149,12 +162,18 @@ def prd(M: Any, gamma: float = 1e-6, dt: float = 1e-2, steps: int = 10_000,
     _check(np.isfinite(gamma) and 0 <= gamma < 1, f"prd: gamma must be in [0, 1) (got {gamma})")
     _check(np.isfinite(dt) and dt > 0, f"prd: dt must be > 0 (got {dt})")
     _check(int(steps) == steps and steps >= 1, f"prd: steps must be a positive integer (got {steps})")
+    _check(floor in PRD_FLOORS, f"prd: floor must be one of {', '.join(PRD_FLOORS)} (got {floor!r})")
     K, P = A.shape
-    lo_x, lo_y = gamma / (K + 1), gamma / (P + 1)
+    if floor == "openspiel":
+        _check(gamma * max(K, P) <= 1.0, f"prd: gamma ({gamma}) times the number of strategies ({max(K, P)}) "
+                                         f"must be <= 1 with floor=openspiel (or use floor=scaled)")
+        lo_x, lo_y = gamma, gamma
+    else:
+        lo_x, lo_y = gamma / (K + 1), gamma / (P + 1)
     x = np.full(K, 1.0 / K)
     y = np.full(P, 1.0 / P)
     At = np.ascontiguousarray(A.T)
-    y_sum = np.zeros(P)
+    y_sum = y.copy()
     for _ in range(int(steps)):
         vx = A @ y                      # learner's payoff per snapshot
         vy = At @ x                     # learner's payoff per partner (partner's payoff is the negative)
@@ -166,7 +185,7 @@ def prd(M: Any, gamma: float = 1e-6, dt: float = 1e-2, steps: int = 10_000,
         x = _project_floor_simplex(nx_, lo_x)
         y = _project_floor_simplex(ny_, lo_y)
         y_sum += y
-    return _clean(y_sum / int(steps))
+    return _clean(y_sum / (int(steps) + 1))
 
 
 def _fixation(u: np.ndarray, m: int) -> np.ndarray:

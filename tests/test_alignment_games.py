@@ -3,6 +3,8 @@ scripted teachers (human proxies) as partners, rollouts with scripted seats, pre
 relabelling, PettingZoo conformance and one-line errors."""
 
 import math
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,8 @@ from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.rollout import rollout
 from adhoc.scripted import ScriptedPopulation, load_scripted_population, scripted_ids
+
+ROOT = Path(__file__).parent.parent  # the repository: tests do not depend on the working folder
 
 
 class Follower:
@@ -302,7 +306,7 @@ def test_impossible_parameters(params, message):
 def test_cli_reports_bad_warehouse_in_one_line(override, match, capsys):
     from adhoc.cli import main
 
-    assert main(["validate", "configs/warehouse-selfplay.yaml", "--set", override]) == 2
+    assert main(["validate", str(ROOT / "configs/warehouse-selfplay.yaml"), "--set", override]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and match in err and "Traceback" not in err
 

@@ -1,6 +1,8 @@
 """The ``corrective`` alignment game (interpreting corrective feedback): turns, payoff, transcripts, the
 scripted teachers' feedback, the scripted population, rollouts, PettingZoo conformance and one-line errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,8 @@ from adhoc.lm.base import builtin_vocab, load_base
 from adhoc.lm.policy import Policy
 from adhoc.rollout import rollout
 from adhoc.scripted import load_scripted_population, scripted_ids
+
+ROOT = Path(__file__).parent.parent  # the repository: tests do not depend on the working folder
 
 
 def _pose(game, a, b):
@@ -138,7 +142,7 @@ def test_cli_reports_zero_digits_in_one_line(tmp_path, capsys):
 
     import yaml
 
-    values = yaml.safe_load(open("configs/warehouse-selfplay.yaml"))
+    values = yaml.safe_load((ROOT / "configs/warehouse-selfplay.yaml").read_text())
     values["game"] = {"name": "corrective", "digits": 0}
     config = tmp_path / "corrective.yaml"
     config.write_text(yaml.safe_dump(values))

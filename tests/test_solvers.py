@@ -1,7 +1,6 @@
 """Known answers for the meta-strategy solvers (adhoc/solvers.py)."""
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -78,11 +77,55 @@ def test_prd_dominant_column():
     assert y[1] >= 0.95
 
 
-def test_prd_is_fast_on_10x10():
+def exploitability(M, y):
+    """How much the learner gains over the game's value by best-responding to the partner mixture y."""
+    return float((np.asarray(M) @ y).max() - nash_zero_sum(M)[2])
+
+
+def test_prd_approaches_the_nash_of_a_random_10x10_game():
+    # speed is measured by scripts/bench_solvers.py; here only the answer counts
     M = np.random.default_rng(0).normal(size=(10, 10))
-    t = time.perf_counter()
-    prd(M)
-    assert time.perf_counter() - t < 1.0
+    span = M.max() - M.min()
+    y = prd(M)
+    assert y.shape == (10,) and y.sum() == pytest.approx(1.0)
+    uniform_gap = exploitability(M, np.full(10, 0.1))
+    assert uniform_gap > 0.2 * span  # the uniform mixture is far from equilibrium ...
+    assert exploitability(M, y) < 0.025 * span  # ... PRD's average is close
+    # integrating longer gets closer (the time average converges to the interior equilibrium)
+    assert exploitability(M, prd(M, steps=20_000)) < 0.01 * span
+
+
+def test_prd_exploration_floor_hand_computed():
+    # one snapshot, M = [[1, 0]] (span 1): x = (1), v_y = (1, 0), xᵀMy = 1/2 at y = (1/2, 1/2), so one step of
+    # dt = 1.6 gives y − dt·y⊙(v_y − 1/2) = (1/2 − 0.4, 1/2 + 0.4) = (0.1, 0.9).
+    # OpenSpiel's floor γ = 0.3 projects that onto (0.3, 0.7); the scaled floor γ/(n+1) = 0.1 leaves it.
+    # The result averages the initial uniform mixture and the one iterate.
+    M = [[1.0, 0.0]]
+    np.testing.assert_allclose(prd(M, gamma=0.3, dt=1.6, steps=1), [0.4, 0.6], atol=1e-12)
+    np.testing.assert_allclose(prd(M, gamma=0.3, dt=1.6, steps=1, floor="openspiel"), [0.4, 0.6], atol=1e-12)
+    np.testing.assert_allclose(prd(M, gamma=0.3, dt=1.6, steps=1, floor="scaled"), [0.3, 0.7], atol=1e-12)
+    # no floor: the same step, unprojected
+    np.testing.assert_allclose(prd(M, gamma=0.0, dt=1.6, steps=1), [0.3, 0.7], atol=1e-12)
+    # two steps from (0.3, 0.7) with OpenSpiel's floor: xᵀMy = 0.3, y0 − 1.6·0.3·0.7 = −0.036 -> back to (0.3, 0.7)
+    np.testing.assert_allclose(prd(M, gamma=0.3, dt=1.6, steps=2), [(0.5 + 0.3 + 0.3) / 3, (0.5 + 0.7 + 0.7) / 3],
+                               atol=1e-12)
+
+
+def test_prd_long_run_sits_on_the_floor():
+    # partner 1 is strictly worse for the learner in every row: the minimiser leaves every other partner at
+    # the floor, γ with OpenSpiel's definition, γ/(P+1) with the scaled one (P = 3 partners, K = 2 snapshots)
+    M = np.array([[3.0, 1.0, 2.0], [2.0, 0.0, 5.0]])
+    y = prd(M, gamma=0.2)
+    assert y[[0, 2]] == pytest.approx([0.2, 0.2], abs=0.01) and y[1] == pytest.approx(0.6, abs=0.02)
+    y = prd(M, gamma=0.2, floor="scaled")
+    assert y[[0, 2]] == pytest.approx([0.05, 0.05], abs=0.01) and y[1] == pytest.approx(0.9, abs=0.02)
+    # at γ = 1/P OpenSpiel's floor leaves only the uniform mixture
+    np.testing.assert_allclose(prd(M, gamma=1 / 3, steps=50), THIRD, atol=1e-12)
+    with pytest.raises(UserError, match=r"gamma \(0.4\) times the number of strategies \(3\) must be <= 1"):
+        prd(M, gamma=0.4)
+    assert prd(M, gamma=0.4, floor="scaled")[0] == pytest.approx(0.1, abs=0.01)
+    with pytest.raises(UserError, match="floor must be one of openspiel, scaled"):
+        solve("prd", M, floor="paper")
 
 
 def test_prd_is_invariant_to_payoff_units_when_normalised():
@@ -196,16 +239,20 @@ def test_errors():
 
 # ------------------------------------------------------------------------------------ OpenSpiel (optional)
 
-def test_prd_matches_open_spiel():
+@pytest.mark.parametrize("gamma", [1e-6, 0.05, 0.2])
+def test_prd_matches_open_spiel(gamma):
     pytest.importorskip("open_spiel")
     from open_spiel.python.algorithms.projected_replicator_dynamics import projected_replicator_dynamics
     rng = np.random.default_rng(3)
-    for _ in range(3):
-        M = rng.normal(size=(3, 3))
-        # the same integration time as OpenSpiel's defaults (1e5 steps of 1e-3) in a tenth of the steps
-        ref = projected_replicator_dynamics([M, -M], prd_gamma=0.0, prd_iterations=10_000, prd_dt=1e-2)
-        ours = prd(M, gamma=0.0, steps=10_000, dt=1e-2, normalize=False)
-        np.testing.assert_allclose(ours, ref[1], atol=1e-3)
+    for shape in ((3, 3), (3, 4), (4, 2)):
+        M = rng.normal(size=shape)
+        # the same algorithm (floor γ, average over the initial strategy and every iterate): equal to rounding
+        ref = projected_replicator_dynamics([M, -M], prd_gamma=gamma, prd_iterations=2_000, prd_dt=1e-2)
+        ours = prd(M, gamma=gamma, steps=2_000, dt=1e-2, normalize=False)
+        np.testing.assert_allclose(ours, ref[1], atol=1e-10)
+        if gamma >= 0.05:  # the scaled floor γ/(n+1) is another algorithm
+            scaled = prd(M, gamma=gamma, steps=2_000, dt=1e-2, normalize=False, floor="scaled")
+            assert np.abs(scaled - ref[1]).max() > 1e-3
 
 
 def test_alpharank_matches_open_spiel():
