@@ -6,9 +6,10 @@ Errors a user can cause are printed as one line (``adhoc: error: ...``) with exi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from adhoc.errors import UserError
+from adhoc.errors import Interrupted, UserError
 
 
 def _train_population(args: argparse.Namespace) -> None:
@@ -18,14 +19,14 @@ def _train_population(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides)
     if not isinstance(config, RunConfig):
         raise UserError(f"{args.config} is a learner config: run it with adhoc train-learner")
-    pop = train_population(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
+    pop = train_population(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
     print(pop.summary())
     print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
     if args.crossplay_episodes > 0:
         from adhoc.recipes.crossplay import run_crossplay
         from adhoc.report import terminal_table
 
-        result, out = run_crossplay([str(pop.path)], episodes=args.crossplay_episodes)
+        result, out = run_crossplay([str(pop.path)], episodes=args.crossplay_episodes, out=pop.path / "crossplay")
         print("\n" + terminal_table(result))
         print(f"\ncross-play report: {out / 'report.html'}")
 
@@ -35,7 +36,7 @@ def _train_learner(args: argparse.Namespace) -> None:
     from adhoc.recipes.train_learner import summary, train_learner
 
     config = load_learner_config(args.config, args.overrides)
-    pop = train_learner(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
+    pop = train_learner(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
     print(summary(pop))
     print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
 
@@ -45,7 +46,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from adhoc.report import evaluation_table
 
     result, out = run_evaluate(args.agent, args.partners, member=args.member, episodes=args.episodes,
-                               out=args.out, seed=args.seed, mixture=args.mixture,
+                               out=args.out, seed=args.seed, mixture=args.mixture, overwrite=args.overwrite,
                                seat=None if args.seat is None else args.seat if args.seat == "both" else int(args.seat))
     print(evaluation_table(result))
     print(f"\nwrote {out}/: evaluation.json, returns.png, report.md, report.html")
@@ -56,7 +57,7 @@ def _crossplay(args: argparse.Namespace) -> None:
     from adhoc.report import terminal_table
 
     result, out = run_crossplay(args.populations, episodes=args.episodes, out=args.out, seed=args.seed,
-                                threshold=args.threshold)
+                                threshold=args.threshold, overwrite=args.overwrite)
     print(terminal_table(result))
     print(f"\nwrote {out}/: matrix.npy, crossplay.json, heatmap.png, report.md, report.html, tb/")
 
@@ -85,6 +86,15 @@ def _populations_check(args: argparse.Namespace) -> None:
     print(f"ok: {len(pop.members)} members of {pop.path} load onto {base.model_id} (fingerprint {base.fingerprint})")
 
 
+def _write_options(p: argparse.ArgumentParser, kind: str, resume: bool = False) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace --out if it holds an earlier {kind} (never any other folder)")
+    if resume:
+        p.add_argument("--resume", action="store_true",
+                       help="continue the interrupted run of --out from its last checkpoint (same config)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adhoc", description="Population-based ad hoc coordination with LM policies.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -92,9 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-population", help="train a population of LoRA partner strategies")
     p.add_argument("config", help="YAML config, e.g. configs/lever-selfplay.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. population.size=4")
-    p.add_argument("--out", help="population folder to write (default runs/<game>-<method>-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it holds a population")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", help="population folder to write (default runs/<game>-<method>-seed<S>-<time>-<id>)")
+    _write_options(p, "population", resume=True)
     p.add_argument("--crossplay-episodes", type=int, default=64, metavar="K",
                    help="end with a cross-play report of the new population, K episodes per pair (0: skip)")
     p.set_defaults(func=_train_population)
@@ -104,9 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides; partners=DIR or partners=scripted:GAME[:a,b] (repeatable) names the partners "
                         "(population folders, or the scripted teachers of the config's game), solver=NAME the meta-solver")
-    p.add_argument("--out", help="learner population folder to write (default runs/<game>-learner-<solver>-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it holds a population")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", help="learner population folder to write (default runs/<game>-learner-<solver>-seed<S>-<time>-<id>)")
+    _write_options(p, "population", resume=True)
     p.set_defaults(func=_train_learner)
 
     p = sub.add_parser("evaluate", help="an agent's returns with (held-out) partner populations: mean, worst case, regret")
@@ -114,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partners", action="append", required=True, metavar="POP", help="partner population folder, or scripted:GAME[:a,b] (the game's scripted teachers); repeatable")
     p.add_argument("--member", help="the agent's member name (default: the population's first member)")
     p.add_argument("--episodes", type=int, default=256, metavar="K", help="episodes per partner and seating (default 256)")
-    p.add_argument("--out", help="output folder (default AGENT/evaluation/<partner populations>)")
+    p.add_argument("--out", help="output folder (default runs/evaluate-<AGENT>-<time>-<id>)")
+    _write_options(p, "evaluation")
     p.add_argument("--mixture", action="store_true",
                    help="evaluate the mixture over members stored in AGENT's manifest (train-learner: the maximin "
                         "mixture over its snapshots): return with partner j = sum_k x_k G(k, j)")
@@ -126,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crossplay", help="cross-play matrix, metrics, conventions and report of populations")
     p.add_argument("populations", nargs="+", metavar="POP", help="population folders (several: compared across)")
     p.add_argument("--episodes", type=int, default=64, metavar="K", help="episodes per ordered pair (default 64)")
-    p.add_argument("--out", help="output folder (default POP/crossplay)")
+    p.add_argument("--out", help="output folder (default runs/crossplay-<POP>-<time>-<id>)")
+    _write_options(p, "crossplay")
     p.add_argument("--threshold", type=float, default=0.5, help="normalised cross-play for two members to share a convention")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_crossplay)
@@ -158,12 +168,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
+        sys.stdout.flush()
     except UserError as exc:
         print(f"adhoc: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"adhoc: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("adhoc: interrupted (nothing was published; partial work stays in a hidden .partial folder)", file=sys.stderr)
+        print("adhoc: interrupted (nothing was published; a run keeps its last checkpoint for --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `adhoc ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 2
+    except OSError as exc:  # a full disk, a folder that became read-only, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"adhoc: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     return 0
 
 

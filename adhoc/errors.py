@@ -3,3 +3,14 @@
 
 class UserError(Exception):
     """Bad config, missing or corrupt population, incompatible base model, impossible parameters."""
+
+
+class Interrupted(Exception):
+    """A run stopped on SIGTERM / SIGINT after writing a checkpoint; the CLI says how to resume it."""
+
+    def __init__(self, out, iteration: int, signum: int) -> None:
+        import signal
+
+        super().__init__(f"stopped by {signal.Signals(signum).name} at iteration {iteration}; checkpoint saved. "
+                         f"Continue with the same command and --resume --out {out}")
+        self.exit_code = 128 + signum

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,12 @@ from typing import Any
 import yaml
 
 from adhoc.errors import UserError
+from adhoc.paths import OutputFolder, check_name
 
 FORMAT = "adhoc-population/1"
 MANIFEST = "population.yaml"
 REQUIRED = ("format", "game", "method", "base_model", "adapter", "members")
+CHECKPOINT = "checkpoint.safetensors"  # a training run's checkpoint, in its staging folder only
 
 
 def package_versions() -> dict[str, str]:
@@ -109,33 +110,51 @@ class Population:
 
     @classmethod
     def load(cls, path: str | Path) -> "Population":
-        """Read and validate a population folder; every problem is one clear ``UserError`` line."""
+        """Read and validate a population folder; every problem is one clear ``UserError`` line. Member names
+        must be plain names and no file read may lie behind a link leading out of the folder."""
         path = Path(path)
         manifest_file = path / MANIFEST
         if not path.is_dir():
             raise UserError(f"population not found: {path}")
         if not manifest_file.is_file():
             raise UserError(f"{path} is not a population: {MANIFEST} is missing")
+        _inside(path, manifest_file)
         try:
             manifest = yaml.safe_load(manifest_file.read_text())
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise UserError(f"population {path}: {MANIFEST} does not parse ({str(exc).splitlines()[0]})") from None
+        except OSError as exc:
+            raise UserError(f"population {path}: {MANIFEST} cannot be read ({exc.strerror})") from None
         if not isinstance(manifest, dict) or any(k not in manifest for k in REQUIRED):
             missing = [k for k in REQUIRED if not isinstance(manifest, dict) or k not in manifest]
             raise UserError(f"population {path}: {MANIFEST} lacks {', '.join(missing)}")
         if manifest["format"] != FORMAT:
-            raise UserError(f"population {path}: unknown format {manifest['format']!r} (this adhoc reads {FORMAT})")
+            fmt = str(manifest["format"])
+            newer = fmt.startswith("adhoc-population/") and fmt.rpartition("/")[2].isdigit() and \
+                int(fmt.rpartition("/")[2]) > int(FORMAT.rpartition("/")[2])
+            raise UserError(f"population {path}: format {fmt!r} is " + ("newer than this adhoc reads "
+                            f"({FORMAT}); upgrade adhoc" if newer else f"unknown (this adhoc reads {FORMAT})"))
         members = manifest["members"]
         if not isinstance(members, list) or not members or not all(isinstance(m, dict) and "name" in m for m in members):
             raise UserError(f"population {path}: members must be a non-empty list of entries with a name")
+        for m in members:
+            check_name(m["name"], f"population {path}: member name")
+        if len({m["name"] for m in members}) != len(members):
+            raise UserError(f"population {path}: member names repeat")
         if not isinstance(manifest["base_model"], dict) or not {"id", "fingerprint"} <= set(manifest["base_model"]):
             raise UserError(f"population {path}: base_model must give id and fingerprint")
         adapter = manifest["adapter"]
         if not isinstance(adapter, dict) or not {"rank", "alpha", "target_modules"} <= set(adapter):
             raise UserError(f"population {path}: adapter must give rank, alpha and target_modules")
+        if not isinstance(manifest["game"], dict) or "name" not in manifest["game"]:
+            raise UserError(f"population {path}: game must be a mapping with a name")
         pop = cls(path=path, manifest=manifest)
         for name in pop.names:
-            _check_adapter_folder(pop.member_dir(name), manifest["adapter"])
+            folder = pop.member_dir(name)
+            _inside(path, folder)
+            for f in (folder.iterdir() if folder.is_dir() else ()):
+                _inside(path, f)
+            _check_adapter_folder(folder, manifest["adapter"])
         return pop
 
     def summary(self) -> str:
@@ -158,6 +177,15 @@ class Population:
         return "\n".join(lines)
 
 
+def _inside(root: Path, item: Path) -> None:
+    """Refuse a file or folder of the population that is a link leading out of it."""
+    real_root = root.resolve()
+    if item.is_symlink() or item.exists():
+        real = item.resolve()
+        if real != real_root and real_root not in real.parents:
+            raise UserError(f"population {root}: {item.relative_to(root)} links outside the population ({real})")
+
+
 def _check_adapter_folder(folder: Path, adapter: dict[str, Any]) -> None:
     """A member folder must hold a parseable LoRA config matching the manifest and complete weights."""
     from adhoc.lm.adapters import read_adapter_folder
@@ -170,33 +198,31 @@ def _check_adapter_folder(folder: Path, adapter: dict[str, Any]) -> None:
         raise UserError(f"adapter {folder}: weights cover {sorted(found)}, the manifest says {sorted(adapter.get('target_modules') or [])}")
 
 
-class PopulationWriter:
-    """Stage a population in ``.<name>.partial`` beside ``out``; ``commit`` renames it into place."""
+class PopulationWriter(OutputFolder):
+    """Stage a population in ``.<name>.partial`` beside ``out`` (locked, see ``adhoc.paths.OutputFolder``);
+    ``commit`` checks that it reads back, then renames it into place."""
 
-    def __init__(self, out: str | Path, overwrite: bool = False) -> None:
-        self.out = Path(out)
-        if self.out.exists() and not overwrite:
-            raise UserError(f"{self.out} already exists (choose another --out or pass --overwrite)")
-        if self.out.exists() and not (self.out / MANIFEST).is_file():
-            raise UserError(f"{self.out} exists and is not a population; refusing to replace it")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = self.out.parent / f".{self.out.name}.partial"
-        if self.staging.exists():
-            shutil.rmtree(self.staging)  # an earlier interrupted run of ours
-        self.staging.mkdir()
+    def __init__(self, out: str | Path, overwrite: bool = False, resume: bool = False, inputs: tuple = ()) -> None:
+        super().__init__(out, "population", overwrite=overwrite, resume=resume, inputs=inputs)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         manifest = {"format": FORMAT, "created": _dt.datetime.now().isoformat(timespec="seconds"),
                     "versions": package_versions(), **manifest}
-        (self.staging / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
+        atomic_write(self.staging / MANIFEST, yaml.safe_dump(manifest, sort_keys=False))
 
     def commit(self) -> Path:
-        Population.load(self.staging)  # never publish something we could not read back
-        old = None
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            os.rename(self.out, old)
-        os.rename(self.staging, self.out)
-        if old is not None:
-            shutil.rmtree(old)
-        return self.out
+        Population.load(self.staging)  # never publish what we could not read back
+        checkpoint = self.staging / CHECKPOINT
+        if checkpoint.exists():
+            checkpoint.unlink()
+        return super().commit()
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``path`` so that it is either the old file or the complete new one: temp file, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -14,6 +14,7 @@ from adhoc.games import make_game
 from adhoc.lm.adapters import AdapterBank
 from adhoc.lm.base import load_base
 from adhoc.population import PopulationWriter
+from test_cli import tree_digest as digest
 
 TARGETS = ["q_proj", "v_proj", "lm_head"]
 
@@ -99,7 +100,7 @@ def test_deterministic_cmg_members_give_block_indicator(tmp_path):
     assert [result.member_conventions[f"m{k}"]["convention"] for k in range(5)] == blocks
 
 
-def test_cross_population_and_report_files(tmp_path, capsys):
+def test_cross_population_and_report_files(tmp_path, capsys, monkeypatch):
     game = make_game("lever")
     a = forced_population(tmp_path / "a", game, "lever", [1, 2])
     b = forced_population(tmp_path / "b", game, "lever", [1, 1, 4])
@@ -117,8 +118,12 @@ def test_cross_population_and_report_files(tmp_path, capsys):
     assert "data:image/png;base64," in html and "cross-play" in html.lower()
     assert "| self-play mean (SP) |" in (out / "report.md").read_text()
     assert "cross-play on lever" in capsys.readouterr().out
-    # the default output folder is POP/crossplay
-    assert main(["crossplay", str(a), "--episodes", "4"]) == 0 and (a / "crossplay" / "crossplay.json").is_file()
+    # the default output folder is runs/crossplay-<POP>-<time>-<id>, never inside the population
+    monkeypatch.chdir(tmp_path)
+    before = digest(a)
+    assert main(["crossplay", str(a), "--episodes", "4"]) == 0 and digest(a) == before
+    [default] = (tmp_path / "runs").glob("crossplay-a-*")
+    assert (default / "crossplay.json").is_file()
 
 
 def test_bad_crossplay_input(tmp_path, capsys):

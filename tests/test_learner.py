@@ -227,7 +227,8 @@ def test_fresh_oracles_mix_into_a_robust_agent(partners, tmp_path):
 
 
 # ------------------------------------------------------------------ evaluation
-def test_mixture_evaluation_is_the_weighted_return(tmp_path, capsys):
+def test_mixture_evaluation_is_the_weighted_return(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --out is runs/evaluate-<agent>[-mixture]-<time>-<id>
     game = make_game("lever")
     agent = forced_population(tmp_path / "agent", game, "lever", [3, 0, 7])
     manifest = yaml.safe_load((agent / "population.yaml").read_text())
@@ -235,7 +236,8 @@ def test_mixture_evaluation_is_the_weighted_return(tmp_path, capsys):
     (agent / "population.yaml").write_text(yaml.safe_dump(manifest))
     held_out = forced_population(tmp_path / "held-out", game, "lever", [3, 7, 0])
     assert main(["evaluate", str(agent), "--partners", str(held_out), "--episodes", "8", "--mixture"]) == 0
-    data = json.loads((agent / "evaluation" / "held-out-mixture" / "evaluation.json").read_text())
+    [out] = (tmp_path / "runs").glob("evaluate-agent-mixture-*")
+    data = json.loads((out / "evaluation.json").read_text())
     # partner on 3: 0.25 · 1; on 7: nobody; on 0: 0.75 · 0.9
     assert [p["return"] for p in data["per_partner"]] == pytest.approx([0.25, 0.0, 0.675], abs=1e-6)
     assert data["mean_return"] == pytest.approx(0.925 / 3, abs=1e-4) and data["worst_return"] == 0.0
@@ -245,8 +247,10 @@ def test_mixture_evaluation_is_the_weighted_return(tmp_path, capsys):
     assert "mixture(m0 0.25, m1 0.75)" in data["agent"] and "mean return" in capsys.readouterr().out
     # without --mixture: the first member, as before
     assert main(["evaluate", str(agent), "--partners", str(held_out), "--episodes", "8"]) == 0
-    data = json.loads((agent / "evaluation" / "held-out" / "evaluation.json").read_text())
+    [out] = (tmp_path / "runs").glob("evaluate-agent-2*")
+    data = json.loads((out / "evaluation.json").read_text())
     assert data["mean_return"] == pytest.approx(1 / 3, abs=1e-4) and "mixture" not in data
+    assert sorted(p.name for p in agent.iterdir()) == ["members", "population.yaml"]  # the agent is untouched
 
 
 def test_evaluation_of_a_deterministic_agent_is_exact(tmp_path, capsys):
@@ -254,8 +258,8 @@ def test_evaluation_of_a_deterministic_agent_is_exact(tmp_path, capsys):
     agent = forced_population(tmp_path / "agent", game, "lever", [3, 0])
     held_out = forced_population(tmp_path / "held-out", game, "lever", [3, 7, 0])
     before = digest(held_out)
-    assert main(["evaluate", str(agent), "--partners", str(held_out), "--episodes", "16"]) == 0
-    out = agent / "evaluation" / "held-out"
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", str(agent), "--partners", str(held_out), "--episodes", "16", "--out", str(out)]) == 0
     data = json.loads((out / "evaluation.json").read_text())
     assert data["agent"].endswith("agent:m0") and data["episodes"] == 16
     assert [p["return"] for p in data["per_partner"]] == pytest.approx([1.0, 0.0, 0.0], abs=1e-6)

@@ -62,9 +62,10 @@ def test_learner_learns_to_follow_the_direct_teacher(learner):
     assert now["return"] == now["return_seat0"] and now["return"] > start["return"] + 0.08
 
 
-def test_evaluate_reports_one_row_per_teacher(learner, capsys):
-    assert main(["evaluate", str(learner.path), "--partners", "scripted:warehouse", "--episodes", "32"]) == 0
-    out = learner.path / "evaluation" / "scripted-warehouse"
+def test_evaluate_reports_one_row_per_teacher(learner, capsys, tmp_path):
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", str(learner.path), "--partners", "scripted:warehouse", "--episodes", "32",
+                 "--out", str(out)]) == 0
     text = (out / "evaluation.json").read_text()
     assert "NaN" not in text  # strict JSON: entries that were not played are null
     data = json.loads(text)

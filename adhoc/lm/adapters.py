@@ -318,3 +318,9 @@ class MemberAdam:
         for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq)):
             out[f"exp_avg.{i}"], out[f"exp_avg_sq.{i}"] = m, v
         return out
+
+    @torch.no_grad()
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what ``state_tensors`` returned (a checkpoint), in place."""
+        for key, value in self.state_tensors().items():
+            value.copy_(tensors[key])

@@ -44,6 +44,17 @@ class FCP(SelfPlay):
         self.snapshots.append([p.detach().clone() for p in bank.member_parameters()])
         self.returns.append(sp.detach().clone())
 
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"fcp.returns.{c}": r for c, r in enumerate(self.returns)}
+        out.update({f"fcp.snapshot.{c}.{j}": p for c, snap in enumerate(self.snapshots) for j, p in enumerate(snap)})
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        n_checkpoints = sum(k.startswith("fcp.returns.") for k in tensors)
+        n_tensors = sum(k.startswith("fcp.snapshot.0.") for k in tensors)
+        self.returns = [tensors[f"fcp.returns.{c}"] for c in range(n_checkpoints)]
+        self.snapshots = [[tensors[f"fcp.snapshot.{c}.{j}"] for j in range(n_tensors)] for c in range(n_checkpoints)]
+
     def extra_members(self, final: torch.Tensor) -> list[tuple[int, list[torch.Tensor], str, float]]:
         """(member, weights, checkpoint label, self-play return) for the initial and half-way checkpoints."""
         history = torch.stack(self.returns)  # [C, N]

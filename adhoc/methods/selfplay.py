@@ -41,6 +41,13 @@ class SelfPlay:
     def on_evaluation(self, iteration: int, sp: torch.Tensor, bank) -> None:
         """Called after each evaluation with the members' self-play returns [N]."""
 
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The method's own state for a checkpoint (none for self-play: its state is the bank)."""
+        return {}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore ``state_tensors`` from a checkpoint (``tensors`` may hold other keys too)."""
+
     def slot_name(self, slot: int, names: list[str]) -> str:
         """Name (in logs) of a trained adapter beyond the population's members (``names``)."""
         return f"{names[slot % len(names)]}-restart{slot // len(names)}"

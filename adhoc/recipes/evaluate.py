@@ -35,8 +35,8 @@ episodes with every partner in both seatings (one AdapterBank, partners' self-pl
   stratified estimator Σ_k x_k mean_e r_k,e, which is smaller than that of E episodes of the mixture that
   draws one member per episode).
 
-Outputs (``--out``, default ``AGENT/evaluation/<partner populations>``, with ``-mixture`` appended for
-``--mixture``), written into a staging folder and renamed into place: ``evaluation.json``, ``returns.png``,
+Outputs (``--out``, default ``runs/evaluate-<AGENT>[-mixture]-<time>-<id>``), written into a locked staging folder
+and renamed into place (an existing ``--out`` is replaced only with ``overwrite`` and only if it is an evaluation): ``evaluation.json``, ``returns.png``,
 ``report.md``, ``report.html``.
 """
 
@@ -196,24 +196,25 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
                             partners=partners.describe(), episodes=episodes, metrics=metrics, returns=combined)
 
 
-def write_outputs(result: EvaluationResult, out: str | Path) -> Path:
-    from adhoc.recipes.crossplay import publish, staging_for
+def write_outputs(result: EvaluationResult, out: str | Path, overwrite: bool = False) -> Path:
+    from adhoc.recipes.crossplay import write_folder
     from adhoc.report import evaluation_html, evaluation_markdown, evaluation_png
 
-    staging = staging_for(out)
-    (staging / "evaluation.json").write_text(json.dumps(result.to_json(), indent=1))
     png = evaluation_png(result)
-    (staging / "returns.png").write_bytes(png)
-    (staging / "report.md").write_text(evaluation_markdown(result))
-    (staging / "report.html").write_text(evaluation_html(result, png))
-    return publish(staging, out)
+    files = {"evaluation.json": json.dumps(result.to_json(), indent=1), "returns.png": png,
+             "report.md": evaluation_markdown(result), "report.html": evaluation_html(result, png)}
+    return write_folder(out, "evaluation", files, overwrite=overwrite)
 
 
 def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None, episodes: int = 256,
                  out: str | None = None, seed: int = 0, mixture: bool = False,
-                 seat: int | str | None = None) -> tuple[EvaluationResult, Path]:
+                 seat: int | str | None = None, overwrite: bool = False) -> tuple[EvaluationResult, Path]:
+    """Evaluate and write the report to ``out`` (default ``runs/evaluate-<agent>-<time>-<id>``), checked
+    before any episode is played."""
+    from adhoc.paths import check_out, unique_default
+    from adhoc.recipes.crossplay import input_label
+
+    out = Path(out) if out is not None else unique_default("evaluate", input_label(agent), "mixture" if mixture else "")
+    check_out(out, "evaluation", overwrite, inputs=(agent, *partner_specs))
     result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture, seat=seat)
-    if out is None:
-        out = Path(agent) / "evaluation" / ("+".join(p["label"] for p in result.partners)
-                                            + ("-mixture" if mixture else ""))
-    return result, write_outputs(result, out)
+    return result, write_outputs(result, out, overwrite)

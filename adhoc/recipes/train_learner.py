@@ -76,15 +76,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adhoc import checkpoint
 from adhoc.config import LearnerRunConfig, ModelConfig, entropy_coef_at
-from adhoc.errors import UserError
+from adhoc.errors import Interrupted, UserError
 from adhoc.games import build_game
 from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.methods.common import entropy_per_member, policy_gradient_loss
 from adhoc.partners import Partners, load_partners, returns_with_partners, seats_beside
-from adhoc.population import Member, Population, PopulationWriter
+from adhoc.paths import check_out, unique_default
+from adhoc.population import CHECKPOINT, Member, Population, PopulationWriter, atomic_write
+from adhoc.recipes.train_population import check_finite
 from adhoc.rollout import rollout
 from adhoc.solvers import nash_zero_sum, solve
 
@@ -205,14 +208,17 @@ def learner_adapter(config: LearnerRunConfig, partners: Partners) -> dict:
 
 
 def default_out(config: LearnerRunConfig, partners: Partners) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{partners.game['name']}-learner-{config.solver['name']}-{stamp}"
+    return unique_default(partners.game["name"], "learner", config.solver["name"], f"seed{config.learner.seed}")
 
 
 # ---------------------------------------------------------------------------- the recipe
 def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overwrite: bool = False,
-                  progress: bool = True) -> Population:
+                  progress: bool = True, resume: bool = False) -> Population:
+    """Train, checkpointing every ``train.checkpoint_every`` iterations and on SIGTERM / Ctrl-C; with
+    ``resume`` continue the interrupted run of the same ``out`` from its checkpoint (bit for bit on CPU)."""
     start = time.perf_counter()
+    if resume and out is None:
+        raise UserError("--resume needs the --out of the run to continue")
     game_spec = None
     if config.game is not None:
         g = build_game(config.game)
@@ -222,12 +228,22 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
     training_seats = seats_beside(partners.seats(), seat, partners.names)  # the partners' seats beside the learner
     adapter = learner_adapter(config, partners)
     out = Path(out) if out is not None else default_out(config, partners)
+    if not resume:
+        check_out(out, "population", overwrite, inputs=tuple(config.partners))  # before the base is loaded
     default_base = partners.base_model["id"] if partners.base_model else ModelConfig.base
     base = load_base(config.model.base or default_base, config.model.device, config.model.dtype,
                      config.model.cpu_threads)
     for pop in partners.populations:
         pop.check_base(base.model_id, base.fingerprint)  # a different base model: refused before any write
-    writer = PopulationWriter(out, overwrite=overwrite)
+    writer = PopulationWriter(out, overwrite=overwrite, resume=resume, inputs=tuple(config.partners))
+    try:
+        return _train(config, writer, partners, adapter, base, seat, training_seats, start, progress, resume)
+    except BaseException as exc:
+        writer.abandon(keep=(writer.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
+        raise
+
+
+def _train(config, writer, partners, adapter, base, seat, training_seats, start, progress, resume) -> Population:
     solver_params = {k: v for k, v in config.solver.items() if k != "name"}
 
     # 1. game, one bank (LoRA partners 0..N-1, learner N), scripted partners after the bank, policy,
@@ -250,25 +266,48 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
     only_learner[learner] = True
     rng = np.random.default_rng(config.learner.seed)
     episodes = config.train.eval_episodes
-    # the partners' self-play: their best achievable return (regret, minimax_regret; NaN for scripted
-    # partners); the epoch-0 row
-    first = returns_with_partners(game, policy, learner, partner_ids, episodes, rng, self_play=True,
-                                  seats=partner_seats, agent_seat=seat).mean(-1)
-    partner_sp = first[:, 2]
-
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
-    (writer.staging / "config.yaml").write_text(config.to_yaml())
-    tb = SummaryWriter(str(writer.staging / "tb"))
-    tb.add_text("config", "```\n" + config.to_yaml() + "\n```")
+    checkpoint_file = writer.staging / CHECKPOINT
+    config_yaml = config.to_yaml()
     names = partners.names
     rows: list[np.ndarray] = []
     history: list[dict] = []
     snapshots: list[Member] = []
-    total = config.train.iterations
-    bar = tqdm(total=total, desc=f"learner ({config.solver['name']}) on {game.name}", disable=not progress, unit="it")
-    iteration = 0
+    iteration, first_epoch, done_in_epoch, sigma = 0, 0, 0, None
+    if resume:
+        tensors, state = checkpoint.load(checkpoint_file)
+        checkpoint.check_same_config(state, config_yaml, checkpoint_file)
+        checkpoint.restore_run_tensors(tensors, bank, optimizer)
+        checkpoint.restore_rng(rng, state["rng"])
+        first, sigma = tensors["first"].numpy(), tensors["sigma"].numpy()
+        rows = list(tensors["rows"].numpy())
+        history, seed = state["history"], state["seed"]
+        snapshots = [Member(m.pop("name"), m.pop("seed"), m.pop("self_play_return"), m) for m in state["snapshots"]]
+        iteration, first_epoch, done_in_epoch = state["iteration"], state["epoch"], state["done_in_epoch"]
+        start -= state["train_time_s"]
+    else:
+        # the partners' self-play: their best achievable return (regret, minimax_regret; NaN for scripted
+        # partners); the epoch-0 row
+        first = returns_with_partners(game, policy, learner, partner_ids, episodes, rng, self_play=True,
+                                      seats=partner_seats, agent_seat=seat).mean(-1)
+        atomic_write(writer.staging / "config.yaml", config_yaml)
+    partner_sp = first[:, 2]
+    tb = SummaryWriter(str(writer.staging / "tb"), purge_step=iteration + 1 if resume else None)
+    if not resume:
+        tb.add_text("config", "```\n" + config_yaml + "\n```")
+    bar = tqdm(total=config.train.iterations, initial=iteration, disable=not progress, unit="it",
+               desc=f"learner ({config.solver['name']}) on {game.name}")
+
+    def save_checkpoint(epoch: int, done: int) -> None:
+        tensors = checkpoint.run_tensors(bank, optimizer)
+        tensors.update(first=torch.as_tensor(first), sigma=torch.as_tensor(sigma),
+                       rows=torch.as_tensor(np.stack(rows)))
+        checkpoint.save(checkpoint_file, tensors, {
+            "iteration": iteration, "epoch": epoch, "done_in_epoch": done, "rng": checkpoint.rng_state(rng),
+            "seed": seed, "history": history, "snapshots": [m.to_dict() for m in snapshots],
+            "config": config_yaml, "train_time_s": time.perf_counter() - start})
 
     def evaluate(epoch: int) -> dict:
         seats = first if epoch == 0 else returns_with_partners(game, policy, learner, partner_ids, episodes, rng,
@@ -287,7 +326,8 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         bar.set_postfix(mean=f"{row.mean():.3f}", worst=f"{row.min():.3f}")
         return record
 
-    for epoch in range(config.train.epochs):
+    def _next_epoch(epoch: int) -> tuple[np.ndarray, int]:
+        """Steps 2a-2d of an epoch: the new row of M, the meta-strategy σ, snapshot k, a fresh oracle."""
         # 2a. evaluate the current learner: a new row of the meta-game
         record = evaluate(epoch)
         matrix = np.stack(rows)  # [snapshots, partners]
@@ -306,29 +346,43 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
                                 {"snapshot_of": config.learner.name, "epoch": epoch, "iteration": iteration,
                                  "return_mean": record["return_mean"], "return_worst": record["return_worst"]}))
         # 2d. a fresh oracle for this epoch (PSRO): new LoRA init, Adam state forgotten
+        new_seed = seed
         if config.learner.oracle == "fresh" and epoch > 0:
-            seed = oracle_seed(config.learner.seed, epoch)
-            bank.init_member(learner, seed, b_std=config.model.lora_init_std)
+            new_seed = oracle_seed(config.learner.seed, epoch)
+            bank.init_member(learner, new_seed, b_std=config.model.lora_init_std)
             optimizer.reset(learner)
-        # 2e. train against sigma
-        for _ in range(config.train.iterations_per_epoch):
-            iteration += 1
-            t0 = time.perf_counter()
-            pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng, partner_ids, training_seats)
-            traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False)
-            returns = traj.returns[:, 0]  # [B]
-            advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]
-            pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, n_ids)[learner]
-            ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, n_ids)[learner]
-            loss = pg - entropy_coef_at(config.train, iteration) * ent
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step(only_learner)
-            tb.add_scalar("train/loss", float(loss.detach()), iteration)
-            tb.add_scalar("train/return", float(returns.mean()), iteration)
-            tb.add_scalar("train/entropy", float(ent.detach()), iteration)
-            tb.add_scalar("time/iteration_s", time.perf_counter() - t0, iteration)
-            bar.update(1)
+        return sigma, new_seed
+
+    with checkpoint.StopSignals() as stop:
+        for epoch in range(first_epoch, config.train.epochs):
+            if epoch > first_epoch or not resume:  # a resumed epoch has done 2a-2d already
+                sigma, seed = _next_epoch(epoch)
+                done_in_epoch = 0
+            # 2e. train against sigma
+            for done in range(done_in_epoch + 1, config.train.iterations_per_epoch + 1):
+                iteration += 1
+                t0 = time.perf_counter()
+                pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng, partner_ids, training_seats)
+                traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False)
+                returns = traj.returns[:, 0]  # [B]
+                advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]
+                pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, n_ids)[learner]
+                ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, n_ids)[learner]
+                loss = pg - entropy_coef_at(config.train, iteration) * ent
+                optimizer.zero_grad()
+                loss.backward()
+                check_finite(loss[None], optimizer, iteration, [config.learner.name] * bank.n_members)
+                optimizer.step(only_learner)
+                tb.add_scalar("train/loss", float(loss.detach()), iteration)
+                tb.add_scalar("train/return", float(returns.mean()), iteration)
+                tb.add_scalar("train/entropy", float(ent.detach()), iteration)
+                tb.add_scalar("time/iteration_s", time.perf_counter() - t0, iteration)
+                bar.update(1)
+                if iteration < config.train.iterations and checkpoint.due(iteration, config.train.checkpoint_every, stop):
+                    save_checkpoint(epoch, done)
+                    if stop.requested is not None:
+                        tb.close()
+                        raise Interrupted(writer.out, iteration, stop.requested)
     # 3. the final learner: last row of the meta-game, then save
     final = evaluate(config.train.epochs)
     history.append(final)
