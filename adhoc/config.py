@@ -4,23 +4,42 @@ A config has sections ``game``, ``method``, ``model``, ``population``, ``train``
 are chosen by registry name (``game.name=lever``, or the shorthand ``game: lever``) and their schema is the
 registered config class of that name, so unknown keys, wrong types and unknown names are all rejected with
 one line naming the key and the allowed values (``ConfigError``, exit code 2 from the CLI).
+
+Every parameter has a validated range, checked before any work (``check``/``check_learner``, which
+``load_config``/``load_learner_config`` and ``adhoc validate`` run): every float anywhere (game, method and
+solver parameters included) must be finite; numbers lie in the ranges of ``RANGES``, ``METHOD_RANGES`` and
+``SOLVER_RANGES``; sizes have upper bounds (``MAX_*``) whose messages say roughly what the value would take
+in memory; names that become paths are one plain path component; ``device``, ``dtype`` and ``model.base``
+are values the loader accepts. The YAML file itself is read strictly (``_load_yaml``): UTF-8 text, one
+mapping, no duplicate keys, no tags, a bounded size.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
+import math
+import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from adhoc.errors import UserError
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 
 class ConfigError(UserError):
-    pass
+    """A bad config; its message is always one line (control characters in user values are escaped)."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(_CONTROL.sub(lambda m: repr(m.group())[1:-1], str(message)))
 
 
 @dataclass
@@ -91,9 +110,321 @@ class RunConfig(_Serialised):
 
 SECTIONS = {"model": ModelConfig, "population": PopulationConfig, "train": TrainConfig}
 
+# ---------------------------------------------------------------------------- ranges and limits
+# Upper bounds on sizes: generous (every shipped config is far below them) but they stop a typo (an extra zero
+# or three) from allocating tens of GiB or running for weeks after `adhoc validate` said ok.
+MAX_POPULATION = 4096  # members: each is one adapter (weights, gradients and Adam moments)
+MAX_LORA_RANK = 1024
+MAX_LORA_ALPHA = 4096.0  # LoRA deltas are scaled by alpha / rank
+MAX_LORA_INIT_STD = 10.0
+MAX_LR = 10.0
+MAX_COEF = 1000.0  # entropy coefficients and the methods' loss weights
+MAX_ITERATIONS = 1_000_000  # also eval_every, checkpoint_every, entropy_anneal_iterations
+MAX_EPOCHS = 1000  # train-learner: one snapshot adapter per epoch
+MAX_RESTARTS = 64  # Other-Play restarts per member
+MAX_ROLLOUT_ROWS = 1 << 20  # episodes played in one batched training rollout (episodes x pairs)
+MAX_EVAL_EPISODES = 1 << 20
+MAX_CPU_THREADS = 1024
+MAX_SEED = 2**63  # seeds are in [0, 2**63)
+MAX_PAYOFF = 1e6  # |any game float|: rewards are float32 and advantages multiply them
+MAX_NAME = 100  # characters of a name that becomes a path (member names append -NN and -init/-half/-epoch-NN)
+MAX_ADAPTER_BYTES = 64 << 30  # trained adapters: weights, gradients and Adam moments in float32
+MAX_ROLLOUT_BYTES = 64 << 30  # one training rollout batch (rough estimate, see _row_bytes)
+MAX_CONFIG_BYTES = 8 << 20  # a config file
+MAX_CONFIG_VALUES = 100_000  # values in a config file after YAML aliases are expanded (OmegaConf is slow beyond)
+MAX_SOLVER_STEPS = 1_000_000
 
+DEVICE = re.compile(r"auto|cpu|cuda|cuda:[0-9]{1,3}")  # what adhoc.lm.base.resolve_device accepts
+HF_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # a linear layer's attribute name (AdapterBank matches the last dotted part)
+LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")  # builtin:* layers
+
+
+@dataclass(frozen=True)
+class Range:
+    """``lo <= value <= hi`` (``lo_open``/``hi_open``: strict); None: unbounded on that side. ``why`` explains it."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    why: str = ""
+
+    def text(self) -> str:
+        parts = [f"{'>' if self.lo_open else '>='} {_num(self.lo)}" if self.lo is not None else "",
+                 f"{'<' if self.hi_open else '<='} {_num(self.hi)}" if self.hi is not None else ""]
+        return " and ".join(p for p in parts if p) or "finite"
+
+    def check(self, key: str, value: Any, note: str = "") -> None:
+        """One-line ConfigError unless ``value`` (None: unset, allowed) lies in the range; ``note`` says what a
+        value above the upper bound would take."""
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        why = f" ({self.why})" if self.why else ""
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            raise ConfigError(f"config error: {key} must be {self.text()} (got {value}){why}")
+        if self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi):
+            raise ConfigError(f"config error: {key}={value} is {'not below' if self.hi_open else 'above'} the limit "
+                              f"{_num(self.hi)}{note or why}")
+
+
+_ITER = Range(1, MAX_ITERATIONS)
+_COEF = Range(0, MAX_COEF)
+_SEED = Range(0, MAX_SEED, hi_open=True)
+# section.key -> range, for the sections of both kinds of config (train.lr is the population's and the learner's)
+RANGES: dict[str, Range] = {
+    "model.cpu_threads": Range(0, MAX_CPU_THREADS, why="0 = auto"),
+    "model.lora_rank": Range(1, MAX_LORA_RANK),
+    "model.lora_alpha": Range(0, MAX_LORA_ALPHA, lo_open=True),
+    "model.lora_init_std": Range(0, MAX_LORA_INIT_STD),
+    "population.size": Range(1, MAX_POPULATION),
+    "population.seed": _SEED,
+    "learner.seed": _SEED,
+    "learner.seat": Range(0, 1),
+    "train.iterations": _ITER,
+    "train.episodes_per_pair": Range(2, MAX_ROLLOUT_ROWS, why="the leave-one-out baseline needs 2"),
+    "train.lr": Range(0, MAX_LR, lo_open=True),
+    "train.entropy_coef": _COEF,
+    "train.entropy_coef_end": _COEF,
+    "train.entropy_anneal_iterations": _ITER,
+    "train.max_grad_norm": Range(0, None, lo_open=True, why="null: no clipping"),
+    "train.eval_every": _ITER,
+    "train.eval_episodes": Range(1, MAX_EVAL_EPISODES),
+    "train.target_return": Range(),
+    "train.checkpoint_every": Range(0, MAX_ITERATIONS, why="0: only on SIGTERM/Ctrl-C"),
+    "train.epochs": Range(1, MAX_EPOCHS),
+    "train.iterations_per_epoch": _ITER,
+    "train.episodes": Range(2, MAX_ROLLOUT_ROWS, why="the baseline needs 2 episodes"),
+}
+# method name -> key -> range (the config classes in adhoc/methods/*.py)
+METHOD_RANGES: dict[str, dict[str, Range]] = {
+    "mep": {"alpha": _COEF},  # weight of the population-entropy bonus
+    "trajedi": {"alpha": _COEF,  # weight of the JSD term
+                "gamma": Range(0, 1, why="the action discount: 0 per action, 1 the whole trajectory")},
+    "lipo": {"lambda_xp": _COEF},  # weight of the negated cross-play term
+    "otherplay": {"restarts": Range(1, MAX_RESTARTS)},
+}
+# solver name -> parameter -> range (adhoc/solvers.py); the solvers re-check their own parameters when run
+SOLVER_RANGES: dict[str, dict[str, Range]] = {
+    "prioritized": {"beta": Range(0, 100)},
+    "prd": {"gamma": Range(0, 1, hi_open=True), "dt": Range(0, 1, lo_open=True), "steps": Range(1, MAX_SOLVER_STEPS)},
+    "alpharank": {"alpha": Range(0, 1e6, lo_open=True), "m": Range(2, 1_000_000)},
+}
+SOLVER_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"alpharank": {"population": ("auto", "single", "two")}}
+
+
+def _num(x: float | None) -> str:
+    if x == MAX_SEED:
+        return "2**63"
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"~{n / size:.3g} {unit}"
+    return f"~{int(n)} bytes"
+
+
+# ---------------------------------------------------------------------------- reading YAML strictly
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter: duplicate keys and tags (``!!python/object``, ``!!binary``, ``!!set``,
+    local ``!tags``) are errors; ``1e-2`` is a float and ``2020-01-01`` a string, as in OmegaConf's loader."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+                if key is not None and key in seen:
+                    raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                            f"duplicate key {key_node.value!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def _refuse_tag(self, node):
+        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        raise yaml.constructor.ConstructorError(None, None, f"YAML tags are not allowed (found {tag})", node.start_mark)
+
+
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "str", "seq", "map")}
+_Loader.yaml_constructors = {t: c for t, c in yaml.SafeLoader.yaml_constructors.items() if t in _PLAIN_TAGS}
+_Loader.yaml_constructors[None] = _Loader._refuse_tag
+_Loader.yaml_implicit_resolvers = {k: [(t, rx) for t, rx in v if t != "tag:yaml.org,2002:timestamp"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+     [-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
+
+
+def _count_values(data: Any, limit: int) -> int:
+    """Values in ``data`` with YAML aliases expanded (shared objects counted once per reference, memoised, so
+    a 'billion laughs' file is counted, not expanded); stops past ``limit``; a recursive alias is an error."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def count(x: Any) -> int:
+        if not isinstance(x, (dict, list)):
+            return 1
+        if id(x) in memo:
+            return memo[id(x)]
+        if id(x) in active:
+            raise ConfigError("a YAML alias refers to itself")
+        active.add(id(x))
+        total = 1
+        for item in (x.items() if isinstance(x, dict) else x):
+            total += count(item[1]) + 1 if isinstance(x, dict) else count(item)
+            if total > limit:
+                break
+        active.discard(id(x))
+        memo[id(x)] = total
+        return total
+
+    return count(data)
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    """The config file as a DictConfig; every way a file can be wrong is one ConfigError line."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}" if not path.exists() else
+                          f"config error: {path} is not a file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config error: {path} is {_bytes(size)}, above the limit of "
+                              f"{_bytes(MAX_CONFIG_BYTES)[1:]} for a config file")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config error: cannot read {path} ({exc.strerror or exc})") from None
+    try:
+        if b"\x00" in data:
+            raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL byte")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config error: {path} is not a UTF-8 text file (a binary file?)") from None
+    try:
+        obj = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader that refuses every tag)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        what = exc.problem or exc.context or "parse error"
+        raise ConfigError(f"config error: {path} is not valid YAML ({where}{what})") from None
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"config error: {path} is not valid YAML ({first})") from None
+    if obj is None:
+        raise ConfigError(f"config error: {path} is empty (expected a mapping of sections: game, method, ...)")
+    if not isinstance(obj, dict):
+        kind = "a list" if isinstance(obj, list) else f"a single {type(obj).__name__} value"
+        raise ConfigError(f"config error: {path} must be a mapping of sections (game: ..., train: ...), not {kind}")
+    try:
+        values = _count_values(obj, MAX_CONFIG_VALUES)
+    except RecursionError:
+        raise ConfigError(f"config error: {path} is nested too deeply") from None
+    except ConfigError as exc:
+        raise ConfigError(f"config error: {path}: {exc}") from None
+    if values > MAX_CONFIG_VALUES:
+        raise ConfigError(f"config error: {path} holds more than {MAX_CONFIG_VALUES:,} values (with YAML aliases "
+                          f"expanded), above the limit for a config file")
+    try:
+        _check_keys(obj, "")
+        return OmegaConf.create(obj)
+    except RecursionError:
+        raise ConfigError(f"config error: {path} is nested too deeply") from None
+    except ConfigError as exc:
+        raise ConfigError(f"config error: {path}: {str(exc).removeprefix('config error: ')}") from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"config error: {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _check_keys(data: Any, where: str) -> None:
+    """Every mapping key is a plain string (YAML turns `on:`, `1:` or `~:` into bool, int or null keys)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not isinstance(key, str) or not key:
+                raise ConfigError(f"key {key!r}{f' in {where}' if where else ''} must be a non-empty name "
+                                  f"(quote it in YAML)")
+            _check_keys(value, f"{where}.{key}" if where else key)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _check_keys(value, f"{where}[{i}]")
+
+
+# ---------------------------------------------------------------------------- typing the sections
 def _fields(cls) -> str:
     return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+def _initials(word: str) -> str:
+    return "".join(p[0] for p in word.split("_") if p)
+
+
+def _suggest(word: Any, options: list[str]) -> str | None:
+    """The option ``word`` most likely misspells: close spelling (difflib), or initials (``learning_rate`` ->
+    ``lr``), or a part of a longer name (``rank`` -> ``lora_rank``)."""
+    word = str(word)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    lower = word.lower()
+    for option in options:
+        if lower == option.lower() or _initials(lower) == option or _initials(option) == lower:
+            return option
+    for option in options:
+        if option.endswith("_" + lower) or option.startswith(lower + "_"):
+            return option
+    return None
+
+
+def _unknown(what: str, key: Any, options: list[str], prefix: str = "", allowed: str | None = None) -> ConfigError:
+    """``unknown key train.learning_rate (allowed: ...); did you mean train.lr?``"""
+    guess = _suggest(key, options)
+    hint = f"; did you mean {prefix}{guess}?" if guess else ""
+    return ConfigError(f"config error: unknown {what} (allowed: {allowed or ', '.join(options)}){hint}")
+
+
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Union and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else Any), True
+    return hint, False
+
+
+def _check_raw(key: str, hint: Any, value: Any) -> None:
+    """What OmegaConf would silently convert: ``true``/``2`` into a string or ``2``/``"yes"`` into a bool,
+    ``???`` (OmegaConf's missing value: the default would stay), a scalar where a list belongs."""
+    if isinstance(value, str) and "${" in value:
+        return  # an interpolation: OmegaConf resolves and types it
+    if value == "???":
+        raise ConfigError(f"config error: {key} is '???' (a missing value): give a value or remove the key")
+    hint, optional = _unwrap_optional(hint)
+    if value is None:
+        return  # OmegaConf refuses null for a field that is not Optional, naming the key
+    origin = typing.get_origin(hint)
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"config error: {key} must be true or false (got {value!r})")
+    if hint is str and isinstance(value, (bool, list, dict)):
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)
+        raise ConfigError(f"config error: {key} must be a string (got {shown}; quote it in YAML)")
+    if hint in (int, float) and isinstance(value, (list, dict)):
+        raise ConfigError(f"config error: {key} must be a single number (got {value!r})")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config error: {key} must be a list (got {value!r})")
+        (item,) = typing.get_args(hint) or (Any,)
+        for i, v in enumerate(value):
+            _check_raw(f"{key}[{i}]", item, v)
+
+
+def _hints(cls) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: OmegaConf still types the values
+        return {}
 
 
 def _typed(section: str, cls, values: Any) -> Any:
@@ -102,10 +433,13 @@ def _typed(section: str, cls, values: Any) -> Any:
         values = {}
     if not isinstance(values, (DictConfig, dict)):
         raise ConfigError(f"config error: {section} must be a mapping of keys (allowed: {_fields(cls)})")
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in values:
+    raw = OmegaConf.to_container(values, resolve=False) if isinstance(values, DictConfig) else dict(values)
+    known = [f.name for f in dataclasses.fields(cls)]
+    hints = _hints(cls)
+    for key, value in raw.items():
         if key not in known:
-            raise ConfigError(f"config error: unknown key {section}.{key} (allowed: {_fields(cls)})")
+            raise _unknown(f"key {section}.{key}", key, known, f"{section}.")
+        _check_raw(f"{section}.{key}", hints.get(key, Any), value)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(cls), values)
         return OmegaConf.to_object(merged)
@@ -113,16 +447,26 @@ def _typed(section: str, cls, values: Any) -> Any:
         key = getattr(exc, "full_key", None) or ""
         msg = str(exc).splitlines()[0]
         raise ConfigError(f"config error: {section}.{key}: {msg}") from None
+    except (OverflowError, ValueError, TypeError) as exc:  # e.g. a 400-digit integer for a float
+        raise ConfigError(f"config error: {section}: {(str(exc).splitlines() or [''])[0]}") from None
 
 
 def _registry_section(section: str, values: Any, registry: dict) -> Any:
+    allowed = ", ".join(sorted(registry))
     if isinstance(values, str):
         values = {"name": values}
-    if not isinstance(values, (DictConfig, dict)) or "name" not in values:
-        raise ConfigError(f"config error: {section}.name is required (allowed: {', '.join(sorted(registry))})")
+    if values is not None and not isinstance(values, (DictConfig, dict)):
+        raise ConfigError(f"config error: {section} must be a {section} name or a mapping with {section}.name "
+                          f"(allowed: {allowed}), not {values!r}")
+    if values is None or "name" not in values:
+        raise ConfigError(f"config error: {section}.name is required (allowed: {allowed})")
     name = values["name"]
+    if not isinstance(name, str):
+        raise ConfigError(f"config error: {section}.name must be a name (allowed: {allowed}), not {name!r}")
     if name not in registry:
-        raise ConfigError(f"config error: unknown {section}.name '{name}' (allowed: {', '.join(sorted(registry))})")
+        guess = _suggest(name, sorted(registry))
+        raise ConfigError(f"config error: unknown {section}.name '{name}' (allowed: {allowed})"
+                          + (f"; did you mean {guess}?" if guess else ""))
     return _typed(section, registry[name].config_cls, values)
 
 
@@ -131,17 +475,9 @@ def _read(path: str | Path | None, overrides: list[str], registry_sections: tupl
     registry-chosen sections, and a new name on the command line drops the file's parameters of the old one."""
     base = OmegaConf.create({})
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            base = OmegaConf.load(path)
-        except Exception as exc:  # yaml.YAMLError and OmegaConf's own: any parse failure is the user's file
-            raise ConfigError(f"config error: {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(base, DictConfig):
-            raise ConfigError(f"config error: {path} must be a mapping of sections (game, method, model, population, train)")
+        base = _load_yaml(Path(path))
     for item in overrides:
-        if "=" not in item or item.startswith("="):
+        if not isinstance(item, str) or "=" not in item or item.startswith("="):
             raise ConfigError(f"config error: override {item!r} is not key=value")
     # `solver=maximin solver.steps=9`: the shorthand names the choice, so later keys add to it
     overrides = [f"{k}.name={v}" if k in registry_sections and not v.lstrip().startswith("{") else f"{k}={v}"
@@ -154,12 +490,18 @@ def _read(path: str | Path | None, overrides: list[str], registry_sections: tupl
                 base[section] = {"name": base[section]}
             if isinstance(dotlist.get(section), str):
                 dotlist[section] = {"name": dotlist[section]}
-            if (section in dotlist and "name" in dotlist[section] and isinstance(base.get(section), DictConfig)
-                    and base[section].get("name") != dotlist[section].name):
+            if (section in dotlist and isinstance(dotlist[section], DictConfig) and "name" in dotlist[section]
+                    and isinstance(base.get(section), DictConfig) and base[section].get("name") != dotlist[section].name):
                 base[section] = {}  # a different game (solver, ...): the file's parameters belong to the old one
         return OmegaConf.merge(base, dotlist)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"config error: {str(exc).splitlines()[0]}") from None
+
+
+def _sections(raw: DictConfig, allowed: list[str]) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise _unknown(f"section '{key}'", key, allowed)
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> "RunConfig | LearnerRunConfig":
@@ -173,10 +515,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> "RunConfi
     if is_learner_config(path):
         return load_learner_config(path, overrides)
     raw = _read(path, overrides, ("game", "method"))
-    allowed = ["game", "method", *SECTIONS]
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"config error: unknown section '{key}' (allowed: {', '.join(allowed)})")
+    _sections(raw, ["game", "method", *SECTIONS])
     config = RunConfig(
         game=_registry_section("game", raw.get("game"), GAMES),
         method=_registry_section("method", raw.get("method"), METHODS),
@@ -187,27 +526,54 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> "RunConfi
 
 
 def check(config: RunConfig) -> None:
-    """Value checks a type cannot express; also builds the game once so impossible parameters fail here."""
-    from adhoc.games import GameError, build_game
+    """Value checks a type cannot express (see the module docstring); also builds the game and the method once
+    so impossible parameters fail here, and bounds what the run would allocate."""
     from adhoc.methods import METHODS
 
-    positive = {"population.size": config.population.size, "model.lora_rank": config.model.lora_rank,
-                "train.iterations": config.train.iterations, "train.eval_every": config.train.eval_every,
-                "train.eval_episodes": config.train.eval_episodes}
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"config error: {key} must be >= 1 (got {value})")
-    if config.train.episodes_per_pair < 2:
-        raise ConfigError("config error: train.episodes_per_pair must be >= 2 (the leave-one-out baseline needs 2)")
-    if config.train.lr <= 0:
-        raise ConfigError(f"config error: train.lr must be > 0 (got {config.train.lr})")
-    if not config.model.target_modules:
-        raise ConfigError("config error: model.target_modules must name at least one linear layer")
+    for section in ("game", "method", "model", "population", "train"):
+        _check_finite(section, getattr(config, section))
+    _check_model(config.model)
+    _check_name(config.population.member_prefix, "population.member_prefix")
+    game = _build_game(config.game)
+    dims = _base_dims(config.model.base)
+    m, t, n = config.model, config.train, config.population.size
+    rank = _clamp(m.lora_rank, 1, MAX_LORA_RANK)
+    per_adapter = _adapter_bytes(dims, rank, m.target_modules)
+    notes = {"population.size": lambda v: f" (the adapters alone would take {dims.at_least}{_bytes(v * per_adapter)})",
+             "model.lora_rank": lambda v: f" (each adapter alone would take {dims.at_least}"
+                                          f"{_bytes(_adapter_bytes(dims, v, m.target_modules))})",
+             "train.episodes_per_pair": lambda v: f" (the rollout batch would take {dims.at_least}"
+                                                  f"{_bytes(v * _clamp(n, 1, MAX_POPULATION) * _row_bytes(game, dims))})"}
+    for section in ("model", "population", "train"):
+        _check_ranges(section, getattr(config, section), RANGES, notes)
+    _check_ranges("method", config.method, METHOD_RANGES.get(config.method.name, {}), prefix="")
     try:
-        game = build_game(config.game)
-    except GameError as exc:
-        raise ConfigError(f"config error: {exc}") from None
-    METHODS[config.method.name].build(config.method, game, config.population.size)  # e.g. otherplay needs symmetries
+        method = METHODS[config.method.name].build(config.method, game, n)  # e.g. otherplay needs symmetries
+    except UserError as exc:
+        raise ConfigError(f"config error: {str(exc).removeprefix('config error: ')}") from None
+    adapters = getattr(method, "n_members", n)
+    if adapters * per_adapter > MAX_ADAPTER_BYTES:
+        trained = f" ({adapters} adapters trained by method {config.method.name})" if adapters != n else ""
+        raise ConfigError(f"config error: population.size={n}{trained} with model.lora_rank={m.lora_rank} would take "
+                          f"{dims.at_least}{_bytes(adapters * per_adapter)} for the adapters' weights, gradients and "
+                          f"Adam moments, above the limit {_bytes(MAX_ADAPTER_BYTES)[1:]}")
+    pairs, how = _pairs_per_iteration(config.method, n)
+    _check_rollout(f"train.episodes_per_pair={t.episodes_per_pair} x {pairs:,} pairs per iteration ({how})",
+                   pairs * t.episodes_per_pair, _row_bytes(game, dims, config.method, n), dims)
+
+
+def _pairs_per_iteration(method: Any, n: int) -> tuple[int, str]:
+    """Pairs a method's ``pairs`` returns for a population of ``n`` (tests/test_bad_config.py checks this
+    against every registered method), without building the [pairs, 2] tensor."""
+    name = method.name
+    if name == "lipo":
+        return n * n, f"method lipo: every ordered pair of population.size={n}"
+    if name == "trajedi" and getattr(method, "best_response", False):
+        return 3 * n, f"method trajedi with best_response: 3 x population.size={n}"
+    if name == "otherplay":
+        restarts = getattr(method, "restarts", 1)
+        return n * restarts, f"method otherplay: population.size={n} x method.restarts={restarts}"
+    return n, f"method {name}: population.size={n}"
 
 
 # ---------------------------------------------------------------------------- robust learner (train-learner)
@@ -273,11 +639,9 @@ SOLVER_FIXED_PARAMS = ("best",)  # minimax_regret's best returns: the partners' 
 
 def is_learner_config(path: str | Path | None) -> bool:
     """A config file with a top-level ``learner`` section (parse errors are left to the loader to report)."""
-    import yaml
-
     try:
-        data = yaml.safe_load(Path(path).read_text()) if path is not None and Path(path).is_file() else None
-    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        data = yaml.load(Path(path).read_text(), Loader=_Loader) if path is not None and Path(path).is_file() else None
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, RecursionError, ValueError, TypeError, OverflowError):
         return False
     return isinstance(data, dict) and "learner" in data
 
@@ -286,10 +650,15 @@ def _partner_overrides(overrides: list[str]) -> tuple[list[str], list[str] | Non
     """``partners=A partners=B`` accumulate into a list (OmegaConf would keep the last); also ``partners=[A,B]``."""
     rest, partners = [], None
     for item in overrides:
-        if item.startswith("partners="):
+        if isinstance(item, str) and item.startswith("partners="):
             value = item.split("=", 1)[1].strip()
             if value.startswith("["):
-                parsed = OmegaConf.from_dotlist([f"p={value}"]).p
+                try:
+                    parsed = OmegaConf.from_dotlist([f"p={value}"]).p
+                except OmegaConfBaseException as exc:
+                    raise ConfigError(f"config error: override {item!r}: {str(exc).splitlines()[0]}") from None
+                if not OmegaConf.is_list(parsed):
+                    raise ConfigError(f"config error: override {item!r} is not a list of partners")
                 values = [str(v) for v in parsed]
             else:
                 values = [value]
@@ -311,15 +680,18 @@ def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> L
         if key == "method" or key == "population":
             raise ConfigError(f"config error: a learner config has no '{key}' section (that is a population "
                               f"config for adhoc train-population; allowed: {', '.join(allowed)})")
-        if key not in allowed:
-            raise ConfigError(f"config error: unknown section '{key}' (allowed: {', '.join(allowed)})")
+    _sections(raw, allowed)
     if partners is None:
         partners = raw.get("partners") or []
         if isinstance(partners, str):
             partners = [partners]
         if not OmegaConf.is_list(partners) and not isinstance(partners, list):
             raise ConfigError("config error: partners must be a list of population folders")
-        partners = [str(p) for p in partners]
+        partners = OmegaConf.to_container(partners) if OmegaConf.is_list(partners) else list(partners)
+        for i, p in enumerate(partners):
+            if not isinstance(p, str) or not p.strip():
+                raise ConfigError(f"config error: partners[{i}] must be a population folder or scripted:GAME "
+                                  f"(got {p!r})")
     game = raw.get("game")
     config = LearnerRunConfig(
         game=None if game is None else _registry_section("game", game, GAMES),
@@ -329,6 +701,27 @@ def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> L
     )
     check_learner(config)
     return config
+
+
+def _solver_value(key: str, value: Any, default: Any) -> Any:
+    """A solver parameter typed like its default in the solver's signature (``steps: 1e4`` -> 10000)."""
+    if isinstance(value, (dict, list)) or value is None:
+        raise ConfigError(f"config error: {key} must be a single value (got {value!r})")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"config error: {key} must be true or false (got {value!r})")
+    elif isinstance(default, int):
+        if isinstance(value, float) and math.isfinite(value) and value == int(value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config error: {key} must be an integer (got {value!r})")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config error: {key} must be a number (got {value!r})")
+        value = float(value)
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"config error: {key} must be a string (got {value!r})")
+    return value
 
 
 def _solver_section(values: Any) -> dict[str, Any]:
@@ -346,50 +739,227 @@ def _solver_section(values: Any) -> dict[str, Any]:
         raise ConfigError(f"config error: solver.name is required (allowed: {allowed})")
     values = OmegaConf.to_container(values) if isinstance(values, DictConfig) else dict(values)
     name = values.pop("name")
-    if name not in SOLVERS:
-        raise ConfigError(f"config error: unknown solver.name '{name}' (allowed: {allowed})")
-    params = [p for p in inspect.signature(SOLVERS[name]).parameters if p != "M" and p not in SOLVER_FIXED_PARAMS]
+    if not isinstance(name, str) or name not in SOLVERS:
+        guess = _suggest(name, sorted(SOLVERS))
+        raise ConfigError(f"config error: unknown solver.name '{name}' (allowed: {allowed})"
+                          + (f"; did you mean {guess}?" if guess else ""))
+    signature = inspect.signature(SOLVERS[name]).parameters
+    params = [p for p in signature if p != "M" and p not in SOLVER_FIXED_PARAMS]
     for key, value in values.items():
         if key not in params:
-            raise ConfigError(f"config error: unknown key solver.{key} for solver '{name}' "
-                              f"(allowed: {', '.join(['name', *params])})")
-        if isinstance(value, (dict, list)) or value is None:
-            raise ConfigError(f"config error: solver.{key} must be a single value (got {value!r})")
+            raise _unknown(f"key solver.{key} for solver '{name}'", key, params, "solver.",
+                           ", ".join(["name", *params]))
+        values[key] = _solver_value(f"solver.{key}", value, signature[key].default)
     return {"name": name, **values}
 
 
 def check_learner(config: LearnerRunConfig) -> None:
     """Value checks of a learner config; runs the solver once on a tiny matrix so bad parameters fail here."""
-    from adhoc.games import GameError, build_game
     from adhoc.solvers import solve
 
-    t = config.train
-    for key, value in {"train.epochs": t.epochs, "train.iterations_per_epoch": t.iterations_per_epoch,
-                       "train.eval_episodes": t.eval_episodes}.items():
-        if value < 1:
-            raise ConfigError(f"config error: {key} must be >= 1 (got {value})")
-    if t.episodes < 2:
-        raise ConfigError("config error: train.episodes must be >= 2 (the baseline needs 2 episodes)")
-    if t.lr <= 0:
-        raise ConfigError(f"config error: train.lr must be > 0 (got {t.lr})")
-    if config.model.lora_rank is not None and config.model.lora_rank < 1:
-        raise ConfigError(f"config error: model.lora_rank must be >= 1 (got {config.model.lora_rank})")
-    if config.model.target_modules is not None and not config.model.target_modules:
-        raise ConfigError("config error: model.target_modules must name at least one linear layer")
-    if config.learner.seat not in (None, 0, 1):
-        raise ConfigError(f"config error: learner.seat must be 0, 1 or null for both (got {config.learner.seat!r})")
+    for section in ("game", "solver", "model", "learner", "train"):
+        _check_finite(section, getattr(config, section))
+    m, t, name = config.model, config.train, config.solver["name"]
+    _check_model(m)
+    _check_name(config.learner.name, "learner.name")
     if config.learner.oracle not in LEARNER_ORACLES:
         raise ConfigError(f"config error: learner.oracle must be one of {', '.join(LEARNER_ORACLES)} "
                           f"(got {config.learner.oracle!r})")
-    if config.game is not None:
-        try:
-            build_game(config.game)
-        except GameError as exc:
-            raise ConfigError(f"config error: {exc}") from None
+    if config.learner.seat not in (None, 0, 1):
+        raise ConfigError(f"config error: learner.seat must be 0, 1 or null for both (got {config.learner.seat!r})")
+    game = None if config.game is None else _build_game(config.game)
+    dims = _base_dims(m.base)
+    notes = {"model.lora_rank": lambda v: f" (each adapter alone would take {dims.at_least}"
+                                          f"{_bytes(_adapter_bytes(dims, v, m.target_modules))})",
+             "train.episodes": lambda v: f" (the rollout batch would take {dims.at_least}"
+                                         f"{_bytes(v * _row_bytes(game, dims))})"}
+    for section in ("model", "learner", "train"):
+        _check_ranges(section, getattr(config, section), RANGES, notes)
+    if t.epochs * t.iterations_per_epoch > MAX_ITERATIONS:
+        raise ConfigError(f"config error: train.epochs x train.iterations_per_epoch = "
+                          f"{t.epochs * t.iterations_per_epoch:,} iterations is above the limit {MAX_ITERATIONS:,}")
+    _check_rollout(f"train.episodes={t.episodes}", t.episodes, _row_bytes(game, dims), dims)
     params = {k: v for k, v in config.solver.items() if k != "name"}
+    _check_ranges("solver", params, SOLVER_RANGES.get(name, {}), prefix="")
+    for key, choices in SOLVER_CHOICES.get(name, {}).items():
+        if key in params and params[key] not in choices:
+            raise ConfigError(f"config error: solver.{key} must be one of {', '.join(choices)} (got {params[key]!r})")
+    if "steps" in params:  # validated above; a few steps are enough to exercise the parameters
+        params["steps"] = min(params["steps"], 10)
     try:
-        solve(config.solver["name"], [[1.0, 0.0], [0.5, 0.25]], **params)
+        solve(name, [[1.0, 0.0], [0.5, 0.25]], **params)
     except UserError as exc:
         raise ConfigError(f"config error: solver: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"config error: solver '{config.solver['name']}' parameters {params}: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ConfigError(f"config error: solver '{name}' parameters {params}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- shared value checks
+def _walk(key: str, value: Any):
+    """(dotted key, leaf) for every leaf of a dataclass, dict or list: ``game.payoff[0][1]``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _walk(f"{key}.{f.name}", getattr(value, f.name))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(f"{key}.{k}", v)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _walk(f"{key}[{i}]", v)
+    else:
+        yield key, value
+
+
+def _check_finite(section: str, value: Any) -> None:
+    """Every float of a section (of its dataclass, nested lists and dicts included) is finite; a game's are also
+    at most MAX_PAYOFF in size."""
+    for key, v in _walk(section, value):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"config error: {key} must be a finite number (got {v})")
+        if section == "game" and isinstance(v, float) and abs(v) > MAX_PAYOFF:
+            raise ConfigError(f"config error: {key}={v:g} is beyond the limit ±{MAX_PAYOFF:g} (rewards are float32 "
+                              f"and the policy gradient multiplies them; rescale the payoffs)")
+
+
+def _check_ranges(section: str, obj: Any, table: dict[str, Range], notes: dict[str, Callable] | None = None,
+                  prefix: str | None = None) -> None:
+    """The range of every numeric field of ``obj`` (a dataclass or a dict) that ``table`` names: keys are
+    ``section.field`` (``prefix`` None) or ``prefix + field``."""
+    items = obj.items() if isinstance(obj, dict) else ((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj))
+    for name, value in items:
+        full = f"{section}.{name}"
+        spec = table.get(full if prefix is None else prefix + name)
+        if spec is not None and value is not None:
+            above = spec.hi is not None and not isinstance(value, bool) and isinstance(value, (int, float)) \
+                and value > spec.hi
+            spec.check(full, value, notes[full](value) if above and notes and full in notes else "")
+
+
+def _check_name(value: Any, key: str) -> None:
+    from adhoc.paths import check_name
+
+    try:
+        check_name(value, key)
+    except UserError as exc:
+        raise ConfigError(f"config error: {exc}") from None
+    if len(value) > MAX_NAME:
+        raise ConfigError(f"config error: {key} is {len(value)} characters, above the limit {MAX_NAME} (member "
+                          f"names add a number and a label to it)")
+
+
+def _check_model(m: Any) -> None:
+    """device, dtype, base and target_modules of a ModelConfig or LearnerModelConfig."""
+    from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, DTYPES
+
+    if not DEVICE.fullmatch(m.device):
+        raise ConfigError(f"config error: model.device must be auto, cpu, cuda or cuda:N (got {m.device!r})")
+    if m.dtype != "auto" and m.dtype not in DTYPES:
+        raise ConfigError(f"config error: model.dtype must be one of auto, {', '.join(DTYPES)} (got {m.dtype!r})")
+    builtins = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_MODELS)
+    base = m.base
+    if base is not None:
+        local = Path(base).expanduser()
+        if base.startswith(BUILTIN_PREFIX):
+            if base[len(BUILTIN_PREFIX):] not in BUILTIN_MODELS:
+                raise ConfigError(f"config error: model.base {base!r} is not a built-in model (allowed: {builtins})")
+        elif base.startswith((".", "/", "~")) or local.exists():
+            if not local.is_dir():
+                raise ConfigError(f"config error: model.base {base!r}: no such folder (a local base model is a "
+                                  f"folder saved by save_pretrained)")
+            if not (local / "config.json").is_file():
+                raise ConfigError(f"config error: model.base {base!r} has no config.json (expected a saved "
+                                  f"Hugging Face causal LM)")
+        elif not HF_ID.fullmatch(base) or ".." in base or "--" in base:
+            raise ConfigError(f"config error: model.base {base!r} is neither a built-in model ({builtins}), an "
+                              f"existing local folder nor a Hugging Face id owner/name")
+    modules = m.target_modules
+    if modules is not None:
+        if not modules:
+            raise ConfigError("config error: model.target_modules must name at least one linear layer")
+        for i, name in enumerate(modules):
+            if not MODULE.fullmatch(name):
+                raise ConfigError(f"config error: model.target_modules[{i}] {name!r} is not a layer name "
+                                  f"(letters, digits and _, e.g. q_proj)")
+        if len(set(modules)) != len(modules):
+            raise ConfigError(f"config error: model.target_modules names a layer twice ({list(modules)})")
+        if base is not None and base.startswith(BUILTIN_PREFIX):
+            bad = [x for x in modules if x not in LLAMA_LINEAR]
+            if bad:
+                raise ConfigError(f"config error: model.target_modules: {bad[0]!r} is not a linear layer of the "
+                                  f"built-in models (allowed: {', '.join(LLAMA_LINEAR)})")
+
+
+def _build_game(game_config: Any) -> Any:
+    from adhoc.games import GameError, build_game
+
+    try:
+        return build_game(game_config)
+    except GameError as exc:
+        raise ConfigError(f"config error: {exc}") from None
+
+
+def _clamp(value: Any, lo: int, hi: int) -> int:
+    return min(max(int(value), lo), hi) if isinstance(value, (int, float)) and math.isfinite(value) else lo
+
+
+# ---------------------------------------------------------------------------- rough memory estimates
+class _Dims(NamedTuple):
+    """Sizes of the base model that adapters and activations scale with; ``at_least`` is "at least " when
+    they are not known (a Hugging Face id is not downloaded to validate: builtin:tiny's, a lower bound)."""
+
+    hidden: int
+    intermediate: int
+    layers: int
+    vocab: int
+    at_least: str = ""
+
+
+def _base_dims(base: str | None) -> _Dims:
+    from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, builtin_vocab
+
+    if base is not None and base.startswith(BUILTIN_PREFIX) and base[len(BUILTIN_PREFIX):] in BUILTIN_MODELS:
+        s = BUILTIN_MODELS[base[len(BUILTIN_PREFIX):]]
+        return _Dims(s.hidden_size, s.intermediate_size, s.num_hidden_layers, len(builtin_vocab()))
+    if base is not None and not base.startswith(BUILTIN_PREFIX):
+        try:
+            cfg = json.loads((Path(base).expanduser() / "config.json").read_text())
+            h = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("d_model")
+            layers = cfg.get("num_hidden_layers") or cfg.get("n_layer") or cfg.get("num_layers")
+            inter = cfg.get("intermediate_size") or cfg.get("n_inner") or cfg.get("ffn_dim") or 4 * h
+            dims = (h, inter, layers, cfg.get("vocab_size"))
+            if all(isinstance(d, int) and 0 < d < 1 << 24 for d in dims):
+                return _Dims(*dims)
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+    s = BUILTIN_MODELS["tiny"]
+    return _Dims(s.hidden_size, s.intermediate_size, s.num_hidden_layers, len(builtin_vocab()), "at least ")
+
+
+def _adapter_bytes(dims: _Dims, rank: int, modules: list[str] | None) -> int:
+    """One trained LoRA adapter: rank x (in + out) parameters per targeted layer, 16 bytes each (float32
+    weights, gradients and two Adam moments). Unknown layer names count as hidden x hidden."""
+    h, i, layers, vocab = dims.hidden, dims.intermediate, dims.layers, dims.vocab
+    shapes = {"gate_proj": h + i, "up_proj": h + i, "down_proj": i + h}
+    params = sum(rank * (h + vocab) if name == "lm_head" else layers * rank * shapes.get(name, 2 * h)
+                 for name in (modules or ModelConfig().target_modules))
+    return 16 * params
+
+
+def _row_bytes(game: Any, dims: _Dims, method: Any = None, n: int = 1) -> int:
+    """Rough bytes one episode of a training rollout holds until the backward pass: per step and seat the
+    log-probabilities of every action with their autograd copies (~12 bytes per action), the observation text
+    and a few scalars (~512 bytes); in a multi-step game the activations of the step's new tokens (~64 bytes per
+    hidden unit and layer); MEP and TrajeDi also re-score every row under all n members."""
+    steps = game.horizon if game is not None else 1
+    actions = max(len(game.action_names(s)) for s in (0, 1)) if game is not None else 2
+    per_step = 2 * (12 * actions + 512) + (2 * 64 * dims.hidden * dims.layers if steps > 1 else 0)
+    if method is not None and method.name in ("mep", "trajedi"):
+        per_step += 2 * 12 * n
+    return steps * per_step
+
+
+def _check_rollout(what: str, rows: int, row_bytes: int, dims: _Dims) -> None:
+    if rows > MAX_ROLLOUT_ROWS or rows * row_bytes > MAX_ROLLOUT_BYTES:
+        raise ConfigError(f"config error: {what} = {rows:,} episodes in one training rollout, above the limit of "
+                          f"{MAX_ROLLOUT_ROWS:,} episodes or {_bytes(MAX_ROLLOUT_BYTES)[1:]} (the batch would take "
+                          f"{dims.at_least}{_bytes(rows * row_bytes)})")
