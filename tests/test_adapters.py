@@ -110,6 +110,54 @@ def test_member_adam_matches_torch_adam_for_one_member():
     assert torch.allclose(w[0], ref, atol=1e-5)  # float32 rounding of 4 steps of size 0.1
 
 
+@pytest.mark.parametrize("max_grad_norm, weight_decay", [(None, 0.0), (1.0, 0.0), (0.5, 0.1)])
+def test_member_adam_is_torch_adam_per_member_with_partial_steps(max_grad_norm, weight_decay):
+    """Members as separate tensors, each with its own torch.optim.Adam (+ clip_grad_norm_ over the member's
+    tensors together) that steps only when the member is active: MemberAdam must match it step by step, and
+    an inactive member must keep its weights, moments and step count exactly."""
+    torch.manual_seed(0)
+    n, lr, betas, eps = 3, 0.05, (0.8, 0.95), 1e-6
+    shapes = [(n, 4, 5), (n, 2)]
+    stacked = [torch.nn.Parameter(torch.randn(*s)) for s in shapes]
+    members = [[torch.nn.Parameter(w[i].detach().clone()) for w in stacked] for i in range(n)]
+    ours = MemberAdam(stacked, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, max_grad_norm=max_grad_norm)
+    theirs = [torch.optim.Adam(ps, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay) for ps in members]
+    schedule = [[1, 1, 1], [1, 0, 1], [0, 1, 0], [0, 1, 0], [1, 1, 1], [0, 0, 1], [1, 1, 0]]
+    clipped = 0
+    for step, flags in enumerate(schedule):
+        active = torch.tensor(flags, dtype=torch.bool)
+        # gradient norms from ~0.3 to ~8: some members are clipped, some are not
+        grads = [torch.randn(*s) * torch.tensor([0.05, 1.0, 3.0]).view(-1, *[1] * (len(s) - 1)) for s in shapes]
+        for w, g in zip(stacked, grads):
+            w.grad = g.clone()  # inactive members have gradients too: they must be ignored
+        before = [(w.detach().clone(), m.clone(), v.clone()) for w, m, v in zip(stacked, ours.exp_avg, ours.exp_avg_sq)]
+        steps_before = ours.steps.clone()
+        ours.step(active)
+        for i in range(n):
+            if not flags[i]:
+                continue
+            for p, g in zip(members[i], grads):
+                p.grad = g[i].clone()
+            if max_grad_norm is not None:
+                norm = torch.nn.utils.clip_grad_norm_(members[i], max_grad_norm)
+                clipped += int(norm > max_grad_norm)
+            theirs[i].step()
+        for i in range(n):
+            for k, (w, p) in enumerate(zip(stacked, members[i])):
+                assert torch.allclose(w[i], p, atol=1e-6, rtol=1e-5), (step, i, k)
+                if not flags[i]:  # untouched, bit for bit
+                    assert torch.equal(w[i], before[k][0][i]) and torch.equal(ours.exp_avg[k][i], before[k][1][i])
+                    assert torch.equal(ours.exp_avg_sq[k][i], before[k][2][i])
+                elif theirs[i].state:
+                    state = theirs[i].state[p]
+                    assert torch.allclose(ours.exp_avg[k][i], state["exp_avg"], atol=1e-7, rtol=1e-5)
+                    assert torch.allclose(ours.exp_avg_sq[k][i], state["exp_avg_sq"], atol=1e-9, rtol=1e-5)
+                    assert float(ours.steps[i]) == float(state["step"])
+        assert torch.equal(ours.steps, steps_before + active.float())
+    assert ours.steps.tolist() == [4.0, 5.0, 4.0]
+    assert max_grad_norm is None or clipped >= 5  # clipping really happened (and mattered)
+
+
 def test_export_import_roundtrip_and_refusals(tmp_path):
     _, _, bank = make_bank()
     bank.export_member(2, tmp_path / "a")

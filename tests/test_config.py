@@ -60,3 +60,28 @@ def test_missing_and_unparseable_files(tmp_path):
     bad.write_text("game: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_entropy_schedule_hand_computed():
+    from adhoc.config import LearnerTrainConfig, TrainConfig, entropy_coef_at
+
+    # no end value: constant
+    constant = TrainConfig(iterations=10, entropy_coef=0.2)
+    assert [entropy_coef_at(constant, i) for i in (1, 5, 10, 50)] == [0.2] * 4
+    # 0.1 -> 0 linearly over all 11 iterations: iteration i has 0.1 · (1 − min(1, (i − 1)/11)), so
+    # i = 1: 0.1; i = 6: 0.1 − 0.1·5/11; i = 11: 0.1/11; i = 12 (= 1 + span) and beyond: 0
+    linear = TrainConfig(iterations=11, entropy_coef=0.1, entropy_coef_end=0.0)
+    assert entropy_coef_at(linear, 1) == pytest.approx(0.1)
+    assert entropy_coef_at(linear, 6) == pytest.approx(0.1 - 0.1 * 5 / 11)
+    assert entropy_coef_at(linear, 11) == pytest.approx(0.1 / 11)
+    assert entropy_coef_at(linear, 12) == pytest.approx(0.0, abs=1e-15)
+    assert entropy_coef_at(linear, 100) == pytest.approx(0.0, abs=1e-15)
+    # an upward schedule over anneal_iterations = 4, within a 20-iteration run: 0.01 -> 0.05 by iteration 5
+    up = TrainConfig(iterations=20, entropy_coef=0.01, entropy_coef_end=0.05, entropy_anneal_iterations=4)
+    assert [entropy_coef_at(up, i) for i in (1, 2, 3, 5, 6, 20)] == pytest.approx([0.01, 0.02, 0.03, 0.05, 0.05, 0.05])
+    # the learner's schedule spans epochs × iterations_per_epoch = 10 iterations
+    learner = LearnerTrainConfig(epochs=2, iterations_per_epoch=5, entropy_coef=0.5, entropy_coef_end=0.0)
+    assert [entropy_coef_at(learner, i) for i in (1, 3, 6, 11)] == pytest.approx([0.5, 0.4, 0.25, 0.0])
+    # one iteration to anneal over: the end value from iteration 2 on
+    short = TrainConfig(iterations=1, entropy_coef=0.3, entropy_coef_end=0.1)
+    assert [entropy_coef_at(short, i) for i in (1, 2, 3)] == pytest.approx([0.3, 0.1, 0.1])

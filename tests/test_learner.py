@@ -164,12 +164,23 @@ def test_learner_population_stores_its_mixture(learner):
     m = learner.manifest
     M = np.asarray(m["learner"]["matrix"])
     rows = ["learner-epoch-00", "learner-epoch-01", "learner-epoch-02", "learner"]  # row order of M
-    x = learner_mixture(M, "uniform")  # the manifest's M is rounded to 4 decimals: small tolerances
-    assert set(m["mixture"]) == {r for r, w in zip(rows, x) if w > 1e-3}
-    assert [m["mixture"].get(r, 0.0) for r in rows] == pytest.approx(x, abs=1e-3)
+    assert set(m["mixture"]) <= set(rows)
+    x = np.array([m["mixture"].get(r, 0.0) for r in rows])
+    assert np.all(x >= 0) and x.sum() == pytest.approx(1.0, abs=1e-4)
+    # the maximin value max_x min_j (xᵀM)_j by its own LP (not the code's): with M shifted positive by c,
+    # min Σu s.t. Mᵀu >= 1, u >= 0 has optimum 1 / (value + c). The stored mixture must attain it (the
+    # manifest's M is rounded to 4 decimals: small tolerances; the optimal x need not be unique).
+    from scipy.optimize import linprog
+
+    c = 1.0 - M.min()
+    res = linprog(np.ones(len(rows)), A_ub=-(M + c).T, b_ub=-np.ones(M.shape[1]), bounds=(0, None))
+    assert res.status == 0
+    value = 1.0 / res.x.sum() - c
+    assert float((x @ M).min()) == pytest.approx(value, abs=2e-3)
+    assert float((np.full(4, 0.25) @ M).min()) < value - 0.01  # the uniform mixture would not do
     summary = m["learner"]["mixture_summary"]
     assert summary["returns"] == pytest.approx((x @ M).tolist(), abs=1e-3)
-    assert summary["return_worst"] == pytest.approx(float((x @ M).min()), abs=1e-3)
+    assert summary["return_worst"] == pytest.approx(value, abs=2e-3)
     assert m["learner"]["oracle"] == "continue"
 
 

@@ -76,6 +76,50 @@ def test_mep_trains_through_the_shared_loop(tmp_path):
     assert pop.manifest["method"] == {"name": "mep", "alpha": 0.01}
 
 
+def test_mep_loss_is_self_play_on_the_shaped_return():
+    """MEP's loss = REINFORCE on r + α·Σ_t −log π̄(a_t|o_t), π̄ the population's mean policy computed here
+    directly from every member's action distribution (no shared helper); a zero or missing bonus fails."""
+    import numpy as np
+
+    from adhoc.methods import METHODS
+    from adhoc.rollout import rollout
+
+    n, alpha = 3, 0.5
+    game, policy = _tiny_population(n, n_levers=4)
+    method = METHODS["mep"].build(METHODS["mep"].config_cls(alpha=alpha), game, n)
+    method.policy = policy
+    traj = rollout(game, policy, method.pairs(0, np.random.default_rng(0)), 16, np.random.default_rng(1))
+    P, E, T = traj.rewards.shape
+    assert T == 1
+    # the population's mean probability of each row's taken action, by hand: [P, E, 2]
+    bonus = torch.zeros(P, E)
+    with torch.no_grad():
+        for s in range(2):
+            table = policy.actions(game.action_names(s))
+            for p in range(P):
+                for e in range(E):
+                    obs = traj.observations[0][s][p * E + e]
+                    probs = torch.softmax(policy.scores(torch.arange(n), [obs] * n, table), -1)  # [N, A]
+                    bonus[p, e] += -torch.log(probs[:, traj.actions[p, e, 0, s]].mean())
+    assert bonus.std() > 0.01  # the bonus differs between episodes, so it changes the advantages
+
+    loss, metrics = method.loss(traj, 0.0)
+    reference = METHODS["selfplay"].build(METHODS["selfplay"].config_cls(), game, n)
+    shaped, _ = reference.reinforce_loss(traj, traj.returns + alpha * bonus, 0.0)
+    plain, _ = reference.loss(traj, 0.0)
+    assert torch.allclose(loss, shaped, atol=1e-5)
+    assert (loss - plain).abs().max() > 1e-2  # the bonus really moves the loss
+    assert metrics["train/population_entropy_bonus"] == pytest.approx(float(bonus.mean()), rel=1e-5)
+    # and its gradient: the same as the shaped self-play loss's
+    params = policy.bank.member_parameters()
+    g_mep = torch.autograd.grad(loss.sum(), params, retain_graph=True)
+    g_ref = torch.autograd.grad(shaped.sum(), params, retain_graph=True)
+    g_sp = torch.autograd.grad(plain.sum(), params)
+    for a, b in zip(g_mep, g_ref):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+    assert max(float((a - c).abs().max()) for a, c in zip(g_mep, g_sp)) > 1e-4
+
+
 def test_fcp_half_return_checkpoint_known_answer():
     from adhoc.methods.fcp import half_return_checkpoint
 
@@ -258,19 +302,49 @@ def test_lipo_refuses_a_population_of_one():
 
 
 # ---------------------------------------------------------------------------- Other-Play restarts
-def test_otherplay_restarts_keep_the_best_restart_by_j_op(tmp_path):
+def test_otherplay_restarts_keep_the_best_restart_by_j_op(tmp_path, monkeypatch):
     from pathlib import Path
 
     from adhoc.config import load_config
+    from adhoc.methods.otherplay import OtherPlay
     from adhoc.recipes.train_population import train_population
 
+    # J_OP of the 6 trained slots k = r·N + i (N = 2 members, R = 3 restarts), fixed so the choice is known:
+    # member 0's restarts score (0.1, 0.3, 0.9) -> restart 2; member 1's (0.5, 0.8, 0.2) -> restart 1
+    j_op = torch.tensor([0.1, 0.5, 0.3, 0.8, 0.9, 0.2])
+    calls = []
+
+    def objective_returns(self, episodes, rng):
+        calls.append(episodes)
+        return j_op.clone()
+
+    monkeypatch.setattr(OtherPlay, "objective_returns", objective_returns)
     config = load_config(Path(__file__).parent.parent / "configs/lever-otherplay.yaml",
                          ["population.size=2", "method.restarts=3", "train.iterations=2", "train.eval_every=2",
                           "train.episodes_per_pair=8", "train.eval_episodes=64"])
     pop = train_population(config, out=tmp_path / "pop", progress=False)
-    assert pop.names == ["member-00", "member-01"]
-    for i, m in enumerate(pop.members):
-        assert m["restart"] in (0, 1, 2) and 0.0 <= m["objective_return"] <= 1.0
+    assert pop.names == ["member-00", "member-01"] and calls == [64]
+    assert [m["restart"] for m in pop.members] == [2, 1]
+    assert [m["objective_return"] for m in pop.members] == pytest.approx([0.9, 0.8])
+
+
+def test_otherplay_select_takes_the_highest_j_op_per_member():
+    from adhoc.games import make_game
+    from adhoc.methods.otherplay import OtherPlay, OtherPlayConfig
+
+    method = OtherPlay(OtherPlayConfig(restarts=3), make_game("lever"), 4)
+    assert method.n_members == 12 and method.population_size == 4
+    # rows = restarts, columns = members: the best restart of members 0..3 is 1, 0, 2, 2
+    j_op = torch.tensor([[0.2, 0.9, 0.1, 0.0],
+                         [0.7, 0.3, 0.4, 0.5],
+                         [0.1, 0.8, 0.6, 0.6]])
+    method.objective_returns = lambda episodes, rng: j_op.reshape(-1)
+    chosen, objective = method.select(8, None)
+    assert chosen == [1 * 4 + 0, 0 * 4 + 1, 2 * 4 + 2, 2 * 4 + 3]
+    assert torch.equal(objective, j_op.reshape(-1))
+    # one restart: plain Other-Play keeps every member and makes no choice
+    plain = OtherPlay(OtherPlayConfig(restarts=1), make_game("lever"), 3)
+    assert plain.select(8, None) == ([0, 1, 2], None)
 
 
 def test_trajedi_with_a_common_best_response_trains_it_but_saves_only_the_members(tmp_path):
