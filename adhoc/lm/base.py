@@ -174,6 +174,26 @@ def set_cpu_threads(model: torch.nn.Module, device: torch.device, threads: int =
         torch.set_num_threads(1)
 
 
+def fit_tokenizer(tokenizer, model, model_id: str) -> None:
+    """Give a loaded tokenizer a pad token if it has none and check its special tokens against the model.
+
+    Padding only fills masked positions, so any id the model can embed will do: the end-of-sequence token
+    when there is one (as usual for causal LMs), else token 0. A BOS token is optional (Qwen2 has none: prompts
+    then start with the observation's first token). A special token whose id the model cannot embed (a
+    tokenizer that adds a default special token beyond the model's vocabulary) is refused here with one line,
+    not later as an index error inside the model."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else \
+            tokenizer.convert_ids_to_tokens(0)
+    n_embed = model.get_input_embeddings().num_embeddings
+    for kind in ("pad", "eos", "bos"):
+        token_id = getattr(tokenizer, f"{kind}_token_id")
+        if token_id is not None and not 0 <= token_id < n_embed:
+            raise UserError(f"base model {model_id!r}: the tokenizer's {kind} token {getattr(tokenizer, f'{kind}_token')!r} "
+                            f"has id {token_id}, outside the model's {n_embed} token embeddings (tokenizer and model "
+                            f"do not belong together)")
+
+
 def load_base(model_id: str = "builtin:tiny", device: str = "auto", dtype: str = "auto", cpu_threads: int = 0) -> BaseModel:
     """Load the base model by built-in name, Hugging Face hub id or local path; freeze it."""
     dev = resolve_device(device)
@@ -191,8 +211,7 @@ def load_base(model_id: str = "builtin:tiny", device: str = "auto", dtype: str =
             model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else model_id, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load base model {model_id!r}: {str(exc).splitlines()[0]}") from exc
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        fit_tokenizer(tokenizer, model, model_id)
     fp = fingerprint(model)
     set_cpu_threads(model, dev, cpu_threads)
     model = model.to(device=dev, dtype=dt).eval()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from adhoc.errors import UserError
 from adhoc.lm.adapters import AdapterBank
 from adhoc.lm.base import BaseModel
 
@@ -62,6 +63,9 @@ class Policy:
                 raise ValueError(f"an action string tokenizes to nothing: {names}")
             if not _prefix_free(seqs):
                 eos = self.tokenizer.eos_token_id
+                if eos is None:
+                    raise UserError(f"actions {names} tokenize so that one begins another, and the base model's "
+                                    f"tokenizer has no end-of-sequence token to tell them apart")
                 seqs = [s + [eos] for s in seqs]
             width = max(len(s) for s in seqs)
             ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
