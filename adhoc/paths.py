@@ -72,7 +72,7 @@ def kind_of(folder: Path) -> str | None:
 
 def check_out(out: str | Path, kind: str, overwrite: bool = False, inputs: tuple = ()) -> Path:
     """Refuse an ``--out`` that could destroy something: see the module docstring. Returns ``out``."""
-    out = Path(out)
+    out = Path(out).expanduser()
     if out.name in ("", ".", "..") or str(out).endswith(os.sep + ".") or out.name.startswith("."):
         raise UserError(f"--out {str(out)!r} must end in a plain folder name")
     real = out.resolve()
@@ -114,9 +114,9 @@ class OutputFolder:
 
     def __init__(self, out: str | Path, kind: str, overwrite: bool = False, resume: bool = False,
                  inputs: tuple = ()) -> None:
+        if resume and Path(out).exists():
+            raise UserError(f"{out} is already complete; nothing to resume")
         self.out, self.kind, self.overwrite = check_out(out, kind, overwrite and not resume, inputs), kind, overwrite
-        if resume and self.out.exists():
-            raise UserError(f"{self.out} is already complete; nothing to resume")
         self.staging = self.out.parent / f".{self.out.name}.partial"
         self._fd: int | None = None
         self.created = False
@@ -127,13 +127,10 @@ class OutputFolder:
             self.staging.mkdir()
             self.created = True
         except FileExistsError:
-            if self.staging.is_symlink() or not self.staging.is_dir():
+            if self.staging.is_symlink() or not self.staging.is_dir() or not (self.staging / LOCK).is_file():
                 raise UserError(f"{self.staging} exists and is not a staging folder of adhoc; remove it yourself") from None
         self._lock()
         if not self.created and not resume:
-            if not (self.staging / LOCK).exists():
-                self._release()
-                raise UserError(f"{self.staging} exists and is not a staging folder of adhoc; remove it yourself")
             if not overwrite:
                 self._release()
                 raise UserError(f"an interrupted run left {self.staging}: rerun with --resume to continue it, "
