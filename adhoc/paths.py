@@ -105,11 +105,11 @@ def check_out(out: str | Path, kind: str, overwrite: bool = False, inputs: tuple
 class OutputFolder:
     """Stage an output of ``kind`` in ``.<name>.partial`` beside ``out`` under an exclusive lock.
 
-    ``resume``: keep what an interrupted run of the same ``out`` left in the staging folder (its checkpoint);
-    otherwise a staging folder left by an interrupted run is refused (``--resume`` continues it,
-    ``--overwrite`` starts over). ``commit`` renames the staging folder into place (replacing an earlier output
-    of the same kind only when ``overwrite``) and releases the lock; ``abandon`` releases it and removes the
-    staging folder if this run created it and left no checkpoint.
+    ``resume``: keep what an interrupted run of the same ``out`` left in the staging folder (its checkpoint;
+    with none, the run starts afresh); otherwise a staging folder left by an interrupted run is refused
+    (``--resume`` continues it, ``--overwrite`` starts over). ``commit`` renames the staging folder into place
+    (replacing an earlier output of the same kind only when ``overwrite``) and releases the lock; ``abandon``
+    releases it and removes the staging folder if this run created it and ``keep`` is False.
     """
 
     def __init__(self, out: str | Path, kind: str, overwrite: bool = False, resume: bool = False,
@@ -120,9 +120,8 @@ class OutputFolder:
         self.staging = self.out.parent / f".{self.out.name}.partial"
         self._fd: int | None = None
         self.created = False
-        self.out.parent.mkdir(parents=True, exist_ok=True) if not resume else None
-        if resume and not self.staging.is_dir():
-            raise UserError(f"nothing to resume for {self.out}: no interrupted run left {self.staging}")
+        resume = resume and self.staging.is_dir()  # nothing was left (killed during start-up): a new run
+        self.out.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.staging.mkdir()
             self.created = True
@@ -135,9 +134,13 @@ class OutputFolder:
                 self._release()
                 raise UserError(f"an interrupted run left {self.staging}: rerun with --resume to continue it, "
                                 f"or --overwrite to start over")
-            for entry in self.staging.iterdir():  # our own earlier, interrupted run: start over
-                if entry.name != LOCK:
-                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            self.clear()  # our own earlier, interrupted run: start over
+
+    def clear(self) -> None:
+        """Empty the (locked) staging folder: a run starts over in it."""
+        for entry in self.staging.iterdir():
+            if entry.name != LOCK:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
     def _lock(self) -> None:
         fd = os.open(self.staging / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)

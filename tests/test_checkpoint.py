@@ -121,9 +121,10 @@ def test_resume_refuses_another_config_and_missing_checkpoints(tmp_path, monkeyp
     with pytest.raises(UserError, match="rerun with --resume"):
         population_recipe.train_population(config, tmp_path / "run", progress=False)
     assert (tmp_path / ".run.partial" / CHECKPOINT).is_file()
-    with pytest.raises(UserError, match="nothing to resume"):
-        population_recipe.train_population(config, tmp_path / "never", progress=False, resume=True)
-    assert not (tmp_path / "never").exists() and not (tmp_path / ".never.partial").exists()
+    # --resume of a run that left nothing (killed in start-up) starts it
+    fresh = population_recipe.train_population(config, tmp_path / "never", progress=False, resume=True)
+    assert contents(fresh.path)["files"] == contents(
+        population_recipe.train_population(config, tmp_path / "again", progress=False).path)["files"]
     # --overwrite starts over in the same staging folder
     pop = population_recipe.train_population(config, tmp_path / "run", overwrite=True, progress=False)
     assert pop.manifest["training"]["iterations"] == 10

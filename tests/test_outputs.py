@@ -108,7 +108,6 @@ def _out_cases():
         ("train-population --overwrite of a user folder", tp(user, ["--overwrite"]), "not a population output"),
         ("train-population --overwrite of a report", tp(report, ["--overwrite"]), "(it is a crossplay)"),
         ("train-population --out .", tp(lambda t, p: Path(".")), "plain folder name"),
-        ("train-population --resume of nothing", tp(lambda t, p: t / "new", ["--resume"]), "nothing to resume"),
         ("train-population --resume of a finished run", tp(lambda t, p: copy(p["b"], t / "done"), ["--resume"]),
          "already complete"),
         ("train-population into a foreign .partial", tp(lambda t, p: (user_folder(t / ".x.partial"), t / "x")[1]),

@@ -271,6 +271,9 @@ def _train(config, writer, partners, adapter, base, seat, training_seats, start,
 
     checkpoint_file = writer.staging / CHECKPOINT
     config_yaml = config.to_yaml()
+    if resume and not checkpoint_file.exists():  # killed before its first checkpoint: start over
+        writer.clear()
+        resume = False
     names = partners.names
     rows: list[np.ndarray] = []
     history: list[dict] = []

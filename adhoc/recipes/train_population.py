@@ -100,6 +100,9 @@ def _train(config, writer, game, method, base, bank, policy, optimizer, rng, nam
     n = method.n_members
     checkpoint_file = writer.staging / CHECKPOINT
     config_yaml = config.to_yaml()
+    if resume and not checkpoint_file.exists():  # killed before its first checkpoint: start over
+        writer.clear()
+        resume = False
     iteration, sp = 0, None
     if resume:
         tensors, state = checkpoint.load(checkpoint_file)
