@@ -88,7 +88,7 @@ def evaluation(agent: Path, partners: list[Path | str], episodes: int, name: str
     from adhoc.recipes.evaluate import evaluate, write_outputs
 
     out = evaluate(agent, [str(p) for p in partners], episodes=episodes, mixture=mixture, member=member, seat=seat)
-    write_outputs(out, agent / "evaluation" / name)
+    write_outputs(out, agent / "evaluation" / name, overwrite=True)  # this script's own report of an earlier run
     return out if result else out.metrics
 
 
