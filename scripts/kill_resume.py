@@ -89,7 +89,7 @@ def main() -> int:
             started = time.perf_counter()
             # a moment within what this segment still has to do: start-up plus the iterations not checkpointed
             remaining = startup + (duration - startup) * (1 - done(work / ".killed.partial", total))
-            delay = rnd.uniform(0, 0.95 * remaining) if kills < args.kills else None
+            delay = rnd.uniform(startup / 2, 0.95 * remaining) if kills < args.kills else None
             try:
                 proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:

@@ -318,3 +318,15 @@ def test_check_name_refuses_paths(value):
 @pytest.mark.parametrize("value", ["member", "learner-epoch-00", "m0", "run_2.v1", "a+b=c"])
 def test_check_name_accepts_plain_names(value):
     assert check_name(value, "member name") == value
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_parent_is_refused_before_any_work(tmp_path, pops, capsys):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        assert main(["crossplay", str(pops["a"]), "--episodes", "2", "--out", str(parent / "x")]) == 2
+        assert "not a writable folder" in capsys.readouterr().err and not list(parent.iterdir())
+    finally:
+        parent.chmod(0o755)
