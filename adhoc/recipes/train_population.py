@@ -10,6 +10,8 @@ The loop, written out once for every method (the method only chooses the pairs a
    members that played.
 3. Every ``train.eval_every`` iterations: each member's self-play return from ``train.eval_episodes``
    fresh episodes; logged; optional early stop at ``train.target_return``.
+   Every ``train.checkpoint_every`` iterations, and on SIGTERM / Ctrl-C (then the run stops), a checkpoint
+   (``adhoc.checkpoint``) goes into the staging folder; ``resume`` continues from it, bit for bit on CPU.
 4. The method selects the adapters to save (all of them; or, for a method that trains extra adapters —
    Other-Play restarts, TrajeDi's best response — one per member), then save atomically: member peft folders, ``population.yaml``, ``config.yaml``, TensorBoard logs.
 
@@ -67,7 +69,8 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
     out = Path(out) if out is not None else default_out(config)
     game = build_game(config.game)
     method = METHODS[config.method.name].build(config.method, game, config.population.size)  # refuses a game it can't serve
-    check_out(out, "population", overwrite and not resume) if not resume else None  # before the base is loaded
+    if not resume:
+        check_out(out, "population", overwrite)  # before the base is loaded
     n = method.n_members  # adapters trained: population.size, or more when a method trains restarts
     names = [f"{config.population.member_prefix}-{i:02d}" for i in range(config.population.size)]
     names += [method.slot_name(i, names) for i in range(len(names), n)]
