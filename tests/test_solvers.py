@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from adhoc.errors import UserError
-from adhoc.solvers import (SOLVERS, alpharank, maximin, minimax_regret, nash_zero_sum, prd, prioritized,
-                           solve, uniform)
+from adhoc.solvers import (SOLVERS, _clean, _project_floor_simplex, alpharank, maximin, minimax_regret,
+                           nash_zero_sum, prd, prioritized, solve, uniform)
 
 RPS = np.array([[0, -1, 1], [1, 0, -1], [-1, 1, 0]], dtype=float)
 # weighted RPS: unique Nash (1/4, 1/4, 1/2) for both players, value 0
@@ -55,6 +55,17 @@ def test_minimax_regret_hand_computed_with_explicit_best():
     np.testing.assert_allclose(maximin(M), [0.5, 0.5], atol=1e-9)
 
 
+def test_minimax_regret_scalar_best_is_the_same_for_every_partner():
+    M = [[5.0, 0.0], [0.0, 1.0]]
+    np.testing.assert_allclose(minimax_regret(M, best=3.0), minimax_regret(M, best=[3.0, 3.0]), atol=1e-12)
+    # a common best is a constant shift: the equilibrium is maximin's, (1/6, 5/6)
+    np.testing.assert_allclose(minimax_regret(M, best=3.0), [1 / 6, 5 / 6], atol=1e-9)
+    with pytest.raises(UserError, match="minimax_regret: best has NaN or inf entries"):
+        minimax_regret(M, best=[1.0, np.inf])
+    with pytest.raises(UserError, match=r"best must have one entry per partner \(2\), got shape \(3,\)"):
+        minimax_regret(M, best=[1.0, 2.0, 3.0])
+
+
 def test_minimax_regret_hand_computed_with_column_max():
     # M = [[5, 0], [0, 1]], best = column max (5, 1): R = [[0, 1], [5, 0]]; the adversary equalises
     # y2 = 5*y1 -> y = (1/6, 5/6) with regret 5/6.
@@ -62,6 +73,47 @@ def test_minimax_regret_hand_computed_with_column_max():
     # best = (5, 3): R = [[0, 3], [5, 2]]; rows 3*y2 and 5 - 3*y2 -> still y2 = 5/6 (an interior 2x2
     # equilibrium only depends on row differences, which a per-column shift leaves alone)
     np.testing.assert_allclose(minimax_regret([[5, 0], [0, 1]], best=[5, 3]), [1 / 6, 5 / 6], atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+def test_floor_simplex_projection_hand_computed():
+    # already on the simplex: unchanged; a uniform excess is removed evenly
+    np.testing.assert_allclose(_project_floor_simplex(np.array([0.2, 0.3, 0.5]), 0.0), [0.2, 0.3, 0.5], atol=1e-15)
+    np.testing.assert_allclose(_project_floor_simplex(np.array([0.5, 0.5, 0.5]), 0.0), THIRD, atol=1e-15)
+    np.testing.assert_allclose(_project_floor_simplex(np.array([2.0, 0.0, 0.0]), 0.0), [1, 0, 0], atol=1e-15)
+    # floor 0.1: z = x − 0.1 = (0.5, 0.4, −0.5) onto {z >= 0, Σz = 0.7}: θ = (0.5 + 0.4 − 0.7)/2 = 0.1
+    # -> (0.4, 0.3, 0) + 0.1 = (0.5, 0.4, 0.1), whatever the order of the entries
+    np.testing.assert_allclose(_project_floor_simplex(np.array([0.6, 0.5, -0.4]), 0.1), [0.5, 0.4, 0.1], atol=1e-12)
+    np.testing.assert_allclose(_project_floor_simplex(np.array([-0.4, 0.5, 0.6]), 0.1), [0.1, 0.4, 0.5], atol=1e-12)
+    # floor 0.3 on 2 entries: (0.1, 0.9) -> (0.3, 0.7); n · floor = 1: only the uniform point is left
+    np.testing.assert_allclose(_project_floor_simplex(np.array([0.1, 0.9]), 0.3), [0.3, 0.7], atol=1e-12)
+    np.testing.assert_allclose(_project_floor_simplex(np.array([0.9, 0.0, 0.1]), 1 / 3), THIRD, atol=1e-15)
+
+
+def test_floor_simplex_projection_is_the_nearest_point():
+    # against the optimality condition of the projection: every entry above the floor moved by the same θ
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 7))
+        lo = float(rng.uniform(0, 1 / n))
+        x = rng.normal(size=n)
+        p = _project_floor_simplex(x, lo)
+        assert p.sum() == pytest.approx(1.0, abs=1e-12) and np.all(p >= lo - 1e-15)
+        free = p > lo + 1e-12
+        if free.any():
+            shift = x[free] - p[free]
+            assert np.ptp(shift) < 1e-12  # the same shift θ for every entry above the floor ...
+            assert np.all(x[~free] - lo <= shift[0] + 1e-12)  # ... and the clipped ones lie below floor + θ
+
+
+def test_clean_normalises_and_falls_back_to_uniform():
+    np.testing.assert_allclose(_clean([2.0, 6.0]), [0.25, 0.75], atol=1e-15)
+    np.testing.assert_allclose(_clean([-1e-17, 3.0, 1.0]), [0.0, 0.75, 0.25], atol=1e-15)  # LP round-off
+    np.testing.assert_allclose(_clean(np.zeros(4)), np.full(4, 0.25), atol=1e-15)
+    np.testing.assert_allclose(_clean([-0.5, 1.0, 1.0]), [0.0, 0.5, 0.5], atol=1e-15)  # negatives count as 0
+    np.testing.assert_allclose(_clean([-1.0, 0.0]), [0.5, 0.5], atol=1e-15)
+    assert _clean([1, 3]).dtype == np.float64
 
 
 # ------------------------------------------------------------------------------------ PRD
@@ -130,6 +182,24 @@ def test_prd_long_run_sits_on_the_floor():
 
 def test_prd_is_invariant_to_payoff_units_when_normalised():
     np.testing.assert_allclose(prd(WRPS * 100.0 + 7.0), prd(WRPS), atol=1e-9)
+    np.testing.assert_allclose(prd(WRPS * 0.01, steps=2_000), prd(WRPS, steps=2_000), atol=1e-9)  # range < 1
+    # without normalisation the units change the dynamics (dt multiplies the payoffs)
+    assert np.abs(prd(WRPS * 0.01, steps=2_000, normalize=False) - prd(WRPS, steps=2_000, normalize=False)).max() > 0.01
+    # a constant matrix (range 0): nothing to prefer, no division by zero
+    np.testing.assert_allclose(prd(np.full((2, 3), 5.0), steps=100), THIRD, atol=1e-12)
+    np.testing.assert_allclose(alpharank(np.full((2, 3), 5.0)), THIRD, atol=1e-12)
+
+
+def test_prd_parameter_checks():
+    for bad, match in [({"gamma": 1.0}, r"gamma must be in \[0, 1\) \(got 1.0\)"),
+                       ({"gamma": -0.1}, r"gamma must be in \[0, 1\)"),
+                       ({"gamma": float("nan")}, r"gamma must be in \[0, 1\)"),
+                       ({"steps": 0}, r"steps must be a positive integer \(got 0\)"),
+                       ({"steps": 1.5}, r"steps must be a positive integer \(got 1.5\)"),
+                       ({"dt": -1.0}, r"dt must be > 0 \(got -1.0\)")]:
+        with pytest.raises(UserError, match=match):
+            prd(RPS, **bad)
+    assert prd(RPS, steps=1).shape == (3,)  # one step is allowed
 
 
 # ------------------------------------------------------------------------------------ alpha-rank
@@ -145,6 +215,47 @@ def test_alpharank_single_population_two_strategies_closed_form():
     a, alpha, m = 1.0, 0.1, 5
     pi = alpharank([[0, a], [-a, 0]], alpha=alpha, m=m, normalize=False)
     assert pi[0] / pi[1] == pytest.approx(math.exp(alpha * m * a), rel=1e-9)
+
+
+def test_alpharank_closed_forms_at_other_scales():
+    # single population, G = [[0, a], [-a, 0]]: pi0 / pi1 = exp(alpha · m/(m−1) · a · (m − 1)) = exp(alpha · m · a),
+    # here with a ≠ 1 and the smallest population m = 2
+    for a, alpha, m in [(0.5, 0.3, 2), (2.0, 0.2, 7)]:
+        pi = alpharank([[0, a], [-a, 0]], alpha=alpha, m=m, normalize=False)
+        assert pi[0] / pi[1] == pytest.approx(math.exp(alpha * m * a), rel=1e-9)
+    # two populations, one snapshot and two partners: the partner chain alone, fitness −M;
+    # pi0 / pi1 = rho(1 -> 0) / rho(0 -> 1) with u = α (M[0, 1] − M[0, 0]) for the move 1 -> 0
+    M = np.array([[1.0, 3.0]])
+    alpha, m = 0.4, 5
+
+    def rho(u):
+        return (1 - math.exp(-u)) / (1 - math.exp(-m * u))
+
+    pi = alpharank(M, alpha=alpha, m=m, normalize=False)
+    assert pi[0] / pi[1] == pytest.approx(rho(alpha * 2.0) / rho(-alpha * 2.0), rel=1e-9)
+    # a tie (u = 0): neutral drift, fixation 1/m both ways -> equal mass
+    np.testing.assert_allclose(alpharank([[2.0, 2.0]], normalize=False), [0.5, 0.5], atol=1e-12)
+    # normalised by default: the units of the return do not matter
+    np.testing.assert_allclose(alpharank(DOMINANT * 0.01), alpharank(DOMINANT), atol=1e-9)
+    np.testing.assert_allclose(alpharank(DOMINANT * 0.01), alpharank(DOMINANT, normalize=True), atol=1e-12)
+    assert np.abs(alpharank(DOMINANT * 0.01, normalize=False) - alpharank(DOMINANT)).max() > 1e-3
+    # one strategy of a symmetric game
+    np.testing.assert_allclose(alpharank([[0.0]]), [1.0])
+
+
+def test_alpharank_parameter_checks():
+    for bad, match in [({"alpha": 0.0}, r"alpha must be > 0 \(got 0.0\)"),
+                       ({"m": 1}, r"m \(population size\) must be an integer >= 2 \(got 1\)"),
+                       ({"m": 2.5}, r"must be an integer >= 2 \(got 2.5\)"),
+                       ({"population": "three"}, r"population must be 'auto', 'single' or 'two' \(got 'three'\)")]:
+        with pytest.raises(UserError, match=match):
+            alpharank(RPS, **bad)
+    # nearly antisymmetric (1e-9 off) is not antisymmetric: "auto" runs two populations, "single" refuses
+    near = RPS + 1e-9 * np.eye(3)
+    np.testing.assert_allclose(alpharank(near), alpharank(near, population="two"), atol=1e-15)
+    with pytest.raises(UserError, match=r"^alpharank: population='single' needs a square antisymmetric M \(symmetric "
+                                        r"zero-sum meta-game\); use population='two'$"):
+        alpharank(near, population="single")
 
 
 def test_alpharank_concentrates_on_the_worst_partner():
@@ -200,9 +311,19 @@ def test_every_solver_returns_a_probability_vector(name, seed):
     assert np.all(p >= 0) and p.sum() == pytest.approx(1.0, abs=1e-12)
 
 
+def test_documented_defaults():
+    # README / docstrings: prioritized beta 3; alpha-rank alpha 10, m 50; prd gamma 1e-6 with OpenSpiel's floor,
+    # 1e4 steps of dt 1e-2; prd and alpha-rank normalise the payoffs
+    M = np.random.default_rng(7).normal(size=(3, 4))
+    np.testing.assert_array_equal(prioritized(M), prioritized(M, beta=3.0))
+    np.testing.assert_array_equal(alpharank(M), alpharank(M, alpha=10.0, m=50, population="auto", normalize=True))
+    np.testing.assert_array_equal(prd(M), prd(M, gamma=1e-6, dt=1e-2, steps=10_000, normalize=True, floor="openspiel"))
+
+
 @pytest.mark.parametrize("name", sorted(SOLVERS))
 def test_every_solver_handles_one_partner_and_one_snapshot(name):
     np.testing.assert_allclose(solve(name, [[1.0], [2.0]]), [1.0])
+    np.testing.assert_array_equal(solve(name, [[3.0]]), [1.0])
     p = solve(name, [[1.0, 2.0, 3.0]])
     assert p.shape == (3,) and p.sum() == pytest.approx(1.0)
 
@@ -222,8 +343,13 @@ def test_errors():
         solve("maximin", np.zeros((2, 2, 2)))
     with pytest.raises(UserError, match="numeric"):
         solve("maximin", [["a", "b"]])
-    with pytest.raises(UserError, match="no parameter"):
-        solve("prd", RPS, betta=2)
+    with pytest.raises(UserError, match=r"solver 'prd' has no parameter\(s\) betta, x \(allowed: gamma, dt, steps, "
+                                        r"normalize, floor\)"):
+        solve("prd", RPS, betta=2, x=1)
+    with pytest.raises(UserError, match=r"solver 'uniform' has no parameter\(s\) beta \(allowed: none\)"):
+        solve("uniform", RPS, beta=2)
+    with pytest.raises(UserError, match="game matrix has NaN or inf entries"):
+        nash_zero_sum([[1.0, np.nan]])
     with pytest.raises(UserError, match="best"):
         solve("minimax_regret", RPS, best=[1.0, 2.0])
     with pytest.raises(UserError, match="beta"):
@@ -255,6 +381,20 @@ def test_prd_matches_open_spiel(gamma):
             assert np.abs(scaled - ref[1]).max() > 1e-3
 
 
+def test_single_population_alpharank_matches_open_spiel():
+    pytest.importorskip("open_spiel")
+    from open_spiel.python.egt import alpharank as os_alpharank
+    rng = np.random.default_rng(5)
+    for n in (3, 4):
+        B = rng.normal(size=(n, n))
+        G = B - B.T  # a symmetric zero-sum meta-game
+        # OpenSpiel's constant-sum closed form u = α·m/(m−1)·G[r, s] (its default, the local selection model,
+        # uses u = α·(G[r, s] − G[s, r]) instead)
+        _, _, pi, _, _ = os_alpharank.compute([G], m=20, alpha=0.7, use_local_selection_model=False)
+        np.testing.assert_allclose(alpharank(G, alpha=0.7, m=20, normalize=False, population="single"), pi,
+                                   atol=1e-10)
+
+
 def test_alpharank_matches_open_spiel():
     pytest.importorskip("open_spiel")
     from open_spiel.python.egt import alpharank as os_alpharank
@@ -264,3 +404,9 @@ def test_alpharank_matches_open_spiel():
         _, _, pi, _, _ = os_alpharank.compute([M, -M], m=20, alpha=1.0)
         ref = np.asarray(pi).reshape(3, 4).sum(axis=0)
         np.testing.assert_allclose(alpharank(M, alpha=1.0, m=20, normalize=False), ref, atol=1e-6)
+    # ties (fixation 1/m, neutral drift) next to selection: the learner is indifferent between its snapshots
+    # with partner 0, and partners 1 and 2 tie against snapshot 0
+    M = np.array([[0.0, 1.0, 1.0], [0.0, 2.0, -1.0]])
+    _, _, pi, _, _ = os_alpharank.compute([M, -M], m=5, alpha=0.5)
+    np.testing.assert_allclose(alpharank(M, alpha=0.5, m=5, normalize=False),
+                               np.asarray(pi).reshape(2, 3).sum(axis=0), atol=1e-10)
