@@ -210,7 +210,8 @@ SOLVER_RANGES: dict[str, dict[str, Range]] = {
     "prd": {"gamma": Range(0, 1, hi_open=True), "dt": Range(0, 1, lo_open=True), "steps": Range(1, MAX_SOLVER_STEPS)},
     "alpharank": {"alpha": Range(0, 1e6, lo_open=True), "m": Range(2, 1_000_000)},
 }
-SOLVER_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"alpharank": {"population": ("auto", "single", "two")}}
+SOLVER_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"alpharank": {"population": ("auto", "single", "two")},
+                                                          "prd": {"floor": ("openspiel", "scaled")}}
 
 
 def _num(x: float | None) -> str:
@@ -482,8 +483,14 @@ def _read(path: str | Path | None, overrides: list[str], registry_sections: tupl
     # `solver=maximin solver.steps=9`: the shorthand names the choice, so later keys add to it
     overrides = [f"{k}.name={v}" if k in registry_sections and not v.lstrip().startswith("{") else f"{k}={v}"
                  for k, _, v in (item.partition("=") for item in overrides)]
+    dotlist = OmegaConf.create({})
+    for item in overrides:  # one at a time, so an error names its override
+        try:
+            dotlist.merge_with_dotlist([item])
+        except (OmegaConfBaseException, yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+            # each value is parsed as YAML: `train.lr=[1` fails in PyYAML, not in OmegaConf
+            raise ConfigError(f"config error: override {item!r}: {(str(exc).splitlines() or [''])[0]}") from None
     try:
-        dotlist = OmegaConf.from_dotlist(list(overrides))
         # A shorthand `game: lever` in the file must still accept `game.n_levers=7` on the command line.
         for section in registry_sections:
             if isinstance(base.get(section), str):
@@ -655,8 +662,9 @@ def _partner_overrides(overrides: list[str]) -> tuple[list[str], list[str] | Non
             if value.startswith("["):
                 try:
                     parsed = OmegaConf.from_dotlist([f"p={value}"]).p
-                except OmegaConfBaseException as exc:
-                    raise ConfigError(f"config error: override {item!r}: {str(exc).splitlines()[0]}") from None
+                except (OmegaConfBaseException, yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+                    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    raise ConfigError(f"config error: override {item!r} is not a list of partners ({first})") from None
                 if not OmegaConf.is_list(parsed):
                     raise ConfigError(f"config error: override {item!r} is not a list of partners")
                 values = [str(v) for v in parsed]
