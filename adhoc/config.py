@@ -161,10 +161,12 @@ class Range:
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             return
         why = f" ({self.why})" if self.why else ""
+        shown = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) and value.bit_length() > 64 \
+            else value
         if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
-            raise ConfigError(f"config error: {key} must be {self.text()} (got {value}){why}")
+            raise ConfigError(f"config error: {key} must be {self.text()} (got {shown}){why}")
         if self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi):
-            raise ConfigError(f"config error: {key}={value} is {'not below' if self.hi_open else 'above'} the limit "
+            raise ConfigError(f"config error: {key}={shown} is {'not below' if self.hi_open else 'above'} the limit "
                               f"{_num(self.hi)}{note or why}")
 
 
@@ -221,6 +223,8 @@ def _num(x: float | None) -> str:
 
 
 def _bytes(n: float) -> str:
+    if n >= 1 << 80:
+        return "more than a billion TiB"
     for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
             return f"~{n / size:.3g} {unit}"
@@ -413,6 +417,8 @@ def _check_raw(key: str, hint: Any, value: Any) -> None:
         raise ConfigError(f"config error: {key} must be a string (got {shown}; quote it in YAML)")
     if hint in (int, float) and isinstance(value, (list, dict)):
         raise ConfigError(f"config error: {key} must be a single number (got {value!r})")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+        raise ConfigError(f"config error: {key} must be a finite number (got an integer of {value.bit_length()} bits)")
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"config error: {key} must be a list (got {value!r})")
@@ -547,8 +553,7 @@ def check(config: RunConfig) -> None:
     rank = _clamp(m.lora_rank, 1, MAX_LORA_RANK)
     per_adapter = _adapter_bytes(dims, rank, m.target_modules)
     notes = {"population.size": lambda v: f" (the adapters alone would take {dims.at_least}{_bytes(v * per_adapter)})",
-             "model.lora_rank": lambda v: f" (each adapter alone would take {dims.at_least}"
-                                          f"{_bytes(_adapter_bytes(dims, v, m.target_modules))})",
+             "model.lora_rank": _rank_note(dims, m.target_modules),
              "train.episodes_per_pair": lambda v: f" (the rollout batch would take {dims.at_least}"
                                                   f"{_bytes(v * _clamp(n, 1, MAX_POPULATION) * _row_bytes(game, dims))})"}
     for section in ("model", "population", "train"):
@@ -647,7 +652,9 @@ SOLVER_FIXED_PARAMS = ("best",)  # minimax_regret's best returns: the partners' 
 def is_learner_config(path: str | Path | None) -> bool:
     """A config file with a top-level ``learner`` section (parse errors are left to the loader to report)."""
     try:
-        data = yaml.load(Path(path).read_text(), Loader=_Loader) if path is not None and Path(path).is_file() else None
+        if path is None or not Path(path).is_file() or Path(path).stat().st_size > MAX_CONFIG_BYTES:
+            return False
+        data = yaml.load(Path(path).read_text(), Loader=_Loader)
     except (yaml.YAMLError, UnicodeDecodeError, OSError, RecursionError, ValueError, TypeError, OverflowError):
         return False
     return isinstance(data, dict) and "learner" in data
@@ -726,7 +733,11 @@ def _solver_value(key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config error: {key} must be a number (got {value!r})")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"config error: {key} must be a finite number (got an integer of "
+                              f"{value.bit_length()} bits)") from None
     elif isinstance(default, str) and not isinstance(value, str):
         raise ConfigError(f"config error: {key} must be a string (got {value!r})")
     return value
@@ -777,8 +788,7 @@ def check_learner(config: LearnerRunConfig) -> None:
         raise ConfigError(f"config error: learner.seat must be 0, 1 or null for both (got {config.learner.seat!r})")
     game = None if config.game is None else _build_game(config.game)
     dims = _base_dims(m.base)
-    notes = {"model.lora_rank": lambda v: f" (each adapter alone would take {dims.at_least}"
-                                          f"{_bytes(_adapter_bytes(dims, v, m.target_modules))})",
+    notes = {"model.lora_rank": _rank_note(dims, m.target_modules),
              "train.episodes": lambda v: f" (the rollout batch would take {dims.at_least}"
                                          f"{_bytes(v * _row_bytes(game, dims))})"}
     for section in ("model", "learner", "train"):
@@ -872,8 +882,8 @@ def _check_model(m: Any) -> None:
                 raise ConfigError(f"config error: model.base {base!r} is not a built-in model (allowed: {builtins})")
         elif base.startswith((".", "/", "~")) or local.exists():
             if not local.is_dir():
-                raise ConfigError(f"config error: model.base {base!r}: no such folder (a local base model is a "
-                                  f"folder saved by save_pretrained)")
+                raise ConfigError(f"config error: model.base {base!r}: {'not a' if local.exists() else 'no such'} "
+                                  f"folder (a local base model is a folder saved by save_pretrained)")
             if not (local / "config.json").is_file():
                 raise ConfigError(f"config error: model.base {base!r} has no config.json (expected a saved "
                                   f"Hugging Face causal LM)")
@@ -907,7 +917,9 @@ def _build_game(game_config: Any) -> Any:
 
 
 def _clamp(value: Any, lo: int, hi: int) -> int:
-    return min(max(int(value), lo), hi) if isinstance(value, (int, float)) and math.isfinite(value) else lo
+    if isinstance(value, float) and not math.isfinite(value) or not isinstance(value, (int, float)):
+        return lo
+    return min(max(int(value), lo), hi)
 
 
 # ---------------------------------------------------------------------------- rough memory estimates
@@ -951,6 +963,10 @@ def _adapter_bytes(dims: _Dims, rank: int, modules: list[str] | None) -> int:
     params = sum(rank * (h + vocab) if name == "lm_head" else layers * rank * shapes.get(name, 2 * h)
                  for name in (modules or ModelConfig().target_modules))
     return 16 * params
+
+
+def _rank_note(dims: _Dims, modules: list[str] | None) -> Callable[[int], str]:
+    return lambda rank: f" (each adapter alone would take {dims.at_least}{_bytes(_adapter_bytes(dims, rank, modules))})"
 
 
 def _row_bytes(game: Any, dims: _Dims, method: Any = None, n: int = 1) -> int:

@@ -102,6 +102,8 @@ POPULATION_CASES = {
                        "(8192 adapters trained by method otherplay) with model.lora_rank=1024 would take ~", False),
     # model
     "absurd-rank": (pop(model__lora_rank=100000), "model.lora_rank=100000 is above the limit 1,024 (each adapter alone would take ~", False),
+    "400-digit-rank": (pop(model__lora_rank=10**400), "model.lora_rank=<an integer of 1329 bits> is above the limit 1,024", False),
+    "400-digit-lr": (pop(train__lr=10**400), "train.lr must be a finite number (got an integer of 1329 bits)", False),
     "zero-alpha": (pop(model__lora_alpha=0.0), "model.lora_alpha must be > 0", False),
     "negative-init-std": (pop(model__lora_init_std=-1.0), "model.lora_init_std must be >= 0", False),
     "negative-threads": (pop(model__cpu_threads=-2), "model.cpu_threads must be >= 0", False),
@@ -171,6 +173,7 @@ LEARNER_CASES = {
     "learner-bad-base": (learner(model__base="builtin:nope"), "model.base 'builtin:nope' is not a built-in model", True),
     "learner-dtype": (learner(model__dtype="fp8"), "model.dtype must be one of", False),
     "prd-absurd-steps": (learner(solver={"name": "prd", "steps": 10**9}), "solver.steps=1000000000 is above the limit 1,000,000", False),
+    "prioritized-400-digit-beta": (learner(solver={"name": "prioritized", "beta": 10**400}), "solver.beta must be a finite number", False),
     "prd-fractional-steps": (learner(solver={"name": "prd", "steps": 2.5}), "solver.steps must be an integer (got 2.5)", False),
     "prd-nan-dt": (learner(solver={"name": "prd", "dt": NAN}), "solver.dt must be a finite number", True),
     "prd-gamma-one": (learner(solver={"name": "prd", "gamma": 1.0}), "solver.gamma=1.0 is not below the limit 1", False),
