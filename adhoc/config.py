@@ -135,7 +135,8 @@ MAX_CONFIG_VALUES = 100_000  # values in a config file after YAML aliases are ex
 MAX_SOLVER_STEPS = 1_000_000
 
 DEVICE = re.compile(r"auto|cpu|cuda|cuda:[0-9]{1,3}")  # what adhoc.lm.base.resolve_device accepts
-HF_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+# a Hugging Face hub id: name or owner/name (legacy ids such as gpt2 have no owner)
+HF_ID = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/)?[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # a linear layer's attribute name (AdapterBank matches the last dotted part)
 LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")  # builtin:* layers
 
@@ -889,7 +890,7 @@ def _check_model(m: Any) -> None:
                                   f"Hugging Face causal LM)")
         elif not HF_ID.fullmatch(base) or ".." in base or "--" in base:
             raise ConfigError(f"config error: model.base {base!r} is neither a built-in model ({builtins}), an "
-                              f"existing local folder nor a Hugging Face id owner/name")
+                              f"existing local folder nor a Hugging Face id (name or owner/name)")
     modules = m.target_modules
     if modules is not None:
         if not modules:
