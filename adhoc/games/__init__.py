@@ -2,7 +2,8 @@
 
 Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
 common-payoff matrix game given in YAML. ``warehouse``, ``preference`` and ``corrective``: the seed paper's
-alignment games (multi-step, with scripted teachers). The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
+alignment games (multi-step, with scripted teachers). ``repeated``: any one-shot game for K rounds with the same
+partner (adaptation to a partner from the history). The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from adhoc.games.core import SEATS, Game, GameError, GameState
 from adhoc.games.lever import LeverConfig, LeverGame, build_lever
 from adhoc.games.matrix import MatrixConfig, MatrixGame, build_matrix
 from adhoc.games.preference import PreferenceConfig, PreferenceGame, build_preference
+from adhoc.games.repeated import RepeatedConfig, RepeatedGame, build_repeated
 from adhoc.games.symmetry import PermutationGroup
 from adhoc.games.warehouse import WarehouseConfig, WarehouseGame, build_warehouse
 
@@ -42,6 +44,8 @@ GAMES: dict[str, GameSpec] = {
                            "RLHF as a cooperative game: preference orderings, then a final choice (seed paper, CIRL)"),
     "corrective": GameSpec("corrective", CorrectiveConfig, build_corrective,
                            "interpreting corrective feedback: digit-by-digit arithmetic with corrections (seed paper)"),
+    "repeated": GameSpec("repeated", RepeatedConfig, build_repeated,
+                         "a one-shot game (game.stage) played for game.rounds rounds with the same partner"),
 }
 
 
@@ -86,5 +90,5 @@ def make_game(name: str, **params: Any) -> Game:
 
 __all__ = ["GAMES", "SEATS", "CMGConfig", "CorrectiveConfig", "CorrectiveGame", "CMGGame", "CMGHConfig", "CMGSConfig", "Game", "GameError", "GameSpec",
            "GameState", "LeverConfig", "LeverGame", "MatrixConfig", "MatrixGame", "PermutationGroup", "PreferenceConfig",
-           "PreferenceGame", "WarehouseConfig",
+           "PreferenceGame", "RepeatedConfig", "RepeatedGame", "WarehouseConfig",
            "WarehouseGame", "build_game", "make_game"]

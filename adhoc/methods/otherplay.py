@@ -43,6 +43,30 @@ class OtherPlayConfig:
     restarts: int = 1  # independently seeded restarts per member; the best by J_OP is saved
 
 
+class Relabelling:
+    """Other-Play's relabelling of seat 1 by a uniformly random symmetry φ of ``game`` per episode, as
+    ``rollout`` options. Also the robust learner's symmetry augmentation (``learner.augment``)."""
+
+    def __init__(self, game, who: str) -> None:
+        self.group = game.symmetries()
+        if self.group is None or self.group.order() <= 1:
+            raise UserError(f"{who} needs a game with declared symmetries; game '{game.name}' declares none")
+        if game.horizon != 1 and not hasattr(game, "relabel_observation"):
+            raise UserError(f"{who}: game '{game.name}' is multi-step and does not relabel observations")
+        # seat 1 sees seat 0's moves in a multi-step game: a group that moves them changes seat 1's view
+        identity = np.arange(self.group.action_counts[0])
+        self.moves_seat0 = game.horizon != 1 and any(not np.array_equal(g[0], identity)
+                                                     for g in self.group.generators())
+
+    def options(self, n: int, rng: np.random.Generator) -> dict:
+        """``partner_maps`` [n, A_1] (and ``seat0_maps`` [n, A_0] where seat 1 sees seat 0's moves)."""
+        element = self.group.sample(n, rng)
+        options = {"partner_maps": torch.as_tensor(element[1], dtype=torch.long)}  # seat 1's relabelling
+        if self.moves_seat0:
+            options["seat0_maps"] = torch.as_tensor(element[0], dtype=torch.long)
+        return options
+
+
 class OtherPlay(SelfPlay):
     def __init__(self, config: OtherPlayConfig, game, n_members: int) -> None:
         restarts = getattr(config, "restarts", 1)
@@ -50,22 +74,10 @@ class OtherPlay(SelfPlay):
             raise UserError(f"method.restarts must be >= 1 (got {restarts})")
         super().__init__(config, game, n_members * restarts)
         self.population_size = n_members
-        self.group = game.symmetries()
-        if self.group is None or self.group.order() <= 1:
-            raise UserError(f"method otherplay needs a game with declared symmetries; game '{game.name}' declares none")
-        if game.horizon != 1 and not hasattr(game, "relabel_observation"):
-            raise UserError(f"method otherplay: game '{game.name}' is multi-step and does not relabel observations")
-        # seat 1 sees seat 0's moves in a multi-step game: a group that moves them changes seat 1's view
-        identity = np.arange(self.group.action_counts[0])
-        self.moves_seat0 = game.horizon != 1 and any(not np.array_equal(g[0], identity)
-                                                     for g in self.group.generators())
+        self.relabel = Relabelling(game, "method otherplay")
 
     def rollout_options(self, pairs: torch.Tensor, episodes: int, rng: np.random.Generator) -> dict:
-        element = self.group.sample(pairs.shape[0] * episodes, rng)  # one φ per episode
-        options = {"partner_maps": torch.as_tensor(element[1], dtype=torch.long)}  # seat 1's relabelling
-        if self.moves_seat0:
-            options["seat0_maps"] = torch.as_tensor(element[0], dtype=torch.long)
-        return options
+        return self.relabel.options(pairs.shape[0] * episodes, rng)  # one φ per episode
 
     def objective_returns(self, episodes: int, rng: np.random.Generator) -> torch.Tensor:
         """J_OP of every trained member [n_members]: self-play with the partner relabelled per episode."""

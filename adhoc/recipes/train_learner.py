@@ -84,6 +84,7 @@ from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.methods.common import entropy_per_member, policy_gradient_loss
+from adhoc.methods.otherplay import Relabelling
 from adhoc.partners import Partners, load_partners, returns_with_partners, seats_beside
 from adhoc.paths import check_out, unique_default
 from adhoc.population import CHECKPOINT, Member, Population, PopulationWriter, atomic_write
@@ -235,6 +236,8 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
                      config.model.cpu_threads)
     for pop in partners.populations:
         pop.check_base(base.model_id, base.fingerprint)  # a different base model: refused before any write
+    if config.learner.augment:
+        Relabelling(build_game(partners.game), "learner.augment")  # a game without symmetries: refused here
     writer = PopulationWriter(out, overwrite=overwrite, resume=resume, inputs=tuple(config.partners))
     try:
         return _train(config, writer, partners, adapter, base, seat, training_seats, start, progress, resume)
@@ -262,6 +265,7 @@ def _train(config, writer, partners, adapter, base, seat, training_seats, start,
     partner_seats = partners.seats()
     n_ids = bank.n_members + len(policy.scripted)  # every member id a pair can hold
     optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
+    relabel = Relabelling(game, "learner.augment") if config.learner.augment else None
     only_learner = torch.zeros(bank.n_members, dtype=torch.bool)
     only_learner[learner] = True
     rng = np.random.default_rng(config.learner.seed)
@@ -366,7 +370,8 @@ def _train(config, writer, partners, adapter, base, seat, training_seats, start,
                 iteration += 1
                 t0 = time.perf_counter()
                 pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng, partner_ids, training_seats)
-                traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False)
+                extra = {} if relabel is None else relabel.options(pairs.shape[0], rng)
+                traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False, **extra)
                 returns = traj.returns[:, 0]  # [B]
                 advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]
                 pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, n_ids)[learner]
