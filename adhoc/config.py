@@ -614,6 +614,9 @@ class LearnerConfig:
     #                           so every snapshot is a fresh best response to that epoch's meta-strategy (PSRO)
     seat: Optional[int] = None  # None: the learner plays both seats (half the episodes each); 0 or 1: only that
     #                             seat, every partner the other (an AI trained against a teacher population)
+    augment: bool = False  # relabel every training episode by a random symmetry of the game (as Other-Play does):
+    #                        each partner, with its history, is met in every relabelling the group allows, so
+    #                        memorising which label a partner plays cannot pay; evaluation is never relabelled
 
 
 @dataclass
