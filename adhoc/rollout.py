@@ -163,8 +163,10 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
     maps = None if partner_maps is None else torch.as_tensor(partner_maps).long().cpu()
     relabel = maps is not None and hasattr(game, "relabel_observation")
     world = {} if seat0_maps is None else {"seat0_maps": torch.as_tensor(seat0_maps).long().cpu()}
-    if world and (maps is None or bool((seat_members[1] >= policy.bank.n_members).any())):
-        raise ValueError("seat0_maps needs partner_maps and a seat 1 played by LM members")
+    if world and (maps is None or not bool((world["seat0_maps"] == torch.arange(world["seat0_maps"].shape[1]))
+                                           .all(1)[seat_members[1] >= policy.bank.n_members].all())):
+        raise ValueError("seat0_maps needs partner_maps, and identity rows where seat 1 is a scripted strategy "
+                         "(it reads the untransformed world)")
     with torch.set_grad_enabled(grad):
         for _ in range(game.horizon):
             alive = ~state.done

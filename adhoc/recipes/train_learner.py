@@ -371,6 +371,9 @@ def _train(config, writer, partners, adapter, base, seat, training_seats, start,
                 t0 = time.perf_counter()
                 pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng, partner_ids, training_seats)
                 extra = {} if relabel is None else relabel.options(pairs.shape[0], rng)
+                if "seat0_maps" in extra:  # a scripted seat 1 reads the untransformed world: no seat-0 component
+                    scripted_seat1 = pairs[:, 1] >= bank.n_members
+                    extra["seat0_maps"][scripted_seat1] = torch.arange(extra["seat0_maps"].shape[1])
                 traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False, **extra)
                 returns = traj.returns[:, 0]  # [B]
                 advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]

@@ -1,0 +1,147 @@
+"""The repeated game: returns of scripted partners by hand, append-only transcripts, Other-Play's relabelled
+view equal to a world relabelled by hand, prefix reuse exact, config spelling and errors, and a learner with
+symmetry augmentation against scripted partners."""
+
+import numpy as np
+import pytest
+import torch
+
+from adhoc.config import ConfigError, load_config, load_learner_config
+from adhoc.errors import UserError
+from adhoc.games import GameError, make_game
+from adhoc.games.core import GameState
+from adhoc.lm.adapters import AdapterBank
+from adhoc.lm.base import load_base
+from adhoc.lm.policy import Policy
+from adhoc.methods.otherplay import Relabelling
+from adhoc.recipes.train_learner import train_learner
+from adhoc.rollout import rollout
+from adhoc.scripted import load_scripted_population, scripted_ids
+
+K = 4
+
+
+def lever(rounds=K, **stage):
+    return make_game("repeated", stage="lever", rounds=rounds, stage_params={"n_levers": 10, **stage})
+
+
+def play(game, joint_actions):
+    state = game.reset(len(joint_actions[0]), np.random.default_rng(0))
+    total = torch.zeros(len(joint_actions[0]))
+    for actions in joint_actions:
+        state, reward, _ = game.step(state, torch.tensor(actions))
+        total += reward
+    return state, total
+
+
+def test_return_is_the_mean_payoff_over_rounds():
+    game = lever()
+    # episode 0: 3/3 then 1/2 then 0/0 then 5/5 -> (1 + 0 + 0.9 + 1) / 4; episode 1: never together
+    state, total = play(game, [[[3, 3], [4, 5]], [[1, 2], [4, 6]], [[0, 0], [4, 7]], [[5, 5], [4, 8]]])
+    assert total.tolist() == pytest.approx([(1 + 0 + 0.9 + 1) / 4, 0.0])
+    assert bool(state.done.all()) and state.t == K
+    rewards = torch.tensor([[0.25, 0.0, 0.225, 0.25]])
+    assert game.episode_payoffs(rewards)[0].tolist() == pytest.approx([1.0, 0.0, 0.9, 1.0])
+
+
+@pytest.mark.parametrize("opening,partner", [(3, 3), (3, 7), (2, 0)])
+def test_open_then_copy_against_a_stubborn_partner(opening, partner):
+    """copy-A vs stubborn-B: round 1 pays u_B if A == B; rounds 2..K always pay u_B."""
+    game = lever()
+    base = load_base("builtin:tiny", device="cpu")
+    policy = Policy(base, AdapterBank(base.model, 1, 4, 8, ["q_proj"]))
+    ids = scripted_ids(policy, load_scripted_population(f"scripted:repeated:copy-{opening},stubborn-{partner}", game))
+    traj = rollout(game, policy, torch.stack([ids, ids.flip(0)]), 8, np.random.default_rng(0), grad=False)
+    u = 0.9 if partner == 0 else 1.0
+    expected = ((K - 1) + (opening == partner)) / K * u
+    assert traj.returns.flatten().tolist() == pytest.approx([expected] * 16)
+
+
+def test_transcripts_are_append_only_and_name_both_seats():
+    game = lever(rounds=3)
+    state = game.reset(1, np.random.default_rng(0))
+    seen = [game.observe(state, 1)[0]]
+    for joint in ([2, 7], [7, 7]):
+        state, _, _ = game.step(state, torch.tensor([joint]))
+        seen.append(game.observe(state, 1)[0])
+    assert all(b.startswith(a) for a, b in zip(seen, seen[1:]))
+    assert seen[-1].endswith("Round 1: you 7 partner 2. Round 2: you 7 partner 7. Round 3:")
+    assert game.observe(state, 0)[0].endswith("Round 1: you 2 partner 7. Round 2: you 7 partner 7. Round 3:")
+
+
+def test_relabelled_view_is_the_view_of_a_relabelled_world():
+    """Seat 1 under φ = (φ0, φ1) sees its own past actions through φ1⁻¹ and its partner's through φ0⁻¹: exactly
+    what it would see in a world where both seats' history was relabelled by hand."""
+    game = lever()
+    group = game.symmetries()
+    assert group is not None and group.order() == 362880  # the 9 levers of payoff 1.0, permuted
+    rng = np.random.default_rng(3)
+    element = group.sample(6, rng)
+    s0, s1 = torch.as_tensor(element[0]), torch.as_tensor(element[1])
+    history = [torch.as_tensor(rng.integers(0, 10, size=(6, 2))) for _ in range(3)]
+    state = GameState(6, t=3, history=history)
+    inverse = lambda m: torch.argsort(m, dim=1)  # noqa: E731
+    rows = torch.arange(6)
+    by_hand = GameState(6, t=3, history=[torch.stack([inverse(s0)[rows, h[:, 0]], inverse(s1)[rows, h[:, 1]]], 1)
+                                         for h in history])
+    assert game.relabel_observation(state, 1, s1, seat0_maps=s0) == game.observe(by_hand, 1)
+    assert game.relabel_observation(state, 0, s1, seat0_maps=s0) == game.observe(state, 0)
+    # payoffs are invariant, so the relabelled world is the same game
+    R = torch.as_tensor(game.payoff_matrix())
+    assert torch.equal(R[s0[:, :, None], s1[:, None, :]], R.expand(6, 10, 10))
+
+
+def test_prefix_reuse_scores_exactly_like_full_encoding():
+    game = lever()
+    base = load_base("builtin:tiny", device="cpu")
+    bank = AdapterBank(base.model, 2, 4, 8, ["q_proj", "v_proj", "lm_head"])
+    bank.init_members([1, 2], b_std=0.5)
+    policy = Policy(base, bank)
+    pairs = torch.tensor([[0, 1], [1, 1]])
+    a = rollout(game, policy, pairs, 16, np.random.default_rng(5), grad=False, prefix_reuse=True)
+    b = rollout(game, policy, pairs, 16, np.random.default_rng(5), grad=False, prefix_reuse=False)
+    assert torch.equal(a.actions, b.actions)
+    torch.testing.assert_close(a.logp_all, b.logp_all, atol=1e-5, rtol=0)
+
+
+def test_config_spelling_and_errors():
+    config = load_config(None, ["game.name=repeated", "game.stage=lever", "game.rounds=4",
+                                "game.stage_params.n_levers=7", "method.name=otherplay"])
+    assert config.game.stage_params == {"n_levers": 7}
+    for params, message in [({"stage": "warehouse"}, "game.stage must be a one-shot game"),
+                            ({"rounds": 0}, "game.rounds must be in 1..64"),
+                            ({"stage_params": {"n_leverz": 3}}, "game.stage_params.n_leverz"),
+                            ({"stage_params": {"n_levers": 1}}, "game.stage_params.n_levers must be >= 2")]:
+        with pytest.raises(GameError, match=message):
+            make_game("repeated", **params)
+    with pytest.raises(ConfigError, match="game.stage must be a one-shot game"):
+        load_config(None, ["game.name=repeated", "game.stage=repeated", "method.name=selfplay"])
+    cmg = make_game("repeated", stage="cmg-h", rounds=2)
+    assert cmg.action_names(0) == make_game("cmg-h").action_names(0) and cmg.horizon == 2
+
+
+def test_scripted_names():
+    game = lever()
+    assert sorted(game.scripted_strategies()) == sorted(f"stubborn-{a}" for a in range(10))
+    assert game.scripted_strategy("copy-4").copy and game.scripted_strategy("copy-x") is None
+    assert game.scripted_strategy("stubborn-10") is None
+
+
+def test_learner_with_augmentation_against_scripted_partners(tmp_path):
+    """Augmentation relabels the scripted partners (seat 1: their label; seat 0: the learner's view of them),
+    so a learner trained with stubborn partners meets them on other levers: the meta-game (evaluated without
+    relabelling) still has one row per epoch and the run completes."""
+    config = load_learner_config(None, [
+        "game.name=repeated", "game.stage=lever", "game.rounds=3", "game.stage_params.n_levers=4",
+        "partners=scripted:repeated:stubborn-1,stubborn-2", "learner.augment=true", "train.epochs=2",
+        "train.iterations_per_epoch=2", "train.episodes=16", "train.eval_episodes=8"])
+    pop = train_learner(config, tmp_path / "learner", progress=False)
+    assert len(pop.manifest["learner"]["matrix"]) == 3
+    no_symmetry = load_learner_config(None, [
+        "game.name=repeated", "game.stage=matrix", "game.stage_params.payoff=[[1,0],[0,2]]",
+        "partners=scripted:repeated:stubborn-a0", "learner.augment=true"])
+    with pytest.raises(UserError, match="learner.augment needs a game with declared symmetries"):
+        train_learner(no_symmetry, tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / ".x.partial").exists()
+    with pytest.raises(UserError, match="declares none"):
+        Relabelling(make_game("matrix", payoff=[[1, 0], [0, 2]]), "learner.augment")
