@@ -62,12 +62,104 @@ def _crossplay(args: argparse.Namespace) -> None:
     print(f"\nwrote {out}/: matrix.npy, crossplay.json, heatmap.png, report.md, report.html, tb/")
 
 
+def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
+    """(config files, ``key=value`` overrides): an argument holding ``=`` that is not an existing file is an
+    override, as everywhere on the command line; anything else names a config file."""
+    configs, overrides = [], []
+    for item in items:
+        (overrides if "=" in item and not os.path.isfile(item) else configs).append(item)
+    return configs, overrides
+
+
 def _validate(args: argparse.Namespace) -> None:
+    import yaml
+
     from adhoc.config import load_config
 
-    for path in args.configs:
-        load_config(path, args.overrides)
-        print(f"ok: {path}")
+    if args.set:
+        print("adhoc: warning: --set is deprecated; write key=value after the config "
+              f"(adhoc validate CONFIG {' '.join(args.set)})", file=sys.stderr)
+    configs, overrides = split_overrides(args.configs)
+    overrides = [*args.set, *overrides, *args.overrides]
+    if not configs:
+        raise UserError(f"validate needs a config file (got only the overrides {' '.join(overrides)})")
+    for i, path in enumerate(configs):
+        config = load_config(path, overrides)
+        if args.print:
+            print(f"{'' if i == 0 else chr(10)}# {' '.join([path, *overrides])}  (resolved by adhoc validate --print)")
+            print(yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None), end="")
+        else:
+            print(f"ok: {path}")
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def _class_sentence(strategy) -> str:
+    """The first sentence of a scripted strategy's class docstring (what all strategies of the class are)."""
+    doc = " ".join((type(strategy).__doc__ or "").split())
+    return doc.split(": ")[0].split(". ")[0].rstrip(".")
+
+
+def _scripted_description(strategy) -> str:
+    """A strategy's own ``description`` if it has one; else its seats and the fields that tell it apart."""
+    import dataclasses
+
+    if getattr(strategy, "description", None):
+        return _first_line(strategy.description)
+    fields = [f.name for f in dataclasses.fields(strategy)] if dataclasses.is_dataclass(strategy) else []
+    shown = ", ".join(f"{f}={getattr(strategy, f)}" for f in fields if f not in ("name", "seats"))
+    seats = getattr(strategy, "seats", ())
+    return "; ".join(x for x in (f"seat {'/'.join(map(str, seats))}" if seats else "", shown) if x)
+
+
+def _scripted_rows(game_name: str | None) -> list[tuple[str, str]]:
+    from adhoc.games import GAMES, GameError, build_game
+    from adhoc.scripted import PREFIX, scripted_strategies
+
+    if game_name is not None and game_name not in GAMES:
+        raise UserError(f"unknown game '{game_name}' (allowed: {', '.join(sorted(GAMES))})")
+    rows = []
+    for name in [game_name] if game_name else list(GAMES):
+        try:
+            game = build_game({"name": name})  # the game's defaults
+        except GameError:  # a game without defaults (matrix) ships no scripted strategies
+            continue
+        strategies = scripted_strategies(game)
+        if not strategies:
+            continue
+        kinds = "; ".join(dict.fromkeys(_class_sentence(s) for s in strategies.values() if _class_sentence(s)))
+        rows.append((f"{PREFIX}{name}", f"{kinds + ' - ' if kinds else ''}all of them, or {PREFIX}{name}:NAME,NAME"))
+        rows += [(f"  {key}", _scripted_description(s)) for key, s in strategies.items()]
+        if getattr(game, "scripted_pattern", ""):
+            rows.append(("  or by name", game.scripted_pattern))
+    return rows
+
+
+def _list(args: argparse.Namespace) -> None:
+    if args.game is not None and args.what != "scripted":
+        raise UserError(f"adhoc list {args.what} takes no GAME (only adhoc list scripted GAME does)")
+    if args.what == "games":
+        from adhoc.games import GAMES
+
+        rows = [(name, spec.description) for name, spec in GAMES.items()]
+    elif args.what == "methods":
+        from adhoc.methods import METHODS
+
+        rows = [(name, spec.description) for name, spec in METHODS.items()]
+    elif args.what == "solvers":
+        from adhoc.solvers import SOLVERS
+
+        rows = [(name, _first_line(fn.__doc__)) for name, fn in SOLVERS.items()]
+    else:
+        rows = _scripted_rows(args.game)
+        if not rows:
+            print(f"game {args.game} has no scripted strategies" if args.game else "no game has scripted strategies")
+            return
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        print(f"{name:<{width}}  {description}".rstrip())
 
 
 def _populations_show(args: argparse.Namespace) -> None:
@@ -96,7 +188,11 @@ def _write_options(p: argparse.ArgumentParser, kind: str, resume: bool = False) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adhoc", description="Population-based ad hoc coordination with LM policies.")
+    from adhoc import __version__
+
+    parser = argparse.ArgumentParser(prog="adhoc", description="Population-based ad hoc coordination with LM policies.",
+                                     epilog="Every command that reads a config takes key=value overrides after it.")
+    parser.add_argument("--version", action="version", version=f"adhoc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train-population", help="train a population of LoRA partner strategies")
@@ -141,10 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_crossplay)
 
-    p = sub.add_parser("validate", help="check configs without running them")
-    p.add_argument("configs", nargs="+", metavar="CONFIG")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value")
-    p.set_defaults(func=_validate)
+    p = sub.add_parser("validate", help="check configs without running them (--print: show the resolved config)",
+                       usage="adhoc validate [-h] [--print] CONFIG [CONFIG ...] [key=value ...]")
+    p.add_argument("configs", nargs="+", metavar="CONFIG [key=value]",
+                   help="YAML configs, then config overrides applied to each (e.g. train.lr=0.02, game=cmg-h)")
+    p.add_argument("--print", action="store_true", help="print each resolved config (YAML) instead of ok")
+    p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)  # deprecated: key=value
+    p.set_defaults(func=_validate, overrides=[])
+
+    p = sub.add_parser("list", help="the registered games, methods, solvers and scripted partners")
+    p.add_argument("what", choices=["games", "methods", "solvers", "scripted"])
+    p.add_argument("game", nargs="?", metavar="GAME", help="with scripted: only this game's")
+    p.set_defaults(func=_list)
 
     p = sub.add_parser("populations", help="inspect saved populations")
     psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

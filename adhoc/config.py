@@ -478,18 +478,34 @@ def _registry_section(section: str, values: Any, registry: dict) -> Any:
     return _typed(section, registry[name].config_cls, values)
 
 
-def _read(path: str | Path | None, overrides: list[str], registry_sections: tuple[str, ...]):
-    """The YAML file merged with ``key=value`` overrides (a DictConfig); shorthand ``section: name`` for the
-    registry-chosen sections, and a new name on the command line drops the file's parameters of the old one."""
+def _read(path: str | Path | None, overrides: list[str], registry_sections: dict[str, Any]):
+    """The YAML file merged with ``key=value`` overrides (a DictConfig).
+
+    ``registry_sections`` maps each section chosen by name (``game``, ``method``, ``solver``) to its registry
+    (only its names are used). Such a section has the shorthand ``section: NAME`` in the file and
+    ``section=NAME`` on the command line. Switching it to another name on the command line follows one rule,
+    so that no parameter is ever dropped or carried over unseen:
+
+    - ``game=cmg-h`` (or ``game={name: cmg-h, ...}``) assigns the whole section: the new game starts from its
+      own defaults, plus any ``game.KEY=VALUE`` given after it; the file's parameters of the old game are not
+      used (they belong to it, and a parameter of the same name can mean something else: trajedi's
+      ``alpha`` is not mep's).
+    - ``game.name=cmg-h`` changes one key, like every dotted override, so the file's other game parameters
+      would stay: if the file sets any for the old game (and the command line does not set them too), that is
+      an error naming them and saying to write ``game=cmg-h``. With none set, the name simply changes.
+
+    A name the registry does not know is left to the section's own check (``unknown game.name ...``)."""
     base = OmegaConf.create({})
     if path is not None:
         base = _load_yaml(Path(path))
     for item in overrides:
         if not isinstance(item, str) or "=" not in item or item.startswith("="):
             raise ConfigError(f"config error: override {item!r} is not key=value")
+    parts = [item.partition("=") for item in overrides]
+    assigned = {k for k, _, _ in parts if k in registry_sections}  # `game=NAME`: the whole section
     # `solver=maximin solver.steps=9`: the shorthand names the choice, so later keys add to it
     overrides = [f"{k}.name={v}" if k in registry_sections and not v.lstrip().startswith("{") else f"{k}={v}"
-                 for k, _, v in (item.partition("=") for item in overrides)]
+                 for k, _, v in parts]
     dotlist = OmegaConf.create({})
     for item in overrides:  # one at a time, so an error names its override
         try:
@@ -499,14 +515,28 @@ def _read(path: str | Path | None, overrides: list[str], registry_sections: tupl
             raise ConfigError(f"config error: override {item!r}: {(str(exc).splitlines() or [''])[0]}") from None
     try:
         # A shorthand `game: lever` in the file must still accept `game.n_levers=7` on the command line.
-        for section in registry_sections:
+        for section, registry in registry_sections.items():
             if isinstance(base.get(section), str):
                 base[section] = {"name": base[section]}
             if isinstance(dotlist.get(section), str):
                 dotlist[section] = {"name": dotlist[section]}
-            if (section in dotlist and isinstance(dotlist[section], DictConfig) and "name" in dotlist[section]
-                    and isinstance(base.get(section), DictConfig) and base[section].get("name") != dotlist[section].name):
-                base[section] = {}  # a different game (solver, ...): the file's parameters belong to the old one
+            old, new = base.get(section), dotlist.get(section)
+            if not (isinstance(old, DictConfig) and isinstance(new, DictConfig) and "name" in old and "name" in new
+                    and old.get("name") != new.get("name")):
+                continue
+            if section in assigned:
+                base[section] = {}  # a different game (solver, ...): it starts from its defaults
+                continue
+            name = new.get("name")
+            kept = [str(k) for k in old if k != "name" and k not in new]
+            if kept and isinstance(name, str) and name in registry:
+                where = path if path is not None else "the config"
+                raise ConfigError(
+                    f"config error: {section}.name={name} changes only the name, but {where} sets {section} "
+                    f"parameters of {old.get('name')} ({', '.join(f'{section}.{k}' for k in kept)}), which would "
+                    f"carry over to {name}: write {section}={name} instead to start {name} from its own defaults "
+                    f"(and {section}.KEY=VALUE for any of its parameters; adhoc validate --print CONFIG "
+                    f"{section}={name} shows them)")
         return OmegaConf.merge(base, dotlist)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"config error: {str(exc).splitlines()[0]}") from None
@@ -528,7 +558,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> "RunConfi
 
     if is_learner_config(path):
         return load_learner_config(path, overrides)
-    raw = _read(path, overrides, ("game", "method"))
+    raw = _read(path, overrides, {"game": GAMES, "method": METHODS})
     _sections(raw, ["game", "method", *SECTIONS])
     config = RunConfig(
         game=_registry_section("game", raw.get("game"), GAMES),
@@ -691,9 +721,10 @@ def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> L
     """Load a robust-learner config: sections ``game`` (optional), ``partners``, ``solver``, ``model``,
     ``learner``, ``train``; overrides as for ``load_config``, plus repeatable ``partners=DIR``."""
     from adhoc.games import GAMES
+    from adhoc.solvers import SOLVERS
 
     overrides, partners = _partner_overrides(list(overrides))
-    raw = _read(path, overrides, ("game", "solver"))
+    raw = _read(path, overrides, {"game": GAMES, "solver": SOLVERS})
     allowed = ["game", "partners", "solver", *LEARNER_SECTIONS]
     for key in raw:
         if key == "method" or key == "population":

@@ -25,6 +25,31 @@ def _label(result: CrossPlayResult, name: str) -> str:
     return f"{name} ({plays})" if plays else name
 
 
+def fit_title(fig, ax, text: str, fontsize: float = 10) -> None:
+    """``ax``'s title, its lines wrapped at word boundaries until it fits the figure's width (a long agent
+    path or game name would otherwise run off the image); each line's breaks stay as given."""
+    import textwrap
+
+    limit = 0.96 * fig.bbox.width
+    title = ax.set_title(text, fontsize=fontsize)
+    renderer = fig.canvas.get_renderer()
+    chars = max(len(line) for line in text.splitlines())
+    while title.get_window_extent(renderer).width > limit and chars > 12:
+        chars = int(chars * 0.85)
+        title.set_text("\n".join(textwrap.fill(line, chars)
+                                  for line in text.splitlines()))
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def heatmap_png(result: CrossPlayResult) -> bytes:
     """Members ordered by convention cluster, cluster boundaries drawn, labelled, with a colour bar."""
     import matplotlib
@@ -57,15 +82,11 @@ def heatmap_png(result: CrossPlayResult) -> bytes:
         ax.axhline(edge - 0.5, color="white", lw=1.2)
         ax.axvline(edge - 0.5, color="white", lw=1.2)
     mt = result.metrics
-    ax.set_title(f"Cross-play on {result.game}: SP {mt['sp_mean']:.3f}, XP {mt['xp_mean']:.3f}\n"
-                 f"{len(result.conventions)} convention{'s' * (len(result.conventions) != 1)}, "
-                 f"{result.episodes} episodes per ordered pair", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="mean return")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    fit_title(fig, ax, f"Cross-play on {result.game}: SP {mt['sp_mean']:.3f}, XP {mt['xp_mean']:.3f}\n"
+                       f"{len(result.conventions)} convention{'s' * (len(result.conventions) != 1)}, "
+                       f"{result.episodes} episodes per ordered pair")
+    return _png(fig)
 
 
 def _rows(result: CrossPlayResult) -> list[tuple[str, ...]]:
@@ -147,19 +168,32 @@ def html_report(result: CrossPlayResult, png: bytes) -> str:
     return html_page(f"Cross-play report: {result.game}", subtitle, png, body, alt="cross-play heatmap")
 
 
-def terminal_table(result: CrossPlayResult, max_members: int = 12) -> str:
+def terminal_table(result: CrossPlayResult, max_members: int = 12, max_width: int = 100) -> str:
+    """Metrics, then (up to ``max_members``) the matrix: rows are members in seat 0, columns partners in seat 1,
+    both grouped by convention. Columns carry the members' names when they fit in ``max_width`` characters,
+    else the rows' numbers (column k is row k)."""
     lines = [f"cross-play on {result.game}: {len(result.members)} members x {result.episodes} episodes per pair"]
     lines += [f"  {a:<34} {b}" for a, b in _rows(result)]
     if len(result.members) <= max_members:
         order = result.order()
+        names = [result.members[i] for i in order]
         cluster = {m: k for k, c in enumerate(result.conventions) for m in c}
-        width = max(len(result.members[i]) for i in order)
-        corner = "seat0/seat1"
-        width = max(width, len(corner))
-        lines.append(f"  {corner:<{width}}  " + " ".join(f"{k:>5d}" for k in range(len(order))) + "   convention")
-        for r, i in enumerate(order):
-            lines.append(f"  {result.members[i]:<{width}}  " + " ".join(f"{result.matrix[i, j]:5.2f}" for j in order)
+        cell = max(5, *(len(n) for n in names))
+        by_name = len(names) * (cell + 1) + max(len(n) for n in names) + 20 <= max_width
+        if not by_name:
+            cell = 5
+            names = [f"{k:>2} {n}" for k, n in enumerate(names)]
+        corner = "seat 0 \\ seat 1"
+        width = max(len(corner), *(len(n) for n in names))
+        heads = [result.members[i] for i in order] if by_name else [str(k) for k in range(len(order))]
+        lines.append(f"  mean return of the row member in seat 0 with the column partner in seat 1"
+                     + ("" if by_name else " (columns numbered as the rows)"))
+        lines.append(f"  {corner:<{width}}  " + " ".join(f"{h:>{cell}}" for h in heads) + "   convention")
+        for name, i in zip(names, order):
+            lines.append(f"  {name:<{width}}  " + " ".join(f"{result.matrix[i, j]:{cell}.2f}" for j in order)
                          + f"   {cluster[result.members[i]]}")
+    else:
+        lines.append(f"  ({len(result.members)} members: the matrix is in the report, heatmap.png and matrix.npy)")
     return "\n".join(lines)
 
 
@@ -221,16 +255,12 @@ def evaluation_png(result) -> bytes:
     ax.axhline(result.metrics["mean_return"], color="#333", lw=1, ls="--", label="mean return")
     ax.set_xticks(x, [p["partner"] for p in rows], rotation=90, fontsize=7 if n > 16 else 8)
     ax.set_ylabel("return")
-    ax.set_title(f"{result.agent} on {result.game}: mean {result.metrics['mean_return']:.3f}, "
-                 f"worst {result.metrics['worst_return']:.3f}", fontsize=10)
+    fit_title(fig, ax, f"{result.agent} on {result.game}: mean {result.metrics['mean_return']:.3f}, "
+                       f"worst {result.metrics['worst_return']:.3f}")
     top = max(1e-9, float(ret.max() + err[1].max()), float(np.nanmax(sp)) if np.isfinite(sp).any() else 0.0)
     ax.set_ylim(min(0.0, float(ret.min())), 1.3 * top)  # headroom for the legend
     ax.legend(fontsize=7, loc="upper left", ncol=3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def evaluation_markdown(result) -> str:

@@ -28,10 +28,47 @@ def test_overrides_and_shorthand(tmp_path):
     config = load_config(cfg, ["game.n_levers=7", "population.size=3", "train.lr=0.5"])
     assert config.game.n_levers == 7 and config.population.size == 3 and config.train.lr == 0.5
     assert config.model.base == "builtin:tiny"
-    # switching game on the command line drops the old game's parameters
+
+
+def test_switching_a_game_method_or_solver_on_the_command_line(tmp_path):
+    """``game=NAME`` assigns the section: the new game starts from its own defaults. ``game.name=NAME`` changes
+    only the name, so the file's parameters of the old game would carry over: refused, naming them and saying
+    what to write instead. Nothing is dropped or carried over unseen."""
+    from adhoc.config import load_learner_config
+    from adhoc.games import CMGSConfig
+
     lever = tmp_path / "l.yaml"
-    lever.write_text("game: {name: lever, n_levers: 4}\nmethod: selfplay\n")
-    assert load_config(lever, ["game.name=cmg-s"]).game.name == "cmg-s"
+    lever.write_text("game: {name: lever, n_levers: 4}\nmethod: {name: trajedi, alpha: 2.0}\n")
+    config = load_config(lever, ["game=cmg-s"])
+    assert config.game == CMGSConfig() and config.method.alpha == 2.0  # the method is untouched
+    assert load_config(lever, ["game=cmg", "game.block_sizes=[2, 3]"]).game.block_sizes == [2, 3]
+    assert load_config(lever, ["game=lever"]).game.n_levers == 4  # the same game: nothing is switched
+    with pytest.raises(ConfigError) as info:
+        load_config(lever, ["game.name=cmg-s"])
+    message = str(info.value)
+    assert "\n" not in message and f"{lever} sets game parameters of lever (game.n_levers)" in message
+    assert "write game=cmg-s instead to start cmg-s from its own defaults" in message
+    with pytest.raises(ConfigError, match=r"unknown key game\.n_levers \(allowed: name, block_sizes"):
+        load_config(lever, ["game=cmg-s", "game.n_levers=4"])  # the new game's own parameters only
+    # the name alone, where the file sets no parameters of the old game (or the command line sets them all)
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("game: lever\nmethod: selfplay\n")
+    assert load_config(bare, ["game.name=cmg-s"]).game == CMGSConfig()
+    assert load_config(lever, ["game.name=lever", "game.n_levers=5"]).game.n_levers == 5
+    # an unknown name is reported as such, not as a switch
+    with pytest.raises(ConfigError, match="unknown game.name 'go'"):
+        load_config(lever, ["game.name=go"])
+    # methods: trajedi's alpha (a JSD weight) never becomes mep's alpha (an entropy weight)
+    assert load_config(lever, ["method=mep"]).method.alpha == 0.01
+    with pytest.raises(ConfigError, match=r"sets method parameters of trajedi \(method\.alpha\).*write method=mep"):
+        load_config(lever, ["method.name=mep"])
+    # solvers of a learner config
+    learner = tmp_path / "learner.yaml"
+    learner.write_text("game: lever\npartners: []\nsolver: {name: prioritized, beta: 2.0}\nlearner: {name: x}\n")
+    assert load_learner_config(learner, ["solver=prd"]).solver == {"name": "prd"}
+    assert load_learner_config(learner, ["solver=prd", "solver.steps=50"]).solver == {"name": "prd", "steps": 50}
+    with pytest.raises(ConfigError, match=r"sets solver parameters of prioritized \(solver\.beta\).*write solver=prd"):
+        load_learner_config(learner, ["solver.name=prd"])
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -182,3 +182,55 @@ def test_otherplay_relabelled_episodes_have_the_known_value(tmp_path):
     assert op_value[1] == pytest.approx(1 / 9, abs=0.02)
     with pytest.raises(UserError, match="declares none"):
         METHODS["otherplay"].build(None, make_game("matrix", payoff=[[1, 0], [0, 1]]), 2)
+
+
+# ------------------------------------------------------------------ report tables and figures name what they show
+def _result(names, game="lever"):
+    from adhoc.crossplay import CrossPlayResult
+
+    n = len(names)
+    X = np.eye(n) + 0.1 * np.arange(n)[None, :]  # column j has 0.1 j off the diagonal: columns tell apart
+    metrics = summary(X)
+    metrics["ci95"] = {k: [0.0, 1.0] for k in ("sp_mean", "xp_mean", "gap")}
+    return CrossPlayResult(members=names, populations={}, matrix=X, episodes=8, metrics=metrics,
+                           conventions=conventions(X, names), game=game)
+
+
+def test_terminal_table_columns_name_their_members():
+    from adhoc.report import terminal_table
+
+    names = ["a/m0", "a/m1", "b/m0"]
+    lines = terminal_table(_result(names)).splitlines()
+    header = next(line for line in lines if "seat 0 \\ seat 1" in line)
+    assert header.split()[5:8] == names and "row member in seat 0" in lines[lines.index(header) - 1]
+    row = next(line for line in lines if line.strip().startswith("b/m0"))
+    assert row.split()[1:4] == ["0.00", "0.10", "1.20"]  # the b/m0 column is the third
+    # names too long for columns: the columns are numbered as the rows, and the table says so
+    long = [f"population-{k}/member-{k:02d}" for k in range(6)]
+    lines = terminal_table(_result(long)).splitlines()
+    assert any("columns numbered as the rows" in line for line in lines)
+    header = next(line for line in lines if "seat 0 \\ seat 1" in line)
+    assert header.split()[5:11] == [str(k) for k in range(6)]
+    assert [line.split()[:2] for line in lines[-6:]] == [[str(k), long[k]] for k in range(6)]
+    assert max(len(line) for line in lines) <= 120
+    assert "matrix is in the report" in terminal_table(_result(long), max_members=4)
+
+
+def test_figure_titles_fit_in_the_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from adhoc.report import fit_title, heatmap_png
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    agent = "runs/lever-learner-maximin-seed0-20250101-120000-abcd/learner:learner-epoch-03"
+    fit_title(fig, ax, f"{agent} on lever: mean 0.500, worst 0.500\nsecond line")
+    fig.tight_layout()
+    fig.canvas.draw()
+    box = ax.title.get_window_extent(fig.canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+    assert ax.title.get_text().count("\n") >= 2 and ax.title.get_text().endswith("second line")
+    plt.close(fig)
+    assert heatmap_png(_result(["a", "b"], game="x" * 200))[:4] == b"\x89PNG"

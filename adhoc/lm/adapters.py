@@ -1,6 +1,7 @@
 """AdapterBank: N LoRA adapters stacked over one frozen base model, all members in ONE batched pass.
 
-Each targeted ``nn.Linear`` of the base is wrapped by a ``BankedLoRALinear`` holding the stacked adapter
+Each targeted linear layer of the base (``nn.Linear``, or GPT-2's ``Conv1D``, whose weight is stored
+transposed: y = x W + b with W [d_in, d_out]) is wrapped by a ``BankedLoRALinear`` holding the stacked adapter
 weights of every member::
 
     lora_A: [N, r, d_in]     (peft's ``lora_A.weight`` of member n is lora_A[n])
@@ -17,6 +18,14 @@ Why not peft's mixed-adapter batches: ``adapter_names=`` refuses training mode a
 Python, and ``set_adapter`` freezes every other adapter. peft stays the on-disk format: every member
 exports to and imports from a standard peft folder (``adapter_config.json`` + ``adapter_model.safetensors``)
 that ``peft.PeftModel.from_pretrained(base, path)`` loads.
+
+Exports name their base model in ``adapter_config.json`` (``base_model_name_or_path``): the hub id, or the
+absolute path of a local folder, so ``peft.AutoPeftModelForCausalLM.from_pretrained(member_folder)`` loads
+base and adapter in one call. A built-in base (``builtin:tiny``) is built in code, not loaded, so its members
+name ``builtin:tiny`` there and load onto it in two lines::
+
+    base, tokenizer = adhoc.lm.base.build_builtin("tiny")
+    model = peft.PeftModel.from_pretrained(base, "runs/pop/members/member-00")
 
 ``MemberAdam`` keeps Adam state per member and updates only the members that had data in a step, so a
 member with no data never moves (plain Adam would keep moving it on momentum).
@@ -47,14 +56,40 @@ class _Routing:
         self.all_members = False  # groups == arange(N): use the stacked weights without a copy
 
 
+def _conv1d_type() -> type | None:
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return None
+    return Conv1D
+
+
+def _linear_types() -> tuple[type, ...]:
+    conv1d = _conv1d_type()
+    return (nn.Linear,) if conv1d is None else (nn.Linear, conv1d)
+
+
+def _in_out(layer: nn.Module) -> tuple[int, int]:
+    """(d_in, d_out) of an ``nn.Linear`` (weight [out, in]) or a GPT-2 ``Conv1D`` (weight [in, out])."""
+    if isinstance(layer, nn.Linear):
+        return layer.in_features, layer.out_features
+    d_in, d_out = layer.weight.shape
+    return int(d_in), int(d_out)
+
+
 class BankedLoRALinear(nn.Module):
-    def __init__(self, base: nn.Linear, n_members: int, rank: int, alpha: float, routing: _Routing) -> None:
+    """A linear layer (``nn.Linear`` or GPT-2's ``Conv1D``) plus the stacked LoRA weights of every member.
+    The LoRA path is the same for both kinds (peft's: B A x), only the frozen base layer stores W differently."""
+
+    def __init__(self, base: nn.Module, n_members: int, rank: int, alpha: float, routing: _Routing) -> None:
         super().__init__()
         self.base = base
         self.routing = routing
         self.scaling = alpha / rank
-        self.lora_A = nn.Parameter(torch.zeros(n_members, rank, base.in_features, device=base.weight.device))
-        self.lora_B = nn.Parameter(torch.zeros(n_members, base.out_features, rank, device=base.weight.device))
+        self.conv1d = not isinstance(base, nn.Linear)
+        d_in, d_out = _in_out(base)
+        self.lora_A = nn.Parameter(torch.zeros(n_members, rank, d_in, device=base.weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(n_members, d_out, rank, device=base.weight.device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
@@ -97,12 +132,15 @@ class AdapterBank(nn.Module):
         self.target_modules = list(target_modules)
         self.base_model_id = base_model_id
         self._routing = _Routing()
+        if any(isinstance(m, BankedLoRALinear) for m in model.modules()):
+            raise UserError("this base model already carries an adapter bank (load the base model again)")
         model.requires_grad_(False)  # the base is frozen; only the members' adapters train
         names = [n for n, m in model.named_modules()
-                 if isinstance(m, nn.Linear) and n.rpartition(".")[2] in self.target_modules]
-        missing = set(self.target_modules) - {n.rpartition(".")[2] for n in names}
+                 if isinstance(m, _linear_types()) and n.rpartition(".")[2] in self.target_modules]
+        missing = [t for t in self.target_modules if t not in {n.rpartition(".")[2] for n in names}]
         if missing:
-            raise UserError(f"model.target_modules: {sorted(missing)} not found among the base model's linear layers")
+            raise UserError(f"model.target_modules: {', '.join(missing)} not found among the base model's linear "
+                            f"layers ({', '.join(linear_layer_names(model)) or 'none'})")
         self.layers: dict[str, BankedLoRALinear] = {}
         for name in names:
             parent, child = _parent(model, name)
@@ -162,10 +200,16 @@ class AdapterBank(nn.Module):
         return out
 
     def peft_config(self) -> dict:
+        """The adapter_config.json of every member. ``fan_in_fan_out`` is peft's flag for layers storing their
+        weight as [in, out] (GPT-2's ``Conv1D``): set when the first adapted layer is one, as peft would set it
+        itself (peft keeps one flag and flips it, with a warning, at a layer of the other kind; the LoRA weights
+        and outputs are the same either way, the flag only matters for merging)."""
         from peft import LoraConfig
 
+        first = next(iter(self.layers.values()))
         cfg = LoraConfig(r=self.rank, lora_alpha=self.alpha, target_modules=self.target_modules, lora_dropout=0.0,
-                         bias="none", task_type="CAUSAL_LM", base_model_name_or_path=self.base_model_id)
+                         bias="none", task_type="CAUSAL_LM", fan_in_fan_out=first.conv1d,
+                         base_model_name_or_path=peft_base_id(self.base_model_id))
         d = cfg.to_dict()
         return {k: (sorted(v) if isinstance(v, set) else v) for k, v in d.items()}
 
@@ -199,6 +243,28 @@ class AdapterBank(nn.Module):
             for name, layer in self.layers.items():
                 layer.lora_A[member].copy_(tensors[f"base_model.model.{name}.lora_A.weight"])
                 layer.lora_B[member].copy_(tensors[f"base_model.model.{name}.lora_B.weight"])
+
+
+def linear_layer_names(model: nn.Module) -> list[str]:
+    """The distinct names (last dotted part, as ``target_modules`` names them) of the model's linear layers
+    (``nn.Linear`` and GPT-2's ``Conv1D``; already banked layers count as theirs), in model order."""
+    inner = {id(m.base) for m in model.modules() if isinstance(m, BankedLoRALinear)}
+    names: dict[str, None] = {}
+    for name, module in model.named_modules():
+        if name and isinstance(module, (*_linear_types(), BankedLoRALinear)) and id(module) not in inner:
+            names.setdefault(name.rpartition(".")[2], None)
+    return list(names)
+
+
+def peft_base_id(model_id: str) -> str:
+    """``base_model_name_or_path`` for adapter_config.json: a local folder as its absolute path (so the folder
+    loads from any working directory), a hub id or ``builtin:NAME`` as it is."""
+    if not model_id or model_id.startswith("builtin:"):
+        return model_id
+    local = Path(model_id).expanduser()
+    if local.is_dir():
+        return str(local.resolve())
+    return model_id
 
 
 def read_adapter_folder(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -16,6 +16,7 @@ end-of-sequence token is appended to every action so the scores are a proper dis
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,7 @@ class Policy:
         self.model, self.tokenizer = base.model, base.tokenizer
         self._tables: dict[tuple[str, ...], ActionTable] = {}
         self._prompts: dict[str, list[int]] = {}
+        self._cache_arg = cache_argument(self.model)
 
     def actions(self, names: list[str]) -> ActionTable:
         key = tuple(names)
@@ -127,7 +129,7 @@ class Policy:
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # [R, V]
         scores = first[:, table.ids[:, 0]]  # [R, A]: log p(first action token | o)
         if not table.single_token:
-            cache = out.past_key_values
+            cache = output_cache(out)
             cache.batch_repeat_interleave(A)  # replaces the cache's tensors (the caller's references stay valid)
             rest_ids = table.ids[:, :-1].repeat(R, 1)  # [R·A, La-1]: feed tokens 1..La-1, predict 2..La
             rest_mask = table.mask[:, :-1].repeat(R, 1).long()
@@ -136,7 +138,7 @@ class Policy:
             full_mask = torch.cat([mask.repeat_interleave(A, dim=0), rest_mask], dim=1)
             with self.bank.route(members_sorted.repeat_interleave(A)):
                 out2 = self.model(input_ids=rest_ids, attention_mask=full_mask, position_ids=rest_pos,
-                                  past_key_values=cache, use_cache=False)
+                                  use_cache=False, **{self._cache_arg: cache})
             logp = torch.log_softmax(out2.logits.float(), dim=-1)  # [R·A, La-1, V]
             target = table.ids[:, 1:].repeat(R, 1)
             tok_logp = logp.gather(-1, target[..., None])[..., 0] * table.mask[:, 1:].repeat(R, 1)
@@ -186,8 +188,8 @@ class Policy:
         positions = (start + suffix_mask.cumsum(-1) - 1).clamp(min=0)
         with self.bank.route(members_sorted):
             out = self.model(input_ids=suffix_ids, attention_mask=mask, position_ids=positions,
-                             past_key_values=cache, use_cache=True, logits_to_keep=1)
-        layers = out.past_key_values.layers
+                             use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
+        layers = output_cache(out).layers
         keep = mask.bool().any(0)  # drop columns no row uses any more (padding accumulates otherwise)
         encoded = EncodedPrompts(ids=full, keys=[layer.keys[:, :, keep] for layer in layers],
                                  values=[layer.values[:, :, keep] for layer in layers], mask=mask[:, keep])
@@ -207,6 +209,23 @@ class EncodedPrompts:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     mask: torch.Tensor
+
+
+def cache_argument(model) -> str:
+    """The keyword a causal LM's forward takes the key/value cache by: ``cache`` in newer transformers (5.x
+    renamed it and deprecates ``past_key_values``, to be removed in 5.40), ``past_key_values`` before (4.56+)
+    and in remote-code models that never renamed it."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def output_cache(out):
+    """The key/value cache a forward pass returned: ``out.cache`` (newer transformers) or ``out.past_key_values``."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def _cache(layers: list[tuple[torch.Tensor, torch.Tensor]]):
