@@ -76,9 +76,6 @@ def _validate(args: argparse.Namespace) -> None:
 
     from adhoc.config import load_config
 
-    if args.set:
-        print("adhoc: warning: --set is deprecated; write key=value after the config "
-              f"(adhoc validate CONFIG {' '.join(args.set)})", file=sys.stderr)
     configs, overrides = split_overrides(args.configs)
     overrides = [*args.set, *overrides, *args.overrides]
     if not configs:
@@ -242,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("configs", nargs="+", metavar="CONFIG [key=value]",
                    help="YAML configs, then config overrides applied to each (e.g. train.lr=0.02, game=cmg-h)")
     p.add_argument("--print", action="store_true", help="print each resolved config (YAML) instead of ok")
-    p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)  # deprecated: key=value
+    # deprecated, hidden from --help: `--set key=value` is `key=value` (to be removed once no caller uses it)
+    p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     p.set_defaults(func=_validate, overrides=[])
 
     p = sub.add_parser("list", help="the registered games, methods, solvers and scripted partners")
