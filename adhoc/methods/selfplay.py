@@ -1,5 +1,5 @@
 """Self-play (multi-seed): each member trains only with itself; independent seeds give the baseline
-population whose members settle on arbitrary conventions (REFERENCE.md, "Self-play").
+population whose members settle on arbitrary conventions (docs/reference.md, "selfplay").
 
 Objective per member i: maximise J_SP(π_i) = E[G | π_i in both seats], estimated by REINFORCE with a
 leave-one-out baseline over the E episodes of the pair (i, i), plus an entropy bonus

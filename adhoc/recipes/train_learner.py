@@ -1,5 +1,5 @@
 """Train a robust learner against frozen partner populations: the PSRO loop (Lanctot et al., NeurIPS 2017)
-with the partner choice as the meta-game (REFERENCE.md, "Meta-strategy solvers").
+with the partner choice as the meta-game (docs/reference.md, "Meta-strategy solvers").
 
 The learner is ONE fresh LoRA member of the same AdapterBank as its partners (slot N after the N partners),
 so its episodes with every partner run in the same batched passes. Only the learner's slot ever gets an
