@@ -19,7 +19,8 @@ def test_every_shipped_config_validates_and_names_its_command(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# adhoc ") and path.name in first
     kind = "learner" if isinstance(config, LearnerRunConfig) else config.method.name  # adhoc train-learner
-    assert path.stem == f"{config.game.name}-{kind}"
+    game = config.game.name + (f"-{config.game.stage}" if config.game.name == "repeated" else "")  # repeated-lever
+    assert path.stem == f"{game}-{kind}"
 
 
 def test_overrides_and_shorthand(tmp_path):

@@ -21,11 +21,8 @@ that ``peft.PeftModel.from_pretrained(base, path)`` loads.
 
 Exports name their base model in ``adapter_config.json`` (``base_model_name_or_path``): the hub id, or the
 absolute path of a local folder, so ``peft.AutoPeftModelForCausalLM.from_pretrained(member_folder)`` loads
-base and adapter in one call. A built-in base (``builtin:tiny``) is built in code, not loaded, so its members
-name ``builtin:tiny`` there and load onto it in two lines::
-
-    base, tokenizer = adhoc.lm.base.build_builtin("tiny")
-    model = peft.PeftModel.from_pretrained(base, "runs/pop/members/member-00")
+base and adapter in one call; a built-in base is named ``builtin:NAME`` (``adhoc.lm.base`` shows the two lines
+that load such a member with peft).
 
 ``MemberAdam`` keeps Adam state per member and updates only the members that had data in a step, so a
 member with no data never moves (plain Adam would keep moving it on momentum).
@@ -259,7 +256,9 @@ def linear_layer_names(model: nn.Module) -> list[str]:
 def peft_base_id(model_id: str) -> str:
     """``base_model_name_or_path`` for adapter_config.json: a local folder as its absolute path (so the folder
     loads from any working directory), a hub id or ``builtin:NAME`` as it is."""
-    if not model_id or model_id.startswith("builtin:"):
+    from adhoc.lm.base import BUILTIN_PREFIX
+
+    if not model_id or model_id.startswith(BUILTIN_PREFIX):
         return model_id
     local = Path(model_id).expanduser()
     if local.is_dir():

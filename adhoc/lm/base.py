@@ -7,6 +7,15 @@ Two sources:
   so nothing is downloaded. It can be saved with ``save_pretrained`` and loaded back like any HF model.
 - any Hugging Face causal LM by hub id or local path (``AutoModelForCausalLM``/``AutoTokenizer``).
 
+Population members are standard peft adapters (``adhoc.lm.adapters``). On a Hugging Face base their
+``adapter_config.json`` names it (hub id, or a local folder's absolute path), so
+``peft.AutoPeftModelForCausalLM.from_pretrained(member_folder)`` loads base and adapter together. A built-in
+base is built in code, not downloaded, so its members name ``builtin:tiny`` there, which only adhoc
+understands; build the base first, then load the member onto it::
+
+    base, tokenizer = adhoc.lm.base.build_builtin("tiny")
+    model = peft.PeftModel.from_pretrained(base, "runs/<population>/members/member-00")
+
 Every base model has a ``fingerprint``: sha256 of its config and of its weights rounded to bfloat16, so
 the same checkpoint gives the same fingerprint whether it is loaded in fp32 on a CPU or bf16 on a GPU.
 Populations record it and refuse to load onto a different base.
