@@ -163,3 +163,20 @@ def test_cache_keyword_follows_the_installed_transformers(tmp_path):
         warnings.simplefilter("error")
         scores = policy.scores(torch.tensor([0]), ["pick one"], policy.actions(["001", "017", "3"]))  # multi-token
     assert scores.shape == (1, 3) and torch.isfinite(scores).all()
+
+
+def test_fingerprint_config_is_the_same_under_transformers_4_and_5():
+    """transformers 4.x writes rope_theta + rope_scaling and leaves unset values out; 5.x writes rope_parameters
+    and some None or default values: the fingerprint hashes one canonical form (the built-in base's, unchanged)."""
+    from adhoc.lm.base import build_builtin, canonical_config, fingerprint
+
+    v4 = {"hidden_size": 8, "rope_scaling": None, "rope_theta": 10000.0, "transformers_version": "4.56.2"}
+    v5 = {"hidden_size": 8, "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"}, "pad_token_id": None,
+          "tie_word_embeddings": True, "add_cross_attention": False, "transformers_version": "5.24.0"}
+    assert canonical_config(v4) == canonical_config(v5) == {"hidden_size": 8, "rope_parameters": v5["rope_parameters"]}
+    scaled4 = {"rope_theta": 5e5, "rope_scaling": {"type": "llama3", "factor": 8.0}, "tie_word_embeddings": False}
+    scaled5 = {"rope_parameters": {"rope_type": "llama3", "factor": 8.0, "rope_theta": 5e5}, "tie_word_embeddings": False}
+    assert canonical_config(scaled4) == canonical_config(scaled5) == scaled5
+    model, _ = build_builtin()
+    assert canonical_config(model.config.to_diff_dict())["rope_parameters"]["rope_theta"] == 10000.0
+    assert fingerprint(model) == "2e49d33b6196b9d8"  # what the shipped populations record

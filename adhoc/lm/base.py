@@ -125,13 +125,32 @@ def build_builtin(name: str = "tiny"):
     return model, tokenizer
 
 
+# config keys that say nothing about the architecture, and values that transformers versions differ in writing
+_VOLATILE_KEYS = ("_name_or_path", "name_or_path", "torch_dtype", "dtype", "transformers_version", "_commit_hash",
+                  "use_cache")
+_VERSION_DEFAULTS = {"tie_word_embeddings": True, "add_cross_attention": False}
+
+
+def canonical_config(cfg: dict) -> dict:
+    """A model config (``to_diff_dict``) as the fingerprint hashes it, the same under every transformers version
+    of the supported range: without the keys of ``_VOLATILE_KEYS``, unset (None) values and keys at the default
+    that only some versions write out; ``rope_theta`` + ``rope_scaling`` (transformers 4.x) as 5.x's
+    ``rope_parameters``. A config already in 5.x form without those keys is unchanged (its fingerprint too)."""
+    cfg = {k: v for k, v in cfg.items() if k not in _VOLATILE_KEYS and v is not None
+           and not (k in _VERSION_DEFAULTS and v == _VERSION_DEFAULTS[k])}
+    if "rope_theta" in cfg and "rope_parameters" not in cfg:
+        rope = dict(cfg.pop("rope_scaling", None) or {})
+        rope.setdefault("rope_type", rope.pop("type", "default"))
+        cfg["rope_parameters"] = {**rope, "rope_theta": cfg.pop("rope_theta")}
+    return cfg
+
+
 def fingerprint(model) -> str:
-    """sha256 over the model config (architecture fields) and its weights rounded to bfloat16."""
+    """sha256 over the model config (architecture fields, ``canonical_config``) and its weights rounded to
+    bfloat16."""
     h = hashlib.sha256()
     cfg = model.config.to_diff_dict() if hasattr(model.config, "to_diff_dict") else model.config.to_dict()
-    for key in ("_name_or_path", "name_or_path", "torch_dtype", "dtype", "transformers_version", "_commit_hash", "use_cache"):
-        cfg.pop(key, None)
-    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+    h.update(json.dumps(canonical_config(cfg), sort_keys=True, default=str).encode())
     with torch.no_grad():
         for name, tensor in sorted(model.state_dict().items()):
             h.update(name.encode())
