@@ -6,7 +6,7 @@ For each experiment (a config in configs/) and each seed: ``train_population`` w
 deviation over seeds:
 
 - SP / XP / gap: cross-play metrics (adhoc.crossplay);
-- conventions: distinct conventions DISCOVERED (REFERENCE.md: a convention counts when some member's greedy
+- conventions: distinct conventions DISCOVERED (docs/reference.md: a convention counts when some member's greedy
   self-play action lies in it: the lever, or the CMG block), among members whose self-play return is at
   least 0.5 (a random initial FCP checkpoint's greedy action discovers nothing), out of the population size;
 - lever games also report how many members put ≥ 0.9 of their probability on the unique lever;

@@ -160,7 +160,7 @@ def test_python_api_and_light_import(tmp_path):
 
 
 def test_otherplay_relabelled_episodes_have_the_known_value(tmp_path):
-    """J_OP of a deterministic member: 0.9 on the unique lever, 1/9 on any 1.0 lever (REFERENCE.md)."""
+    """J_OP of a deterministic member: 0.9 on the unique lever, 1/9 on any 1.0 lever (docs/reference.md)."""
     from adhoc.config import load_config
     from adhoc.errors import UserError
     from adhoc.methods import METHODS
