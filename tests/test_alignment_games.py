@@ -306,7 +306,7 @@ def test_impossible_parameters(params, message):
 def test_cli_reports_bad_warehouse_in_one_line(override, match, capsys):
     from adhoc.cli import main
 
-    assert main(["validate", str(ROOT / "configs/warehouse-selfplay.yaml"), "--set", override]) == 2
+    assert main(["validate", str(ROOT / "configs/warehouse-selfplay.yaml"), override]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and match in err and "Traceback" not in err
 

@@ -388,7 +388,7 @@ def test_existing_out_is_refused(learner, partners, capsys):
 
 
 def test_validate_accepts_learner_configs(capsys):
-    assert main(["validate", str(CONFIG), "--set", "solver=maximin"]) == 0
+    assert main(["validate", str(CONFIG), "solver=maximin"]) == 0
     assert "ok:" in capsys.readouterr().out
 
 

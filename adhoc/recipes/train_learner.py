@@ -452,7 +452,7 @@ def summary(pop: Population) -> str:
     for h in info["history"]:
         sigma = h.get("meta_strategy")
         top = "" if sigma is None else ", ".join(
-            f"{names[i].split('/')[-1]} {sigma[i]:.2f}" for i in np.argsort(sigma)[::-1][:3] if sigma[i] > 0.005)
+            f"{names[i]} {sigma[i]:.2f}" for i in np.argsort(sigma)[::-1][:3] if sigma[i] > 0.005)
         lines.append(f"  {h['epoch']:>5}  {h['iteration']:>5}  {h['return_mean']:6.3f}  {h['return_worst']:6.3f}  "
                      f"{_fmt(h['regret_mean'])}  {top or '(final)'}")
     weights, mix = pop.manifest.get("mixture"), info.get("mixture_summary")
@@ -461,7 +461,7 @@ def summary(pop: Population) -> str:
                      f"{mix['game']} matrix; oracle: {info.get('oracle', 'continue')}): "
                      + ", ".join(f"{m} {w:.3f}" for m, w in weights.items()))
         lines.append(f"  with the training partners (from M): mean {mix['return_mean']:.3f}, worst "
-                     f"{mix['return_worst']:.3f} ({mix['worst_partner'].split('/')[-1]}), max regret "
+                     f"{mix['return_worst']:.3f} ({mix['worst_partner']}), max regret "
                      f"{_fmt(mix['regret_max']).strip()}")
     return "\n".join(lines)
 
