@@ -4,6 +4,8 @@ mutmut changes the code in small ways (``>`` to ``>=``, ``+`` to ``-``, a consta
 dropped, ...) and runs the chosen tests against each change: a mutant the tests do not notice ("survived")
 is a change of behaviour no test pins down (or an equivalent rewrite). The copy keeps the repository itself
 untouched: mutmut's ``mutants/`` folder and cache live in the scratch folder, and nothing is mutated in place.
+mutmut skips decorated functions; in the copy, ``@torch.no_grad()`` functions are rewritten to run their body
+under ``with torch.no_grad():`` so that they are mutated too (``MemberAdam.step``, ``AdapterBank.init_member``).
 
     .venv/bin/pip install mutmut
     .venv/bin/python scripts/mutation_test.py adhoc/solvers.py --tests tests/test_solvers.py
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import re
 import subprocess
 import sys
 import tarfile
@@ -45,6 +48,44 @@ def copy_repository(dest: Path, rev: str | None) -> None:
             (dest / name).write_bytes(src.read_bytes())
 
 
+def undecorate_no_grad(path: Path) -> int:
+    """mutmut leaves every decorated function alone. In the scratch copy, rewrite each ``@torch.no_grad()``
+    function as the same function whose body runs under ``with torch.no_grad():``, so that its body (e.g.
+    ``MemberAdam.step``) is mutated too. Returns how many functions were rewritten."""
+    lines = path.read_text().splitlines(keepends=True)
+    out, i, count = [], 0, 0
+    while i < len(lines):
+        decorator = re.match(r"^(\s*)@torch\.no_grad\(\)\s*$", lines[i])
+        if not decorator:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent, depth = len(decorator.group(1)), 0
+        i += 1
+        count += 1
+        while True:  # the signature, up to its closing colon
+            out.append(lines[i])
+            depth += lines[i].count("(") - lines[i].count(")")
+            i += 1
+            if depth == 0 and lines[i - 1].rstrip().endswith(":"):
+                break
+        if i < len(lines) and lines[i].strip().startswith('"""'):  # the docstring stays the docstring
+            out.append(lines[i])
+            i += 1
+            if lines[i - 1].count('"""') < 2:
+                while '"""' not in lines[i]:
+                    out.append(lines[i])
+                    i += 1
+                out.append(lines[i])
+                i += 1
+        out.append(" " * (indent + 4) + "with torch.no_grad():\n")
+        while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > indent):
+            out.append("    " + lines[i] if lines[i].strip() else lines[i])
+            i += 1
+    path.write_text("".join(out))
+    return count
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", help="source files to mutate, e.g. adhoc/solvers.py")
@@ -62,7 +103,14 @@ def main() -> None:
         if not (work / "mutants").exists():
             work.mkdir(parents=True, exist_ok=True)
             copy_repository(work, args.rev)
-        lines = ["[mutmut]", "source_paths=adhoc/", "only_mutate=", *[f"    {f}" for f in args.files],
+            for name in args.files:
+                undecorate_no_grad(work / name)
+        # also_copy: data the tests read relative to the repository (configs, shipped populations); a generous
+        # timeout, since a shared machine makes the baseline timing noisy (a hung mutant costs that long)
+        lines = ["[mutmut]", "source_paths=adhoc/", "also_copy=", "    configs/", "    populations/",
+                 "timeout_multiplier=50", "timeout_constant=10",
+                 # torch is not fork-safe once it has run: fork each mutant from a server that has not
+                 "process_isolation=forkserver", "only_mutate=", *[f"    {f}" for f in args.files],
                  "pytest_add_cli_args_test_selection=", *[f"    {t}" for t in args.tests],
                  "pytest_add_cli_args=", "    -p", "    no:cacheprovider", "    -q", "    -x",
                  *(["    -k", f"    {args.keyword}"] if args.keyword else [])]

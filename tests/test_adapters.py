@@ -110,11 +110,13 @@ def test_member_adam_matches_torch_adam_for_one_member():
     assert torch.allclose(w[0], ref, atol=1e-5)  # float32 rounding of 4 steps of size 0.1
 
 
-@pytest.mark.parametrize("max_grad_norm, weight_decay", [(None, 0.0), (1.0, 0.0), (0.5, 0.1)])
-def test_member_adam_is_torch_adam_per_member_with_partial_steps(max_grad_norm, weight_decay):
+@pytest.mark.parametrize("max_grad_norm, weight_decay, grad_scale", [(None, 0.0, 1.0), (1.0, 0.0, 1.0), (0.5, 0.1, 1.0),
+                                                                    (1e-4, 0.0, 1e-3)])
+def test_member_adam_is_torch_adam_per_member_with_partial_steps(max_grad_norm, weight_decay, grad_scale):
     """Members as separate tensors, each with its own torch.optim.Adam (+ clip_grad_norm_ over the member's
     tensors together) that steps only when the member is active: MemberAdam must match it step by step, and
-    an inactive member must keep its weights, moments and step count exactly."""
+    an inactive member must keep its weights, moments and step count exactly. ``grad_scale`` 1e-3: norms small
+    enough that the 1e-6 in clipping's max_norm / (norm + 1e-6) shows."""
     torch.manual_seed(0)
     n, lr, betas, eps = 3, 0.05, (0.8, 0.95), 1e-6
     shapes = [(n, 4, 5), (n, 2)]
@@ -127,7 +129,8 @@ def test_member_adam_is_torch_adam_per_member_with_partial_steps(max_grad_norm, 
     for step, flags in enumerate(schedule):
         active = torch.tensor(flags, dtype=torch.bool)
         # gradient norms from ~0.3 to ~8: some members are clipped, some are not
-        grads = [torch.randn(*s) * torch.tensor([0.05, 1.0, 3.0]).view(-1, *[1] * (len(s) - 1)) for s in shapes]
+        grads = [torch.randn(*s) * grad_scale * torch.tensor([0.05, 1.0, 3.0]).view(-1, *[1] * (len(s) - 1))
+                 for s in shapes]
         for w, g in zip(stacked, grads):
             w.grad = g.clone()  # inactive members have gradients too: they must be ignored
         before = [(w.detach().clone(), m.clone(), v.clone()) for w, m, v in zip(stacked, ours.exp_avg, ours.exp_avg_sq)]
@@ -150,12 +153,28 @@ def test_member_adam_is_torch_adam_per_member_with_partial_steps(max_grad_norm, 
                     assert torch.equal(ours.exp_avg_sq[k][i], before[k][2][i])
                 elif theirs[i].state:
                     state = theirs[i].state[p]
-                    assert torch.allclose(ours.exp_avg[k][i], state["exp_avg"], atol=1e-7, rtol=1e-5)
-                    assert torch.allclose(ours.exp_avg_sq[k][i], state["exp_avg_sq"], atol=1e-9, rtol=1e-5)
+                    assert torch.allclose(ours.exp_avg[k][i], state["exp_avg"], atol=1e-12, rtol=1e-5)
+                    assert torch.allclose(ours.exp_avg_sq[k][i], state["exp_avg_sq"], atol=1e-16, rtol=1e-5)
                     assert float(ours.steps[i]) == float(state["step"])
         assert torch.equal(ours.steps, steps_before + active.float())
     assert ours.steps.tolist() == [4.0, 5.0, 4.0]
     assert max_grad_norm is None or clipped >= 5  # clipping really happened (and mattered)
+
+
+def test_member_adam_defaults_are_torch_adams_and_gradless_tensors_are_skipped():
+    torch.manual_seed(1)
+    # a tensor without a gradient comes first: it stays put, and the one after it is still updated
+    stacked = [torch.nn.Parameter(torch.randn(2, 3)), torch.nn.Parameter(torch.randn(2, 4))]
+    frozen = stacked[0].detach().clone()
+    member = torch.nn.Parameter(stacked[1][0].detach().clone())
+    ours, theirs = MemberAdam(stacked), torch.optim.Adam([member])  # lr 1e-3, betas (0.9, 0.999), eps 1e-8
+    for step in range(3):
+        g = torch.randn(2, 4)
+        stacked[1].grad, member.grad = g.clone(), g[0].clone()
+        ours.step()
+        theirs.step()
+        assert torch.allclose(stacked[1][0], member, atol=1e-7), step
+    assert torch.equal(stacked[0], frozen) and ours.steps.tolist() == [3.0, 3.0]
 
 
 def test_export_import_roundtrip_and_refusals(tmp_path):
