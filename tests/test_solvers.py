@@ -156,6 +156,10 @@ def test_prd_exploration_floor_hand_computed():
     np.testing.assert_allclose(prd(M, gamma=0.3, dt=1.6, steps=1), [0.4, 0.6], atol=1e-12)
     np.testing.assert_allclose(prd(M, gamma=0.3, dt=1.6, steps=1, floor="openspiel"), [0.4, 0.6], atol=1e-12)
     np.testing.assert_allclose(prd(M, gamma=0.3, dt=1.6, steps=1, floor="scaled"), [0.3, 0.7], atol=1e-12)
+    # dt = 0.4, no floor: (1/2 − 0.4/4, 1/2 + 0.4/4) = (0.4, 0.6), averaged with the start: (0.45, 0.55); two
+    # identical snapshots give the partner the same step (the learner starts uniform over them)
+    np.testing.assert_allclose(prd(M, gamma=0.0, dt=0.4, steps=1), [0.45, 0.55], atol=1e-12)
+    np.testing.assert_allclose(prd([[1.0, 0.0], [1.0, 0.0]], gamma=0.0, dt=0.4, steps=1), [0.45, 0.55], atol=1e-12)
     # no floor: the same step, unprojected
     np.testing.assert_allclose(prd(M, gamma=0.0, dt=1.6, steps=1), [0.3, 0.7], atol=1e-12)
     # two steps from (0.3, 0.7) with OpenSpiel's floor: xᵀMy = 0.3, y0 − 1.6·0.3·0.7 = −0.036 -> back to (0.3, 0.7)
@@ -241,6 +245,32 @@ def test_alpharank_closed_forms_at_other_scales():
     assert np.abs(alpharank(DOMINANT * 0.01, normalize=False) - alpharank(DOMINANT)).max() > 1e-3
     # one strategy of a symmetric game
     np.testing.assert_allclose(alpharank([[0.0]]), [1.0])
+
+
+def test_two_population_alpharank_on_a_2x2_meta_game_by_hand():
+    """The 4 profiles (k, i) and their moves written out one by one, the stationary distribution as the left
+    eigenvector of eigenvalue 1: an independent construction of the chain α-Rank's docstring describes."""
+    M = np.array([[0.3, 1.0], [0.8, -0.5]])
+    alpha, m = 1.5, 4
+
+    def rho(u):
+        return (1 - math.exp(-u)) / (1 - math.exp(-m * u))
+
+    states = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    C = np.zeros((4, 4))
+    for a, (k, i) in enumerate(states):
+        for b, (k2, i2) in enumerate(states):
+            if k2 != k and i2 == i:  # the learner switches snapshot: its return goes up by M[k2, i] − M[k, i]
+                C[a, b] = 0.5 * rho(alpha * (M[k2, i] - M[k, i]))
+            elif i2 != i and k2 == k:  # the partner switches: its fitness is minus the learner's return
+                C[a, b] = 0.5 * rho(-alpha * (M[k, i2] - M[k, i]))
+        C[a, a] = 1 - C[a].sum()
+    w, v = np.linalg.eig(C.T)
+    pi = np.real(v[:, np.argmin(np.abs(w - 1))])
+    pi = pi / pi.sum()
+    np.testing.assert_allclose(alpharank(M, alpha=alpha, m=m, normalize=False), [pi[0] + pi[2], pi[1] + pi[3]],
+                               atol=1e-12)
+    assert abs(pi[0] + pi[2] - 0.5) > 0.02  # not a symmetric answer that a broken chain could also give
 
 
 def test_alpharank_parameter_checks():
