@@ -87,7 +87,7 @@ def test_relabelled_view_is_the_view_of_a_relabelled_world():
     assert game.relabel_observation(state, 1, s1, seat0_maps=s0) == game.observe(by_hand, 1)
     assert game.relabel_observation(state, 0, s1, seat0_maps=s0) == game.observe(state, 0)
     # payoffs are invariant, so the relabelled world is the same game
-    R = torch.as_tensor(game.payoff_matrix())
+    R = torch.tensor(np.array(game.payoff_matrix()))
     assert torch.equal(R[s0[:, :, None], s1[:, None, :]], R.expand(6, 10, 10))
 
 
