@@ -58,6 +58,10 @@ def _is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
 def kind_of(folder: Path) -> str | None:
     """The kind of output ``folder`` holds, if it holds nothing but one kind's files; else None."""
     try:
@@ -73,7 +77,7 @@ def kind_of(folder: Path) -> str | None:
 def check_out(out: str | Path, kind: str, overwrite: bool = False, inputs: tuple = ()) -> Path:
     """Refuse an ``--out`` that could destroy something: see the module docstring. Returns ``out``."""
     out = Path(out).expanduser()
-    if out.name in ("", ".", "..") or str(out).endswith(os.sep + ".") or out.name.startswith("."):
+    if out.name in ("", ".", "..") or out.name.startswith("."):
         raise UserError(f"--out {str(out)!r} must end in a plain folder name")
     real = out.resolve()
     protected = {Path("/"), Path.home().resolve(), Path.cwd().resolve()}
@@ -93,7 +97,7 @@ def check_out(out: str | Path, kind: str, overwrite: bool = False, inputs: tuple
                             f"an earlier {kind} there)")
         found = kind_of(out) if out.is_dir() else None
         if found != kind:
-            raise UserError(f"{out} exists and is not a {kind} output" + (f" (it is a {found})" if found else
+            raise UserError(f"{out} exists and is not {_a(kind)} output" + (f" (it is {_a(found)})" if found else
                             " folder written by adhoc") + "; --overwrite replaces only that, so choose another --out")
     parent = out.parent if str(out.parent) else Path(".")
     probe = next((p for p in [parent, *parent.parents] if p.exists()), None)

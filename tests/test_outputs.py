@@ -100,7 +100,7 @@ def _out_cases():
         ("crossplay --out a link", xp(lambda t, p: (os.symlink(user_folder(t / "real"), t / "link"), t / "link")[1],
                                       ["--overwrite"]), "symbolic link"),
         ("crossplay onto an earlier report without --overwrite", xp(report), "already exists"),
-        ("evaluate into a user folder --overwrite", ev(user, ["--overwrite"]), "not a evaluation output"),
+        ("evaluate into a user folder --overwrite", ev(user, ["--overwrite"]), "not an evaluation output"),
         ("evaluate --out the agent", ev(lambda t, p: p["a"], ["--overwrite"]), "the input"),
         ("evaluate --out a partner population", ev(lambda t, p: p["b"], ["--overwrite"]), "the input"),
         ("evaluate --overwrite of a cross-play report", ev(report, ["--overwrite"]), "(it is a crossplay)"),
