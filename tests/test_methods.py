@@ -167,20 +167,52 @@ def _tiny_population(n: int, game_name: str = "lever", **game_params):
     return make_game(game_name, **game_params), Policy(base, bank)
 
 
-def test_population_logp_matches_the_rollouts_own_log_probs():
+@pytest.mark.parametrize("game_name, params, episodes", [("lever", {"n_levers": 5}, 6),
+                                                         ("warehouse", {"moves": 2, "episodes": 1}, 3)])
+def test_population_logp_matches_the_rollouts_own_log_probs(game_name, params, episodes):
+    """Every member re-scores the taken actions; the members that played them get the rollout's own log-probs.
+    The warehouse is multi-step with turns (a seat's other actions are illegal while it waits): the legal mask
+    of each row must be applied before normalising."""
     import numpy as np
 
     from adhoc.methods.common import population_logp
     from adhoc.rollout import rollout
 
-    game, policy = _tiny_population(3, n_levers=5)
+    game, policy = _tiny_population(3, game_name, **params)
     pairs = torch.tensor([[0, 0], [1, 2], [2, 1]])
-    traj = rollout(game, policy, pairs, 6, np.random.default_rng(0))
+    traj = rollout(game, policy, pairs, episodes, np.random.default_rng(0))
+    T = traj.rewards.shape[2]
+    assert game_name == "lever" or (T > 1 and not bool(torch.isfinite(traj.logp_all).all()))
     logp = population_logp(policy, game, traj, 3)  # [N, P, E, T, 2]
-    assert logp.shape == (3, 3, 6, 1, 2)
+    assert logp.shape == (3, 3, episodes, T, 2)
     for p, (a, b) in enumerate(pairs.tolist()):
         assert torch.allclose(logp[a, p, :, :, 0], traj.logp[p, :, :, 0], atol=1e-5)
         assert torch.allclose(logp[b, p, :, :, 1], traj.logp[p, :, :, 1], atol=1e-5)
+    assert not torch.allclose(logp[0, 1], logp[1, 1], atol=1e-3)  # a member who did not play scores differently
+    # a step an episode did not play counts as 0 for every member
+    traj.alive[1, 0, T - 1] = False
+    dead = population_logp(policy, game, traj, 3)
+    assert torch.equal(dead[:, 1, 0, T - 1], torch.zeros(3, 2))
+    keep = torch.ones_like(traj.alive)
+    keep[1, 0, T - 1] = False
+    assert torch.allclose(dead[:, keep], logp[:, keep])
+
+
+def test_select_pairs_keeps_the_chosen_pairs_tensors_and_texts():
+    import numpy as np
+
+    from adhoc.methods.common import select_pairs
+    from adhoc.rollout import rollout
+
+    game, policy = _tiny_population(3, n_levers=5)
+    traj = rollout(game, policy, torch.tensor([[0, 0], [1, 2], [2, 1]]), 2, np.random.default_rng(0))
+    # distinct texts per row, so that a wrong row shows
+    traj.observations = [[[f"seat {s} row {r}" for r in range(6)] for s in range(2)]]
+    sub = select_pairs(traj, torch.tensor([2, 0]))
+    for key in ("pairs", "actions", "logp", "entropy", "logp_all", "rewards", "alive"):
+        assert torch.equal(getattr(sub, key), getattr(traj, key)[[2, 0]]), key
+    # pair-major rows: pair 2's episodes (rows 4, 5), then pair 0's (rows 0, 1)
+    assert sub.observations == [[[f"seat {s} row {r}" for r in (4, 5, 0, 1)] for s in range(2)]]
 
 
 # ---------------------------------------------------------------------------- TrajeDi
