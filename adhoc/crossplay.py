@@ -68,25 +68,73 @@ def summary(matrix: np.ndarray) -> dict[str, Any]:
     }
 
 
+def resample_indices(n_episodes: int, n_boot: int = 500, seed: int = 0) -> np.ndarray:
+    """The bootstrap's resamples: [n_boot, n_episodes] episode indices drawn with replacement, all at once.
+    The same draws, in the same order, as ``n_boot`` successive ``rng.integers(E, size=E)`` calls on
+    ``np.random.default_rng(seed)`` (numpy's Generator fills a [B, E] request row by row)."""
+    return np.random.default_rng(seed).integers(n_episodes, size=(n_boot, n_episodes))
+
+
+def resample_means(returns: np.ndarray, idx: np.ndarray, chunk_elements: int = 1 << 23) -> np.ndarray:
+    """Means over the resampled episodes of every entry of ``returns`` [..., E] for every resample of ``idx``
+    [B, E]: [..., B], equal (to rounding) to ``returns[..., idx[b]].mean(-1)`` for each b.
+
+    Written as a product with the resamples' episode counts, (returns − row mean) @ counts.T / E + row mean,
+    in chunks of resamples (``chunk_elements`` bounds the [rows, chunk] block); a row holding a NaN or an
+    infinity is gathered instead, so that an episode left out of a resample does not reach its mean."""
+    returns = np.asarray(returns, dtype=np.float64)
+    lead, E = returns.shape[:-1], returns.shape[-1]
+    B = idx.shape[0]
+    flat = returns.reshape(-1, E)
+    counts = np.bincount((np.arange(B)[:, None] * E + idx).ravel(), minlength=B * E).reshape(B, E).astype(np.float64)
+    out = np.empty((flat.shape[0], B))
+    finite = np.isfinite(flat).all(-1)
+    rows = flat[finite]
+    if rows.size:
+        centre = rows.mean(-1, keepdims=True)
+        centred = rows - centre
+        step = max(1, chunk_elements // max(1, rows.shape[0]))
+        block = np.empty((rows.shape[0], B))
+        for s in range(0, B, step):
+            block[:, s:s + step] = centred @ counts[s:s + step].T
+        out[finite] = block / idx.shape[1] + centre
+    for r in np.flatnonzero(~finite):
+        out[r] = flat[r][idx].mean(-1)
+    return out.reshape(*lead, B)
+
+
 def bootstrap(returns: np.ndarray, statistic, n_boot: int = 500, seed: int = 0,
-              level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+              level: float = 0.95, batched: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap over episodes: ``returns`` [..., E] (every pair's E episodes resampled with the
-    same indices), ``statistic`` maps mean returns [...] to a vector of statistics; returns (low, high)."""
-    rng = np.random.default_rng(seed)
-    E = returns.shape[-1]
-    stats = [np.asarray(statistic(returns[..., rng.integers(E, size=E)].mean(-1)), dtype=np.float64)
-             for _ in range(n_boot)]
-    lo, hi = np.nanpercentile(np.asarray(stats), [50 * (1 - level), 50 * (1 + level)], axis=0)
+    same indices), ``statistic`` maps mean returns [...] to a vector of statistics; returns (low, high).
+
+    Vectorised: the B resamples' indices are drawn at once (:func:`resample_indices`, the same draws as one
+    ``rng.integers(E, size=E)`` per resample) and their means computed as one product
+    (:func:`resample_means`). With ``batched=True`` ``statistic`` is called once, on the means [..., B] of
+    all resamples, and returns [S, B]; otherwise once per resample, as before."""
+    idx = resample_indices(returns.shape[-1], n_boot, seed)
+    means = resample_means(returns, idx)
+    if batched:
+        stats = np.asarray(statistic(means), dtype=np.float64).reshape(-1, n_boot).T
+    else:
+        stats = np.asarray([np.asarray(statistic(means[..., b]), dtype=np.float64) for b in range(n_boot)])
+    lo, hi = np.nanpercentile(stats, [50 * (1 - level), 50 * (1 + level)], axis=0)
     return lo, hi
 
 
 def bootstrap_ci(returns: np.ndarray, n_boot: int = 500, seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
-    """Percentile bootstrap over episodes for sp_mean, xp_mean and gap. returns: [N, N, E]."""
-    def statistic(matrix):
-        sp, xp = sp_xp(matrix)
-        return sp, xp, sp - xp
+    """Percentile bootstrap over episodes for sp_mean, xp_mean and gap. returns: [N, N, E].
 
-    lo, hi = bootstrap(returns, statistic, n_boot, seed, level)
+    sp_mean and xp_mean are means of the pairs' means, so a resample's sp_mean is the resampled mean of the
+    per-episode self-play return averaged over the diagonal (and likewise off it): the bootstrap runs on
+    those two [E] series — the same resamples and, to rounding, the same intervals as resampling all N² pairs."""
+    returns = np.asarray(returns, dtype=np.float64)
+    n = returns.shape[0]
+    diag = returns[np.arange(n), np.arange(n)].mean(0)  # [E]
+    off = (returns.sum((0, 1)) - returns[np.arange(n), np.arange(n)].sum(0)) / (n * n - n) if n > 1 \
+        else np.full(returns.shape[-1], np.nan)
+    lo, hi = bootstrap(np.stack([diag, off]), lambda m: np.stack([m[0], m[1], m[0] - m[1]]), n_boot, seed, level,
+                       batched=True)
     return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(("sp_mean", "xp_mean", "gap"))}
 
 

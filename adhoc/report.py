@@ -50,8 +50,12 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def heatmap_png(result: CrossPlayResult) -> bytes:
-    """Members ordered by convention cluster, cluster boundaries drawn, labelled, with a colour bar."""
+CELL_TEXT_MAX = 24  # members up to which every cell carries its value
+TICK_LABELS_MAX = 64  # past this many members only every k-th member is labelled (k = ceil(n / 64))
+
+
+def heatmap_figure(result: CrossPlayResult):
+    """The heatmap's matplotlib figure (see :func:`heatmap_png`); the caller closes it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,28 +69,38 @@ def heatmap_png(result: CrossPlayResult) -> bytes:
     fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=150 if n <= 32 else 110)
     vmax = max(1e-9, float(np.max(result.matrix)), float(np.max(np.diag(result.matrix))))
     im = ax.imshow(m, cmap="viridis", vmin=min(0.0, float(m.min())), vmax=vmax, interpolation="nearest")
-    ticks = np.arange(n)
+    step = -(-n // TICK_LABELS_MAX)  # 1 up to 64 members, 2 up to 128, 4 at 256, ...
+    ticks = np.arange(0, n, step)
     fs = 9 if n <= 16 else 7 if n <= 32 else 5
-    ax.set_xticks(ticks, labels, rotation=90, fontsize=fs)
-    ax.set_yticks(ticks, labels, fontsize=fs)
-    ax.set_xlabel("partner in seat 1")
-    ax.set_ylabel("member in seat 0")
-    if n <= 16:
+    ax.set_xticks(ticks, [labels[k] for k in ticks], rotation=90, fontsize=fs)
+    ax.set_yticks(ticks, [labels[k] for k in ticks], fontsize=fs)
+    thinned = f" (every {({2: '2nd', 3: '3rd'}).get(step, f'{step}th')} member labelled)" if step > 1 else ""
+    ax.set_xlabel("partner in seat 1" + thinned)
+    ax.set_ylabel("member in seat 0" + thinned)
+    if n <= CELL_TEXT_MAX:
+        cell_fs = 7 if n <= 16 else 6
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=cell_fs,
                         color="white" if m[i, j] < 0.6 * vmax else "black")
     edge = 0
     for cluster in result.conventions[:-1] if len(result.conventions) > 1 else []:
         edge += len(cluster)
-        ax.axhline(edge - 0.5, color="white", lw=1.2)
-        ax.axvline(edge - 0.5, color="white", lw=1.2)
+        ax.axhline(edge - 0.5, color="white", lw=1.2 if n <= 64 else 0.6)
+        ax.axvline(edge - 0.5, color="white", lw=1.2 if n <= 64 else 0.6)
     mt = result.metrics
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="mean return")
     fit_title(fig, ax, f"Cross-play on {result.game}: SP {mt['sp_mean']:.3f}, XP {mt['xp_mean']:.3f}\n"
                        f"{len(result.conventions)} convention{'s' * (len(result.conventions) != 1)}, "
                        f"{result.episodes} episodes per ordered pair")
-    return _png(fig)
+    return fig
+
+
+def heatmap_png(result: CrossPlayResult) -> bytes:
+    """Members ordered by convention cluster, cluster boundaries drawn, labelled, with a colour bar. Every cell
+    carries its value up to ``CELL_TEXT_MAX`` members (none past it: the colours carry it); past
+    ``TICK_LABELS_MAX`` members only every k-th member is labelled, so that the labels stay readable."""
+    return _png(heatmap_figure(result))
 
 
 def _rows(result: CrossPlayResult) -> list[tuple[str, ...]]:

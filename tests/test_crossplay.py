@@ -234,3 +234,71 @@ def test_figure_titles_fit_in_the_figure():
     assert ax.title.get_text().count("\n") >= 2 and ax.title.get_text().endswith("second line")
     plt.close(fig)
     assert heatmap_png(_result(["a", "b"], game="x" * 200))[:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------ vectorised bootstrap and heatmaps at scale
+def _loop_bootstrap(returns, statistic, idx, level=0.95):
+    """The reference: one resample at a time, the statistic on each resample's gathered means."""
+    stats = [np.asarray(statistic(returns[..., i].mean(-1)), dtype=np.float64) for i in idx]
+    return np.nanpercentile(np.asarray(stats), [50 * (1 - level), 50 * (1 + level)], axis=0)
+
+
+def test_vectorised_bootstrap_equals_the_loop_on_the_same_resamples():
+    import warnings
+
+    from adhoc.crossplay import bootstrap, resample_indices, resample_means
+
+    E, B = 37, 300
+    idx = resample_indices(E, B, seed=5)
+    rng = np.random.default_rng(5)  # the same draws as one rng.integers(E, size=E) per resample
+    assert (idx == np.stack([rng.integers(E, size=E) for _ in range(B)])).all()
+    returns = np.random.default_rng(1).random((6, 6, E)) * (np.random.default_rng(2).random((6, 6, 1)) < 0.7)
+    gathered = np.stack([returns[..., i].mean(-1) for i in idx], -1)  # [6, 6, B]
+    assert resample_means(returns, idx, chunk_elements=7) == pytest.approx(gathered, abs=1e-12)
+
+    def statistic(matrix):
+        sp, xp = sp_xp(matrix)
+        return sp, xp, sp - xp
+
+    lo, hi = _loop_bootstrap(returns, statistic, idx)
+    ci = bootstrap_ci(returns, n_boot=B, seed=5)
+    assert [ci[k][0] for k in ("sp_mean", "xp_mean", "gap")] == pytest.approx(lo, abs=1e-12)
+    assert [ci[k][1] for k in ("sp_mean", "xp_mean", "gap")] == pytest.approx(hi, abs=1e-12)
+    assert lo[1] < hi[1]
+    # any statistic, one resample at a time or batched; a NaN row (not played) stays NaN, the others do not
+    returns[2, 3] = np.nan
+    flat = lambda m: m.reshape(-1)  # noqa: E731
+    with warnings.catch_warnings():  # the NaN column's percentile
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = _loop_bootstrap(returns, flat, idx, level=0.9)
+        got = bootstrap(returns, flat, n_boot=B, seed=5, level=0.9)
+        batched = bootstrap(returns, lambda m: m.reshape(-1, m.shape[-1]), n_boot=B, seed=5, level=0.9, batched=True)
+    for a in (got, batched):
+        assert np.isnan(a[0][2 * 6 + 3]) and np.isfinite(np.delete(a[0], 2 * 6 + 3)).all()
+        assert np.asarray(a) == pytest.approx(ref, abs=1e-12, nan_ok=True)
+
+
+def test_bootstrap_of_constant_returns_is_a_point():
+    returns = np.full((4, 4, 16), 0.75)
+    returns[np.arange(4), np.arange(4)] = 1.0
+    ci = bootstrap_ci(returns, n_boot=200, seed=3)
+    assert ci["sp_mean"] == [1.0, 1.0] and ci["xp_mean"] == [0.75, 0.75] and ci["gap"] == [0.25, 0.25]
+
+
+def test_heatmap_cell_text_only_for_small_populations_and_256_renders():
+    import matplotlib.pyplot as plt
+
+    from adhoc.report import CELL_TEXT_MAX, heatmap_figure, heatmap_png
+
+    for n, texts in ((3, 9), (CELL_TEXT_MAX, CELL_TEXT_MAX ** 2), (CELL_TEXT_MAX + 1, 0), (64, 0), (256, 0)):
+        result = _result([f"m{k:03d}" for k in range(n)])
+        fig = heatmap_figure(result)
+        ax = fig.axes[0]
+        assert len(ax.texts) == texts, n
+        step = 4 if n == 256 else 1  # 256 members: every 4th labelled (64 labels)
+        ordered = [result.members[i] for i in result.order()]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ordered[::step], n
+        assert [t.get_text() for t in ax.get_yticklabels()] == ordered[::step], n
+        assert ("every 4th member labelled" in ax.get_xlabel()) == (n == 256)
+        plt.close(fig)
+    assert heatmap_png(_result([f"m{k:03d}" for k in range(256)]))[:4] == b"\x89PNG"
