@@ -11,6 +11,15 @@ The population is trained first with configs/lever-selfplay.yaml at 64 members (
 Target: adhoc ≤ 10 s on 2 CPU cores.
 
     .venv/bin/python scripts/bench_crossplay.py [--members 64] [--episodes 64] [--sample-pairs 256]
+
+``--report-parts`` times instead what a cross-play adds to playing the episodes, at 256 members by default
+(members trained for 2 iterations only: the cost of playing does not depend on what they learnt):
+- the bootstrap CIs (500 resamples) as ``adhoc.crossplay.bootstrap_ci`` computes them now (vectorised) and
+  as the loop it replaced (one resample at a time, every pair's means gathered; kept below as the reference),
+  on the same returns, with the largest difference between the two intervals;
+- the heatmap (``adhoc.report.heatmap_png``).
+
+    .venv/bin/python scripts/bench_crossplay.py --report-parts [--members 256] [--episodes 64]
 """
 
 from __future__ import annotations
@@ -31,7 +40,13 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=64)
     ap.add_argument("--episodes", type=int, default=64)
     ap.add_argument("--sample-pairs", type=int, default=256, help="pairs timed for the peft baseline")
+    ap.add_argument("--report-parts", action="store_true",
+                    help="time the bootstrap (vectorised vs the old loop) and the heatmap against playing the episodes")
+    ap.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples (--report-parts)")
     args = ap.parse_args()
+    if args.report_parts:
+        report_parts(args.members if args.members != 64 else 256, args.episodes, args.n_boot)
+        return
 
     from adhoc.config import load_config
     from adhoc.crossplay import crossplay
@@ -93,6 +108,70 @@ def main() -> None:
     print(f"| adhoc, batched ({args.members}x{args.members}, {args.episodes} episodes/pair) | {t_adhoc:.2f} | 1.0x |")
     print(f"| peft, pair by pair (extrapolated) | {t_peft:.1f} | {t_peft / t_adhoc:.1f}x slower |")
     print(f"target adhoc <= 10 s: {'PASS' if t_adhoc <= 10 else 'FAIL'}")
+
+
+def loop_bootstrap_ci(returns: np.ndarray, n_boot: int = 500, seed: int = 0, level: float = 0.95) -> dict:
+    """``bootstrap_ci`` as it was before it was vectorised: one resample at a time."""
+    from adhoc.crossplay import sp_xp
+
+    rng = np.random.default_rng(seed)
+    E = returns.shape[-1]
+    stats = []
+    for _ in range(n_boot):
+        sp, xp = sp_xp(returns[..., rng.integers(E, size=E)].mean(-1))
+        stats.append((sp, xp, sp - xp))
+    lo, hi = np.nanpercentile(np.asarray(stats), [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(("sp_mean", "xp_mean", "gap"))}
+
+
+def report_parts(members: int, episodes: int, n_boot: int) -> None:
+    import adhoc.crossplay as cp
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+    from adhoc.report import heatmap_png
+
+    tmp = Path(tempfile.mkdtemp())
+    config = load_config(ROOT / "configs/lever-selfplay.yaml", [f"population.size={members}", "train.iterations=2",
+                                                                "train.eval_every=2", "train.episodes_per_pair=64",
+                                                                "train.eval_episodes=64"])
+    t0 = time.perf_counter()
+    pop = train_population(config, out=tmp / "pop", progress=False)
+    print(f"trained {members} members for 2 iterations in {time.perf_counter() - t0:.1f} s (setup, not timed)")
+
+    seen = {}
+    vectorised = cp.bootstrap_ci
+
+    def timed_bootstrap_ci(returns, **kwargs):  # the returns crossplay computes, and the time the CIs take
+        t = time.perf_counter()
+        out = vectorised(returns, **kwargs)
+        seen.update(returns=returns, t=time.perf_counter() - t, ci=out)
+        return out
+
+    cp.bootstrap_ci = timed_bootstrap_ci
+    t0 = time.perf_counter()
+    result = cp.crossplay([pop.path], episodes=episodes, n_boot=n_boot)
+    t_total = time.perf_counter() - t0
+    cp.bootstrap_ci = vectorised
+    t_new, returns = seen["t"], seen["returns"]
+    t_play = t_total - t_new
+    t0 = time.perf_counter()
+    old = loop_bootstrap_ci(returns, n_boot=n_boot)
+    t_old = time.perf_counter() - t0
+    diff = max(abs(a - b) for k in old for a, b in zip(old[k], seen["ci"][k]))
+    t0 = time.perf_counter()
+    png = heatmap_png(result)
+    t_heat = time.perf_counter() - t0
+    print(f"{members}x{members} cross-play, {episodes} episodes per ordered pair, {n_boot} bootstrap resamples")
+    print(f"max |difference| between the old and the vectorised intervals: {diff:.2e}")
+    print()
+    print("| part | time (s) | share of cross-play + heatmap |")
+    print("|---|---:|---:|")
+    for label, t, total in (("crossplay without the CIs (load, play, metrics)", t_play, t_play + t_new + t_heat),
+                            ("bootstrap CIs, old loop", t_old, t_play + t_old + t_heat),
+                            ("bootstrap CIs, vectorised", t_new, t_play + t_new + t_heat),
+                            (f"heatmap PNG ({len(png) // 1024} KiB)", t_heat, t_play + t_new + t_heat)):
+        print(f"| {label} | {t:.3f} | {100 * t / total:.1f}% |")
+    print(f"bootstrap: vectorised {t_old / t_new:.0f}x faster than the loop")
 
 
 if __name__ == "__main__":
