@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adhoc.errors import Interrupted, UserError  # noqa: F401 (Interrupted: raised by the recipes)
+from adhoc.errors import UserError
 
 VERSION = 1
 

@@ -145,7 +145,8 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
     [P·E, A_0], with ``partner_maps``: the same symmetries' seat-0 components, for games whose symmetries also
     move what seat 1 sees of the world (the warehouse's grid reflections); they reach only
     ``game.relabel_observation(..., seat0_maps=...)``: seat 0 is not relabelled. Scripted strategies read the
-    game state, not the observation, so they cannot be seat 1 then.
+    game state, not the observation: where one sits in seat 1 its seat-0 component is the identity (only its own
+    labels are relabelled, through ``partner_maps``).
 
     Member ids beyond the AdapterBank are scripted strategies (``policy.scripted``, e.g. human-proxy
     teachers). ``prefix_reuse`` (multi-step games): each seat's observation is encoded once and later steps
@@ -162,11 +163,14 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
     caches = [_PrefixCache(n) if prefix_reuse and game.horizon > 1 else None for _ in SEATS]
     maps = None if partner_maps is None else torch.as_tensor(partner_maps).long().cpu()
     relabel = maps is not None and hasattr(game, "relabel_observation")
-    world = {} if seat0_maps is None else {"seat0_maps": torch.as_tensor(seat0_maps).long().cpu()}
-    if world and (maps is None or not bool((world["seat0_maps"] == torch.arange(world["seat0_maps"].shape[1]))
-                                           .all(1)[seat_members[1] >= policy.bank.n_members].all())):
-        raise ValueError("seat0_maps needs partner_maps, and identity rows where seat 1 is a scripted strategy "
-                         "(it reads the untransformed world)")
+    world = {}
+    if seat0_maps is not None:
+        if maps is None:
+            raise ValueError("seat0_maps needs partner_maps")
+        seat0_maps = torch.as_tensor(seat0_maps).long().cpu().clone()
+        # a scripted seat 1 reads the untransformed game state, so only its own labels are relabelled
+        seat0_maps[seat_members[1] >= policy.bank.n_members] = torch.arange(seat0_maps.shape[1])
+        world = {"seat0_maps": seat0_maps}
     with torch.set_grad_enabled(grad):
         for _ in range(game.horizon):
             alive = ~state.done

@@ -145,3 +145,24 @@ def test_learner_with_augmentation_against_scripted_partners(tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / ".x.partial").exists()
     with pytest.raises(UserError, match="declares none"):
         Relabelling(make_game("matrix", payoff=[[1, 0], [0, 2]]), "learner.augment")
+
+
+def test_a_scripted_seat_1_gets_no_seat_0_relabelling():
+    """seat0_maps only shape what seat 1 reads; a scripted seat 1 reads the game state, so the rollout gives
+    its rows the identity (its own labels are still relabelled through partner_maps)."""
+    game = lever(rounds=2)
+    base = load_base("builtin:tiny", device="cpu")
+    policy = Policy(base, AdapterBank(base.model, 1, 4, 8, ["q_proj"]))
+    [stubborn] = scripted_ids(policy, load_scripted_population("scripted:repeated:stubborn-3", game)).tolist()
+    pairs = torch.tensor([[0, 0], [0, stubborn]])
+    options = Relabelling(game, "test").options(2 * 4, np.random.default_rng(0))
+    assert not bool((options["seat0_maps"] == torch.arange(10)).all())
+    seen = []
+    original = game.relabel_observation
+    game.relabel_observation = lambda state, seat, maps, **kw: seen.append(kw["seat0_maps"]) or original(
+        state, seat, maps, **kw)
+    traj = rollout(game, policy, pairs, 4, np.random.default_rng(1), grad=False, **options)
+    assert seen and all(torch.equal(s[:4], options["seat0_maps"][:4]) for s in seen)  # the LM seat 1: as given
+    assert all(torch.equal(s[4:], torch.arange(10).expand(4, 10)) for s in seen)  # the scripted seat 1: identity
+    # the stubborn partner's own label 3 is relabelled: the game sees partner_maps[e, 3]
+    assert traj.actions[1, :, 0, 1].tolist() == options["partner_maps"][4:, 3].tolist()

@@ -236,17 +236,18 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
                      config.model.cpu_threads)
     for pop in partners.populations:
         pop.check_base(base.model_id, base.fingerprint)  # a different base model: refused before any write
-    if config.learner.augment:
-        Relabelling(build_game(partners.game), "learner.augment")  # a game without symmetries: refused here
+    # symmetry augmentation; a game without symmetries is refused here, before anything is written
+    relabel = Relabelling(build_game(partners.game), "learner.augment") if config.learner.augment else None
     writer = PopulationWriter(out, overwrite=overwrite, resume=resume, inputs=tuple(config.partners))
     try:
-        return _train(config, writer, partners, adapter, base, seat, training_seats, start, progress, resume)
+        return _train(config, writer, partners, adapter, base, seat, training_seats, relabel, start, progress, resume)
     except BaseException as exc:
         writer.abandon(keep=(writer.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
         raise
 
 
-def _train(config, writer, partners, adapter, base, seat, training_seats, start, progress, resume) -> Population:
+def _train(config, writer, partners, adapter, base, seat, training_seats, relabel, start, progress,
+           resume) -> Population:
     solver_params = {k: v for k, v in config.solver.items() if k != "name"}
 
     # 1. game, one bank (LoRA partners 0..N-1, learner N), scripted partners after the bank, policy,
@@ -265,7 +266,6 @@ def _train(config, writer, partners, adapter, base, seat, training_seats, start,
     partner_seats = partners.seats()
     n_ids = bank.n_members + len(policy.scripted)  # every member id a pair can hold
     optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
-    relabel = Relabelling(game, "learner.augment") if config.learner.augment else None
     only_learner = torch.zeros(bank.n_members, dtype=torch.bool)
     only_learner[learner] = True
     rng = np.random.default_rng(config.learner.seed)
@@ -371,9 +371,6 @@ def _train(config, writer, partners, adapter, base, seat, training_seats, start,
                 t0 = time.perf_counter()
                 pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng, partner_ids, training_seats)
                 extra = {} if relabel is None else relabel.options(pairs.shape[0], rng)
-                if "seat0_maps" in extra:  # a scripted seat 1 reads the untransformed world: no seat-0 component
-                    scripted_seat1 = pairs[:, 1] >= bank.n_members
-                    extra["seat0_maps"][scripted_seat1] = torch.arange(extra["seat0_maps"].shape[1])
                 traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False, **extra)
                 returns = traj.returns[:, 0]  # [B]
                 advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]
