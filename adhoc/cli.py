@@ -175,6 +175,22 @@ def _populations_check(args: argparse.Namespace) -> None:
     print(f"ok: {len(pop.members)} members of {pop.path} load onto {base.model_id} (fingerprint {base.fingerprint})")
 
 
+def _play(args: argparse.Namespace) -> int:
+    from adhoc.play import play_command
+
+    return play_command(args.config, args.overrides, args.partner, args.seat, args.episodes, args.db,
+                        args.participant, args.human, args.seed)
+
+
+def _data(args: argparse.Namespace) -> None:
+    from adhoc import recording
+
+    if args.action == "stats":
+        print(recording.stats_text(recording.stats(args.db)))
+    else:
+        recording.export_jsonl(args.db, sys.stdout)
+
+
 def _write_options(p: argparse.ArgumentParser, kind: str, resume: bool = False) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help=f"replace --out if it holds an earlier {kind} (never any other folder)")
@@ -257,6 +273,31 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("population", metavar="DIR")
     check.add_argument("--base", help="base model to check against (default: the one the manifest names)")
     check.set_defaults(func=_populations_check)
+
+    p = sub.add_parser("play", help="play a game yourself with a population member or scripted partner (recorded)")
+    p.add_argument("config", help="YAML config naming the game, e.g. configs/lever-selfplay.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. game.n_levers=4")
+    p.add_argument("--partner", required=True, metavar="POP[:MEMBER]",
+                   help="population folder (a member drawn per episode, or :MEMBER) or scripted:GAME[:NAME]")
+    p.add_argument("--seat", type=int, default=0, choices=[0, 1], help="your seat (default 0)")
+    p.add_argument("--episodes", type=int, default=5, metavar="K", help="episodes to play (default 5)")
+    p.add_argument("--db", help="recording database (default a new runs/play-<time>-<id>.sqlite; an existing "
+                                "recording is appended to)")
+    p.add_argument("--participant", help="your participant id (a plain name; default terminal)")
+    p.add_argument("--human", metavar="scripted:GAME:NAME",
+                   help="let a scripted strategy play your seat (no questions): recordings of a known strategy")
+    p.add_argument("--seed", type=int, help="seed of the partner's and the game's randomness (default: fresh)")
+    p.set_defaults(func=_play)
+
+    p = sub.add_parser("data", help="recorded play: export it, count it")
+    dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = dsub.add_parser("export", help="print every recorded step as one JSON object per line")
+    export.add_argument("db", metavar="DB")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.set_defaults(func=_data)
+    stats = dsub.add_parser("stats", help="sessions, participants, episodes, steps, mean return per partner")
+    stats.add_argument("db", metavar="DB")
+    stats.set_defaults(func=_data)
     return parser
 
 
@@ -269,8 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        args.func(args)
+        code = args.func(args)
         sys.stdout.flush()
+        if isinstance(code, int):
+            return code
     except UserError as exc:
         print(f"adhoc: error: {exc}", file=sys.stderr)
         return 2
