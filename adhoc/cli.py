@@ -191,6 +191,16 @@ def _data(args: argparse.Namespace) -> None:
         recording.export_jsonl(args.db, sys.stdout)
 
 
+def _train_proxy(args: argparse.Namespace) -> None:
+    from adhoc.recipes.train_proxy import proxy_summary, train_proxy
+
+    pop = train_proxy(args.recording, out=args.out, game_name=args.game, pooled=args.pooled, base_model=args.base,
+                      iterations=args.iterations, lr=args.lr, batch=args.batch, holdout=args.holdout, seed=args.seed,
+                      lora_rank=args.lora_rank, overwrite=args.overwrite, progress=not args.quiet)
+    print(proxy_summary(pop))
+    print(f"\nsaved to {pop.path}   (a population: adhoc crossplay / evaluate --partners / train-learner partners=)")
+
+
 def _write_options(p: argparse.ArgumentParser, kind: str, resume: bool = False) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help=f"replace --out if it holds an earlier {kind} (never any other folder)")
@@ -298,6 +308,22 @@ def build_parser() -> argparse.ArgumentParser:
     stats = dsub.add_parser("stats", help="sessions, participants, episodes, steps, mean return per partner")
     stats.add_argument("db", metavar="DB")
     stats.set_defaults(func=_data)
+
+    p = sub.add_parser("train-proxy", help="behaviour-clone recorded play into LoRA members (a proxy population)")
+    p.add_argument("recording", metavar="DB_OR_JSONL", help="recording database or its JSONL export")
+    p.add_argument("--out", help="population folder to write (default runs/proxy-<DB>-<time>-<id>)")
+    p.add_argument("--game", help="the game to clone when the recording holds several")
+    p.add_argument("--pooled", action="store_true", help="one member from everyone's play (default: one per participant)")
+    p.add_argument("--base", default="builtin:tiny", help="base model (default builtin:tiny)")
+    p.add_argument("--lora-rank", type=int, default=4)
+    p.add_argument("--iterations", type=int, default=300, help="optimizer steps (default 300)")
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--batch", type=int, default=256, help="decisions per member per step (default 256)")
+    p.add_argument("--holdout", type=float, default=0.2, help="fraction of each participant's episodes held out (0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    _write_options(p, "population")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train_proxy)
     return parser
 
 
