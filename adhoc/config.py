@@ -100,15 +100,29 @@ class _Serialised:
 
 
 @dataclass
+class RayConfig:
+    """Where and how ``backend: ray`` runs (docs/ray.md); ignored by ``backend: local``."""
+
+    address: str = ""  # '': start a local Ray cluster; auto: join the one `ray start` runs here; ray://host:port or host:port
+    workers: int = 2  # at most this many trials (sweep) or cross-play workers at once
+    cpus_per_worker: float = 1.0  # Ray resources of each trial / worker (a fraction < 1, or a whole number)
+    gpus_per_worker: float = 0.0  # e.g. 0.25: four trials share one GPU
+    gpu_resource: str = "GPU"  # the Ray resource gpus_per_worker asks for (another name: a custom resource)
+
+
+@dataclass
 class RunConfig(_Serialised):
     game: Any
     method: Any
     model: ModelConfig
     population: PopulationConfig
     train: TrainConfig
+    ray: RayConfig = field(default_factory=RayConfig)
+    backend: str = "local"  # local: in this process; ray: on a Ray cluster (section ray)
 
 
-SECTIONS = {"model": ModelConfig, "population": PopulationConfig, "train": TrainConfig}
+SECTIONS = {"model": ModelConfig, "population": PopulationConfig, "train": TrainConfig, "ray": RayConfig}
+BACKENDS = ("local", "ray")
 
 # ---------------------------------------------------------------------------- ranges and limits
 # Upper bounds on sizes: generous (every shipped config is far below them) but they stop a typo (an extra zero
@@ -133,6 +147,8 @@ MAX_ROLLOUT_BYTES = 64 << 30  # one training rollout batch (rough estimate, see 
 MAX_CONFIG_BYTES = 8 << 20  # a config file
 MAX_CONFIG_VALUES = 100_000  # values in a config file after YAML aliases are expanded (OmegaConf is slow beyond)
 MAX_SOLVER_STEPS = 1_000_000
+MAX_RAY_WORKERS = 4096  # concurrent Ray trials or cross-play workers
+MAX_RAY_GPUS = 64  # GPUs of one Ray worker
 
 DEVICE = re.compile(r"auto|cpu|cuda|cuda:[0-9]{1,3}")  # what adhoc.lm.base.resolve_device accepts
 # a Hugging Face hub id: name or owner/name (legacy ids such as gpt2 have no owner)
@@ -198,6 +214,9 @@ RANGES: dict[str, Range] = {
     "train.epochs": Range(1, MAX_EPOCHS),
     "train.iterations_per_epoch": _ITER,
     "train.episodes": Range(2, MAX_ROLLOUT_ROWS, why="the baseline needs 2 episodes"),
+    "ray.workers": Range(1, MAX_RAY_WORKERS),
+    "ray.cpus_per_worker": Range(0, MAX_CPU_THREADS),
+    "ray.gpus_per_worker": Range(0, MAX_RAY_GPUS, why="a fraction shares one GPU"),
 }
 # method name -> key -> range (the config classes in adhoc/methods/*.py)
 METHOD_RANGES: dict[str, dict[str, Range]] = {
@@ -559,11 +578,12 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> "RunConfi
     if is_learner_config(path):
         return load_learner_config(path, overrides)
     raw = _read(path, overrides, {"game": GAMES, "method": METHODS})
-    _sections(raw, ["game", "method", *SECTIONS])
+    _sections(raw, ["game", "method", *SECTIONS, "backend"])
     config = RunConfig(
         game=_registry_section("game", raw.get("game"), GAMES),
         method=_registry_section("method", raw.get("method"), METHODS),
         **{name: _typed(name, cls, raw.get(name)) for name, cls in SECTIONS.items()},
+        backend=_backend(raw.get("backend", "local")),
     )
     check(config)
     return config
@@ -578,6 +598,7 @@ def check(config: RunConfig) -> None:
         _check_finite(section, getattr(config, section))
     _check_model(config.model)
     _check_name(config.population.member_prefix, "population.member_prefix")
+    check_ray(config.ray)
     game = _build_game(config.game)
     dims = _base_dims(config.model.base)
     m, t, n = config.model, config.train, config.population.size
@@ -603,6 +624,49 @@ def check(config: RunConfig) -> None:
     pairs, how = _pairs_per_iteration(config.method, n)
     _check_rollout(f"train.episodes_per_pair={t.episodes_per_pair} x {pairs:,} pairs per iteration ({how})",
                    pairs * t.episodes_per_pair, _row_bytes(game, dims, config.method, n), dims)
+
+
+# ---------------------------------------------------------------------------- execution: backend and ray
+RAY_ADDRESS = re.compile(r"(?:ray://)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})?:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}")
+
+
+def _backend(value: Any) -> str:
+    if value not in BACKENDS:
+        raise ConfigError(f"config error: backend must be one of {', '.join(BACKENDS)} (got {value!r})")
+    return value
+
+
+def _ray_amount(key: str, value: float) -> None:
+    """Ray accepts a resource amount below 1 in steps of 0.0001, and above 1 only as a whole number."""
+    if value > 1 and value != int(value):
+        raise ConfigError(f"config error: {key}={value:g}: above 1 a Ray resource must be a whole number")
+    if 0 < value < 1 and abs(value * 10_000 - round(value * 10_000)) > 1e-6:
+        raise ConfigError(f"config error: {key}={value:g}: a fraction of a Ray resource is a multiple of 0.0001")
+
+
+def check_ray(ray: RayConfig) -> None:
+    """Values of the ``ray`` section: ranges, resource amounts Ray accepts, the address's form."""
+    _check_finite("ray", ray)
+    _check_ranges("ray", ray, RANGES)
+    address = ray.address.strip()
+    if address not in ("", "auto") and not RAY_ADDRESS.fullmatch(address):
+        raise ConfigError(f"config error: ray.address {ray.address!r} must be empty (start a local cluster), auto "
+                          f"(the cluster `ray start` runs on this machine), ray://HOST:PORT or HOST:PORT")
+    if address and int(address.rpartition(":")[2]) > 65535:
+        raise ConfigError(f"config error: ray.address {ray.address!r}: port above 65535")
+    _ray_amount("ray.cpus_per_worker", ray.cpus_per_worker)
+    _ray_amount("ray.gpus_per_worker", ray.gpus_per_worker)
+    _check_name(ray.gpu_resource, "ray.gpu_resource")
+
+
+def load_execution(overrides: list[str]) -> tuple[str, RayConfig]:
+    """(backend, ray section) from ``backend=...`` and ``ray.KEY=VALUE`` overrides alone, for commands that read
+    no config file (``adhoc crossplay``); any other key is an error naming the allowed ones."""
+    raw = _read(None, overrides, {})
+    _sections(raw, ["backend", "ray"])
+    ray = _typed("ray", RayConfig, raw.get("ray"))
+    check_ray(ray)
+    return _backend(raw.get("backend", "local")), ray
 
 
 def _pairs_per_iteration(method: Any, n: int) -> tuple[int, str]:

@@ -115,6 +115,16 @@ POPULATION_CASES = {
     "not-a-base": (pop(model__base="my model"), "model.base 'my model' is neither a built-in model", False),
     "unknown-layer": (pop(model__target_modules=["q_proj", "attention"]), "model.target_modules: 'attention' is not a linear layer", True),
     "layers-as-string": (pop(model__target_modules="q_proj"), "model.target_modules must be a list (got 'q_proj')", False),
+    # execution: backend and ray
+    "backend-unknown": (pop(backend="slurm"), "backend must be one of local, ray (got 'slurm')", True),
+    "ray-zero-workers": (pop(ray__workers=0), "ray.workers must be >= 1", True),
+    "ray-negative-gpus": (pop(ray__gpus_per_worker=-0.25), "ray.gpus_per_worker must be >= 0", False),
+    "ray-fractional-above-1": (pop(ray__gpus_per_worker=1.5), "ray.gpus_per_worker=1.5: above 1 a Ray resource must be a whole number", True),
+    "ray-tiny-fraction": (pop(ray__cpus_per_worker=0.00001), "a fraction of a Ray resource is a multiple of 0.0001", False),
+    "ray-nan-cpus": (pop(ray__cpus_per_worker=NAN), "ray.cpus_per_worker must be a finite number", False),
+    "ray-address-url": (pop(ray__address="http://head:8265"), "ray.address 'http://head:8265' must be empty", True),
+    "ray-address-port": (pop(ray__address="head:99999"), "port above 65535", False),
+    "ray-resource-path": (pop(ray__gpu_resource="../gpu"), "ray.gpu_resource '../gpu' is not a plain name", False),
     # method parameters
     "trajedi-nan-alpha": (pop(method={"name": "trajedi", "alpha": NAN}), "method.alpha must be a finite number", False),
     "trajedi-gamma": (pop(method={"name": "trajedi", "gamma": 1.5}), "method.gamma=1.5 is above the limit 1", True),
@@ -135,7 +145,7 @@ POPULATION_CASES = {
     "size-true": (pop(population__size=True), "population.size: Value 'True' of type 'bool' could not be converted", False),
     "missing-value": (pop(train__lr="???"), "train.lr is '???' (a missing value)", False),
     "misspelled-key": (pop(train__learning_rate=0.1), "unknown key train.learning_rate (allowed: iterations", True),
-    "misspelled-section": (pop(trian={"lr": 0.1}), "unknown section 'trian' (allowed: game, method, model, population, train); did you mean train?", False),
+    "misspelled-section": (pop(trian={"lr": 0.1}), "unknown section 'trian' (allowed: game, method, model, population, train, ray, backend); did you mean train?", False),
     "game-name-list": (pop(game={"name": ["lever"]}), "game.name must be a name (allowed: ", False),
     "newline-in-key": (pop(train={"bad\nkey": 1}), "unknown key train.bad\\nkey", False),
     # the YAML file itself
