@@ -1,0 +1,89 @@
+"""The best history-dependent policy (adhoc.adaptation): hand-computed values against scripted partners, and
+brute force over every deterministic policy against stochastic LM partners."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from adhoc.adaptation import best_history_policy, partner_log_probs
+from adhoc.games import make_game
+from adhoc.lm.adapters import AdapterBank
+from adhoc.lm.base import load_base
+from adhoc.lm.policy import Policy
+from adhoc.scripted import load_scripted_population, scripted_ids
+
+
+@pytest.fixture
+def base():
+    return load_base("builtin:tiny", device="cpu")
+
+
+def scripted(base, game, names):
+    policy = Policy(base, AdapterBank(base.model, 1, 4, 8, ["q_proj"]))
+    return policy, scripted_ids(policy, load_scripted_population(f"scripted:repeated:{names}", game)).numpy()
+
+
+def lever(n=10, rounds=4):
+    return make_game("repeated", stage="lever", rounds=rounds, stage_params={"n_levers": n})
+
+
+@pytest.mark.parametrize("seat", [0, 1])
+def test_stubborn_partners_open_then_copy(base, seat):
+    """Nine stubborn partners (levers 0, 2..9): open on a lever paying 1, then copy: (1/9 + 3 · mean u) / 4."""
+    game = lever()
+    policy, ids = scripted(base, game, ",".join(f"stubborn-{a}" for a in [0, *range(2, 10)]))
+    best = best_history_policy(game, policy, ids, agent_seat=seat)
+    expected = (1 / 9 + 3 * (0.9 + 8) / 9) / 4
+    assert best.lower == pytest.approx(expected) and best.upper == pytest.approx(expected)
+    assert best.per_round == pytest.approx([1 / 9, (0.9 + 8) / 9, (0.9 + 8) / 9, (0.9 + 8) / 9])
+    assert np.mean(best.per_partner) == pytest.approx(expected)
+
+
+def test_a_stubborn_and_a_copying_partner(base):
+    """stubborn-1 and copy-2: open on 1 or 2 (round 1 matches one of them), then play what identifies each:
+    lever 1 with the stubborn one, the own opening with the copier: (1/2 + 3) / 4."""
+    game = lever()
+    policy, ids = scripted(base, game, "stubborn-1,copy-2")
+    best = best_history_policy(game, policy, ids)
+    assert best.lower == pytest.approx(3.5 / 4) and best.upper == pytest.approx(3.5 / 4)
+    assert best.per_round == pytest.approx([0.5, 1.0, 1.0, 1.0])
+
+
+def brute_force(game, policy, ids, prior):
+    """Every deterministic policy of a 2-round game: an opening a1 and a reply table b1 -> a2."""
+    A = len(game.action_names(0))
+    u = np.asarray(game.payoff_matrix(), dtype=np.float64)
+    empty = np.zeros((len(ids), 0, 2), dtype=np.int64)
+    p1 = np.exp(partner_log_probs(game, policy, ids, empty, 1))  # [P, B]
+    best = -1.0
+    for a1 in range(A):
+        # the partner's round-2 policy after (a1, b1), for every b1
+        hist = np.array([[[a1, b1]] for _ in ids for b1 in range(A)])
+        p2 = np.exp(partner_log_probs(game, policy, np.repeat(ids, A), hist, 1)).reshape(len(ids), A, A)
+        for reply in itertools.product(range(A), repeat=A):
+            value = 0.0
+            for j, w in enumerate(prior):
+                for b1 in range(A):
+                    value += w * p1[j, b1] * (u[a1, b1] + p2[j, b1] @ u[reply[b1]]) / 2
+            best = max(best, value)
+    return best
+
+
+def test_exact_against_brute_force_with_stochastic_lm_partners(base):
+    """Three LoRA members with random inits (stochastic, history-dependent): no pruning gives exactly the best
+    of all 3 · 3^3 deterministic policies (a Bayes-optimal policy can always be deterministic)."""
+    game = lever(n=3, rounds=2)
+    torch.manual_seed(0)
+    bank = AdapterBank(base.model, 3, 4, 8, ["q_proj", "v_proj", "lm_head"])
+    bank.init_members([1, 2, 3], b_std=1.0)
+    policy = Policy(base, bank)
+    ids, prior = np.arange(3), np.array([0.5, 0.3, 0.2])
+    assert np.exp(partner_log_probs(game, policy, ids, np.zeros((3, 0, 2), dtype=np.int64), 1)).max() < 0.99
+    best = best_history_policy(game, policy, ids, prior=prior, prune=0.0)
+    assert best.lower == pytest.approx(brute_force(game, policy, ids, prior), abs=1e-6)  # float32 scores
+    assert best.upper == pytest.approx(best.lower, abs=1e-12)
+    # pruning only widens the interval around it
+    cut = best_history_policy(game, policy, ids, prior=prior, prune=0.2)
+    assert cut.lower <= best.lower + 1e-12 <= cut.upper + 2e-12
