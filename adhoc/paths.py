@@ -85,8 +85,12 @@ def check_out(out: str | Path, kind: str, overwrite: bool = False, inputs: tuple
         raise UserError(f"--out {out} is (or holds) {'/' if real == Path('/') else 'your home or working folder'}; "
                         f"choose a new folder")
     for item in inputs:
-        if item is None or ":" in str(item) and not Path(item).exists():
-            continue  # scripted:... partner specs are no folders
+        if item is not None and ":" in str(item) and not Path(item).exists():
+            item = str(item).rpartition(":")[0]  # DIR:member,... is DIR; scripted:... is no folder
+            if not Path(item).is_dir():
+                continue
+        if item is None:
+            continue
         if _is_within(Path(item).resolve(), real):
             raise UserError(f"--out {out} is (or holds) the input {item}; choose another folder")
     if out.is_symlink():

@@ -108,6 +108,16 @@ class Population:
         for slot, name in zip(slots, self.names):
             bank.import_member(slot, self.member_dir(name))
 
+    def select(self, names: list[str]) -> "Population":
+        """The same population restricted to the members ``names``, in that order (nothing is written)."""
+        unknown = [n for n in names if n not in self.names]
+        if not names or unknown or len(set(names)) != len(names):
+            problem = f"has no member {unknown[0]!r}" if unknown else "needs distinct member names" if names else \
+                "needs member names after the ':'"
+            raise UserError(f"population {self.path} {problem} (members: {', '.join(self.names)})")
+        by_name = {m["name"]: m for m in self.members}
+        return Population(self.path, {**self.manifest, "members": [by_name[n] for n in names]})
+
     @classmethod
     def load(cls, path: str | Path) -> "Population":
         """Read and validate a population folder; every problem is one clear ``UserError`` line. Member names

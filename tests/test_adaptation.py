@@ -87,3 +87,25 @@ def test_exact_against_brute_force_with_stochastic_lm_partners(base):
     # pruning only widens the interval around it
     cut = best_history_policy(game, policy, ids, prior=prior, prune=0.2)
     assert cut.lower <= best.lower + 1e-12 <= cut.upper + 2e-12
+
+
+def test_partner_spec_selects_members():
+    """partners=DIR:a,b is those members of DIR, in that order; unknown or repeated names are one clear line."""
+    from adhoc.errors import UserError
+    from adhoc.partners import load_partners
+    from adhoc.paths import check_out
+
+    from pathlib import Path
+
+    from adhoc.population import Population
+
+    pop = Population.load(Path(__file__).resolve().parent.parent / "populations" / "lever-selfplay")
+    a, b = pop.names[2], pop.names[0]
+    partners = load_partners([f"{pop.path}:{a},{b}"])
+    assert partners.names == [f"{partners.labels[0]}/{a}", f"{partners.labels[0]}/{b}"]
+    assert [m["name"] for m in partners.populations[0].members] == [a, b]
+    for bad, message in [("nobody", "has no member 'nobody'"), (f"{a},{a}", "distinct"), ("", "member names")]:
+        with pytest.raises(UserError, match=message):
+            load_partners([f"{pop.path}:{bad}"])
+    with pytest.raises(UserError, match="input"):  # DIR of DIR:a is an input: never inside an --out
+        check_out(pop.path.parent, "population", inputs=(f"{pop.path}:{a}",))
