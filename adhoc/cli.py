@@ -201,6 +201,53 @@ def _train_proxy(args: argparse.Namespace) -> None:
     print(f"\nsaved to {pop.path}   (a population: adhoc crossplay / evaluate --partners / train-learner partners=)")
 
 
+def _populations_ls(args: argparse.Namespace) -> None:
+    """Populations in the folders (a folder that is one, or its sub-folders that are): one row each."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from adhoc.population import MANIFEST
+
+    folders = [Path(f) for f in args.folders or ["runs", "populations"]]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if args.folders and missing:
+        raise UserError(f"not a folder: {missing[0]}")
+    rows = []
+    for folder in (f for f in folders if f.is_dir()):
+        for path in [folder] if (folder / MANIFEST).is_file() else sorted(p for p in folder.iterdir() if (p / MANIFEST).is_file()):
+            try:
+                m = yaml.safe_load((path / MANIFEST).read_text())
+                row = [str(path), m["game"]["name"], m["method"]["name"], str(len(m["members"])), m["base_model"]["id"]]
+            except (OSError, yaml.YAMLError, TypeError, KeyError) as exc:
+                rows.append([str(path), "(unreadable manifest: " + type(exc).__name__ + ")", "", "", "", ""])
+                continue
+            xp = "-"
+            for f in (path / "crossplay" / "crossplay.json", path.parent / f"{path.name}.crossplay.json"):
+                try:
+                    d = json.loads(f.read_text())
+                    xp = f"sp {d['sp_mean']:.3f}  xp {d['xp_mean']:.3f}  conventions {d['n_conventions']}"
+                    break
+                except (OSError, ValueError, TypeError, KeyError):
+                    continue
+            rows.append(row + [xp])
+    if not rows:
+        print(f"no populations in {', '.join(map(str, folders))}")
+        return
+    rows.insert(0, ["population", "game", "method", "size", "base model", "cross-play"])
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[5])
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from adhoc.serve import serve_command
+
+    serve_command(args.partners, port=args.port, host=args.host, db=args.db, episodes_per_partner=args.episodes_per_partner,
+                  seat=args.seat, config=args.config, overrides=args.overrides, seed=args.seed)
+
+
 def _write_options(p: argparse.ArgumentParser, kind: str, resume: bool = False) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help=f"replace --out if it holds an earlier {kind} (never any other folder)")
@@ -230,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-learner", help="train a robust learner against frozen partner populations (PSRO loop)")
     p.add_argument("config", help="YAML config, e.g. configs/lever-learner.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="config overrides; partners=DIR or partners=scripted:GAME[:a,b] (repeatable) names the partners "
+                   help="config overrides; partners=DIR, DIR:member[,member] or scripted:GAME[:a,b] (repeatable) names the partners "
                         "(population folders, or the scripted teachers of the config's game), solver=NAME the meta-solver")
     p.add_argument("--out", help="learner population folder to write (default runs/<game>-learner-<solver>-seed<S>-<time>-<id>)")
     _write_options(p, "population", resume=True)
@@ -238,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="an agent's returns with (held-out) partner populations: mean, worst case, regret")
     p.add_argument("agent", metavar="AGENT", help="population folder holding the agent (e.g. a train-learner output)")
-    p.add_argument("--partners", action="append", required=True, metavar="POP", help="partner population folder, or scripted:GAME[:a,b] (the game's scripted teachers); repeatable")
+    p.add_argument("--partners", action="append", required=True, metavar="POP", help="partner population folder (DIR:a,b: those members), or scripted:GAME[:a,b] (the game's scripted teachers); repeatable")
     p.add_argument("--member", help="the agent's member name (default: the population's first member)")
     p.add_argument("--episodes", type=int, default=256, metavar="K", help="episodes per partner and seating (default 256)")
     p.add_argument("--out", help="output folder (default runs/evaluate-<AGENT>-<time>-<id>)")
@@ -283,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("population", metavar="DIR")
     check.add_argument("--base", help="base model to check against (default: the one the manifest names)")
     check.set_defaults(func=_populations_check)
+    ls = psub.add_parser("ls", help="the populations under folders: game, method, size, base model, cross-play")
+    ls.add_argument("folders", nargs="*", metavar="DIR", help="folders to look in (default: runs and populations)")
+    ls.set_defaults(func=_populations_ls)
 
     p = sub.add_parser("play", help="play a game yourself with a population member or scripted partner (recorded)")
     p.add_argument("config", help="YAML config naming the game, e.g. configs/lever-selfplay.yaml")
@@ -324,6 +374,19 @@ def build_parser() -> argparse.ArgumentParser:
     _write_options(p, "population")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train_proxy)
+
+    p = sub.add_parser("serve", help="the play of adhoc play in a browser, for a human study (extra: .[serve])")
+    p.add_argument("--partners", nargs="+", required=True, metavar="POP",
+                   help="partners (population folders, POP:MEMBER, scripted:GAME:NAME), met in a counterbalanced order")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: every one)")
+    p.add_argument("--db", help="recording database (default a new runs/play-<time>-<id>.sqlite; an existing "
+                                "recording is appended to)")
+    p.add_argument("--episodes-per-partner", type=int, default=3, metavar="K")
+    p.add_argument("--seat", type=int, default=0, choices=[0, 1], help="the participants' seat (default 0)")
+    p.add_argument("--config", help="YAML config naming the game (default: the first population's game)")
+    p.add_argument("--seed", type=int, help="seed of the partners' and the game's randomness (default: fresh)")
+    p.set_defaults(func=_serve, overrides=[])
     return parser
 
 

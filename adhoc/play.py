@@ -167,6 +167,7 @@ class Table:
         self.game, self.partner, self.seat = game, partner, human_seat
         self.recorder, self.session, self.participant, self.rng = recorder, session, participant, rng
         self.episode_id: int | None = None
+        self.episode_number = 0
         self.state = None
         self.member = 0
         self.episode_return = 0.0
@@ -176,11 +177,14 @@ class Table:
     def partner_name(self) -> str:
         return f"{self.partner.label}/{self.partner.names[self.member]}"
 
-    def new_episode(self) -> None:
+    def new_episode(self, number: int | None = None) -> None:
+        """Start episode ``number`` of the session (default: this table's next; several tables in one session,
+        the browser's partners, number the session's episodes themselves)."""
         self.member = self.partner.draw(self.rng)
         self.state = self.game.reset(1, self.rng)
         self.episode_return = 0.0
-        self.episode_id = self.recorder.start_episode(self.session, len(self.returns) + 1, self.partner_name,
+        self.episode_number = len(self.returns) + 1 if number is None else number
+        self.episode_id = self.recorder.start_episode(self.session, self.episode_number, self.partner_name,
                                                       self.partner.source, self.partner.names[self.member], self.seat)
 
     @property
