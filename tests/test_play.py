@@ -1,0 +1,125 @@
+"""``adhoc play`` driven as a person would, in a real pseudo-terminal: bad input asks again, end of input and
+Ctrl-C end cleanly with everything played so far in the database; a turn-taking game asks only on the
+person's turns."""
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from adhoc import recording
+
+pexpect = pytest.importorskip("pexpect", reason="pexpect is in the dev extra: pip install -e '.[dev]'")
+
+ROOT = Path(__file__).parent.parent
+PROMPT = "your move"
+
+
+def spawn(args: list[str], cwd: Path):
+    child = pexpect.spawn(sys.executable, ["-m", "adhoc.cli", "play", *args], cwd=str(cwd), encoding="utf-8",
+                          timeout=60, dimensions=(50, 200))
+    return child
+
+
+def episodes(db: Path) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    return conn.execute("SELECT number, partner_member, ended IS NOT NULL, steps, return FROM episodes "
+                        "ORDER BY number").fetchall()
+
+
+def test_bad_input_asks_again_and_end_of_input_saves(tmp_path):
+    child = spawn([str(ROOT / "configs/lever-selfplay.yaml"), "--partner", str(ROOT / "populations/lever-selfplay:member-02"),
+                   "--episodes", "3", "--participant", "alice", "--seed", "3"], tmp_path)
+    child.expect("episode 1 of 3 \\(partner lever-selfplay/member-02\\)")
+    child.expect("Lever game with 10 levers. You are player 1 of 2. Choose an action.")  # the model's observation
+    child.expect(r"\[0\] 0  \[1\] 1")
+    child.expect(PROMPT)
+    child.sendline("left")
+    child.expect("'left' is not one of your legal actions")
+    child.expect(PROMPT)
+    child.sendline("10")
+    child.expect("'10' is not one of your legal actions")
+    child.expect(PROMPT)
+    child.sendline("7")
+    child.expect(r"you played '7'; partner played '(\d)'; reward ([\d.]+)")
+    partner_first = int(child.match.group(1))
+    child.expect(r"episode 1: return [\d.]+ +running score: [\d.]+ over 1 episode")
+    child.expect(PROMPT)
+    child.sendline("")  # an empty line asks again
+    child.expect(PROMPT)
+    child.sendline("3")
+    child.expect("episode 2: return")
+    child.expect(PROMPT)
+    child.sendeof()
+    child.expect("stopped \\(end of input\\): 2 complete episodes")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    dbs = list((tmp_path / "runs").glob("play-*.sqlite"))  # the default: a new file under runs/
+    assert len(dbs) == 1
+    rows = episodes(dbs[0])
+    assert [(n, m, done, steps) for n, m, done, steps, _ in rows] == [
+        (1, "member-02", 1, 1), (2, "member-02", 1, 1), (3, "member-02", 0, 0)]
+    steps = list(recording.iter_steps(recording.open_recording(dbs[0])))
+    assert [s["action"] for s in steps] == [7, 3] and steps[0]["partner_action"] == partner_first
+    assert steps[0]["participant"] == "alice" and steps[0]["legal"] == [str(i) for i in range(10)]
+    assert steps[0]["observation"] == "Lever game with 10 levers. You are player 1 of 2. Choose an action."
+
+
+def test_ctrl_c_ends_cleanly_and_appends_to_a_recording(tmp_path):
+    db = tmp_path / "study.sqlite"
+    for k in range(2):  # the second session appends to the same database
+        child = spawn([str(ROOT / "configs/repeated-lever-selfplay.yaml"), "game.rounds=3", "--partner",
+                       "scripted:repeated:stubborn-4", "--seat", "1", "--db", str(db)], tmp_path)
+        child.expect("you are seat 1")
+        child.expect("Round 1:")
+        child.expect(PROMPT)
+        child.sendline("4")
+        child.expect("you played '4'; partner played '4'; reward 0.333")
+        child.expect("Round 1: you 4 partner 4. Round 2:")  # the multi-step transcript, as the model sees it
+        child.expect(PROMPT)
+        child.sendintr()
+        child.expect("stopped \\(interrupted\\): 0 complete episodes")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 130
+    s = recording.stats(db)
+    assert (s["sessions"], s["episodes"], s["episodes_complete"], s["steps"]) == (2, 2, 0, 2)
+    assert recording.open_recording(db).execute("SELECT COUNT(*) FROM sessions WHERE ended IS NULL").fetchone()[0] == 0
+
+
+def test_turn_taking_game_asks_only_on_my_turn(tmp_path):
+    db = tmp_path / "robot.sqlite"
+    child = spawn([str(ROOT / "configs/warehouse-learner.yaml"), "--partner", "scripted:warehouse:direct",
+                   "--episodes", "1", "--db", str(db), "--seed", "0"], tmp_path)
+    child.expect(r"step 1: partner played '(\w+)'")  # the teacher speaks first; the robot is not asked
+    said = child.match.group(1)
+    child.expect("--- step 2: what you see")
+    child.expect(f": {said}")
+    child.expect(r"\[0\] up  \[1\] down  \[2\] left  \[3\] right  \[4\] stay")
+    child.expect(PROMPT)
+    child.sendline(said.lower())  # an action by its text
+    child.expect(f"you played '{said.lower()}'")
+    child.expect("episode 1: return")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    steps = list(recording.iter_steps(recording.open_recording(db)))
+    assert [len(s["legal"]) for s in steps] == [1, 5]  # the forced step is recorded too
+    assert steps[0]["partner_action_text"] == said and steps[1]["action_text"] == said.lower()
+    assert steps[1]["response_s"] is not None and steps[0]["response_s"] is None
+
+
+def test_refusals_before_any_play(tmp_path):
+    for args, message in [
+        (["--partner", str(ROOT / "populations/lever-selfplay:member-99")], "has no member 'member-99'"),
+        (["game.n_levers=4", "--partner", str(ROOT / "populations/lever-selfplay")], "n_levers=10, not n_levers=4"),
+        (["--partner", "scripted:warehouse:direct"], "scripted strategies of game 'warehouse' cannot play game 'lever'"),
+        (["--partner", str(ROOT / "populations/lever-selfplay"), "--participant", "a/b"], "not a plain name"),
+    ]:
+        child = spawn([str(ROOT / "configs/lever-selfplay.yaml"), *args], tmp_path)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 2 and f"adhoc: error: " in child.before and message in child.before, child.before
+    assert not (tmp_path / "runs").exists()
