@@ -308,7 +308,8 @@ function show(s) {
     return;
   }
   $("status").textContent = "Playing with " + s.partner + ": episode " + s.episode_with_partner + " of " +
-    s.episodes_per_partner + " (" + (s.episodes_played) + " of " + s.episodes_total + " done). Score: " + s.score.toFixed(3);
+    s.episodes_per_partner + ", step " + (s.t + 1) + " (" + s.episodes_played + " of " + s.episodes_total +
+    " episodes done). Score: " + s.score.toFixed(3);
   $("observation").textContent = s.observation;
   $("actions").innerHTML = "";
   for (const a of s.actions) {

@@ -22,6 +22,13 @@ def spawn(args: list[str], cwd: Path):
     return child
 
 
+def exit_status(child) -> int:
+    """Wait for the command to end; its exit status."""
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus
+
+
 def episodes(db: Path) -> list[tuple]:
     conn = sqlite3.connect(db)
     return conn.execute("SELECT number, partner_member, ended IS NOT NULL, steps, return FROM episodes "
@@ -53,9 +60,7 @@ def test_bad_input_asks_again_and_end_of_input_saves(tmp_path):
     child.expect(PROMPT)
     child.sendeof()
     child.expect("stopped \\(end of input\\): 2 complete episodes")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    assert exit_status(child) == 0
     dbs = list((tmp_path / "runs").glob("play-*.sqlite"))  # the default: a new file under runs/
     assert len(dbs) == 1
     rows = episodes(dbs[0])
@@ -81,9 +86,7 @@ def test_ctrl_c_ends_cleanly_and_appends_to_a_recording(tmp_path):
         child.expect(PROMPT)
         child.sendintr()
         child.expect("stopped \\(interrupted\\): 0 complete episodes")
-        child.expect(pexpect.EOF)
-        child.close()
-        assert child.exitstatus == 130
+        assert exit_status(child) == 130
     s = recording.stats(db)
     assert (s["sessions"], s["episodes"], s["episodes_complete"], s["steps"]) == (2, 2, 0, 2)
     assert recording.open_recording(db).execute("SELECT COUNT(*) FROM sessions WHERE ended IS NULL").fetchone()[0] == 0
@@ -102,9 +105,7 @@ def test_turn_taking_game_asks_only_on_my_turn(tmp_path):
     child.sendline(said.lower())  # an action by its text
     child.expect(f"you played '{said.lower()}'")
     child.expect("episode 1: return")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    assert exit_status(child) == 0
     steps = list(recording.iter_steps(recording.open_recording(db)))
     assert [len(s["legal"]) for s in steps] == [1, 5]  # the forced step is recorded too
     assert steps[0]["partner_action_text"] == said and steps[1]["action_text"] == said.lower()
@@ -119,7 +120,5 @@ def test_refusals_before_any_play(tmp_path):
         (["--partner", str(ROOT / "populations/lever-selfplay"), "--participant", "a/b"], "not a plain name"),
     ]:
         child = spawn([str(ROOT / "configs/lever-selfplay.yaml"), *args], tmp_path)
-        child.expect(pexpect.EOF)
-        child.close()
-        assert child.exitstatus == 2 and f"adhoc: error: " in child.before and message in child.before, child.before
+        assert exit_status(child) == 2 and f"adhoc: error: " in child.before and message in child.before, child.before
     assert not (tmp_path / "runs").exists()

@@ -1,0 +1,149 @@
+"""``adhoc serve`` in a real headless browser (Playwright driving the system Chromium): two participants at once
+are both recorded completely and apart, in counterbalanced partner orders; killing the server mid-episode
+leaves every completed step in a database that opens cleanly."""
+
+import importlib.util
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from adhoc import recording
+
+ROOT = Path(__file__).parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+missing = [m for m in ("starlette", "uvicorn", "playwright") if importlib.util.find_spec(m) is None]
+pytestmark = [
+    pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} missing: pip install -e '.[serve]'"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium: apt-get install -y chromium "
+                       "(Playwright's own browser download is not used)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args: list[str], db: Path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "adhoc.cli", "serve", *args, "--port", str(port), "--db", str(db),
+                             "--seed", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stdout.read())
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("adhoc serve did not answer")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield b
+        b.close()
+
+
+def begin(page, url: str, participant: str) -> None:
+    page.goto(url)
+    page.fill("#participant", participant)
+    page.click("#begin")  # no consent yet: refused
+    page.wait_for_selector("#consent-error:has-text('consent')")
+    page.check("#agree")
+    page.click("#begin")
+    page.wait_for_selector("#play:not(.hidden) button.action")
+
+
+def play_one(page) -> str | None:
+    """Click the first legal action of the page; its text (None when the page shows the thank-you)."""
+    if page.is_visible("#done"):
+        return None
+    status = page.inner_text("#status")
+    button = page.locator("button.action").first
+    text = button.inner_text()
+    button.click()
+    page.wait_for_function("s => document.getElementById('status').innerText !== s "
+                           "|| !document.getElementById('done').classList.contains('hidden')", arg=status)
+    return text
+
+
+def test_two_participants_at_once(browser, tmp_path):
+    db = tmp_path / "study.sqlite"
+    pops = [str(ROOT / "populations/lever-selfplay"), str(ROOT / "populations/lever-otherplay")]
+    proc, url = start_server(["--partners", *pops, "--episodes-per-partner", "2"], db)
+    try:
+        contexts = [browser.new_context(), browser.new_context()]  # two people, no shared cookies or storage
+        pages = [c.new_page() for c in contexts]
+        for page, who in zip(pages, ["P1", "P2"]):
+            begin(page, url, who)
+        clicked = {0: [], 1: []}
+        while True:  # interleaved: P1, P2, P1, P2, ...
+            moves = [play_one(page) for page in pages]
+            for k, m in enumerate(moves):
+                if m is not None:
+                    clicked[k].append(m)
+            if all(m is None for m in moves):
+                break
+        for page in pages:
+            assert "Thank you" in page.inner_text("#done") and "over 4 episodes" in page.inner_text("#final")
+        for c in contexts:
+            c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    conn = recording.open_recording(db)
+    sessions = conn.execute("SELECT id, participant, ended IS NOT NULL, info FROM sessions ORDER BY id").fetchall()
+    assert [(p, ended) for _, p, ended, _ in sessions] == [("P1", 1), ("P2", 1)]
+    steps = list(recording.iter_steps(conn))
+    orders = []
+    for k, (session, participant, _, _) in enumerate(sessions):
+        mine = [s for s in steps if s["session"] == session]
+        assert all(s["participant"] == participant for s in mine)
+        assert [s["episode_number"] for s in mine] == [1, 2, 3, 4] and all(s["episode_complete"] for s in mine)
+        assert [s["action_text"] for s in mine] == clicked[k]  # every click, in order, in its own session
+        orders.append([s["partner_population"] for s in mine])
+    # counterbalanced: the Latin square gives P1 the partners in one order, P2 in the other
+    assert orders[0] == [pops[0]] * 2 + [pops[1]] * 2 and orders[1] == [pops[1]] * 2 + [pops[0]] * 2
+
+
+def test_killed_mid_episode_keeps_every_completed_step(browser, tmp_path):
+    db = tmp_path / "study.sqlite"
+    proc, url = start_server(["--partners", "scripted:repeated:stubborn-2", "scripted:repeated:copy-3",
+                              "--config", str(ROOT / "configs/repeated-lever-selfplay.yaml"), "game.rounds=3",
+                              "--seat", "1"], db)
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        begin(page, url, "P7")
+        assert "3 rounds with the same partner" in page.inner_text("#observation")
+        for _ in range(4):  # one whole episode of 3 rounds, and the first round of the next
+            assert play_one(page) is not None
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        context.close()
+    assert proc.returncode == -signal.SIGKILL
+    conn = recording.open_recording(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = conn.execute("SELECT e.number, e.ended IS NOT NULL, e.steps, COUNT(s.id) FROM episodes e LEFT JOIN "
+                        "steps s ON s.episode_id = e.id GROUP BY e.id ORDER BY e.number").fetchall()
+    assert rows == [(1, 1, 3, 3), (2, 0, 1, 1)]
+    assert recording.stats(db)["steps"] == 4
+    assert sqlite3.connect(db).execute("SELECT partner FROM episodes").fetchall() == [
+        ("scripted-repeated/stubborn-2",)] * 2
