@@ -77,6 +77,11 @@ class TrainConfig:
     eval_episodes: int = 256
     target_return: Optional[float] = None  # stop early once every member's evaluated return reaches this
     checkpoint_every: int = 10  # iterations between checkpoints (resume with --resume); 0: only on SIGTERM/Ctrl-C
+    rollout: str = "per_row"  # per_row: sample and score once per distinct row; per_episode: the earlier
+    #                           path, kept for comparison (same law, other draws; docs/performance.md)
+
+
+ROLLOUT_MODES = ("per_row", "per_episode")  # train.rollout (adhoc.rollout)
 
 
 def entropy_coef_at(train: TrainConfig, iteration: int) -> float:
@@ -597,6 +602,9 @@ def check(config: RunConfig) -> None:
     for section in ("game", "method", "model", "population", "train"):
         _check_finite(section, getattr(config, section))
     _check_model(config.model)
+    if config.train.rollout not in ROLLOUT_MODES:
+        raise ConfigError(f"config error: train.rollout must be one of {', '.join(ROLLOUT_MODES)} "
+                          f"(got {config.train.rollout!r})")
     _check_name(config.population.member_prefix, "population.member_prefix")
     check_ray(config.ray)
     game = _build_game(config.game)

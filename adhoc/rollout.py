@@ -1,15 +1,31 @@
 """Batched episodes for many (seat-0 member, seat-1 member) pairs at once.
 
-One call plays E episodes for each of P pairs. At every step, each seat's observations are deduplicated
-to distinct (member, observation) rows, all rows of all members are scored in one batched pass of the
-AdapterBank, and actions are sampled from the exact policy over the legal actions. For a one-shot game
-that is 2·P distinct rows whatever E is.
+One call plays E episodes for each of P pairs. At every step, each seat's episodes are grouped into distinct
+ROWS (member, observation, legal actions); all rows of all members are scored in one batched pass of the
+AdapterBank and the exact policy over the legal actions is computed once per row. For a one-shot game that
+is 2·P distinct rows whatever E is.
+
+Two modes (``mode``, config key ``train.rollout``), with the same law:
+
+- ``per_row`` (default): everything after the LM stays per row too. All episodes of a row are sampled at
+  once (inverse-CDF sampling of i.i.d. uniforms against the row's cumulative distribution: each episode's
+  action is an independent draw from its row's policy), and the trajectories keep the rows (``SeatRows``:
+  log π [U, A] per row, each episode's row and action). The policy-gradient loss and the entropy bonus are
+  computed from per-row sums (``Trajectories.logp_dot``/``entropy_dot``): Σ_e w_e log π(a_e | row_e) =
+  Σ_{u,a} (Σ_{e in u, a_e = a} w_e) log π_u(a), the same sum, so the same loss and gradients, without any
+  [episodes, actions] tensor. The per-episode views ``logp``, ``entropy`` and ``logp_all`` are gathered
+  from the rows on first use, for the methods that need them (TrajeDi's trajectory log-probabilities).
+- ``per_episode``: the earlier path, kept for comparison (``scripts/bench_train.py``): rows are scored once,
+  then every episode gets its own copy of its row's distribution, is sampled on its own (``multinomial``
+  over [episodes, actions]) and keeps per-episode log-probabilities for the loss.
 
 Multi-step games: a seat with a single legal action in a row (the other seat's turn) is not scored; each
 seat's encoded observations are kept (the key/value cache) and the next step encodes only what was
 appended to each episode's observation (``prefix_reuse``, ``Policy.scores_reusing``), so a step costs the
-new tokens, not the whole history. Member ids beyond the AdapterBank are scripted strategies
-(``policy.scripted``, see ``adhoc.scripted``).
+new tokens, not the whole history. Episodes whose observations coincide share a row at every step (the
+first step of every game); once they diverge each has its own. Member ids beyond the AdapterBank are
+scripted strategies (``policy.scripted``, see ``adhoc.scripted``); their rows are grouped by identical
+distributions.
 
 Shapes (P pairs, E episodes per pair, T = game horizon, A = max actions over seats):
     actions [P, E, T, 2]   logp [P, E, T, 2]   entropy [P, E, T, 2]   logp_all [P, E, T, 2, A]
@@ -19,31 +35,137 @@ Shapes (P pairs, E episodes per pair, T = game horizon, A = max actions over sea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from adhoc.config import ROLLOUT_MODES
 from adhoc.games.core import SEATS, Game
 from adhoc.lm.policy import Policy, entropy, masked_log_softmax
 
 
 @dataclass
-class Trajectories:
-    pairs: torch.Tensor  # [P, 2] member index of each seat
-    actions: torch.Tensor
+class SeatRows:
+    """One (step, seat) of a per-row rollout: log π [U, A_s] of its U distinct rows (with gradient when the
+    rollout has one), each row's member [U], and each of the n episodes' row ``row_of`` [n] and sampled action
+    ``choice`` [n] (in the seat's own labels: what the policy chose, before any Other-Play relabelling)."""
+
     logp: torch.Tensor
-    entropy: torch.Tensor
-    logp_all: torch.Tensor
-    rewards: torch.Tensor
-    alive: torch.Tensor
-    # observations[t][s]: the E·P texts seat s saw at step t (pair-major), so methods can re-score them
-    # with other members (population-level objectives such as MEP's mean policy)
-    observations: list[list[list[str]]] = field(default_factory=list)
+    member: torch.Tensor
+    row_of: torch.Tensor
+    choice: torch.Tensor
+
+    def episode_logp(self) -> torch.Tensor:
+        """log π of each episode's action [n] (a gather from the rows)."""
+        return self.logp.reshape(-1)[self.row_of * self.logp.shape[1] + self.choice]
+
+
+class Trajectories:
+    """A batch of episodes. ``rows`` (per-row rollouts): ``rows[t][s]`` is the ``SeatRows`` of step t, seat s;
+    the per-episode tensors ``logp``, ``entropy`` and ``logp_all`` are then gathered from the rows on first
+    use. Per-episode rollouts give those tensors directly (``rows`` is None)."""
+
+    def __init__(self, pairs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, alive: torch.Tensor,
+                 logp: torch.Tensor | None = None, entropy: torch.Tensor | None = None,
+                 logp_all: torch.Tensor | None = None, observations: list[list[list[str]]] | None = None,
+                 rows: list[list[SeatRows]] | None = None) -> None:
+        if rows is None and (logp is None or entropy is None or logp_all is None):
+            raise ValueError("Trajectories need either rows or logp, entropy and logp_all")
+        self.pairs, self.actions, self.rewards, self.alive = pairs, actions, rewards, alive  # [P, 2], [P, E, T, 2], [P, E, T]
+        # observations[t][s]: the E·P texts seat s saw at step t (pair-major), so methods can re-score them
+        # with other members (population-level objectives such as MEP's mean policy)
+        self.observations = observations if observations is not None else []
+        self.rows = rows
+        self._logp, self._entropy, self._logp_all = logp, entropy, logp_all
 
     @property
     def returns(self) -> torch.Tensor:
         return (self.rewards * self.alive).sum(-1)  # [P, E]
+
+    def _per_episode(self, value) -> torch.Tensor:
+        """Stack ``value(SeatRows)`` [n, ...] over seats and steps into [P, E, T, 2, ...]."""
+        P, E, T = self.rewards.shape
+        steps = [torch.stack([value(r) for r in seats], 1) for seats in self.rows]  # [n, 2, ...] each
+        out = torch.stack(steps, 1)  # [n, T, 2, ...]
+        return out.view(P, E, T, *out.shape[2:])
+
+    @property
+    def logp(self) -> torch.Tensor:
+        """log π of the sampled action [P, E, T, 2] (own labels)."""
+        if self._logp is None:
+            self._logp = self._per_episode(SeatRows.episode_logp)
+        return self._logp
+
+    @property
+    def entropy(self) -> torch.Tensor:
+        """Entropy of the policy at each step [P, E, T, 2]."""
+        if self._entropy is None:
+            self._entropy = self._per_episode(lambda r: entropy(r.logp)[r.row_of])
+        return self._entropy
+
+    @property
+    def logp_all(self) -> torch.Tensor:
+        """log π over every action [P, E, T, 2, A] (-inf: illegal; padded to the larger seat's A)."""
+        if self._logp_all is None:
+            A = max(r.logp.shape[1] for seats in self.rows for r in seats)
+            self._logp_all = self._per_episode(lambda r: torch.nn.functional.pad(
+                r.logp, (0, A - r.logp.shape[1]), value=float("-inf"))[r.row_of])
+        return self._logp_all
+
+    def logp_dot(self, weights: torch.Tensor, n_members: int) -> torch.Tensor:
+        """Σ over entries (p, e, t, s) of weights · log π(a | o), per member in that seat: [N].
+
+        weights [P, E, T, 2] are constants (detached). Per row this is Σ_{u, a} W[u, a] log π_u(a) with
+        W[u, a] the summed weights of the row's episodes that took a: the same sum as per episode."""
+        def per_row(r: SeatRows, w: torch.Tensor) -> torch.Tensor:
+            summed = torch.zeros(r.logp.shape, dtype=r.logp.dtype, device=r.logp.device)
+            summed.index_put_((r.row_of, r.choice), w, accumulate=True)  # [U, A]
+            return (summed * r.logp.masked_fill(summed == 0, 0.0)).sum(-1)  # -inf never meets a weight
+
+        return self._row_sum(weights, n_members, per_row, lambda: self.logp)
+
+    def entropy_dot(self, weights: torch.Tensor, n_members: int) -> torch.Tensor:
+        """Σ over entries of weights · H(π(· | o)), per member: [N]; per row, the row's summed weights × H."""
+        def per_row(r: SeatRows, w: torch.Tensor) -> torch.Tensor:
+            summed = torch.zeros(r.logp.shape[0], dtype=r.logp.dtype, device=r.logp.device).index_add(0, r.row_of, w)
+            return summed * entropy(r.logp)
+
+        return self._row_sum(weights, n_members, per_row, lambda: self.entropy)
+
+    def _row_sum(self, weights: torch.Tensor, n_members: int, per_row, dense) -> torch.Tensor:
+        """Σ over steps and seats of ``per_row(rows, episode weights [n])`` [U], added up per row member: [N];
+        without rows, Σ weights · ``dense()`` per member."""
+        weights = weights.detach()
+        if self.rows is None:
+            return member_sum(weights * dense(), self.pairs, n_members)
+        out = torch.zeros(n_members, dtype=weights.dtype, device=weights.device)
+        for t, seats in enumerate(self.rows):
+            for s, r in enumerate(seats):
+                out = out.index_add(0, r.member, per_row(r, weights[:, :, t, s].reshape(-1).to(r.logp.dtype)))
+        return out
+
+    def select(self, index: torch.Tensor) -> "Trajectories":
+        """The trajectories of the pairs ``index`` [K] only (rows are shared; their episodes are selected)."""
+        E = self.rewards.shape[1]
+        device = self.pairs.device
+        index = index.to(device)
+        episodes = (index[:, None] * E + torch.arange(E, device=device)[None]).reshape(-1)
+        ep_list = episodes.tolist()
+        observations = [[[seat[r] for r in ep_list] for seat in step] for step in self.observations]
+        dense = {}
+        if self.rows is None:
+            dense = {k: getattr(self, k)[index] for k in ("logp", "entropy", "logp_all")}
+        rows = None if self.rows is None else [
+            [SeatRows(r.logp, r.member, r.row_of[episodes], r.choice[episodes]) for r in seats] for seats in self.rows]
+        return Trajectories(self.pairs[index], self.actions[index], self.rewards[index], self.alive[index],
+                            observations=observations, rows=rows, **dense)
+
+
+def member_sum(values: torch.Tensor, pairs: torch.Tensor, n_members: int) -> torch.Tensor:
+    """Σ of values [P, E, T, 2] over every entry a member played (the last axis is the seat): [N]."""
+    member = pairs[:, None, None, :].expand_as(values).reshape(-1)
+    return torch.zeros(n_members, dtype=values.dtype, device=values.device).index_add(0, member, values.reshape(-1))
 
 
 def _distinct_rows(members: torch.Tensor, observations: list[str]
@@ -73,18 +195,27 @@ class _PrefixCache:
 
     def __init__(self, n: int) -> None:
         self.encoded = None
-        self.row = [-1] * n
+        self.row = torch.full((n,), -1, dtype=torch.long)
 
     def score(self, policy: Policy, members: torch.Tensor, observations: list[str], episodes: list[int],
               names: list[str]) -> torch.Tensor:
+        """Scores [len(episodes), A] of per-episode rows (``episodes``: each row's episode)."""
         uniq_members, uniq_obs, row_of, first = _distinct_rows(members, observations)
-        previous = [self.row[episodes[i]] for i in first]  # each distinct row's encoding at the last step
-        scores, self.encoded, encoded_row = policy.scores_reusing(
-            uniq_members, uniq_obs, policy.actions(names), self.encoded, previous)
-        self.row = [-1] * len(self.row)  # rows of older encodings are gone
-        for e, u in zip(episodes, row_of):
-            self.row[e] = int(encoded_row[u])
+        episodes_t = torch.tensor(episodes, dtype=torch.long)
+        scores = self.score_rows(policy, uniq_members, uniq_obs, episodes_t[first], episodes_t,
+                                 torch.tensor(row_of, dtype=torch.long), names)
         return scores[torch.tensor(row_of, device=scores.device)]
+
+    def score_rows(self, policy: Policy, members: torch.Tensor, observations: list[str], first: torch.Tensor,
+                   episodes: torch.Tensor, row_of: torch.Tensor, names: list[str]) -> torch.Tensor:
+        """Scores [U, A] of U distinct rows; ``first`` [U]: an episode of each row (its encoding at the last
+        step is the row's prefix); ``episodes`` [k] the episodes scored now and ``row_of`` [k] their rows."""
+        previous = self.row[first].tolist()  # each distinct row's encoding at the last step
+        scores, self.encoded, encoded_row = policy.scores_reusing(
+            members, observations, policy.actions(names), self.encoded, previous)
+        self.row = torch.full_like(self.row, -1)  # rows of older encodings are gone
+        self.row[episodes] = encoded_row.long()[row_of]
+        return scores
 
 
 def _seat_log_probs(game: Game, policy: Policy, state, seat: int, members: torch.Tensor, observations: list[str],
@@ -117,26 +248,138 @@ def _seat_log_probs(game: Game, policy: Policy, state, seat: int, members: torch
     if len(scripted_rows):
         scripted = torch.full((n, A), float("-inf"), device=device)
         for m in members[scripted_rows.cpu()].unique().tolist():
-            if m - n_lm >= len(policy.scripted):
-                raise IndexError(f"member id {m} is beyond the bank ({n_lm}) and the scripted strategies "
-                                 f"({len(policy.scripted)})")
-            strategy = policy.scripted[m - n_lm]
-            if seat not in strategy.seats:
-                from adhoc.errors import UserError
-
-                raise UserError(f"scripted strategy '{strategy.name}' plays seat {list(strategy.seats)}, not seat {seat}")
+            strategy = _scripted_strategy(policy, m, seat)
             rows = torch.nonzero(members.to(device) == m)[:, 0]
             scripted[rows] = strategy.log_probs(game, state, seat).to(device)[rows]  # [n, A]
         out = out.index_copy(0, scripted_rows, masked_log_softmax(scripted[scripted_rows], legal[scripted_rows]))
     return out
 
 
+def _text_ids(texts: list[str]) -> tuple[list[str], torch.Tensor]:
+    """The distinct texts (first seen first) and each text's index among them [n]."""
+    n = len(texts)
+    if n and texts.count(texts[0]) == n:  # one-shot games: one text for every episode
+        return [texts[0]], torch.zeros(n, dtype=torch.long)
+    distinct = list(dict.fromkeys(texts))
+    where = {t: i for i, t in enumerate(distinct)}
+    return distinct, torch.from_numpy(np.fromiter(map(where.__getitem__, texts), dtype=np.int64, count=n))
+
+
+def sample_rows(probs: torch.Tensor, row_of: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One independent draw per episode from its row's distribution: probs [U, A] (each row sums to 1 over
+    its support), row_of [n] → actions [n] on the CPU.
+
+    Inverse-CDF sampling: episode e draws u_e ~ U[0, 1) and takes the first action whose cumulative
+    probability in row ``row_of[e]`` exceeds u_e, which is exactly a draw from that row (as ``multinomial``).
+    The rows' CDFs are laid end to end (row u's shifted by u), so one sorted search serves every episode
+    without an [episodes, actions] tensor. Zero-probability actions are never drawn."""
+    probs = probs.detach().cpu().double()
+    U, A = probs.shape
+    row_of = row_of.cpu()
+    last = A - 1 - (probs > 0).flip(1).long().argmax(1)  # each row's last action with positive probability
+    cdf = probs.cumsum(1)
+    cdf = cdf / cdf[:, -1:]  # ≤ 1 everywhere, nondecreasing
+    cdf = torch.where(torch.arange(A)[None] >= last[:, None], 1.0, cdf) + torch.arange(U, dtype=torch.float64)[:, None]
+    key = row_of.double() + torch.rand(len(row_of), generator=generator, dtype=torch.float64)
+    action = torch.searchsorted(cdf.reshape(-1), key, right=True) - row_of * A
+    return torch.minimum(action, last[row_of])  # u + rand can round up to u + 1 at large u
+
+
+def _seat_rows(game: Game, policy: Policy, state, seat: int, members: torch.Tensor, observations: list[str],
+               legal: torch.Tensor, cache: _PrefixCache | None, generator: torch.Generator) -> SeatRows:
+    """The distinct rows of one seat at one step, their exact log π [U, A_seat] and one sampled action per
+    episode (``per_row`` mode; the per-episode counterpart is ``_seat_log_probs``).
+
+    A row is (member, observation, legal mask) for LoRA members: rows with a single legal action are not
+    scored (log π = 0 there); the others are scored in one batched pass. Scripted members (ids beyond the
+    bank) read the game state, so each episode gets its strategy's distribution, and episodes with the same
+    member and distribution share a row."""
+    n, A = legal.shape
+    device = policy.base.device
+    n_lm = policy.bank.n_members
+    legal = legal.cpu()
+    members = members.cpu()
+    if bool(legal.all()):
+        patterns, pattern = legal[:1], torch.zeros(n, dtype=torch.long)
+    else:
+        patterns, pattern = torch.unique(legal.to(torch.uint8), dim=0, return_inverse=True)
+        patterns = patterns.bool()
+    is_lm = members < n_lm
+    row_of = torch.empty(n, dtype=torch.long)
+    tables, row_members = [], []
+    lm_episodes = torch.arange(n) if bool(is_lm.all()) else torch.nonzero(is_lm)[:, 0]
+    if len(lm_episodes):
+        texts, text = _text_ids(observations)
+        n_pat = len(patterns)
+        key = (text[lm_episodes] * n_pat + pattern[lm_episodes]) * n_lm + members[lm_episodes]
+        uniq, inverse = torch.unique(key, return_inverse=True)
+        u_member, u_pattern, u_text = uniq % n_lm, (uniq // n_lm) % n_pat, uniq // (n_lm * n_pat)
+        u_legal = patterns[u_pattern]  # [U, A]
+        logp = torch.where(u_legal, 0.0, float("-inf")).to(device)  # forced rows: the one legal action has log π = 0
+        choose = u_legal.sum(1) > 1
+        chosen = torch.nonzero(choose)[:, 0]
+        if len(chosen):
+            names = game.action_names(seat)
+            obs = [texts[i] for i in u_text[chosen].tolist()]
+            if cache is not None:
+                index_in_chosen = torch.cumsum(choose.long(), 0) - 1
+                scored = choose[inverse]
+                first = torch.full((len(uniq),), n, dtype=torch.long).scatter_reduce(
+                    0, inverse, lm_episodes, "amin", include_self=True)
+                scores = cache.score_rows(policy, u_member[chosen], obs, first[chosen], lm_episodes[scored],
+                                          index_in_chosen[inverse[scored]], names)
+            else:
+                scores = policy.scores(u_member[chosen], obs, policy.actions(names))
+            chosen_d = chosen.to(device)
+            logp = logp.index_copy(0, chosen_d, masked_log_softmax(scores, u_legal.to(device)[chosen_d]))
+        row_of[lm_episodes] = inverse
+        tables.append(logp)
+        row_members.append(u_member)
+    if len(lm_episodes) < n:
+        scripted_episodes = torch.nonzero(~is_lm)[:, 0]
+        sc_legal = legal[scripted_episodes]
+        sc_members = members[scripted_episodes]
+        logp = torch.where(sc_legal, 0.0, float("-inf"))
+        choosing = sc_legal.sum(1) > 1
+        for m in sc_members.unique().tolist():
+            strategy = _scripted_strategy(policy, m, seat)
+            take = torch.nonzero((sc_members == m) & choosing)[:, 0]
+            if len(take):
+                full = strategy.log_probs(game, state, seat).detach().cpu().float()  # [n, A]
+                logp[take] = masked_log_softmax(full[scripted_episodes[take]], sc_legal[take])
+        # episodes with the same member and the same distribution share a row
+        uniq, inverse = torch.unique(torch.cat([sc_members[:, None].to(logp.dtype), logp], 1), dim=0, return_inverse=True)
+        row_of[scripted_episodes] = inverse + sum(len(t) for t in tables)
+        tables.append(uniq[:, 1:].to(device))
+        row_members.append(uniq[:, 0].long())
+    table = torch.cat(tables) if len(tables) > 1 else tables[0]
+    choice = sample_rows(table.detach().exp(), row_of, generator)
+    return SeatRows(logp=table, member=torch.cat(row_members).to(device), row_of=row_of.to(device),
+                    choice=choice.to(device))
+
+
+def _scripted_strategy(policy: Policy, member: int, seat: int):
+    """The scripted strategy of member id ``member`` (beyond the bank), checked to play ``seat``."""
+    n_lm = policy.bank.n_members
+    if member - n_lm >= len(policy.scripted):
+        raise IndexError(f"member id {member} is beyond the bank ({n_lm}) and the scripted strategies "
+                         f"({len(policy.scripted)})")
+    strategy = policy.scripted[member - n_lm]
+    if seat not in strategy.seats:
+        from adhoc.errors import UserError
+
+        raise UserError(f"scripted strategy '{strategy.name}' plays seat {list(strategy.seats)}, not seat {seat}")
+    return strategy
+
+
 def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
             grad: bool = True, keep_distributions: bool = True,
             partner_maps: torch.Tensor | None = None, prefix_reuse: bool = True,
-            seat0_maps: torch.Tensor | None = None) -> Trajectories:
-    """Play ``episodes`` episodes for each row of ``pairs`` [P, 2]. ``keep_distributions=False`` leaves
-    ``logp_all`` empty (evaluation needs only returns; [P, E, T, 2, A] can be large).
+            seat0_maps: torch.Tensor | None = None, mode: str = "per_row") -> Trajectories:
+    """Play ``episodes`` episodes for each row of ``pairs`` [P, 2]. ``mode``: ``per_row`` (default) or
+    ``per_episode`` (see the module docstring; the same law, different random draws).
+    ``keep_distributions=False`` (per_episode mode) leaves ``logp_all`` empty (evaluation needs only returns;
+    [P, E, T, 2, A] can be large); per-row trajectories gather it from their rows when it is read.
 
     ``partner_maps`` [P·E, A_1] (Other-Play): seat 1 acts in its own labels and the game sees the relabelled
     action ``partner_maps[e, a]``; ``actions`` records what the game saw, ``logp`` the policy's own choice.
@@ -171,12 +414,16 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
         # a scripted seat 1 reads the untransformed game state, so only its own labels are relabelled
         seat0_maps[seat_members[1] >= policy.bank.n_members] = torch.arange(seat0_maps.shape[1])
         world = {"seat0_maps": seat0_maps}
+    if mode not in ROLLOUT_MODES:
+        raise ValueError(f"rollout mode must be one of {', '.join(ROLLOUT_MODES)} (got {mode!r})")
+    per_row = mode == "per_row"
+    rows: list[list[SeatRows]] = []
     with torch.set_grad_enabled(grad):
         for _ in range(game.horizon):
             alive = ~state.done
             if not bool(alive.any()):
                 break
-            joint, logp_seats, ent_seats, all_seats = [], [], [], []
+            joint, logp_seats, ent_seats, all_seats, seat_rows = [], [], [], [], []
             seen = [game.observe(state, s) for s in SEATS]
             observations.append(seen)
             for s in SEATS:
@@ -185,6 +432,11 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
                 if s == 1 and maps is not None:
                     legal = legal.gather(1, maps)  # legal in the seat's own labels
                 obs = game.relabel_observation(state, s, maps, **world) if s == 1 and relabel else seen[s]
+                if per_row:
+                    r = _seat_rows(game, policy, state, s, seat_members[s], obs, legal, caches[s], gen)
+                    seat_rows.append(r)
+                    joint.append(r.choice.cpu())
+                    continue
                 logp_all = _seat_log_probs(game, policy, state, s, seat_members[s], obs, legal, caches[s])  # [n, A_s]
                 a = torch.multinomial(logp_all.detach().exp().cpu(), 1, generator=gen)[:, 0]
                 joint.append(a)
@@ -197,14 +449,17 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
             actions = torch.stack(joint, 1)  # [n, 2]
             state, reward, _ = game.step(state, actions)
             steps["actions"].append(actions)
+            steps["rewards"].append(reward.float() * alive)
+            steps["alive"].append(alive)
+            if per_row:
+                rows.append(seat_rows)
+                continue
             steps["logp"].append(torch.stack(logp_seats, 1))
             steps["entropy"].append(torch.stack(ent_seats, 1))
             steps["logp_all"].append(torch.stack(all_seats, 1) if keep_distributions else torch.zeros(n, 2, 0))
-            steps["rewards"].append(reward.float() * alive)
-            steps["alive"].append(alive)
-    out = {k: torch.stack([x.to(device) for x in v], 1) for k, v in steps.items()}  # [n, T, ...]
-    return Trajectories(pairs=pairs.to(device), observations=observations,
-                        **{k: v.view(P, E, *v.shape[1:]) for k, v in out.items()})
+    out = {k: torch.stack([x.to(device) for x in v], 1) for k, v in steps.items() if v}  # [n, T, ...]
+    out = {k: v.view(P, E, *v.shape[1:]) for k, v in out.items()}
+    return Trajectories(pairs=pairs.to(device), observations=observations, rows=rows if per_row else None, **out)
 
 
 @torch.no_grad()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from adhoc.rollout import member_sum
+
 
 def leave_one_out_advantage(returns: torch.Tensor) -> torch.Tensor:
     """A_e = G_e − mean_{e' ≠ e} G_e' within each pair's group of E episodes. returns: [P, E] → [P, E].
@@ -26,11 +28,8 @@ def per_member_mean(values: torch.Tensor, weights: torch.Tensor, pairs: torch.Te
 
     values, weights: [P, E, T, 2] (the last axis is the seat); pairs: [P, 2] → [N] (0 for absent members).
     """
-    member = pairs[:, None, None, :].expand_as(values).reshape(-1)
-    w = weights.to(values.dtype).reshape(-1)
-    num = torch.zeros(n_members, dtype=values.dtype, device=values.device).index_add(0, member, values.reshape(-1) * w)
-    den = torch.zeros(n_members, dtype=values.dtype, device=values.device).index_add(0, member, w)
-    return num / den.clamp(min=1e-12)
+    w = weights.to(values.dtype)
+    return member_sum(values * w, pairs, n_members) / member_sum(w, pairs, n_members).clamp(min=1e-12)
 
 
 def members_with_data(pairs: torch.Tensor, n_members: int) -> torch.Tensor:
@@ -45,6 +44,7 @@ def policy_gradient_loss(logp: torch.Tensor, advantages: torch.Tensor, alive: to
     """REINFORCE loss per member: −mean(A · log π(a_t|o_t)) over the steps it played.
 
     logp: [P, E, T, 2]; advantages: [P, E] (episode-level, both seats share the common payoff); alive: [P, E, T].
+    The per-episode definition; training computes the same value per row with ``rollout_policy_gradient_loss``.
     """
     weights = alive[..., None].expand_as(logp)
     return per_member_mean(-advantages.detach()[:, :, None, None] * logp, weights, pairs, n_members)
@@ -55,16 +55,29 @@ def entropy_per_member(entropy: torch.Tensor, alive: torch.Tensor, pairs: torch.
     return per_member_mean(entropy, alive[..., None].expand_as(entropy), pairs, n_members)
 
 
-def select_pairs(traj, index: torch.Tensor):
-    """The trajectories of the pairs ``index`` [K] only (tensors, pairs and the pair-major observation texts)."""
-    from adhoc.rollout import Trajectories
+def _played(traj) -> torch.Tensor:
+    """[P, E, T, 2] float: 1 where the step was played (both seats)."""
+    P, E, T = traj.alive.shape
+    return traj.alive[..., None].expand(P, E, T, 2).float()
 
-    E = traj.rewards.shape[1]
-    rows = [p * E + e for p in index.tolist() for e in range(E)]
-    observations = [[[seat[r] for r in rows] for seat in step] for step in traj.observations]
-    tensors = {k: getattr(traj, k)[index.to(traj.pairs.device)]
-               for k in ("pairs", "actions", "logp", "entropy", "logp_all", "rewards", "alive")}
-    return Trajectories(observations=observations, **tensors)
+
+def rollout_policy_gradient_loss(traj, advantages: torch.Tensor, n_members: int) -> torch.Tensor:
+    """``policy_gradient_loss`` of a rollout [N], computed per distinct row when the rollout kept its rows
+    (``Trajectories.logp_dot``: per-row action weights Σ A_e, the same sum as per episode)."""
+    played = _played(traj)
+    num = traj.logp_dot(-advantages.detach()[:, :, None, None] * played, n_members)
+    return num / member_sum(played, traj.pairs, n_members).clamp(min=1e-12)
+
+
+def rollout_entropy(traj, n_members: int) -> torch.Tensor:
+    """``entropy_per_member`` of a rollout [N], per distinct row (each row's entropy × its played episodes)."""
+    played = _played(traj)
+    return traj.entropy_dot(played, n_members) / member_sum(played, traj.pairs, n_members).clamp(min=1e-12)
+
+
+def select_pairs(traj, index: torch.Tensor):
+    """The trajectories of the pairs ``index`` [K] only (tensors, pairs, rows and the pair-major observation texts)."""
+    return traj.select(index)
 
 
 def self_play_returns(game, policy, n_members: int, episodes: int, rng) -> torch.Tensor:

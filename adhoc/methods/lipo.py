@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from adhoc.errors import UserError
-from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
+from adhoc.methods.common import leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss, select_pairs
 from adhoc.methods.selfplay import SelfPlay
-from adhoc.rollout import Trajectories
+from adhoc.rollout import Trajectories, member_sum
 
 
 @dataclass
@@ -45,18 +45,28 @@ def most_compatible_partner(cross_play: torch.Tensor) -> torch.Tensor:
     return both.argmax(1)
 
 
+def cross_play_weights(returns: torch.Tensor, alive: torch.Tensor, n: int, partner: torch.Tensor) -> torch.Tensor:
+    """Weights [N², E, T, 2] of the cross-play term on log π: entry (p, e, t, s) of member i's home pair
+    (i, j*) in seat 0 and of its away pair (j*, i) in seat 1 weighs A_{p,e} / (2 · i's played steps there);
+    every other entry 0. Σ weights · log π per member is ``cross_play_loss``."""
+    i = torch.arange(n, device=partner.device)
+    home, away = i * n + partner, partner * n + i  # pairs (i, j*) with i in seat 0, (j*, i) with i in seat 1
+    adv = leave_one_out_advantage(returns).detach()  # [N², E]
+    weights = torch.zeros(*alive.shape, 2, dtype=adv.dtype, device=adv.device)
+    for p, seat in ((home, 0), (away, 1)):
+        w = alive[p].to(adv.dtype)  # [N, E, T]
+        weights[p, :, :, seat] = adv[p][..., None] * w / w.sum((1, 2), keepdim=True).clamp(min=1) / 2
+    return weights
+
+
 def cross_play_loss(logp: torch.Tensor, returns: torch.Tensor, alive: torch.Tensor, n: int,
                     partner: torch.Tensor) -> torch.Tensor:
     """λ-free cross-play term per member: +mean(A · log π_i) over i's own actions with j* (descent LOWERS
-    J_XP). logp [N², E, T, 2], returns [N², E], alive [N², E, T] for row-major pairs; partner [N] → [N]."""
-    i = torch.arange(n, device=partner.device)
-    home, away = i * n + partner, partner * n + i  # pairs (i, j*) with i in seat 0, (j*, i) with i in seat 1
-    adv = leave_one_out_advantage(returns)  # [N², E]
-    terms = []
-    for p, seat in ((home, 0), (away, 1)):
-        w = alive[p].to(logp.dtype)  # [N, E, T]
-        terms.append((adv[p].detach()[..., None] * logp[p, :, :, seat] * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1))
-    return (terms[0] + terms[1]) / 2
+    J_XP). logp [N², E, T, 2], returns [N², E], alive [N², E, T] for row-major pairs; partner [N] → [N].
+    (Per episode; training takes the same sum per row, ``Trajectories.logp_dot`` of ``cross_play_weights``.)"""
+    m = torch.arange(n, device=partner.device)
+    pairs = torch.stack([m.repeat_interleave(n), m.repeat(n)], 1)
+    return member_sum(cross_play_weights(returns, alive, n, partner) * logp, pairs, n)
 
 
 class LIPO(SelfPlay):
@@ -72,13 +82,12 @@ class LIPO(SelfPlay):
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         n = self.n_members
         diag = torch.arange(n, device=traj.pairs.device) * (n + 1)  # self-play pairs (i, i)
-        sp_pairs = traj.pairs[diag]
-        pg = policy_gradient_loss(traj.logp[diag], leave_one_out_advantage(traj.returns[diag]), traj.alive[diag],
-                                  sp_pairs, n)
-        ent = entropy_per_member(traj.entropy[diag], traj.alive[diag], sp_pairs, n)
+        sp = select_pairs(traj, diag)
+        pg = rollout_policy_gradient_loss(sp, leave_one_out_advantage(sp.returns), n)
+        ent = rollout_entropy(sp, n)
         cross_play = traj.returns.detach().mean(1).view(n, n)
         partner = most_compatible_partner(cross_play)
-        xp = cross_play_loss(traj.logp, traj.returns, traj.alive, n, partner)
+        xp = traj.logp_dot(cross_play_weights(traj.returns, traj.alive, n, partner), n)
         off = ~torch.eye(n, dtype=torch.bool, device=cross_play.device)
         return pg - entropy_coef * ent + self.config.lambda_xp * xp, {
             "train/entropy": float(ent.detach().mean()),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
+from adhoc.methods.common import leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss
 from adhoc.rollout import Trajectories
 
 
@@ -73,6 +73,6 @@ class SelfPlay:
                        entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         """REINFORCE with the leave-one-out baseline on ``returns`` [P, E] (shaped or not) − entropy bonus."""
         advantages = leave_one_out_advantage(returns)
-        pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, self.n_members)
-        ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, self.n_members)
+        pg = rollout_policy_gradient_loss(traj, advantages, self.n_members)
+        ent = rollout_entropy(traj, self.n_members)
         return pg - entropy_coef * ent, {"train/entropy": float(ent.detach().mean())}

@@ -110,9 +110,12 @@ class TrajeDi(SelfPlay):
         sp = select_pairs(traj, torch.arange(N)) if self.config.best_response else traj
         step_logp = population_logp(self.policy, self.game, sp, N).sum(-1)  # [N, N, E, T]
         f = divergence(local_log_delta(step_logp, self.config.gamma), sp.pairs[:, 0], sp.alive)  # [N, E]
-        own_logp = (sp.logp.sum(-1) * sp.alive).sum(-1)  # [N, E]: log π_i(τ) of the sampled trajectory
-        surrogate = (leave_one_out_advantage(f.detach()) * own_logp + f).mean(1)  # [N]
-        per_member = torch.zeros(self.n_members, device=f.device, dtype=f.dtype).index_add(0, sp.pairs[:, 0], surrogate)
+        # Σ_e b_e log π_i(τ_e) / E, b the leave-one-out advantage of f: log π_i(τ) = Σ_{t,s} log π_i(a_t^s), taken
+        # per row (``logp_dot``; both seats of the self-play pair (i, i) are member i)
+        weights = (leave_one_out_advantage(f.detach()) / f.shape[1])[:, :, None, None] * sp.alive[..., None].to(f.dtype)
+        score = sp.logp_dot(weights.expand(*sp.alive.shape, 2), self.n_members)  # [n_members]
+        pathwise = torch.zeros(self.n_members, device=f.device, dtype=f.dtype).index_add(0, sp.pairs[:, 0], f.mean(1))
+        per_member = score + pathwise
         metrics["train/trajedi_jsd"] = float(f.detach().mean())
         if self.config.best_response:
             metrics["train/best_response_return"] = float(traj.returns[N:].mean())

@@ -83,7 +83,7 @@ from adhoc.games import build_game
 from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
-from adhoc.methods.common import entropy_per_member, policy_gradient_loss
+from adhoc.methods.common import rollout_entropy, rollout_policy_gradient_loss
 from adhoc.methods.otherplay import Relabelling
 from adhoc.partners import Partners, load_partners, returns_with_partners, seats_beside
 from adhoc.paths import check_out, unique_default
@@ -374,8 +374,8 @@ def _train(config, writer, partners, adapter, base, seat, training_seats, relabe
                 traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False, **extra)
                 returns = traj.returns[:, 0]  # [B]
                 advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]
-                pg = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, n_ids)[learner]
-                ent = entropy_per_member(traj.entropy, traj.alive, traj.pairs, n_ids)[learner]
+                pg = rollout_policy_gradient_loss(traj, advantages, n_ids)[learner]  # per distinct row
+                ent = rollout_entropy(traj, n_ids)[learner]
                 loss = pg - entropy_coef_at(config.train, iteration) * ent
                 optimizer.zero_grad()
                 loss.backward()

@@ -139,7 +139,7 @@ def _train(config, writer, game, method, base, bank, policy, optimizer, rng, nam
             t0 = time.perf_counter()
             # 2. play, score, update
             pairs = method.pairs(iteration, rng)
-            traj = rollout(game, policy, pairs, config.train.episodes_per_pair, rng,
+            traj = rollout(game, policy, pairs, config.train.episodes_per_pair, rng, mode=config.train.rollout,
                            **method.rollout_options(pairs, config.train.episodes_per_pair, rng))
             losses, metrics = method.loss(traj, entropy_coef_at(config.train, iteration))
             optimizer.zero_grad()
