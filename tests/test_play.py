@@ -112,13 +112,17 @@ def test_turn_taking_game_asks_only_on_my_turn(tmp_path):
     assert steps[1]["response_s"] is not None and steps[0]["response_s"] is None
 
 
-def test_refusals_before_any_play(tmp_path):
+def test_refusals_before_any_play(tmp_path, monkeypatch, capsys):
+    from adhoc.cli import main
+
+    monkeypatch.chdir(tmp_path)
     for args, message in [
         (["--partner", str(ROOT / "populations/lever-selfplay:member-99")], "has no member 'member-99'"),
         (["game.n_levers=4", "--partner", str(ROOT / "populations/lever-selfplay")], "n_levers=10, not n_levers=4"),
         (["--partner", "scripted:warehouse:direct"], "scripted strategies of game 'warehouse' cannot play game 'lever'"),
         (["--partner", str(ROOT / "populations/lever-selfplay"), "--participant", "a/b"], "not a plain name"),
     ]:
-        child = spawn([str(ROOT / "configs/lever-selfplay.yaml"), *args], tmp_path)
-        assert exit_status(child) == 2 and f"adhoc: error: " in child.before and message in child.before, child.before
+        assert main(["play", str(ROOT / "configs/lever-selfplay.yaml"), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("adhoc: error: ") and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "runs").exists()

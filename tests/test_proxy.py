@@ -20,11 +20,11 @@ CONFIG = str(ROOT / "configs/repeated-lever-selfplay.yaml")  # 10 levers, 4 roun
 STRATEGY = "scripted:repeated:copy-1"  # opens with lever 1, then plays its partner's previous lever
 
 
-def record(db: Path, partners: list[int], episodes: int) -> None:
+def record(db: Path, partners: list[int], episodes: int, human: str = STRATEGY) -> None:
     game = game_of(CONFIG, [])
     for k in partners:
         summary = play_terminal(game, f"scripted:repeated:stubborn-{k}", seat=1, episodes=episodes, db=db,
-                                human=STRATEGY, seed=k, write=lambda text: None)
+                                human=human, seed=k, write=lambda text: None)
         assert summary["stopped"] is None and len(summary["returns"]) == episodes
 
 
@@ -92,9 +92,27 @@ def test_proxy_is_a_population_everywhere(proxy, tmp_path):
     assert partners.names == [f"proxy/proxy-scripted-copy-1"]
 
 
-def test_pooled_and_bad_inputs(proxy, tmp_path):
+def test_one_member_per_participant_or_pooled(proxy, tmp_path, capsys):
     db, _ = proxy
-    record(db, [3], episodes=1)  # one more session of the same participant
+    record(db, [3], episodes=2, human="scripted:repeated:copy-5")  # a second participant
+    per = train_proxy(db, out=tmp_path / "per", iterations=2, progress=False)
+    assert per.names == ["proxy-scripted-copy-1", "proxy-scripted-copy-5"]
+    assert [m["participant"] for m in per.members] == ["scripted-copy-1", "scripted-copy-5"]
+    assert per.members[1]["heldout"]["decisions"] == 4 and per.members[1]["train"]["decisions"] == 4
+    pooled = train_proxy(db, out=tmp_path / "pooled", pooled=True, iterations=2, progress=False)
+    assert pooled.names == ["proxy-pooled"]
+    assert pooled.manifest["proxy"]["participants"] == ["scripted-copy-1", "scripted-copy-5"]
+    from adhoc.cli import main
+
+    assert main(["populations", "ls", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:5] == ["population", "game", "method", "size", "base"]
+    assert [line.split()[1:5] for line in out[1:]] == [["repeated", "behaviour-cloning", "2", "builtin:tiny"],
+                                                       ["repeated", "behaviour-cloning", "1", "builtin:tiny"]]
+
+
+def test_bad_inputs(proxy, tmp_path):
+    db, _ = proxy
     with pytest.raises(UserError, match="already exists"):
         train_proxy(db, out=db.parent / "proxy", iterations=1, progress=False)
     with pytest.raises(UserError, match="no steps of game lever"):
@@ -104,3 +122,26 @@ def test_pooled_and_bad_inputs(proxy, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "adhoc.cli", "train-proxy", str(bad), "--out", str(tmp_path / "p")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "line 1: a step record lacks" in proc.stderr and not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_proxy_plays_with_a_learner_like_the_strategy(tmp_path):
+    """The study loop end to end (about 2 minutes): a learner trained with stubborn partners; copy-1 recorded with
+    stubborn partners and with that learner; its clone and copy-1 itself, each with the learner."""
+    from adhoc.cli import main
+
+    learner = tmp_path / "learner"
+    assert main(["train-learner", str(ROOT / "configs/repeated-lever-learner.yaml"), "train.epochs=1",
+                 "train.iterations_per_epoch=150", "--out", str(learner), "--quiet"]) == 0
+    db = tmp_path / "copy.sqlite"
+    record(db, list(range(10)), episodes=4)
+    summary = play_terminal(game_of(CONFIG, []), f"{learner}:learner", seat=1, episodes=20, db=db, human=STRATEGY,
+                            seed=11, write=lambda text: None)
+    assert len(summary["returns"]) == 20
+    pop = train_proxy(db, out=tmp_path / "proxy", iterations=200, progress=False)
+    assert pop.manifest["proxy"]["heldout"]["accuracy"] >= 0.95
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(learner), "--partners", str(pop.path), "--partners", STRATEGY, "--seat", "0",
+                 "--episodes", "512", "--out", str(out)]) == 0
+    cloned, original = json.loads((out / "evaluation.json").read_text())["per_partner"]
+    assert abs(cloned["return"] - original["return"]) <= 0.04, (cloned, original)
