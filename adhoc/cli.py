@@ -62,6 +62,22 @@ def _crossplay(args: argparse.Namespace) -> None:
     print(f"\nwrote {out}/: matrix.npy, crossplay.json, heatmap.png, report.md, report.html, tb/")
 
 
+def _sweep(args: argparse.Namespace) -> None:
+    from adhoc.recipes.sweep import run_sweep
+
+    configs, overrides = split_overrides(args.configs)
+    seeds = []
+    for item in args.seeds:  # `--seeds 0 1 2 train.iterations=5`: overrides may follow the seeds
+        if "=" in item:
+            overrides.append(item)
+        elif item.isdigit():
+            seeds.append(int(item))
+        else:
+            raise UserError(f"--seeds takes integers >= 0 (got {item!r})")
+    run_sweep(configs, seeds, [*overrides, *args.overrides], out=args.out, episodes=args.episodes,
+              retries=args.retries)
+
+
 def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
     """(config files, ``key=value`` overrides): an argument holding ``=`` that is not an existing file is an
     override, as everywhere on the command line; anything else names a config file."""
@@ -306,6 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="normalised cross-play for two members to share a convention")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_crossplay)
+
+    p = sub.add_parser("sweep", help="train every (config, seed) as a population, locally or on Ray; one table",
+                       usage="adhoc sweep [-h] CONFIG [CONFIG ...] --seeds S [S ...] [key=value ...] [--out DIR]")
+    p.add_argument("configs", nargs="+", metavar="CONFIG [key=value]",
+                   help="population configs, then overrides applied to each (backend=ray, ray.gpus_per_worker=0.25, ...)")
+    p.add_argument("--seeds", nargs="+", required=True, metavar="S", help="population seeds: one trial per config and seed")
+    p.add_argument("--out", help="sweep folder (default runs/sweep-<time>-<id>); rerun with it to finish a sweep")
+    p.add_argument("--episodes", type=int, default=64, metavar="K", help="cross-play episodes per pair for the table")
+    p.add_argument("--retries", type=int, default=2, help="retries of a failed trial, each from its checkpoint (default 2)")
+    p.set_defaults(func=_sweep, overrides=[])
 
     p = sub.add_parser("validate", help="check configs without running them (--print: show the resolved config)",
                        usage="adhoc validate [-h] [--print] CONFIG [CONFIG ...] [key=value ...]")
