@@ -116,11 +116,12 @@ class Trajectories:
     def logp_dot(self, weights: torch.Tensor, n_members: int) -> torch.Tensor:
         """Σ over entries (p, e, t, s) of weights · log π(a | o), per member in that seat: [N].
 
-        weights [P, E, T, 2] are constants (detached). Per row this is Σ_{u, a} W[u, a] log π_u(a) with
-        W[u, a] the summed weights of the row's episodes that took a: the same sum as per episode."""
+        weights [P, E, T, 2], or [P, E, T] for both seats alike, are constants (detached). Per row this is
+        Σ_{u, a} W[u, a] log π_u(a) with W[u, a] the summed weights of the row's episodes that took a: the same
+        sum as per episode."""
         def per_row(r: SeatRows, w: torch.Tensor) -> torch.Tensor:
-            summed = torch.zeros(r.logp.shape, dtype=r.logp.dtype, device=r.logp.device)
-            summed.index_put_((r.row_of, r.choice), w, accumulate=True)  # [U, A]
+            U, A = r.logp.shape
+            summed = torch.bincount(r.row_of * A + r.choice, weights=w, minlength=U * A).view(U, A)
             return (summed * r.logp.masked_fill(summed == 0, 0.0)).sum(-1)  # -inf never meets a weight
 
         return self._row_sum(weights, n_members, per_row, lambda: self.logp)
@@ -128,8 +129,7 @@ class Trajectories:
     def entropy_dot(self, weights: torch.Tensor, n_members: int) -> torch.Tensor:
         """Σ over entries of weights · H(π(· | o)), per member: [N]; per row, the row's summed weights × H."""
         def per_row(r: SeatRows, w: torch.Tensor) -> torch.Tensor:
-            summed = torch.zeros(r.logp.shape[0], dtype=r.logp.dtype, device=r.logp.device).index_add(0, r.row_of, w)
-            return summed * entropy(r.logp)
+            return torch.bincount(r.row_of, weights=w, minlength=r.logp.shape[0]) * entropy(r.logp)
 
         return self._row_sum(weights, n_members, per_row, lambda: self.entropy)
 
@@ -138,11 +138,13 @@ class Trajectories:
         without rows, Σ weights · ``dense()`` per member."""
         weights = weights.detach()
         if self.rows is None:
-            return member_sum(weights * dense(), self.pairs, n_members)
+            seats = weights if weights.dim() == 4 else weights[..., None]  # [P, E, T, 2 or 1]
+            return member_sum(seats * dense(), self.pairs, n_members)
         out = torch.zeros(n_members, dtype=weights.dtype, device=weights.device)
         for t, seats in enumerate(self.rows):
             for s, r in enumerate(seats):
-                out = out.index_add(0, r.member, per_row(r, weights[:, :, t, s].reshape(-1).to(r.logp.dtype)))
+                w = weights[:, :, t, s] if weights.dim() == 4 else weights[:, :, t]
+                out = out.index_add(0, r.member, per_row(r, w.reshape(-1).to(r.logp.dtype)))
         return out
 
     def select(self, index: torch.Tensor) -> "Trajectories":
@@ -265,55 +267,72 @@ def _text_ids(texts: list[str]) -> tuple[list[str], torch.Tensor]:
     return distinct, torch.from_numpy(np.fromiter(map(where.__getitem__, texts), dtype=np.int64, count=n))
 
 
-def sample_rows(probs: torch.Tensor, row_of: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One independent draw per episode from its row's distribution: probs [U, A] (each row sums to 1 over
-    its support), row_of [n] → actions [n] on the CPU.
+def sample_rows(probs: torch.Tensor, row_of: torch.Tensor, generator: torch.Generator, repeat: int = 1) -> torch.Tensor:
+    """Independent draws from each episode's row: probs [U, A] (each row sums to 1 over its support),
+    row_of [m] → actions [m · repeat] on the CPU; ``repeat`` > 1: entry i of ``row_of`` stands for ``repeat``
+    consecutive episodes of row ``row_of[i]`` (the E episodes of a pair, at a step where the pair's episodes
+    share a row).
 
-    Inverse-CDF sampling: episode e draws u_e ~ U[0, 1) and takes the first action whose cumulative
-    probability in row ``row_of[e]`` exceeds u_e, which is exactly a draw from that row (as ``multinomial``).
-    The rows' CDFs are laid end to end (row u's shifted by u), so one sorted search serves every episode
-    without an [episodes, actions] tensor. Zero-probability actions are never drawn."""
+    Inverse-CDF sampling: each episode draws u ~ U[0, 1) and takes the first action whose cumulative
+    probability in its row exceeds u, which is exactly a draw from that row (the law of ``multinomial``).
+    With ``repeat`` a block's draws are searched in its row's CDF at once; without, the rows' CDFs are laid end
+    to end (row u's shifted by u), so one sorted search serves every episode without an [episodes, actions]
+    tensor. Zero-probability actions are never drawn."""
     probs = probs.detach().cpu().double()
     U, A = probs.shape
     row_of = row_of.cpu()
     last = A - 1 - (probs > 0).flip(1).long().argmax(1)  # each row's last action with positive probability
     cdf = probs.cumsum(1)
-    cdf = cdf / cdf[:, -1:]  # ≤ 1 everywhere, nondecreasing
-    cdf = torch.where(torch.arange(A)[None] >= last[:, None], 1.0, cdf) + torch.arange(U, dtype=torch.float64)[:, None]
+    cdf = torch.where(torch.arange(A)[None] >= last[:, None], 1.0, cdf / cdf[:, -1:])  # nondecreasing, ends at 1
+    if repeat > 1:  # u < 1 = the CDF from the last positive action on: never beyond it
+        u = torch.rand(len(row_of), repeat, generator=generator, dtype=torch.float64)
+        return torch.searchsorted(cdf[row_of], u, right=True).reshape(-1)
     key = row_of.double() + torch.rand(len(row_of), generator=generator, dtype=torch.float64)
-    action = torch.searchsorted(cdf.reshape(-1), key, right=True) - row_of * A
-    return torch.minimum(action, last[row_of])  # u + rand can round up to u + 1 at large u
+    action = torch.searchsorted((cdf + torch.arange(U, dtype=torch.float64)[:, None]).reshape(-1), key, right=True)
+    return torch.minimum(action - row_of * A, last[row_of])  # u + rand can round up to u + 1 at large u
 
 
-def _seat_rows(game: Game, policy: Policy, state, seat: int, members: torch.Tensor, observations: list[str],
-               legal: torch.Tensor, cache: _PrefixCache | None, generator: torch.Generator) -> SeatRows:
+def _seat_rows(game: Game, policy: Policy, state, seat: int, pair_members: torch.Tensor, episodes: int,
+               observations: list[str], legal: torch.Tensor, cache: _PrefixCache | None,
+               generator: torch.Generator) -> SeatRows:
     """The distinct rows of one seat at one step, their exact log π [U, A_seat] and one sampled action per
-    episode (``per_row`` mode; the per-episode counterpart is ``_seat_log_probs``).
+    episode (``per_row`` mode; the per-episode counterpart is ``_seat_log_probs``). ``pair_members`` [P]: the
+    seat's member in each pair, whose ``episodes`` episodes are consecutive (pair-major).
 
     A row is (member, observation, legal mask) for LoRA members: rows with a single legal action are not
-    scored (log π = 0 there); the others are scored in one batched pass. Scripted members (ids beyond the
-    bank) read the game state, so each episode gets its strategy's distribution, and episodes with the same
-    member and distribution share a row."""
+    scored (log π = 0 there); the others are scored in one batched pass. Where every episode sees the same
+    observation and legal mask (every one-shot game, the first step of most games) the rows are the distinct
+    members and each pair's episodes are sampled as a block. Scripted members (ids beyond the bank) read the
+    game state, so each episode gets its strategy's distribution, and episodes with the same member and
+    distribution share a row."""
     n, A = legal.shape
     device = policy.base.device
     n_lm = policy.bank.n_members
     legal = legal.cpu()
-    members = members.cpu()
+    pair_members = pair_members.cpu()
     if bool(legal.all()):
         patterns, pattern = legal[:1], torch.zeros(n, dtype=torch.long)
     else:
         patterns, pattern = torch.unique(legal.to(torch.uint8), dim=0, return_inverse=True)
         patterns = patterns.bool()
-    is_lm = members < n_lm
     row_of = torch.empty(n, dtype=torch.long)
     tables, row_members = [], []
-    lm_episodes = torch.arange(n) if bool(is_lm.all()) else torch.nonzero(is_lm)[:, 0]
+    all_lm = bool((pair_members < n_lm).all())
+    members = None if all_lm else pair_members.repeat_interleave(episodes)
+    lm_episodes = torch.arange(n) if all_lm else torch.nonzero(members < n_lm)[:, 0]
+    texts, text = _text_ids(observations) if len(lm_episodes) else ([], None)
+    pair_rows = None  # [P]: each pair's row, when all its episodes share one
     if len(lm_episodes):
-        texts, text = _text_ids(observations)
         n_pat = len(patterns)
-        key = (text[lm_episodes] * n_pat + pattern[lm_episodes]) * n_lm + members[lm_episodes]
-        uniq, inverse = torch.unique(key, return_inverse=True)
-        u_member, u_pattern, u_text = uniq % n_lm, (uniq // n_lm) % n_pat, uniq // (n_lm * n_pat)
+        if all_lm and len(texts) == 1 and n_pat == 1:
+            u_member, pair_rows = torch.unique(pair_members, return_inverse=True)
+            inverse = pair_rows.repeat_interleave(episodes)
+            u_pattern = u_text = torch.zeros(len(u_member), dtype=torch.long)
+        else:
+            m = pair_members.repeat_interleave(episodes) if all_lm else members[lm_episodes]
+            key = (text[lm_episodes] * n_pat + pattern[lm_episodes]) * n_lm + m
+            uniq, inverse = torch.unique(key, return_inverse=True)
+            u_member, u_pattern, u_text = uniq % n_lm, (uniq // n_lm) % n_pat, uniq // (n_lm * n_pat)
         u_legal = patterns[u_pattern]  # [U, A]
         logp = torch.where(u_legal, 0.0, float("-inf")).to(device)  # forced rows: the one legal action has log π = 0
         choose = u_legal.sum(1) > 1
@@ -324,7 +343,7 @@ def _seat_rows(game: Game, policy: Policy, state, seat: int, members: torch.Tens
             if cache is not None:
                 index_in_chosen = torch.cumsum(choose.long(), 0) - 1
                 scored = choose[inverse]
-                first = torch.full((len(uniq),), n, dtype=torch.long).scatter_reduce(
+                first = torch.full((len(u_member),), n, dtype=torch.long).scatter_reduce(
                     0, inverse, lm_episodes, "amin", include_self=True)
                 scores = cache.score_rows(policy, u_member[chosen], obs, first[chosen], lm_episodes[scored],
                                           index_in_chosen[inverse[scored]], names)
@@ -336,7 +355,7 @@ def _seat_rows(game: Game, policy: Policy, state, seat: int, members: torch.Tens
         tables.append(logp)
         row_members.append(u_member)
     if len(lm_episodes) < n:
-        scripted_episodes = torch.nonzero(~is_lm)[:, 0]
+        scripted_episodes = torch.nonzero(members >= n_lm)[:, 0]
         sc_legal = legal[scripted_episodes]
         sc_members = members[scripted_episodes]
         logp = torch.where(sc_legal, 0.0, float("-inf"))
@@ -353,7 +372,9 @@ def _seat_rows(game: Game, policy: Policy, state, seat: int, members: torch.Tens
         tables.append(uniq[:, 1:].to(device))
         row_members.append(uniq[:, 0].long())
     table = torch.cat(tables) if len(tables) > 1 else tables[0]
-    choice = sample_rows(table.detach().exp(), row_of, generator)
+    probs = table.detach().exp()
+    choice = sample_rows(probs, pair_rows, generator, episodes) if pair_rows is not None and episodes > 1 \
+        else sample_rows(probs, row_of, generator)
     return SeatRows(logp=table, member=torch.cat(row_members).to(device), row_of=row_of.to(device),
                     choice=choice.to(device))
 
@@ -433,7 +454,7 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
                     legal = legal.gather(1, maps)  # legal in the seat's own labels
                 obs = game.relabel_observation(state, s, maps, **world) if s == 1 and relabel else seen[s]
                 if per_row:
-                    r = _seat_rows(game, policy, state, s, seat_members[s], obs, legal, caches[s], gen)
+                    r = _seat_rows(game, policy, state, s, pairs[:, s], E, obs, legal, caches[s], gen)
                     seat_rows.append(r)
                     joint.append(r.choice.cpu())
                     continue

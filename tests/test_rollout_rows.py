@@ -186,6 +186,15 @@ def test_sample_rows_has_each_rows_law():
             assert stat < chi2.ppf(0.999, dof), (u, counts)
         else:
             assert counts[4] == sizes[1]
+    # blocks: entry i of row_of stands for 3,000 consecutive episodes of its row
+    blocks = torch.tensor([2, 0, 2, 1, 3])
+    drawn = sample_rows(probs, blocks, torch.Generator().manual_seed(3), repeat=3000).view(5, 3000)
+    assert (probs[blocks[:, None], drawn] > 0).all()
+    for u in (0, 2):
+        counts = np.bincount(drawn[blocks == u].reshape(-1).numpy(), minlength=5)
+        stat, dof = chi_square(counts, probs[u].numpy())
+        assert stat < chi2.ppf(0.999, dof), (u, counts)
+    assert not torch.equal(drawn[0], drawn[2])  # two blocks of one row: independent draws
     # same seed, same draws; another seed, other draws
     assert torch.equal(action, sample_rows(probs, row_of, torch.Generator().manual_seed(1)))
     assert not torch.equal(action, sample_rows(probs, row_of, torch.Generator().manual_seed(2)))

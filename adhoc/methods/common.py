@@ -55,24 +55,23 @@ def entropy_per_member(entropy: torch.Tensor, alive: torch.Tensor, pairs: torch.
     return per_member_mean(entropy, alive[..., None].expand_as(entropy), pairs, n_members)
 
 
-def _played(traj) -> torch.Tensor:
-    """[P, E, T, 2] float: 1 where the step was played (both seats)."""
-    P, E, T = traj.alive.shape
-    return traj.alive[..., None].expand(P, E, T, 2).float()
+def played_steps(traj, n_members: int) -> torch.Tensor:
+    """Steps each member played over the rollout, both seats: [N] (the denominators of the per-member means)."""
+    per_pair = traj.alive.sum((1, 2)).float()  # [P]
+    zeros = torch.zeros(n_members, dtype=per_pair.dtype, device=per_pair.device)
+    return zeros.index_add(0, traj.pairs[:, 0], per_pair).index_add(0, traj.pairs[:, 1], per_pair)
 
 
 def rollout_policy_gradient_loss(traj, advantages: torch.Tensor, n_members: int) -> torch.Tensor:
     """``policy_gradient_loss`` of a rollout [N], computed per distinct row when the rollout kept its rows
     (``Trajectories.logp_dot``: per-row action weights Σ A_e, the same sum as per episode)."""
-    played = _played(traj)
-    num = traj.logp_dot(-advantages.detach()[:, :, None, None] * played, n_members)
-    return num / member_sum(played, traj.pairs, n_members).clamp(min=1e-12)
+    weights = -advantages.detach()[:, :, None] * traj.alive  # [P, E, T], both seats
+    return traj.logp_dot(weights, n_members) / played_steps(traj, n_members).clamp(min=1e-12)
 
 
 def rollout_entropy(traj, n_members: int) -> torch.Tensor:
     """``entropy_per_member`` of a rollout [N], per distinct row (each row's entropy × its played episodes)."""
-    played = _played(traj)
-    return traj.entropy_dot(played, n_members) / member_sum(played, traj.pairs, n_members).clamp(min=1e-12)
+    return traj.entropy_dot(traj.alive.float(), n_members) / played_steps(traj, n_members).clamp(min=1e-12)
 
 
 def select_pairs(traj, index: torch.Tensor):

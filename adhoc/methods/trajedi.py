@@ -112,8 +112,8 @@ class TrajeDi(SelfPlay):
         f = divergence(local_log_delta(step_logp, self.config.gamma), sp.pairs[:, 0], sp.alive)  # [N, E]
         # Σ_e b_e log π_i(τ_e) / E, b the leave-one-out advantage of f: log π_i(τ) = Σ_{t,s} log π_i(a_t^s), taken
         # per row (``logp_dot``; both seats of the self-play pair (i, i) are member i)
-        weights = (leave_one_out_advantage(f.detach()) / f.shape[1])[:, :, None, None] * sp.alive[..., None].to(f.dtype)
-        score = sp.logp_dot(weights.expand(*sp.alive.shape, 2), self.n_members)  # [n_members]
+        weights = (leave_one_out_advantage(f.detach()) / f.shape[1])[:, :, None] * sp.alive  # [N, E, T], both seats
+        score = sp.logp_dot(weights, self.n_members)  # [n_members]
         pathwise = torch.zeros(self.n_members, device=f.device, dtype=f.dtype).index_add(0, sp.pairs[:, 0], f.mean(1))
         per_member = score + pathwise
         metrics["train/trajedi_jsd"] = float(f.detach().mean())
