@@ -171,8 +171,10 @@ class CrossPlayResult:
 
 
 def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float = 0.5,
-              n_boot: int = 500, device: str = "auto", dtype: str = "auto") -> CrossPlayResult:
-    """Cross-play every ordered pair of members of the given populations (paths or Population objects)."""
+              n_boot: int = 500, device: str = "auto", dtype: str = "auto", play=None) -> CrossPlayResult:
+    """Cross-play every ordered pair of members of the given populations (paths or Population objects).
+    ``play(game, policy, pairs, episodes, seed)`` -> returns [P, E] plays the pairs (default: one stream in this
+    process; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray workers)."""
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
@@ -207,7 +209,9 @@ def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float =
 
     idx = torch.arange(total)
     pairs = torch.stack([idx.repeat_interleave(total), idx.repeat(total)], 1)  # [N·N, 2], row-major (i, j)
-    returns = episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed)).view(total, total, episodes).numpy()
+    played = play(game, policy, pairs, episodes, seed) if play is not None else \
+        episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed))
+    returns = played.view(total, total, episodes).numpy()
     matrix = returns.mean(-1)
     metrics = summary(matrix)
     metrics["ci95"] = bootstrap_ci(returns, n_boot=n_boot, seed=seed)

@@ -109,10 +109,12 @@ def cluster(ray_config, num_cpus: int | None = None):
         ray.shutdown()
 
 
-def worker_options(ray_config, retries: int = 0) -> dict[str, Any]:
-    """``.options(...)`` of one trial or worker: its CPUs, its share of a GPU (or of the custom resource
-    ``ray.gpu_resource`` names) and its retries after a crash."""
-    options: dict[str, Any] = {"num_cpus": ray_config.cpus_per_worker, "max_retries": retries}
+def worker_options(ray_config, retries: int | None = None) -> dict[str, Any]:
+    """``.options(...)`` of one trial (a task: ``retries`` after a crash) or worker (an actor: ``retries`` None):
+    its CPUs and its share of a GPU (or of the custom resource ``ray.gpu_resource`` names)."""
+    options: dict[str, Any] = {"num_cpus": ray_config.cpus_per_worker}
+    if retries is not None:
+        options["max_retries"] = retries
     gpus = ray_config.gpus_per_worker
     if gpus:
         if ray_config.gpu_resource == "GPU":

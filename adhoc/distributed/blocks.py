@@ -1,0 +1,127 @@
+"""Cross-play in blocks of pairs, each with its own seed, so that where a block is played cannot change its result.
+
+A block is a tile of the cross-play matrix: the pairs (i, j) with i in ``[a·T, (a+1)·T)`` and j in
+``[b·T, (b+1)·T)`` for a tile side ``T`` (``block_size``); its episodes are drawn from
+``numpy.random.default_rng([seed, a, b])``. The returns therefore depend on the seed and ``T`` only, never on
+how many workers there are or which worker plays which block: the same ``T`` in this process
+(``LocalBlocks``) and on any number of Ray workers (``RayBlocks``) gives identical returns (on the same device
+and dtype). Tiles, not runs of consecutive pairs, because in a one-shot game a block's cost is its distinct
+(member, observation) rows: 2·T for the T² pairs of a T x T tile, against T² + 1 for one member's row of T²
+pairs.
+
+``RayBlocks``: ``ray.workers`` actors, each loading the base model once (never shipped) and the population's
+adapters once from the object store (their weights are a few MB at most), then playing the blocks handed to
+it as the others finish. ``block_size=0`` (``LocalBlocks`` only) is the one-stream cross-play of
+``adhoc.crossplay`` as it always was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+DEFAULT_BLOCK_SIZE = 32  # tile side T for backend=ray: 32 x 32 pairs, 64 distinct rows per one-shot step
+
+
+def tiles(pairs: torch.Tensor, block_size: int) -> list[tuple[tuple[int, int], torch.Tensor]]:
+    """((a, b), indices into ``pairs`` of the tile's pairs, in their order) for every non-empty tile, by (a, b)."""
+    keys = (pairs[:, 0] // block_size) * (int(pairs[:, 1].max()) // block_size + 1) + pairs[:, 1] // block_size
+    out = []
+    for key in torch.unique(keys).tolist():
+        idx = torch.nonzero(keys == key)[:, 0]
+        out.append(((int(pairs[idx[0], 0]) // block_size, int(pairs[idx[0], 1]) // block_size), idx))
+    return out
+
+
+def play_tile(game, policy, pairs: torch.Tensor, episodes: int, seed: int, tile: tuple[int, int]) -> torch.Tensor:
+    """Returns [len(pairs), episodes] of one tile's pairs, from the tile's own generator."""
+    from adhoc.rollout import episode_returns
+
+    return episode_returns(game, policy, pairs, episodes, np.random.default_rng([seed, *tile]))
+
+
+class LocalBlocks:
+    """The ``play`` of ``adhoc.crossplay.crossplay`` in this process: tiles of ``block_size`` (0: one stream)."""
+
+    def __init__(self, block_size: int = 0) -> None:
+        self.block_size = block_size
+
+    def __call__(self, game, policy, pairs: torch.Tensor, episodes: int, seed: int) -> torch.Tensor:
+        from adhoc.rollout import episode_returns
+
+        if not self.block_size:
+            return episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed))
+        out = torch.empty(pairs.shape[0], episodes)
+        for tile, idx in tiles(pairs, self.block_size):
+            out[idx] = play_tile(game, policy, pairs[idx], episodes, seed, tile)
+        return out
+
+
+class _Worker:
+    """A Ray actor: the base model loaded once, the population's adapters from the object store, blocks on demand."""
+
+    def __init__(self, base_id: str, device: str, dtype: str, bank: dict[str, Any], game: Any) -> None:
+        from adhoc.lm.adapters import AdapterBank
+        from adhoc.lm.base import load_base
+        from adhoc.lm.policy import Policy
+
+        base = load_base(base_id, device=device, dtype=dtype)
+        self.policy = Policy(base, AdapterBank(base.model, **bank))
+        self.game = game
+
+    @torch.no_grad()
+    def load(self, weights: list[torch.Tensor]) -> int:
+        params = self.policy.bank.member_parameters()
+        for param, value in zip(params, weights, strict=True):
+            param.copy_(value.to(param.device, param.dtype))
+        return len(params)
+
+    def play(self, pairs: torch.Tensor, episodes: int, seed: int, tile: tuple[int, int]) -> torch.Tensor:
+        return play_tile(self.game, self.policy, pairs, episodes, seed, tile)
+
+
+class RayBlocks:
+    """The ``play`` of ``adhoc.crossplay.crossplay`` on Ray: the tiles of ``block_size`` spread over
+    ``ray_config.workers`` actors (each ``ray.cpus_per_worker`` CPUs and ``ray.gpus_per_worker`` of a GPU)."""
+
+    def __init__(self, ray_config: Any, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+        if block_size < 1:
+            from adhoc.errors import UserError
+
+            raise UserError(f"cross-play on Ray plays blocks of pairs: --block-size must be >= 1 (got {block_size})")
+        self.ray_config, self.block_size = ray_config, block_size
+        self.workers_used = 0
+
+    def __call__(self, game, policy, pairs: torch.Tensor, episodes: int, seed: int) -> torch.Tensor:
+        from adhoc.distributed.cluster import cluster, worker_options
+
+        todo = tiles(pairs, self.block_size)
+        bank = policy.bank
+        spec = {"n_members": bank.n_members, "rank": bank.rank, "alpha": bank.alpha,
+                "target_modules": bank.target_modules, "base_model_id": bank.base_model_id}
+        dtype = str(policy.base.dtype).removeprefix("torch.")
+        device = "cpu" if policy.base.device.type == "cpu" and not self.ray_config.gpus_per_worker else "auto"
+        out = torch.empty(pairs.shape[0], episodes)
+        with cluster(self.ray_config) as ray:
+            actor = ray.remote(_Worker).options(**worker_options(self.ray_config))
+            n = min(self.ray_config.workers, len(todo))
+            workers = [actor.remote(policy.base.model_id, device, dtype, spec, game) for _ in range(n)]
+            weights = ray.put([p.detach().cpu() for p in bank.member_parameters()])  # once, shared by all
+            ray.get([w.load.remote(weights) for w in workers])
+            self.workers_used = n
+            queue, pending = list(todo), {}  # ref -> (worker, indices of its tile's pairs)
+            idle = list(workers)
+            while queue or pending:
+                while queue and idle:
+                    w, (tile, idx) = idle.pop(), queue.pop(0)
+                    pending[w.play.remote(pairs[idx], episodes, seed, tile)] = (w, idx)
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    w, idx = pending.pop(ref)
+                    out[idx] = ray.get(ref)
+                    idle.append(w)
+            for w in workers:
+                ray.kill(w)
+        return out
