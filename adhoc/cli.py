@@ -259,7 +259,7 @@ def _populations_ls(args: argparse.Namespace) -> None:
                 rows.append([str(path), "(unreadable manifest: " + type(exc).__name__ + ")", "", "", "", ""])
                 continue
             xp = "-"
-            for f in (path / "crossplay" / "crossplay.json", path.parent / f"{path.name}.crossplay.json"):
+            for f in (path / "crossplay" / "crossplay.json", path / "crossplay.json"):
                 try:
                     d = json.loads(f.read_text())
                     xp = f"sp {d['sp_mean']:.3f}  xp {d['xp_mean']:.3f}  conventions {d['n_conventions']}"
