@@ -328,8 +328,18 @@ $("begin").onclick = async () => {
   const [ok, s] = await post("/api/start", {participant: $("participant").value, consent: $("agree").checked});
   if (!ok) { $("consent-error").textContent = s.error; return; }
   token = s.token;
+  sessionStorage.setItem("adhoc-token", token);
   $("consent").classList.add("hidden"); $("play").classList.remove("hidden");
   show(s);
 };
+(async () => {  // a reloaded page continues its session (the token lives in this tab only)
+  const saved = sessionStorage.getItem("adhoc-token");
+  if (!saved) return;
+  const r = await fetch("/api/state?token=" + encodeURIComponent(saved));
+  if (!r.ok) { sessionStorage.removeItem("adhoc-token"); return; }
+  token = saved;
+  $("consent").classList.add("hidden"); $("play").classList.remove("hidden");
+  show(await r.json());
+})();
 </script></body></html>
 """

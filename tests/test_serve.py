@@ -93,8 +93,13 @@ def test_two_participants_at_once(browser, tmp_path):
         for page, who in zip(pages, ["P1", "P2"]):
             begin(page, url, who)
         clicked = {0: [], 1: []}
-        while True:  # interleaved: P1, P2, P1, P2, ...
+        for rounds in range(100):  # interleaved: P1, P2, P1, P2, ...
             moves = [play_one(page) for page in pages]
+            if rounds == 0:  # a reloaded page continues its session (no new one)
+                status = pages[0].inner_text("#status")
+                pages[0].reload()
+                pages[0].wait_for_selector("#play:not(.hidden) button.action")
+                assert pages[0].inner_text("#status") == status
             for k, m in enumerate(moves):
                 if m is not None:
                     clicked[k].append(m)
