@@ -154,6 +154,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _same_config(out: Path, trial: Trial) -> bool:
+    """The trial's folder holds a complete population trained with exactly the trial's config."""
+    saved = out / trial.name / "config.yaml"
+    return (out / trial.name / "population.yaml").is_file() and saved.is_file() and \
+        saved.read_text() == trial.config.to_yaml()
+
+
 # ---------------------------------------------------------------------------- the sweep folder
 class SweepFolder:
     """``DIR``: created here, or a sweep folder written before (``sweep.json``); locked while the sweep runs."""
@@ -268,8 +275,7 @@ def run_sweep(configs: list[str], seeds: list[int], overrides: list[str] = (), o
             records.setdefault(trial.name, {"config": trial.source, "seed": trial.seed, "status": "pending"})
             records[trial.name]["overrides"] = list(overrides)
         folder.save()
-        complete = [t for t in trials if records[t.name].get("status") == "complete"
-                    and (folder.out / t.name / "population.yaml").is_file()]
+        complete = [t for t in trials if records[t.name].get("status") == "complete" and _same_config(folder.out, t)]
         todo = [t for t in trials if t not in complete]
         echo(f"sweep {folder.out}: {len(trials)} trials, {len(complete)} complete, {len(todo)} to run "
              f"(backend {backend}{f', up to {ray_config.workers} at once' if backend == 'ray' else ''})")
