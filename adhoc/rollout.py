@@ -43,6 +43,7 @@ import torch
 from adhoc.config import ROLLOUT_MODES
 from adhoc.games.core import SEATS, Game
 from adhoc.lm.policy import Policy, entropy, masked_log_softmax
+from adhoc.methods.common import member_sum
 
 
 @dataclass
@@ -162,12 +163,6 @@ class Trajectories:
             [SeatRows(r.logp, r.member, r.row_of[episodes], r.choice[episodes]) for r in seats] for seats in self.rows]
         return Trajectories(self.pairs[index], self.actions[index], self.rewards[index], self.alive[index],
                             observations=observations, rows=rows, **dense)
-
-
-def member_sum(values: torch.Tensor, pairs: torch.Tensor, n_members: int) -> torch.Tensor:
-    """Σ of values [P, E, T, 2] over every entry a member played (the last axis is the seat): [N]."""
-    member = pairs[:, None, None, :].expand_as(values).reshape(-1)
-    return torch.zeros(n_members, dtype=values.dtype, device=values.device).index_add(0, member, values.reshape(-1))
 
 
 def _distinct_rows(members: torch.Tensor, observations: list[str]

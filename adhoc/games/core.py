@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
 from adhoc.errors import UserError
+from adhoc.games._torch import torch
 
 if TYPE_CHECKING:  # symmetry.py imports this module
     from adhoc.games.symmetry import PermutationGroup

@@ -60,8 +60,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
+from adhoc.games._torch import torch
 from adhoc.games.core import GameError, GameState, advance, append_text, checked_actions, turn_mask
 
 AI, TEACHER = 0, 1

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
+from adhoc.games._torch import torch
 from adhoc.games.core import GameError, GameState
 from adhoc.games.symmetry import PermutationGroup, preserves_payoff
 
@@ -41,7 +41,7 @@ class MatrixGame:
         self.name, self.intro, self._symmetry = name, intro, symmetry
         self._payoff, self._actions = payoff, [list(a) for a in actions]
         self._params = dict(params or {})
-        self._payoff_t = torch.tensor(payoff, dtype=torch.float32)
+        self._payoff_t = None  # the payoff as a tensor, made on the first step (building a game needs no torch)
         self._obs = [f"{intro} You are player {s + 1} of 2. Choose an action." for s in (0, 1)]
 
     def action_names(self, seat: int) -> list[str]:
@@ -63,6 +63,8 @@ class MatrixGame:
         for s in (0, 1):
             if actions[:, s].min() < 0 or actions[:, s].max() >= len(self._actions[s]):
                 raise ValueError(f"seat {s} action out of range 0..{len(self._actions[s]) - 1}")
+        if self._payoff_t is None:
+            self._payoff_t = torch.tensor(self._payoff, dtype=torch.float32)
         reward = self._payoff_t[actions[:, 0], actions[:, 1]] * (~state.done)  # a finished episode pays 0
         done = torch.ones(state.n_episodes, dtype=torch.bool)
         new = GameState(state.n_episodes, t=state.t + 1, done=done, history=state.history + [actions.clone()],

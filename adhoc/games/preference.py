@@ -77,8 +77,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
+from adhoc.games._torch import torch
 from adhoc.games.core import GameError, GameState, advance, append_text, checked_actions, turn_mask
 
 AI, TEACHER = 0, 1
@@ -110,12 +110,19 @@ class PreferenceGame:
         self.horizon = self.feedback + self.d
         self.features = list(string.ascii_lowercase[: self.d])
         self.orderings = ["".join(str(i + 1) for i in p) for p in itertools.permutations(range(self.k))]
-        bits = torch.tensor([[(r >> j) & 1 for j in range(self.d)] for r in range(2 ** self.d)], dtype=torch.float32)
-        self.response_bits = bits  # [2^d, d]
+        self._bits = None
         self.summary = bool(cfg.summary)
         self._params = {"weights": list(self.weights), "candidates": self.k, "rounds": self.rounds}
         if self.summary:  # only when on, so populations saved before the option still match
             self._params["summary"] = True
+
+    @property
+    def response_bits(self) -> torch.Tensor:
+        """[2^d, d]: the features (bits) of every response id (made on first use: building a game needs no torch)."""
+        if self._bits is None:
+            self._bits = torch.tensor([[(r >> j) & 1 for j in range(self.d)] for r in range(2 ** self.d)],
+                                      dtype=torch.float32)
+        return self._bits
 
     def action_names(self, seat: int) -> list[str]:
         return list(WRITE) if seat == AI else list(self.orderings)

@@ -50,15 +50,15 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
+from adhoc.games._torch import torch
 from adhoc.games.core import GameError, GameState, advance, checked_actions, turn_mask
 from adhoc.games.symmetry import PermutationGroup
 
 ROBOT, TEACHER = 0, 1
 MOVES = ["up", "down", "left", "right", "stay"]
 STAY = 4
-DELTAS = torch.tensor([[0, 1], [0, -1], [-1, 0], [1, 0], [0, 0]])  # (dx, dy) per move; up is y + 1
+DELTAS = ((0, 1), (0, -1), (-1, 0), (1, 0), (0, 0))  # (dx, dy) per move; up is y + 1
 # The grid's reflections as permutations of the robot's moves, indexed by flip_x + 2 * flip_y: identity,
 # left-right (x -> W-1-x), up-down (y -> H-1-y), both. Each is its own inverse.
 REFLECTIONS = np.array([[0, 1, 2, 3, 4], [0, 1, 3, 2, 4], [1, 0, 2, 3, 4], [1, 0, 3, 2, 4]])
@@ -216,7 +216,7 @@ class WarehouseGame:
             teacher_text = [f"{x} {w}" for x, w in zip(teacher_text, words)]
         else:
             move = actions[:, ROBOT]
-            pos = extra["pos"] + DELTAS[move]
+            pos = extra["pos"] + torch.tensor(DELTAS)[move]
             pos[:, 0].clamp_(0, self.width - 1)
             pos[:, 1].clamp_(0, self.height - 1)
             extra["pos"], extra["last_move"] = pos, move.clone()

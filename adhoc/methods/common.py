@@ -6,9 +6,7 @@ objective). Shapes: P pairs, E episodes, T steps, N members; seat s of pair p is
 
 from __future__ import annotations
 
-import torch
-
-from adhoc.rollout import member_sum
+from adhoc.games._torch import torch
 
 
 def leave_one_out_advantage(returns: torch.Tensor) -> torch.Tensor:
@@ -21,6 +19,12 @@ def leave_one_out_advantage(returns: torch.Tensor) -> torch.Tensor:
         raise ValueError("the leave-one-out baseline needs at least 2 episodes per pair")
     total = returns.sum(-1, keepdim=True)
     return returns - (total - returns) / (E - 1)
+
+
+def member_sum(values: torch.Tensor, pairs: torch.Tensor, n_members: int) -> torch.Tensor:
+    """Σ of values [P, E, T, 2] over every entry a member played (the last axis is the seat): [N]."""
+    member = pairs[:, None, None, :].expand_as(values).reshape(-1)
+    return torch.zeros(n_members, dtype=values.dtype, device=values.device).index_add(0, member, values.reshape(-1))
 
 
 def per_member_mean(values: torch.Tensor, weights: torch.Tensor, pairs: torch.Tensor, n_members: int) -> torch.Tensor:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from adhoc.games._torch import torch
 from adhoc.methods.selfplay import SelfPlay
 
 

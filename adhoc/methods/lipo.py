@@ -22,14 +22,18 @@ iteration's own episodes (the authors evaluate it with extra rollouts); the opti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from adhoc.errors import UserError
-from adhoc.methods.common import leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss, select_pairs
+from adhoc.games._torch import torch
+from adhoc.methods.common import (leave_one_out_advantage, member_sum, rollout_entropy,
+                                  rollout_policy_gradient_loss, select_pairs)
 from adhoc.methods.selfplay import SelfPlay
-from adhoc.rollout import Trajectories, member_sum
+
+if TYPE_CHECKING:
+    from adhoc.rollout import Trajectories
 
 
 @dataclass

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
+from adhoc.games._torch import torch
 from adhoc.methods.common import population_logp
 from adhoc.methods.selfplay import SelfPlay
-from adhoc.rollout import Trajectories
+
+if TYPE_CHECKING:
+    from adhoc.rollout import Trajectories
 
 
 @dataclass
@@ -43,10 +45,10 @@ def population_entropy_bonus(population_logp: torch.Tensor, actions: torch.Tenso
 
 
 class MEP(SelfPlay):
-    @torch.no_grad()
     def bonus(self, traj: Trajectories) -> torch.Tensor:
-        """Σ over steps and seats of −log π̄(a|s): [P, E]."""
-        logp = population_logp(self.policy, self.game, traj, self.n_members)  # [N, P, E, T, 2]
+        """Σ over steps and seats of −log π̄(a|s): [P, E] (a reward: no gradient)."""
+        with torch.no_grad():
+            logp = population_logp(self.policy, self.game, traj, self.n_members)  # [N, P, E, T, 2]
         N, P, E, T, _ = logp.shape
         rows = logp.reshape(N, -1, 1)  # [N, R, 1]: each row's taken action, so "action 0" below
         bonus = population_entropy_bonus(rows, torch.zeros(rows.shape[1], dtype=torch.long, device=rows.device))

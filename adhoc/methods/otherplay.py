@@ -30,11 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from adhoc.errors import UserError
+from adhoc.games._torch import torch
 from adhoc.methods.selfplay import SelfPlay
-from adhoc.rollout import rollout
 
 
 @dataclass
@@ -81,6 +80,8 @@ class OtherPlay(SelfPlay):
 
     def objective_returns(self, episodes: int, rng: np.random.Generator) -> torch.Tensor:
         """J_OP of every trained member [n_members]: self-play with the partner relabelled per episode."""
+        from adhoc.rollout import rollout
+
         slots = torch.arange(self.n_members)
         pairs = torch.stack([slots, slots], 1)
         traj = rollout(self.game, self.policy, pairs, episodes, rng, grad=False, keep_distributions=False,

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from adhoc.games._torch import torch
 from adhoc.methods.common import leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss
-from adhoc.rollout import Trajectories
+
+if TYPE_CHECKING:
+    from adhoc.rollout import Trajectories
 
 
 @dataclass

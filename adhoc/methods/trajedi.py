@@ -43,13 +43,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
+from adhoc.games._torch import torch
 from adhoc.methods.common import leave_one_out_advantage, population_logp, select_pairs
 from adhoc.methods.selfplay import SelfPlay
-from adhoc.rollout import Trajectories
+
+if TYPE_CHECKING:
+    from adhoc.rollout import Trajectories
 
 
 @dataclass
