@@ -176,7 +176,8 @@ class Population:
             f"method      {m['method']['name']}",
             f"base model  {m['base_model']['id']} (fingerprint {m['base_model']['fingerprint']})",
             f"adapters    LoRA r={m['adapter']['rank']} alpha={m['adapter']['alpha']:g} on {', '.join(m['adapter']['target_modules'])}",
-            f"created     {m.get('created', '?')}  in {m.get('wall_time_s', '?')} s",
+            f"created     {m.get('created', '?')}  in {m.get('wall_time_s', '?')} s"
+            + (f" (start-up {m['startup_s']} s, training {m['train_s']} s)" if "startup_s" in m else ""),
             f"members     {len(self.members)}",
         ]
         width = max(len(n) for n in self.names)

@@ -106,7 +106,7 @@ def _train(config, writer, game, method, base, bank, policy, optimizer, rng, nam
     if resume and not checkpoint_file.exists():  # killed before its first checkpoint: start over
         writer.clear()
         resume = False
-    iteration, sp = 0, None
+    iteration, sp, earlier_startup = 0, None, 0.0
     if resume:
         tensors, state = checkpoint.load(checkpoint_file)
         checkpoint.check_same_config(state, config_yaml, checkpoint_file)
@@ -115,10 +115,15 @@ def _train(config, writer, game, method, base, bank, policy, optimizer, rng, nam
         checkpoint.restore_rng(rng, state["rng"])
         iteration, sp = state["iteration"], tensors.get("self_play")
         start -= state["train_time_s"]
+        earlier_startup = state.get("startup_time_s", 0.0)  # the interrupted parts' start-ups
+        called = start + state["train_time_s"]
     else:
+        called = start
         atomic_write(writer.staging / "config.yaml", config_yaml)
     # purge_step: events the interrupted run logged after its checkpoint are dropped, so curves do not repeat
     tb = SummaryWriter(str(writer.staging / "tb"), purge_step=iteration + 1 if resume else None)
+    # start-up: imports, game, base model, bank and optimizer, up to the first iteration, over every resumed part
+    startup = earlier_startup + time.perf_counter() - called
     if not resume:
         tb.add_text("config", "```\n" + config_yaml + "\n```")
         if method.evaluate_at_start:
@@ -130,7 +135,8 @@ def _train(config, writer, game, method, base, bank, policy, optimizer, rng, nam
             tensors["self_play"] = sp
         checkpoint.save(checkpoint_file, tensors, {"iteration": iteration, "rng": checkpoint.rng_state(rng),
                                                    "config": config_yaml,
-                                                   "train_time_s": time.perf_counter() - start})
+                                                   "train_time_s": time.perf_counter() - start,
+                                                   "startup_time_s": startup})
 
     bar = tqdm(range(iteration + 1, config.train.iterations + 1), desc=f"{config.method.name} on {config.game.name}",
                disable=not progress, unit="it", initial=iteration, total=config.train.iterations)
@@ -184,6 +190,7 @@ def _train(config, writer, game, method, base, bank, policy, optimizer, rng, nam
         name = f"{names[i]}-{label}"
         bank.export_snapshot(i, weights, writer.staging / "members" / name)
         members.append(Member(name, seeds[i], round(ret, 4), {"checkpoint_of": names[i], "checkpoint": label}))
+    elapsed = time.perf_counter() - start
     writer.write_manifest({
         "game": game.params() | {"name": config.game.name},
         "method": config.to_dict()["method"],
@@ -193,6 +200,8 @@ def _train(config, writer, game, method, base, bank, policy, optimizer, rng, nam
         "training": {"iterations": iteration, "episodes_per_pair": config.train.episodes_per_pair,
                      "self_play_return_mean": round(float(sp.mean()), 4),
                      "self_play_return_min": round(float(sp.min()), 4)},
-        "wall_time_s": round(time.perf_counter() - start, 1),  # training time, over every resumed part
+        "wall_time_s": round(elapsed, 1),  # start-up + training, over every resumed part
+        "startup_s": round(startup, 1),
+        "train_s": round(elapsed - startup, 1),
     })
     return Population.load(writer.commit())
