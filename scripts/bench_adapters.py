@@ -36,6 +36,12 @@ Run (defaults take ~1-3 min on 2 CPU cores)::
     .venv/bin/python scripts/bench_adapters.py
     .venv/bin/python scripts/bench_adapters.py --model small --configs 64x4 --repeats 3 --json bench.json
     .venv/bin/python scripts/bench_adapters.py --no-memory --threads 1
+    .venv/bin/python scripts/bench_adapters.py --model ~/models/Qwen2.5-0.5B --configs 8x4 --no-memory
+
+``--model``: a built-in base (``tiny``, ``small``) or any local Hugging Face causal-LM folder (loaded as adhoc
+loads a base model, ``adhoc.lm.base.load_base``, in fp32). Torch threads follow adhoc's policy for that model
+(``model.cpu_threads=0``, ``adhoc.lm.base.set_cpu_threads``: one thread below 50M parameters on a CPU, torch's
+default above; docs/performance.md says why) unless ``--threads`` sets them.
     python3 scripts/bench_adapters.py --device cuda --configs 64x4    # on a GPU (fp32)
 
 With ``--device cuda`` every variant runs on the GPU, each timed step ends with ``torch.cuda.synchronize()``,
@@ -65,7 +71,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from adhoc.lm.adapters import AdapterBank, MemberAdam  # noqa: E402
-from adhoc.lm.base import BUILTIN_MODELS, build_builtin  # noqa: E402
+from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, load_base  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
@@ -84,9 +90,19 @@ def sync() -> None:
         torch.cuda.synchronize(DEVICE)
 
 
-def builtin_on_device(model_name: str):
-    model, tok = build_builtin(model_name)
-    return model.to(DEVICE), tok
+THREADS = 0  # --threads; 0: adhoc's policy for the model (set_cpu_threads)
+
+
+def base_id(model_name: str) -> str:
+    """``tiny``/``small`` (or ``builtin:tiny``) → a built-in base; anything else: a local Hugging Face folder."""
+    return BUILTIN_PREFIX + model_name if model_name in BUILTIN_MODELS else model_name
+
+
+def model_on_device(model_name: str):
+    """A fresh copy of the base model (fp32, on DEVICE) and its tokenizer; sets the torch threads (THREADS, or
+    adhoc's policy for this model)."""
+    base = load_base(base_id(model_name), device=str(DEVICE), dtype="float32", cpu_threads=THREADS)
+    return base.model, base.tokenizer
 
 
 # ----------------------------------------------------------------------------- data and loss
@@ -107,7 +123,7 @@ def member_losses(logits: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tens
 # ----------------------------------------------------------------------------- the variants
 class BankRunner:
     def __init__(self, model_name, n, rank, alpha, targets, max_grad_norm):
-        self.model, _ = builtin_on_device(model_name)
+        self.model, _ = model_on_device(model_name)
         self.model.train()
         self.n = n
         self.bank = AdapterBank(self.model, n, rank=rank, alpha=alpha, target_modules=targets)
@@ -150,7 +166,7 @@ class PeftRunner:
     def __init__(self, model_name, n, b, rank, alpha, targets, max_grad_norm):
         from peft import get_peft_model
 
-        base, _ = builtin_on_device(model_name)
+        base, _ = model_on_device(model_name)
         cfg = lora_config(rank, alpha, targets)
         self.names = [f"m{i}" for i in range(n)]
         self.model = get_peft_model(base, cfg, adapter_name=self.names[0])
@@ -191,7 +207,7 @@ class BaseFloorRunner:
     """The base alone (frozen) on all N*B rows: forward + backward to the input embeddings. The floor."""
 
     def __init__(self, model_name, n):
-        self.model, _ = builtin_on_device(model_name)
+        self.model, _ = model_on_device(model_name)
         self.model.train()
         self.model.requires_grad_(False)
         self.embed = self.model.get_input_embeddings()
@@ -207,7 +223,7 @@ class FullFTRunner:
     """Second reference (not the floor): the base fully trainable, one torch Adam over all its weights."""
 
     def __init__(self, model_name, n):
-        self.model, _ = builtin_on_device(model_name)
+        self.model, _ = model_on_device(model_name)
         self.model.train()
         self.model.requires_grad_(True)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
@@ -334,7 +350,7 @@ def _warm_up_process() -> None:
         if not use_bank:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-    build_builtin("tiny")
+    model_on_device("tiny")
 
 
 def measure_memory(args, variant: str, n: int, b: int) -> dict:
@@ -358,7 +374,7 @@ def measure_memory(args, variant: str, n: int, b: int) -> dict:
     elif variant == "peft-separate":
         from peft import get_peft_model
 
-        base, _ = builtin_on_device(args.model)
+        base, _ = model_on_device(args.model)
         cfg = lora_config(args.rank, args.alpha, targets)
         models, opts = [], []
         sb = {"base_params": 0, "adapter_params": 0, "optimizer_state": 0}
@@ -405,15 +421,20 @@ def measure_memory(args, variant: str, n: int, b: int) -> dict:
             "peak_rss_increase": peak - rss0, **sb, "params_plus_opt": sum(sb.values())}
 
 
-_VOCAB: dict[str, int] = {}
+_SHAPE: dict[str, tuple[int, int, int]] = {}
+
+
+def model_shape(model_name: str) -> tuple[int, int, int]:
+    """(vocabulary, hidden size, layers) of the base model."""
+    if model_name not in _SHAPE:
+        model, _ = model_on_device(model_name)
+        c = model.config
+        _SHAPE[model_name] = (model.get_input_embeddings().num_embeddings, c.hidden_size, c.num_hidden_layers)
+    return _SHAPE[model_name]
 
 
 def build_vocab_size(model_name: str) -> int:
-    if model_name not in _VOCAB:
-        from adhoc.lm.base import builtin_vocab
-
-        _VOCAB[model_name] = len(builtin_vocab())
-    return _VOCAB[model_name]
+    return model_shape(model_name)[0]
 
 
 def run_memory_subprocess(args, variant: str, n: int, b: int) -> dict:
@@ -456,8 +477,8 @@ def fmt_mb(x: float | None) -> str:
 
 
 def markdown_tables(args, rows, mem_rows) -> str:
-    spec = BUILTIN_MODELS[args.model]
-    lines = [f"builtin:{args.model} (hidden {spec.hidden_size}, {spec.num_hidden_layers} layers), L={args.seq_len}, "
+    _, hidden, layers = model_shape(args.model)
+    lines = [f"{base_id(args.model)} (hidden {hidden}, {layers} layers), L={args.seq_len}, "
              f"LoRA r={args.rank} alpha={args.alpha:g} on {args.targets}, torch {torch.__version__}, "
              f"{device_label()}; median ms per training step (fwd+bwd+optimizer).",
              "",
@@ -495,7 +516,8 @@ def device_label() -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=sorted(BUILTIN_MODELS), default="tiny")
+    p.add_argument("--model", default="tiny", help=f"a built-in base ({', '.join(BUILTIN_MODELS)}) or a local Hugging "
+                                                   "Face causal-LM folder")
     p.add_argument("--seq-len", type=int, default=32)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default 2 x rank)")
@@ -503,7 +525,8 @@ def main(argv=None) -> None:
     p.add_argument("--configs", default="64x4,8x32,256x1", help="comma list of NxB (members x sequences per member)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: adhoc's policy for the model, as model.cpu_threads=0)")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="per-member clipping in bank and peft (0: off)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (cuda when available); default cpu")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
@@ -512,13 +535,17 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.alpha is None:
         args.alpha = 2.0 * args.rank
-    if args.threads:
-        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    global DEVICE
+    global DEVICE, THREADS
+    from adhoc.errors import UserError
     from adhoc.lm.base import resolve_device
 
     DEVICE = resolve_device(args.device)
+    THREADS = args.threads or 0
+    try:
+        model_shape(args.model)  # loads it once: a bad --model stops here, and the threads are set
+    except UserError as exc:
+        sys.exit(f"bench_adapters: error: {exc}")
 
     if args.measure_memory:
         variant, n, b = args.measure_memory
@@ -529,7 +556,7 @@ def main(argv=None) -> None:
     targets = [t for t in args.targets.split(",") if t]
     configs = parse_configs(args.configs)
     vocab = build_vocab_size(args.model)
-    print(f"# bench_adapters: builtin:{args.model}, L={args.seq_len}, r={args.rank}, alpha={args.alpha:g}, "
+    print(f"# bench_adapters: {base_id(args.model)}, L={args.seq_len}, r={args.rank}, alpha={args.alpha:g}, "
           f"targets={targets}, {device_label()}, repeats={args.repeats} (median), warmup={args.warmup}")
     print("# floor = the base model alone (no adapters): fwd + bwd to the input embeddings on all N*B rows")
     if hasattr(os, "getloadavg"):
@@ -578,7 +605,7 @@ def main(argv=None) -> None:
     if not args.no_memory:
         print("\n# memory: bank vs N separate peft models (fresh subprocess per variant, one training step)")
         avail = mem_available_bytes()
-        one_base = sum(p.numel() * p.element_size() for p in build_builtin(args.model)[0].parameters())
+        one_base = sum(p.numel() * p.element_size() for p in model_on_device(args.model)[0].parameters())
         mem_label = "peak CUDA" if DEVICE.type == "cuda" else "peak RSS"
         for n, b in configs:
             row = {"N": n, "B": b}
