@@ -178,7 +178,7 @@ def test_resweep_after_a_sigkill_of_the_driver_completes_only_the_missing_trials
     from adhoc.population import CHECKPOINT
 
     out = tmp_path / "s"
-    long = [*TINY, "train.iterations=400", "train.eval_every=400"]
+    long = [*TINY, "train.iterations=60", "train.eval_every=60"]
     argv = [sys.executable, "-m", "adhoc.cli", "sweep", CONFIG, "--seeds", "0", "1", "2", *long, "--out", str(out),
             "--episodes", "8"]
     driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
