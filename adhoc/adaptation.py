@@ -67,8 +67,8 @@ def partner_log_probs(game, policy, members: np.ndarray, histories: np.ndarray, 
     return out
 
 
-def best_history_policy(game, policy, partners, agent_seat: int = 0, prior=None, prune: float = 1e-4,
-                        max_rows: int = 400_000) -> BestResponse:
+def best_history_policy(game, policy, partners, agent_seat: int = 0, prior=None, prune: float = 1e-3,
+                        max_rows: int = 20_000) -> BestResponse:
     """The Bayes-optimal history-dependent policy of the agent in ``agent_seat`` of a repeated game (``game.rounds``
     rounds of a stage game with payoff matrix ``game.payoff_matrix()``) with partner member ids ``partners`` [P]
     (drawn by ``prior``, default uniform), by backward induction over the pruned tree. ``max_rows`` bounds the

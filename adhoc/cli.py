@@ -51,6 +51,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     result, out = run_evaluate(args.agent, args.partners, member=args.member, episodes=args.episodes,
                                out=args.out, seed=args.seed, mixture=args.mixture, overwrite=args.overwrite,
+                               bound=args.bound,
                                seat=None if args.seat is None else args.seat if args.seat == "both" else int(args.seat))
     print(evaluation_table(result))
     print(f"\nwrote {out}/: evaluation.json, returns.png, report.md, report.html")
@@ -334,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "mixture over its snapshots): return with partner j = sum_k x_k G(k, j)")
     p.add_argument("--seat", choices=["0", "1", "both"],
                    help="the agent's seat (default: the seat a train-learner agent was trained in, else both)")
+    p.add_argument("--bound", action="store_true",
+                   help="repeated games: also the best any history-dependent policy can do with these partners "
+                        "(by backward induction over the game tree; seconds to a minute)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_evaluate)
 

@@ -220,9 +220,18 @@ def _ci_text(value, ci) -> str:
 def _evaluation_rows(result) -> list[tuple[str, str]]:
     mt = result.metrics
     fmt = lambda k: _ci_text(mt[k], mt["ci95"][k])  # noqa: E731
-    return [("mean return", fmt("mean_return")), ("worst-case return", fmt("worst_return")),
+    rows = [("mean return", fmt("mean_return")), ("worst-case return", fmt("worst_return")),
             ("worst partner", mt["worst_partner"]), ("mean regret", fmt("mean_regret")),
             ("max regret", fmt("max_regret"))]
+    if "episode_payoffs" in mt:
+        rows.append(("round 1 → K", " → ".join(f"{v:.3f}" for v in mt["episode_payoffs"]) + "  (mean over partners)"))
+    best = mt.get("best_history_policy")
+    if best:
+        value = f"{best['lower']:.3f}" if best["upper"] - best["lower"] < 5e-4 else \
+            f"between {best['lower']:.3f} and {best['upper']:.3f}"
+        rows.append(("best possible", f"{value}: the best history-dependent policy with these partners "
+                     f"(not told which it meets); round 1 → K " + " → ".join(f"{v:.3f}" for v in best["per_round"])))
+    return rows
 
 
 EVALUATION_HEADER = ("partner", "return [95% CI]", "agent in seat 0", "agent in seat 1", "partner self-play",
@@ -261,7 +270,26 @@ def evaluation_png(result) -> bytes:
     n = len(rows)
     ret = np.array([p["return"] for p in rows])
     err = np.abs(np.array([p["ci95"]["return"] for p in rows]).T - ret[None])
-    fig, ax = plt.subplots(figsize=(min(16.0, max(5.0, 0.35 * n + 2.5)), 4.2), dpi=130)
+    curve = result.metrics.get("episode_payoffs")
+    width = min(16.0, max(5.0, 0.35 * n + 2.5))
+    if curve:  # a second panel: the payoff of round 1 -> K, per partner and on average
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(width + 4.5, 4.2), dpi=130,
+                                      gridspec_kw={"width_ratios": [width, 4.5]})
+        rounds = np.arange(1, len(curve) + 1)
+        for p in rows:
+            ax2.plot(rounds, p["episode_payoffs"], color="#4c72b0", alpha=0.25, lw=0.8)
+        ax2.plot(rounds, curve, color="#4c72b0", lw=2.2, marker="o", label="agent (mean over partners)")
+        best = result.metrics.get("best_history_policy")
+        if best:
+            ax2.plot(rounds, best["per_round"], color="#333", ls="--", marker=".", label="best possible")
+        ax2.set_xticks(rounds)
+        ax2.set_xlabel("round" if best else "episode of the interaction")
+        ax2.set_ylabel("payoff")
+        ax2.set_ylim(-0.02, 1.15 * max(1e-9, max(max(p["episode_payoffs"]) for p in rows), *(best or {}).get("per_round", [0])))
+        ax2.legend(fontsize=7, loc="upper left")
+        ax2.set_title("adaptation: payoff per round (thin: each partner)", fontsize=9)
+    else:
+        fig, ax = plt.subplots(figsize=(width, 4.2), dpi=130)
     x = np.arange(n)
     ax.bar(x, ret, yerr=err, color="#4c72b0", capsize=2, label="agent with partner (both seats)")
     sp = [np.nan if p["self_play"] is None else p["self_play"] for p in rows]

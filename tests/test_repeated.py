@@ -14,7 +14,9 @@ from adhoc.lm.adapters import AdapterBank
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.methods.otherplay import Relabelling
+from adhoc.recipes.evaluate import run_evaluate
 from adhoc.recipes.train_learner import train_learner
+from adhoc.report import evaluation_table
 from adhoc.rollout import rollout
 from adhoc.scripted import load_scripted_population, scripted_ids
 
@@ -137,6 +139,18 @@ def test_learner_with_augmentation_against_scripted_partners(tmp_path):
         "train.iterations_per_epoch=2", "train.episodes=16", "train.eval_episodes=8"])
     pop = train_learner(config, tmp_path / "learner", progress=False)
     assert len(pop.manifest["learner"]["matrix"]) == 3
+    # evaluate: the per-round curve (per partner and its mean) and, with --bound, the best possible
+    result, out = run_evaluate(str(pop.path), ["scripted:repeated:stubborn-0,stubborn-3"], episodes=4,
+                               out=str(tmp_path / "ev"), bound=True)
+    mt = result.metrics
+    assert len(mt["episode_payoffs"]) == 3 and all(len(p["episode_payoffs"]) == 3 for p in mt["per_partner"])
+    assert mt["episode_payoffs"] == pytest.approx(np.mean([p["episode_payoffs"] for p in mt["per_partner"]], 0),
+                                                  abs=1e-3)
+    best = mt["best_history_policy"]  # stubborn on levers 0 (0.9) and 3: open on 3, then copy
+    assert best["lower"] == pytest.approx((1 / 2 + 2 * 0.95) / 3, abs=1e-4) and best["upper"] == best["lower"]
+    assert best["per_round"] == pytest.approx([0.5, 0.95, 0.95], abs=1e-4) and best["seats"] == [0, 1]
+    assert "best possible" in evaluation_table(result) and "round 1 → K" in evaluation_table(result)
+    assert (out / "returns.png").stat().st_size > 0
     no_symmetry = load_learner_config(None, [
         "game.name=repeated", "game.stage=matrix", "game.stage_params.payoff=[[1,0],[0,2]]",
         "partners=scripted:repeated:stubborn-a0", "learner.augment=true"])

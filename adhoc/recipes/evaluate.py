@@ -125,7 +125,9 @@ def agent_mixture(agent_pop) -> dict[str, float]:
 
 def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = None, episodes: int = 256,
              seed: int = 0, n_boot: int = 500, device: str = "auto", dtype: str = "auto",
-             mixture: bool = False, seat: int | str | None = None) -> EvaluationResult:
+             mixture: bool = False, seat: int | str | None = None, bound: bool = False) -> EvaluationResult:
+    """``bound``: in a repeated game, also the best any history-dependent policy can do with the partners
+    (``metrics["best_history_policy"]``, see ``history_bound``)."""
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
@@ -179,6 +181,9 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
                 means = np.nanmean(curve, axis=(1, 2))  # [P, K]: over the seatings played and the episodes
             for row, values in zip(metrics["per_partner"], means):
                 row["episode_payoffs"] = [round(float(v), 4) for v in values]
+            metrics["episode_payoffs"] = [round(float(v), 4) for v in means.mean(0)]  # over partners
+        if bound and (best := history_bound(game, policy, ids, seats, seat)) is not None:
+            metrics["best_history_policy"] = best
         return EvaluationResult(agent=f"{agent_pop.path}:{members[0]}", game=agent_pop.game["name"],
                                 partners=partners.describe(), episodes=episodes, metrics=metrics, returns=returns)
     per_member = [returns[:, :2]] + [returns_with_partners(game, policy, N + k, ids, episodes, rng, seats=seats,
@@ -191,9 +196,31 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     metrics = {"mixture": {m: round(float(w), 6) for m, w in weights.items()}, **metrics,
                "snapshots": {m: {"weight": round(float(weights[m]), 6), "mean_return": round(float(r.mean()), 4),
                                  "worst_return": round(float(r.min()), 4)} for m, r in zip(members, own)}}
+    if bound and (best := history_bound(game, policy, ids, seats, seat)) is not None:
+        metrics["best_history_policy"] = best
     label = ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
     return EvaluationResult(agent=f"{agent_pop.path}:mixture({label})", game=agent_pop.game["name"],
                             partners=partners.describe(), episodes=episodes, metrics=metrics, returns=combined)
+
+
+def history_bound(game, policy, ids, seats, agent_seat) -> dict | None:
+    """For a repeated game: the best any history-dependent policy can do with these partners, not told which
+    one it meets (``adhoc.adaptation``), averaged over the seatings the agent plays; None for other games."""
+    if not hasattr(game, "rounds") or not hasattr(game, "payoff_matrix"):
+        return None
+    from adhoc.adaptation import best_history_policy
+
+    found, used = [], []
+    for s in (0, 1) if agent_seat is None else (agent_seat,):
+        if all(1 - s in partner_seats for partner_seats in seats):  # the bound is over the whole partner set
+            found.append(best_history_policy(game, policy, ids.cpu().numpy(), agent_seat=s).to_json())
+            used.append(s)
+    if not found:
+        return None
+    mean = lambda key: np.mean([f[key] for f in found], 0)  # noqa: E731
+    r = lambda v: np.round(v, 4).tolist()  # noqa: E731
+    return {"lower": r(mean("lower")), "upper": r(mean("upper")), "per_round": r(mean("per_round")),
+            "per_partner": r(mean("per_partner")), "seats": used}
 
 
 def write_outputs(result: EvaluationResult, out: str | Path, overwrite: bool = False) -> Path:
@@ -208,7 +235,8 @@ def write_outputs(result: EvaluationResult, out: str | Path, overwrite: bool = F
 
 def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None, episodes: int = 256,
                  out: str | None = None, seed: int = 0, mixture: bool = False,
-                 seat: int | str | None = None, overwrite: bool = False) -> tuple[EvaluationResult, Path]:
+                 seat: int | str | None = None, overwrite: bool = False, bound: bool = False
+                 ) -> tuple[EvaluationResult, Path]:
     """Evaluate and write the report to ``out`` (default ``runs/evaluate-<agent>-<time>-<id>``), checked
     before any episode is played."""
     from adhoc.paths import check_out, unique_default
@@ -216,5 +244,6 @@ def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None
 
     out = Path(out) if out is not None else unique_default("evaluate", input_label(agent), "mixture" if mixture else "")
     check_out(out, "evaluation", overwrite, inputs=(agent, *partner_specs))
-    result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture, seat=seat)
+    result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture, seat=seat,
+                      bound=bound)
     return result, write_outputs(result, out, overwrite)
