@@ -480,13 +480,15 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
 
 @torch.no_grad()
 def episode_returns(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
-                    max_episodes_per_call: int = 1 << 18, per_step: bool = False) -> torch.Tensor:
+                    max_episodes_per_call: int = 1 << 18, per_step: bool = False, mode: str = "per_row") -> torch.Tensor:
     """Returns of ``episodes`` sampled episodes for every pair: [P, E], in chunks of pairs; ``per_step``: the
-    rewards of every step instead, [P, E, T] (0 after an episode ends), whose sum over T is the return."""
+    rewards of every step instead, [P, E, T] (0 after an episode ends), whose sum over T is the return.
+    ``mode``: the rollout's (``per_row`` or ``per_episode``)."""
     chunk = max(1, max_episodes_per_call // episodes)
     out = []
     for i in range(0, pairs.shape[0], chunk):
-        traj = rollout(game, policy, pairs[i:i + chunk], episodes, rng, grad=False, keep_distributions=False)
+        traj = rollout(game, policy, pairs[i:i + chunk], episodes, rng, grad=False, keep_distributions=False,
+                       mode=mode)
         out.append((traj.rewards * traj.alive).cpu() if per_step else traj.returns.cpu())
     return torch.cat(out)
 

@@ -26,9 +26,19 @@ model's forward and backward, the same for both modes) divided by the iteration'
 matmul peak measured in the same run (best of 5 square fp32 ``torch.mm`` of size ``--peak-size``, at the same
 thread count).
 
+**Cross-play** (``--crossplay N``): an N-member lever population (trained for 2 iterations: playing costs the
+same whatever the members learnt) is cross-played as ``adhoc.crossplay`` does it (N² ordered pairs, 64
+episodes each, 500 bootstrap resamples) plus its heatmap, once with each rollout mode, each in a fresh process:
+wall time, the part spent playing the episodes (``episode_returns``) and the process's peak RSS.
+
+Torch threads follow adhoc's policy (``model.cpu_threads=0``: one thread for a model under 50M parameters on a
+CPU) unless ``--threads`` sets them.
+
 Run (about 2-4 minutes on 2 CPU cores)::
 
     .venv/bin/python scripts/bench_train.py
+    .venv/bin/python scripts/bench_train.py --games lever --sizes 64 --threads 2
+    .venv/bin/python scripts/bench_train.py --crossplay 256 --sizes    # cross-play only
     .venv/bin/python scripts/bench_train.py --games lever --sizes 64 --repeats 9 --json bench_train.json
 """
 
@@ -36,7 +46,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -94,8 +106,9 @@ def instrument() -> None:
 class Setup:
     """Game, members, policy, method and optimizer of one (game, N), as ``train_population`` builds them."""
 
-    def __init__(self, game_name: str, n: int) -> None:
-        config = load_config(ROOT / f"configs/{game_name}-selfplay.yaml", [f"population.size={n}"])
+    def __init__(self, game_name: str, n: int, threads: int = 0) -> None:
+        config = load_config(ROOT / f"configs/{game_name}-selfplay.yaml",
+                             [f"population.size={n}", f"model.cpu_threads={threads}"])
         self.config = config
         self.game = build_game(config.game)
         self.method = METHODS[config.method.name].build(config.method, self.game, n)
@@ -173,17 +186,24 @@ def _timed(fn) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--games", nargs="+", default=["lever", "cmg-h"])
-    ap.add_argument("--sizes", nargs="+", type=int, default=[8, 64, 256])
+    ap.add_argument("--sizes", nargs="*", type=int, default=[8, 64, 256])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--peak-size", type=int, default=1024)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (model.cpu_threads; default 0: adhoc's policy, one thread for small models)")
+    ap.add_argument("--crossplay", type=int, default=0, metavar="N", help="also time an N-member cross-play per mode")
     ap.add_argument("--json", type=Path, help="write every measurement here")
+    ap.add_argument("--crossplay-run", nargs=2, metavar=("MODE", "POPULATION"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.crossplay_run:
+        print(json.dumps(crossplay_run(*args.crossplay_run)))
+        return
     instrument()
     results = []
     peak = None
     for game_name in args.games:
         for n in args.sizes:
-            setup = Setup(game_name, n)
+            setup = Setup(game_name, n, args.threads)
             if peak is None:  # after load_base: the thread count training uses
                 peak = matmul_peak(args.peak_size)
                 print(f"torch threads: {torch.get_num_threads()}; matmul peak ({args.peak_size}^3 fp32): {peak:.1f} GFLOP/s")
@@ -204,6 +224,16 @@ def main() -> None:
             results.append(row)
             _print(row)
             del setup
+    if results:
+        print_table(results, peak)
+    if args.crossplay:
+        results.append(crossplay_bench(args.crossplay, args.threads))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def print_table(results: list[dict], peak: float) -> None:
+    """The iteration table and the target check at N = 64 on lever."""
     print()
     print("| game | N | episodes | mode | iteration (ms) | LM forward | sampling | loss | backward | overhead "
           "| model fwd+bwd (ms) | iteration / model | per_episode / per_row | GFLOP/s (% of peak) |")
@@ -224,8 +254,53 @@ def main() -> None:
             print(f"\ntarget at N = 64 on lever: iteration <= 2x model fwd+bwd: {over:.2f}x "
                   f"({'PASS' if over <= 2 else 'FAIL'}); per_row >= 5x faster than per_episode: {speedup:.1f}x "
                   f"({'PASS' if speedup >= 5 else 'FAIL'})")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+
+
+def crossplay_run(mode: str, population: str) -> dict:
+    """In a fresh process: ``adhoc.crossplay`` of the population with rollouts in ``mode``, then its heatmap."""
+    from adhoc.crossplay import crossplay
+    from adhoc.report import heatmap_png
+
+    played = {}
+
+    def play(game, policy, pairs, episodes, seed):
+        t0 = time.perf_counter()
+        out = rollout_module.episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed), mode=mode)
+        played["s"] = time.perf_counter() - t0
+        return out
+
+    t0 = time.perf_counter()
+    result = crossplay([population], episodes=64, play=play)
+    heatmap_png(result)
+    total = time.perf_counter() - t0
+    return {"mode": mode, "total_s": total, "episodes_s": played["s"], "sp_mean": result.metrics["sp_mean"],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def crossplay_bench(members: int, threads: int) -> dict:
+    import tempfile
+
+    from adhoc.recipes.train_population import train_population
+
+    folder = Path(tempfile.mkdtemp()) / "population"
+    config = load_config(ROOT / "configs/lever-selfplay.yaml", [
+        f"population.size={members}", "train.iterations=2", "train.eval_every=2", "train.episodes_per_pair=64",
+        "train.eval_episodes=64", f"model.cpu_threads={threads}"])
+    train_population(config, out=folder, progress=False)
+    rows = {}
+    for mode in MODES:  # a launcher in between: a child of this process would inherit its peak RSS
+        cmd = [sys.executable, __file__, "--crossplay-run", mode, str(folder)]
+        launcher = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+        out = subprocess.run([sys.executable, "-c", launcher, *cmd], capture_output=True, text=True, check=True)
+        rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\n{members}-member cross-play ({members * members:,} ordered pairs x 64 episodes, 500 bootstrap "
+          "resamples, heatmap), each mode in a fresh process")
+    print("| rollout | cross-play + heatmap (s) | playing the episodes (s) | share | peak RSS (MB) |")
+    print("|---|---:|---:|---:|---:|")
+    for mode, r in rows.items():
+        print(f"| {mode} | {r['total_s']:.2f} | {r['episodes_s']:.2f} | {100 * r['episodes_s'] / r['total_s']:.0f}% "
+              f"| {r['peak_rss_mb']:.0f} |")
+    return {"crossplay_members": members, **rows}
 
 
 def _print(row: dict) -> None:
