@@ -22,6 +22,7 @@ table (self-play, cross-play, gap, conventions, train time per experiment, mean 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -166,15 +167,9 @@ class SweepFolder:
     """``DIR``: created here, or a sweep folder written before (``sweep.json``); locked while the sweep runs."""
 
     def __init__(self, out: str | Path) -> None:
-        from adhoc.paths import check_out
-
         self.out = Path(out).expanduser()
-        if self.out.is_symlink():
-            raise UserError(f"--out {self.out} is a symbolic link; choose a real folder")
-        if self.out.exists():
-            self.state = self._read()
-        else:
-            check_out(self.out, "sweep")
+        self.state = self.check(self.out)
+        if self.state is None:
             self.out.mkdir(parents=True)
             self.state = {"format": FORMAT, "trials": {}}
             self.save()
@@ -188,10 +183,20 @@ class SweepFolder:
                                 f"--out") from None
             raise
 
-    def _read(self) -> dict:
-        marker = self.out / SWEEP_FILE
-        if not self.out.is_dir() or not marker.is_file() or marker.is_symlink():
-            raise UserError(f"{self.out} exists and is not a sweep folder (no {SWEEP_FILE}); choose a new --out, "
+    @staticmethod
+    def check(out: Path) -> dict | None:
+        """The record of the sweep folder ``out``; None if ``out`` is a new folder the sweep may make; else a
+        UserError (a symbolic link, a folder that is not a sweep's, a protected folder, an unwritable place)."""
+        from adhoc.paths import check_out
+
+        if out.is_symlink():
+            raise UserError(f"--out {out} is a symbolic link; choose a real folder")
+        if not out.exists():
+            check_out(out, "sweep")
+            return None
+        marker = out / SWEEP_FILE
+        if not out.is_dir() or not marker.is_file() or marker.is_symlink():
+            raise UserError(f"{out} exists and is not a sweep folder (no {SWEEP_FILE}); choose a new --out, "
                             f"or the folder of an earlier sweep to continue it")
         try:
             state = json.loads(marker.read_text())
@@ -229,34 +234,47 @@ def _run_local(trials: list[Trial], out: Path, episodes: int, retries: int, tria
         done(trial, result | {"attempts": attempt + 1})
 
 
-def _run_ray(trials: list[Trial], out: Path, episodes: int, retries: int, trial_fn: TrialFn,
+def _run_ray(ray: Any, trials: list[Trial], out: Path, episodes: int, retries: int, trial_fn: TrialFn,
              done: Callable[[Trial, dict], None], ray_config: Any) -> None:
-    from adhoc.distributed.cluster import cluster, worker_options
+    from adhoc.distributed.cluster import worker_options
 
-    with cluster(ray_config) as ray:
-        remote = ray.remote(trial_fn).options(**worker_options(ray_config, retries), retry_exceptions=True)
-        queue, pending = list(trials), {}
-        while queue or pending:
-            while queue and len(pending) < ray_config.workers:
-                trial = queue.pop(0)
-                pending[remote.remote(trial.name, trial.config, str(out.resolve()), episodes)] = trial
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                trial = pending.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as exc:  # failed after its retries (an exception, or a dead worker)
-                    cause = getattr(exc, "cause", None) or exc
-                    first = (str(cause).strip().splitlines() or [type(cause).__name__])[-1]
-                    result = {"trial": trial.name, "failed": f"{type(cause).__name__}: {first}"}
-                done(trial, result)
+    remote = ray.remote(trial_fn).options(**worker_options(ray_config, retries), retry_exceptions=True)
+    queue, pending = list(trials), {}
+    while queue or pending:
+        while queue and len(pending) < ray_config.workers:
+            trial = queue.pop(0)
+            pending[remote.remote(trial.name, trial.config, str(out.resolve()), episodes)] = trial
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            trial = pending.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # failed after its retries (an exception, or a dead worker)
+                cause = getattr(exc, "cause", None) or exc
+                first = (str(cause).strip().splitlines() or [type(cause).__name__])[-1]
+                result = {"trial": trial.name, "failed": f"{type(cause).__name__}: {first}"}
+            done(trial, result)
+
+
+def _peek(out: Path) -> dict:
+    """The trial records of the sweep folder ``out`` as they are now (none if it is not one)."""
+    try:
+        return json.loads((out / SWEEP_FILE).read_text())["trials"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _pending(out: Path, trials: list[Trial], records: dict) -> list[Trial]:
+    """The trials not yet complete: a complete one is recorded so and has its population, of its config."""
+    return [t for t in trials if not (records.get(t.name, {}).get("status") == "complete" and _same_config(out, t))]
 
 
 def run_sweep(configs: list[str], seeds: list[int], overrides: list[str] = (), out: str | Path | None = None,
               episodes: int = 64, retries: int = 2, trial_fn: TrialFn = run_trial,
               echo: Callable[[str], None] = print) -> tuple[list[dict], str, Path]:
     """Run (or continue) a sweep; (rows of the complete trials, the table, the sweep folder). Failed trials are
-    recorded in ``sweep.json`` and reported with a UserError after the table is written."""
+    recorded in ``sweep.json`` and reported with a UserError after the table is written. With backend ray, the
+    cluster is joined (or started) before the sweep folder is made, and only if some trial is left to run."""
     from adhoc.paths import unique_default
 
     trials, backend, ray_config = plan(list(configs), list(seeds), list(overrides))
@@ -264,20 +282,25 @@ def run_sweep(configs: list[str], seeds: list[int], overrides: list[str] = (), o
         raise UserError(f"--episodes must be >= 2 (got {episodes})")
     if retries < 0:
         raise UserError(f"--retries must be >= 0 (got {retries})")
-    if backend == "ray":
-        from adhoc.distributed.cluster import require_ray
+    out = Path(out).expanduser() if out is not None else unique_default("sweep")
+    with contextlib.ExitStack() as stack:
+        ray = None
+        if backend == "ray":
+            from adhoc.distributed.cluster import cluster, require_ray
 
-        require_ray()  # before the folder is made
-    folder = SweepFolder(out if out is not None else unique_default("sweep"))
-    try:
+            require_ray()
+            SweepFolder.check(out)  # a refused --out is said before Ray starts
+            if _pending(out, trials, _peek(out)):
+                ray = stack.enter_context(cluster(ray_config))
+        folder = SweepFolder(out)
+        stack.callback(folder.close)
         records = folder.state["trials"]
         for trial in trials:
             records.setdefault(trial.name, {"config": trial.source, "seed": trial.seed, "status": "pending"})
             records[trial.name]["overrides"] = list(overrides)
         folder.save()
-        complete = [t for t in trials if records[t.name].get("status") == "complete" and _same_config(folder.out, t)]
-        todo = [t for t in trials if t not in complete]
-        echo(f"sweep {folder.out}: {len(trials)} trials, {len(complete)} complete, {len(todo)} to run "
+        todo = _pending(folder.out, trials, records)
+        echo(f"sweep {folder.out}: {len(trials)} trials, {len(trials) - len(todo)} complete, {len(todo)} to run "
              f"(backend {backend}{f', up to {ray_config.workers} at once' if backend == 'ray' else ''})")
 
         def done(trial: Trial, result: dict) -> None:
@@ -292,8 +315,8 @@ def run_sweep(configs: list[str], seeds: list[int], overrides: list[str] = (), o
                 echo(f"{trial.name}: FAILED: {record['error']}")
             folder.save()
 
-        if backend == "ray" and todo:
-            _run_ray(todo, folder.out, episodes, retries, trial_fn, done, ray_config)
+        if ray is not None:
+            _run_ray(ray, todo, folder.out, episodes, retries, trial_fn, done, ray_config)
         else:
             _run_local(todo, folder.out, episodes, retries, trial_fn, done)
         rows = [records[t.name]["row"] for t in trials if records[t.name].get("status") == "complete"]
@@ -308,5 +331,3 @@ def run_sweep(configs: list[str], seeds: list[int], overrides: list[str] = (), o
                             f"{', ...' if len(failed) > 4 else ''}: see {folder.out / SWEEP_FILE}); "
                             f"run the same command again to retry them")
         return rows, md, folder.out
-    finally:
-        folder.close()

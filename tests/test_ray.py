@@ -1,0 +1,170 @@
+"""The Ray backend on a real local Ray cluster: two nodes on this machine (``ray.cluster_utils.Cluster``), the
+second declaring a custom resource ``fake_gpu`` that stands in for a GPU. Started once for this file.
+
+Sweeps on Ray equal sweeps run locally and skip complete trials; a trial whose worker process is killed is
+retried and resumes from its checkpoint; fractional GPU shares pack trials onto one GPU; cross-play blocks on Ray
+workers equal the same blocks played in this process; an unreachable ``ray.address`` is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason='the Ray backend needs ray: pip install -e ".[ray]"')
+
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from adhoc.config import RayConfig  # noqa: E402
+from adhoc.distributed.cluster import worker_options  # noqa: E402
+from adhoc.recipes import sweep as S  # noqa: E402
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the tasks below run in Ray's worker processes
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = str(ROOT / "configs" / "lever-selfplay.yaml")
+TINY = ["population.size=2", "game.n_levers=3", "train.iterations=4", "train.episodes_per_pair=8",
+        "train.eval_every=2", "train.eval_episodes=8", "train.checkpoint_every=1"]
+
+
+def strip(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("train_s", "population")}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    gpu_node = c.add_node(num_cpus=2, resources={"fake_gpu": 1})
+    ray.init(address=c.address, logging_level="ERROR", log_to_driver=False)
+    c.wait_for_nodes()
+    try:
+        yield c, gpu_node.node_id
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+def test_a_sweep_on_ray_equals_the_local_sweep_and_skips_complete_trials(cluster, tmp_path, capsys):
+    on_ray, _, _ = S.run_sweep([CONFIG], [0, 1], [*TINY, "backend=ray", "ray.workers=2"], out=tmp_path / "r",
+                               episodes=8)
+    local, _, _ = S.run_sweep([CONFIG], [0, 1], TINY, out=tmp_path / "l", episodes=8)
+    assert [strip(r) for r in on_ray] == [strip(r) for r in local]
+    capsys.readouterr()
+    S.run_sweep([CONFIG], [0, 1], [*TINY, "backend=ray"], out=tmp_path / "r", episodes=8)
+    assert "2 trials, 2 complete, 0 to run" in capsys.readouterr().out
+
+
+def killed_once_after_a_checkpoint(name, config, out, episodes):
+    """A trial whose first attempt SIGKILLs its own worker process right after its 2nd checkpoint."""
+    from adhoc import checkpoint
+
+    marker = Path(out) / f".{name}.killed"
+    real_save = checkpoint.save
+
+    def save(path, tensors, state):
+        real_save(path, tensors, state)
+        if state["iteration"] == 2 and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    checkpoint.save = save
+    try:
+        result = S.run_trial(name, config, out, episodes)
+    finally:
+        checkpoint.save = real_save
+    return result | {"resumed": marker.exists()}
+
+
+def test_a_trial_whose_worker_is_killed_is_retried_from_its_checkpoint(cluster, tmp_path):
+    out = tmp_path / "r"
+    rows, _, _ = S.run_sweep([CONFIG], [0], [*TINY, "backend=ray"], out=out, episodes=8, retries=1,
+                             trial_fn=killed_once_after_a_checkpoint)
+    killed_pid = int((out / ".lever-selfplay-s0.killed").read_text())
+    record = json.loads((out / S.SWEEP_FILE).read_text())["trials"]["lever-selfplay-s0"]
+    assert record["status"] == "complete" and killed_pid > 0
+    plain, _, _ = S.run_sweep([CONFIG], [0], TINY, out=tmp_path / "l", episodes=8)
+    assert strip(rows[0]) == strip(plain[0])  # resumed bit for bit from the checkpoint of iteration 2
+
+
+@ray.remote(num_cpus=0)
+class Meter:
+    """How many tasks run at once (the peak) and on which nodes."""
+
+    def __init__(self) -> None:
+        self.now, self.peak, self.arrived = 0, 0, 0
+
+    def enter(self) -> None:
+        self.now += 1
+        self.arrived += 1
+        self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        self.now -= 1
+
+    def stats(self) -> tuple[int, int]:
+        return self.arrived, self.peak
+
+
+def share_of_the_gpu(meter, wait_for: int, hold_s: float):
+    meter.enter.remote()
+    deadline = time.monotonic() + hold_s
+    while time.monotonic() < deadline and ray.get(meter.stats.remote())[0] < wait_for:
+        time.sleep(0.05)
+    ctx = ray.get_runtime_context()
+    ray.get(meter.leave.remote())
+    return ctx.get_node_id(), ctx.get_assigned_resources()
+
+
+@pytest.mark.parametrize("fraction, most_at_once", [(0.25, 4), (0.5, 2)])
+def test_fractional_gpu_shares_pack_trials_onto_the_gpu_node(cluster, fraction, most_at_once):
+    """gpus_per_worker=0.25: four workers run at once on the one fake GPU (each waits until all four arrived);
+    0.5: never more than two. Every one runs on the node that has the GPU."""
+    _, gpu_node = cluster
+    options = worker_options(RayConfig(cpus_per_worker=0, gpus_per_worker=fraction, gpu_resource="fake_gpu"), 0)
+    meter = Meter.remote()
+    task = ray.remote(share_of_the_gpu).options(**options)
+    hold = 60.0 if most_at_once == 4 else 1.0  # 4: released as soon as all four are in (60 s: a hang guard)
+    placed = ray.get([task.remote(meter, 4, hold) for _ in range(4)])
+    arrived, peak = ray.get(meter.stats.remote())
+    assert arrived == 4 and {node for node, _ in placed} == {gpu_node}
+    assert all(resources.get("fake_gpu") == fraction for _, resources in placed)
+    assert peak == 4 if most_at_once == 4 else 1 <= peak <= 2
+
+
+def test_crossplay_blocks_on_ray_workers_equal_the_same_blocks_in_process(cluster, tmp_path):
+    from adhoc.config import load_config
+    from adhoc.crossplay import crossplay
+    from adhoc.distributed.blocks import LocalBlocks, RayBlocks
+    from adhoc.recipes.train_population import train_population
+
+    # 5 barely trained members: stochastic policies, so every seed gives other returns
+    config = load_config(CONFIG, ["population.size=5", "game.n_levers=3", "train.iterations=1",
+                                  "train.episodes_per_pair=4", "train.eval_episodes=4"])
+    pop = train_population(config, out=tmp_path / "pop", progress=False)
+    here = crossplay([pop.path], episodes=6, seed=7, play=LocalBlocks(2))
+    on_ray = RayBlocks(RayConfig(workers=2, cpus_per_worker=1), 2)
+    there = crossplay([pop.path], episodes=6, seed=7, play=on_ray)
+    assert on_ray.workers_used == 2
+    assert np.array_equal(here.matrix, there.matrix) and here.metrics["ci95"] == there.metrics["ci95"]
+    other = crossplay([pop.path], episodes=6, seed=8, play=LocalBlocks(2))
+    assert not np.array_equal(here.matrix, other.matrix)  # the comparison above could fail
+
+
+def test_an_unreachable_address_is_one_line_and_exit_2(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        run = subprocess.run([sys.executable, "-m", "adhoc.cli", "sweep", CONFIG, "--seeds", "0", *TINY, "backend=ray",
+                              f"ray.address={address}", "--out", str(tmp_path / "s")],
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+        assert run.stderr.startswith(f"adhoc: error: cannot reach the Ray cluster at ray.address={address}")
