@@ -125,6 +125,12 @@ def test_two_participants_at_once(browser, tmp_path):
         orders.append([s["partner_population"] for s in mine])
     # counterbalanced: the Latin square gives P1 the partners in one order, P2 in the other
     assert orders[0] == [pops[0]] * 2 + [pops[1]] * 2 and orders[1] == [pops[1]] * 2 + [pops[0]] * 2
+    # the browser recordings clone into one proxy per participant
+    from adhoc.recipes.train_proxy import train_proxy
+
+    proxies = train_proxy(db, out=tmp_path / "proxies", iterations=3, progress=False)
+    assert proxies.names == ["proxy-P1", "proxy-P2"]
+    assert [m["heldout"]["decisions"] + m["train"]["decisions"] for m in proxies.members] == [4, 4]
 
 
 def test_killed_mid_episode_keeps_every_completed_step(browser, tmp_path):
