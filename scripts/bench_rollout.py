@@ -8,6 +8,7 @@ episodes (same seed) and must give the same actions; the script checks that.
 
     python scripts/bench_rollout.py                    # builtin:tiny, 8 members x 64 interactions
     python scripts/bench_rollout.py --episodes 6 --moves 3 --grad
+    python scripts/bench_rollout.py --grad --mode per_episode     # the per-episode rollout path (train.rollout)
     python3 scripts/bench_rollout.py --device cuda --dtype bfloat16   # on a GPU (auto picks bf16 there)
 
 In float32 both modes must give identical actions (the check aborts otherwise). In bf16/fp16 the two modes
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=3, help="robot moves per episode")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--grad", action="store_true", help="time a training rollout (with autograd) + backward")
+    parser.add_argument("--mode", default="per_row", choices=["per_row", "per_episode"], help="rollout mode")
     args = parser.parse_args()
 
     game = make_game("warehouse", episodes=args.episodes, moves=args.moves)
@@ -54,14 +56,14 @@ def main() -> None:
     print(f"warehouse {game.width}x{game.height}, {args.episodes} episodes x {args.moves} moves = {game.horizon} steps; "
           f"{args.members} members x {args.interactions} interactions; base {base.model_id} on {base.device} "
           f"({str(base.dtype).removeprefix('torch.')}); "
-          f"{'with' if args.grad else 'without'} autograd")
+          f"{'with' if args.grad else 'without'} autograd; {args.mode} rollout")
 
     def run(reuse: bool, seed: int) -> tuple[float, torch.Tensor]:
         if base.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         traj = rollout(game, policy, pairs, args.interactions, np.random.default_rng(seed), grad=args.grad,
-                       keep_distributions=False, prefix_reuse=reuse)
+                       keep_distributions=False, prefix_reuse=reuse, mode=args.mode)
         if args.grad:
             bank.zero_grad()
             (traj.logp.sum(-1).sum(-1) * traj.returns).sum().backward()

@@ -38,7 +38,7 @@ Run (about 2-4 minutes on 2 CPU cores)::
 
     .venv/bin/python scripts/bench_train.py
     .venv/bin/python scripts/bench_train.py --games lever --sizes 64 --threads 2
-    .venv/bin/python scripts/bench_train.py --crossplay 256 --sizes    # cross-play only
+    .venv/bin/python scripts/bench_train.py --crossplay 256 --sizes    # cross-play only (an empty --sizes: no iterations)
     .venv/bin/python scripts/bench_train.py --games lever --sizes 64 --repeats 9 --json bench_train.json
 """
 
@@ -71,6 +71,9 @@ from adhoc.methods.common import members_with_data  # noqa: E402
 from adhoc.recipes.train_population import member_seeds  # noqa: E402
 
 PARTS = ("forward", "sampling", "loss", "backward", "overhead")
+# CMG-H's 528 actions are several tokens each: scoring one row runs every action's tokens, so at N = 256 the model
+# alone scores 512 rows x 528 actions at once (over 10 GB of activations in fp32): ask for it with --sizes 256
+DEFAULT_SIZES = {"lever": [8, 64, 256], "cmg-h": [8, 64]}
 MODES = ("per_row", "per_episode")
 
 
@@ -186,7 +189,8 @@ def _timed(fn) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--games", nargs="+", default=["lever", "cmg-h"])
-    ap.add_argument("--sizes", nargs="*", type=int, default=[8, 64, 256])
+    ap.add_argument("--sizes", nargs="*", type=int, default=None,
+                    help="population sizes (default: 8 64 256 on lever, 8 64 on CMG-H, see DEFAULT_SIZES)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--peak-size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=0,
@@ -202,7 +206,7 @@ def main() -> None:
     results = []
     peak = None
     for game_name in args.games:
-        for n in args.sizes:
+        for n in DEFAULT_SIZES.get(game_name, [8, 64]) if args.sizes is None else args.sizes:
             setup = Setup(game_name, n, args.threads)
             if peak is None:  # after load_base: the thread count training uses
                 peak = matmul_peak(args.peak_size)
