@@ -134,7 +134,7 @@ class RepeatedGame:
 
 @dataclass
 class RepeatedScripted:
-    """Always ``action`` (stubborn), or ``action`` in round 1 and then the partner's previous action (copy)."""
+    """Always the same action (stubborn), or it in round 1 and then the partner's previous action (copy)."""
 
     name: str
     action: int
