@@ -1,4 +1,5 @@
-"""Games, registered by name. ``import adhoc.games`` stays light (numpy + torch; omegaconf when building).
+"""Games, registered by name. ``import adhoc.games`` stays light: numpy (omegaconf when building a game); torch is
+imported when a game is first reset or stepped (``adhoc.games._torch``), so ``adhoc validate`` never loads it for a game.
 
 Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
 common-payoff matrix game given in YAML. ``warehouse``, ``preference`` and ``corrective``: the seed paper's
