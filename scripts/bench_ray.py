@@ -1,0 +1,155 @@
+"""Wall time of the Ray backend against the in-process one on this machine, overhead included (docs/ray.md).
+
+(a) a sweep of 6 runs (lever self-play, 2 configs x 3 seeds, shrunk by --iterations/--size): sequential in this
+    process (backend local) against Ray (backend ray, a local cluster started by the sweep, ray.workers trials at
+    once, one CPU each): the Ray figure includes starting and stopping the cluster;
+(b) one population trained in-process against 2 Ray Train workers: not built (adhoc trains one population in
+    one process), so only the in-process iteration time and the bytes an all-reduce of the adapter gradients
+    would move per iteration are measured, the inputs of the scaling model in docs/ray.md;
+(c) Ray start-up: ray.init of a local cluster, a first task's round trip, ray.shutdown;
+(d) cross-play of one population in blocks in this process against the same blocks on Ray workers (identical
+    returns), the Ray figure with its cluster start and each worker's model load.
+
+    .venv/bin/python scripts/bench_ray.py                       # docs/ray.md: ~5 minutes on 2 cores
+    .venv/bin/python scripts/bench_ray.py --iterations 30 --size 4   # short runs: start-up dominates
+    .venv/bin/python scripts/bench_ray.py --skip-sweep --json runs/bench_ray.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def bench_startup() -> dict:
+    import ray
+
+    t0 = time.perf_counter()
+    ray.init(address="local", include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    t_init = time.perf_counter() - t0
+    ray.get(ray.remote(lambda: 1).remote())
+    t_task = time.perf_counter() - t0 - t_init
+    t1 = time.perf_counter()
+    ray.shutdown()
+    return {"init_s": t_init, "first_task_s": t_task, "shutdown_s": time.perf_counter() - t1}
+
+
+def bench_sweep(tmp: Path, workers: int, overrides: list[str]) -> dict:
+    from adhoc.recipes.sweep import run_sweep
+
+    configs = [str(ROOT / "configs" / "lever-selfplay.yaml"), str(ROOT / "configs" / "lever-otherplay.yaml")]
+    quiet = lambda line: None  # noqa: E731
+    t_local, (rows_local, _, _) = timed(run_sweep, configs, [0, 1, 2], overrides, out=tmp / "local", episodes=16,
+                                        echo=quiet)
+    ray_overrides = [*overrides, "backend=ray", f"ray.workers={workers}", "ray.cpus_per_worker=1"]
+    t_ray, (rows_ray, _, _) = timed(run_sweep, configs, [0, 1, 2], ray_overrides, out=tmp / "ray", episodes=16,
+                                    echo=quiet)
+    same = [{k: v for k, v in r.items() if k not in ("train_s", "population")} for r in rows_local] == \
+        [{k: v for k, v in r.items() if k not in ("train_s", "population")} for r in rows_ray]
+    return {"runs": len(rows_local), "sequential_s": t_local, "ray_s": t_ray, "workers": workers,
+            "train_s_sum": sum(r["train_s"] for r in rows_local), "same_rows": same}
+
+
+def bench_iteration(tmp: Path, overrides: list[str]) -> dict:
+    """One population in-process: seconds per training iteration, and the adapter gradient bytes per iteration."""
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+
+    config = load_config(ROOT / "configs" / "lever-selfplay.yaml", overrides)
+    t, pop = timed(train_population, config, out=tmp / "one", progress=False)
+    rank, modules = pop.manifest["adapter"]["rank"], pop.manifest["adapter"]["target_modules"]
+    from adhoc.lm.adapters import AdapterBank
+    from adhoc.lm.base import load_base
+
+    base = load_base(config.model.base, device="cpu", dtype="float32")
+    bank = AdapterBank(base.model, len(pop.members), rank, pop.manifest["adapter"]["alpha"], modules)
+    grad_bytes = sum(p.numel() * 4 for p in bank.member_parameters())  # float32 gradients of every member
+    iterations = pop.manifest["training"]["iterations"]
+    return {"iterations": iterations, "train_s": pop.manifest["wall_time_s"], "wall_s": t,
+            "s_per_iteration": pop.manifest["wall_time_s"] / iterations, "members": len(pop.members),
+            "adapter_grad_bytes_per_iteration": grad_bytes}
+
+
+def bench_crossplay(population: Path, workers: int, block: int, episodes: int) -> dict:
+    import numpy as np
+
+    from adhoc.config import RayConfig
+    from adhoc.crossplay import crossplay
+    from adhoc.distributed.blocks import LocalBlocks, RayBlocks
+
+    t_one, one = timed(crossplay, [population], episodes=episodes, seed=0)
+    t_local, local = timed(crossplay, [population], episodes=episodes, seed=0, play=LocalBlocks(block))
+    t_ray, there = timed(crossplay, [population], episodes=episodes, seed=0,
+                         play=RayBlocks(RayConfig(workers=workers, cpus_per_worker=1), block))
+    return {"members": len(one.members), "episodes": episodes, "block": block, "one_stream_s": t_one,
+            "blocks_local_s": t_local, "blocks_ray_s": t_ray, "identical": bool(np.array_equal(local.matrix, there.matrix))}
+
+
+def crossplay_population(tmp: Path, members: int) -> Path:
+    """A lever population of ``members`` trained for one iteration (setup, not timed: playing costs the same
+    whatever the members learnt, and barely trained members make every pair's returns random)."""
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+
+    config = load_config(ROOT / "configs" / "lever-selfplay.yaml",
+                         [f"population.size={members}", "train.iterations=1", "train.episodes_per_pair=4",
+                          "train.eval_episodes=4"])
+    return train_population(config, out=tmp / "xp-population", progress=False).path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--iterations", type=int, default=300, help="training iterations of each sweep run")
+    ap.add_argument("--size", type=int, default=8, help="members of each sweep run")
+    ap.add_argument("--members", type=int, default=128, help="members of the cross-played population (d)")
+    ap.add_argument("--episodes", type=int, default=64, help="cross-play episodes per ordered pair (d)")
+    ap.add_argument("--block", type=int, default=32, help="cross-play block side T (d)")
+    ap.add_argument("--skip-sweep", action="store_true", help="only (b), (c) and (d)")
+    ap.add_argument("--json", type=Path, help="also write the numbers here")
+    args = ap.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    overrides = [f"population.size={args.size}", f"train.iterations={args.iterations}", "train.episodes_per_pair=256",
+                 f"train.eval_every={args.iterations}", "train.eval_episodes=64", "train.checkpoint_every=10"]
+    results = {"cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        results["startup"] = bench_startup()
+        s = results["startup"]
+        print(f"(c) Ray start-up: init {s['init_s']:.1f} s, first task {s['first_task_s']:.2f} s, "
+              f"shutdown {s['shutdown_s']:.1f} s", flush=True)
+        results["sweep"] = r = None if args.skip_sweep else bench_sweep(tmp, args.workers, overrides)
+        if r:
+            print(f"(a) sweep of {r['runs']} runs: sequential {r['sequential_s']:.1f} s, Ray ({r['workers']} workers, "
+                  f"start-up included) {r['ray_s']:.1f} s, speed-up {r['sequential_s'] / r['ray_s']:.2f}x; "
+                  f"same table rows: {r['same_rows']}", flush=True)
+        results["iteration"] = it = bench_iteration(tmp, overrides)
+        print(f"(b) one population in-process: {it['s_per_iteration'] * 1000:.0f} ms per iteration "
+              f"({it['members']} members), adapter gradients {it['adapter_grad_bytes_per_iteration'] / 2**20:.2f} MiB "
+              f"per iteration; 2 Ray Train workers: not built", flush=True)
+        results["crossplay"] = x = bench_crossplay(crossplay_population(tmp, args.members), args.workers, args.block,
+                                                   args.episodes)
+        print(f"(d) cross-play of {x['members']} members x {x['episodes']} episodes: one stream {x['one_stream_s']:.1f} s, "
+              f"{x['block']}x{x['block']} blocks here {x['blocks_local_s']:.1f} s, on Ray ({args.workers} workers, "
+              f"start-up included) {x['blocks_ray_s']:.1f} s; identical: {x['identical']}", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
