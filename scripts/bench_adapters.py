@@ -425,11 +425,22 @@ _SHAPE: dict[str, tuple[int, int, int]] = {}
 
 
 def model_shape(model_name: str) -> tuple[int, int, int]:
-    """(vocabulary, hidden size, layers) of the base model."""
+    """(vocabulary, hidden size, layers) of the base model, read without loading its weights (the memory
+    subprocesses measure from an empty process)."""
     if model_name not in _SHAPE:
-        model, _ = model_on_device(model_name)
-        c = model.config
-        _SHAPE[model_name] = (model.get_input_embeddings().num_embeddings, c.hidden_size, c.num_hidden_layers)
+        from adhoc.errors import UserError
+        from adhoc.lm.base import builtin_vocab
+
+        if base_id(model_name).startswith(BUILTIN_PREFIX):
+            spec = BUILTIN_MODELS[base_id(model_name)[len(BUILTIN_PREFIX):]]
+            _SHAPE[model_name] = (len(builtin_vocab()), spec.hidden_size, spec.num_hidden_layers)
+        else:
+            config = Path(model_name).expanduser() / "config.json"
+            if not config.is_file():
+                raise UserError(f"--model {model_name}: neither a built-in base ({', '.join(BUILTIN_MODELS)}) nor a "
+                                "folder with a config.json (a saved Hugging Face causal LM)")
+            c = json.loads(config.read_text())
+            _SHAPE[model_name] = (c["vocab_size"], c["hidden_size"], c["num_hidden_layers"])
     return _SHAPE[model_name]
 
 
@@ -542,15 +553,16 @@ def main(argv=None) -> None:
 
     DEVICE = resolve_device(args.device)
     THREADS = args.threads or 0
-    try:
-        model_shape(args.model)  # loads it once: a bad --model stops here, and the threads are set
-    except UserError as exc:
-        sys.exit(f"bench_adapters: error: {exc}")
 
-    if args.measure_memory:
+    if args.measure_memory:  # a fresh process: nothing is loaded before the variant
         variant, n, b = args.measure_memory
         print(json.dumps(measure_memory(args, variant, int(n), int(b))))
         return
+    try:
+        model_shape(args.model)
+        model_on_device(args.model)  # a model that does not load stops here; sets the threads
+    except UserError as exc:
+        sys.exit(f"bench_adapters: error: {exc}")
 
     t_start = time.perf_counter()
     targets = [t for t in args.targets.split(",") if t]
