@@ -36,8 +36,8 @@ def learner_config(partners: Path, oracle: str = "fresh"):
 def contents(path: Path) -> dict:
     """Every member's adapter bytes and the manifest without its time stamps."""
     manifest = yaml.safe_load((path / "population.yaml").read_text())
-    for key in ("created", "wall_time_s"):
-        manifest.pop(key)
+    for key in ("created", "wall_time_s", "startup_s", "train_s"):
+        manifest.pop(key, None)
     files = {str(f.relative_to(path)): f.read_bytes() for f in sorted((path / "members").rglob("*")) if f.is_file()}
     return {"manifest": manifest, "files": files}
 

@@ -27,7 +27,8 @@ def test_games_and_methods_are_built_without_torch():
 from adhoc.games import GAMES, build_game, make_game
 from adhoc.methods import METHODS
 params = {"matrix": {"payoff": [[1, 0], [0, 1]]}}
-games = [build_game({"name": name, **params.get(name, {})}) for name in GAMES if name != "repeated"]
+params["repeated"] = {"stage": "lever", "rounds": 4}
+games = [build_game({"name": name, **params.get(name, {})}) for name in GAMES]
 assert len(games) >= 8
 lever = make_game("lever")
 for name, spec in METHODS.items():
@@ -35,6 +36,17 @@ for name, spec in METHODS.items():
     assert method.population_size == 4
 for game in games:
     game.action_names(0), game.params(), game.symmetries()
+"""
+    assert loaded_after(code) == dict.fromkeys(HEAVY, False)
+
+
+def test_validate_imports_no_torch():
+    """``adhoc validate`` of population and learner configs, a repeated game's included."""
+    code = """
+import sys
+from adhoc.cli import main
+assert main(["validate", "configs/lever-selfplay.yaml", "configs/repeated-lever-learner.yaml",
+             "configs/cmg-h-lipo.yaml", "configs/warehouse-learner.yaml"]) == 0
 """
     assert loaded_after(code) == dict.fromkeys(HEAVY, False)
 

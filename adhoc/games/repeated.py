@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
+from adhoc.games._torch import torch
 from adhoc.games.core import GameError, GameState, advance, checked_actions
 from adhoc.games.symmetry import PermutationGroup
 
@@ -49,9 +49,18 @@ class RepeatedGame:
     def __init__(self, name: str, stage: Any, rounds: int, params: dict[str, Any]) -> None:
         self.name, self.stage, self.rounds, self.horizon = name, stage, rounds, rounds
         self._params = params
-        self._payoff = torch.tensor(np.asarray(stage.payoff_matrix()), dtype=torch.float32)
-        one = stage.reset(1, np.random.default_rng(0))
-        self._intro = [f"{stage.observe(one, s)[0]} {rounds} rounds with the same partner." for s in (0, 1)]
+        self._payoff_matrix = np.asarray(stage.payoff_matrix(), dtype=np.float32)
+        self._payoff = None  # the torch tensor, made on the first step (building a game needs no torch)
+        self._intro_text: list[str] | None = None  # made on first use (it plays the stage game, so needs torch)
+
+    @property
+    def _intro(self) -> list[str]:
+        """Each seat's stage-game observation, then how many rounds follow."""
+        if self._intro_text is None:
+            one = self.stage.reset(1, np.random.default_rng(0))
+            self._intro_text = [f"{self.stage.observe(one, s)[0]} {self.rounds} rounds with the same partner."
+                                for s in (0, 1)]
+        return self._intro_text
 
     # ---------------------------------------------------------------- the Game protocol
     def action_names(self, seat: int) -> list[str]:
@@ -68,6 +77,8 @@ class RepeatedGame:
 
     def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
         actions = checked_actions(self, state, actions)
+        if self._payoff is None:
+            self._payoff = torch.as_tensor(self._payoff_matrix)
         reward = self._payoff[actions[:, 0], actions[:, 1]] / self.rounds * (~state.done)
         new, done = advance(state, actions, dict(state.extra), self.rounds)
         return new, reward, done

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+from adhoc.games._torch import torch
 
 from adhoc.errors import UserError
 
@@ -169,7 +169,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16"}  # name -> torch dtype
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -177,7 +177,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     if dtype not in DTYPES:
         raise UserError(f"model.dtype={dtype!r} is not one of: auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+    return getattr(torch, DTYPES[dtype])
 
 
 @dataclass
