@@ -206,3 +206,38 @@ def test_resweep_after_a_sigkill_of_the_driver_completes_only_the_missing_trials
     again, _, _ = S.run_sweep([CONFIG], [1], long, out=tmp_path / "plain", episodes=8)
     strip = lambda r: {k: v for k, v in r.items() if k not in ("train_s", "population")}  # noqa: E731
     assert strip(rows_by_trial(out)["lever-selfplay-s1"]) == strip(again[0])
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train.lr=0.1"], "unknown section 'train' (allowed: backend, ray)"),
+    (["ray.workers=0"], "ray.workers must be >= 1"),
+    (["--backend", "local", "--block-size", "-1"], "--block-size must be >= 0"),
+    (["backend=ray", "ray.address=http://head"], "ray.address 'http://head' must be empty"),
+])
+def test_crossplay_execution_options_refuse_in_one_line(tmp_path, capsys, argv, fragment):
+    pop = str(ROOT / "populations" / "lever-selfplay")
+    assert main(["crossplay", pop, *argv, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("adhoc: error: ") and err.count("\n") == 1 and fragment in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_crossplay_in_blocks_locally_is_seeded_per_block(tmp_path, capsys):
+    """--block-size T in this process: the same matrix twice, another than one stream's for a barely trained
+    population (the blocks draw from their own generators); the report is written as usual."""
+    from adhoc.config import load_config
+    from adhoc.crossplay import crossplay
+    from adhoc.distributed.blocks import LocalBlocks
+    from adhoc.recipes.train_population import train_population
+
+    config = load_config(CONFIG, ["population.size=4", "game.n_levers=3", "train.iterations=1",
+                                  "train.episodes_per_pair=4", "train.eval_episodes=4"])
+    pop = train_population(config, out=tmp_path / "pop", progress=False)
+    a = crossplay([pop.path], episodes=8, seed=1, play=LocalBlocks(2))
+    b = crossplay([pop.path], episodes=8, seed=1, play=LocalBlocks(2))
+    one = crossplay([pop.path], episodes=8, seed=1)
+    assert (a.matrix == b.matrix).all() and not (a.matrix == one.matrix).all()
+    assert main(["crossplay", str(pop.path), "--episodes", "8", "--seed", "1", "--block-size", "2", "--out",
+                 str(tmp_path / "x")]) == 0
+    saved = json.loads((tmp_path / "x" / "crossplay.json").read_text())
+    assert saved["matrix"] == a.matrix.tolist()
