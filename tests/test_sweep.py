@@ -241,3 +241,27 @@ def test_crossplay_in_blocks_locally_is_seeded_per_block(tmp_path, capsys):
                  str(tmp_path / "x")]) == 0
     saved = json.loads((tmp_path / "x" / "crossplay.json").read_text())
     assert saved["matrix"] == a.matrix.tolist()
+
+
+def test_a_sigterm_stops_the_sweep_with_a_line_saying_how_to_continue(tmp_path, monkeypatch, capsys):
+    from adhoc.recipes import train_population as recipe
+
+    real, count = recipe.rollout, [0]
+
+    def rollout(*args, **kwargs):
+        count[0] += 1
+        if count[0] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipe, "rollout", rollout)
+    out = tmp_path / "s"
+    assert main(["sweep", CONFIG, "--seeds", "0", "1", *TINY, "--out", str(out), "--episodes", "8"]) == 128 + 15
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sweep stopped during trial lever-selfplay-s0" in err and f"--out {out}" in err
+    assert (out / ".lever-selfplay-s0.partial").is_dir() and not (out / "lever-selfplay-s1").exists()
+    monkeypatch.undo()
+    rows, _, _ = S.run_sweep([CONFIG], [0, 1], TINY, out=out, episodes=8)
+    plain, _, _ = S.run_sweep([CONFIG], [0], TINY, out=tmp_path / "plain", episodes=8)
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("train_s", "population")}  # noqa: E731
+    assert len(rows) == 2 and strip(rows[0]) == strip(plain[0])

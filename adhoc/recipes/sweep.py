@@ -219,6 +219,15 @@ class SweepFolder:
 TrialFn = Callable[[str, Any, str, int], dict]
 
 
+class SweepInterrupted(Interrupted):
+    """A sweep stopped by SIGTERM / Ctrl-C during a trial, which kept its checkpoint."""
+
+    def __init__(self, out: Path, trial: str, exc: Interrupted) -> None:
+        Exception.__init__(self, f"sweep stopped during trial {trial} ({exc.args[0].split(';')[0]}); run the same "
+                                 f"adhoc sweep command (--out {out}) to continue it")
+        self.exit_code = exc.exit_code
+
+
 def _run_local(trials: list[Trial], out: Path, episodes: int, retries: int, trial_fn: TrialFn,
                done: Callable[[Trial, dict], None]) -> None:
     for trial in trials:
@@ -226,8 +235,8 @@ def _run_local(trials: list[Trial], out: Path, episodes: int, retries: int, tria
             try:
                 result = trial_fn(trial.name, trial.config, str(out), episodes)
                 break
-            except Interrupted:
-                raise
+            except Interrupted as exc:  # SIGTERM / Ctrl-C: the trial saved its checkpoint; the sweep stops
+                raise SweepInterrupted(out, trial.name, exc) from None
             except Exception as exc:  # noqa: BLE001 (a crash of one trial: retried, then recorded)
                 result = {"trial": trial.name, "failed": f"{type(exc).__name__}: {exc}",
                           "traceback": traceback.format_exc(limit=-3)}
