@@ -360,9 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("configs", nargs="+", metavar="CONFIG [key=value]",
                    help="population configs, then overrides applied to each (backend=ray, ray.gpus_per_worker=0.25, ...)")
     p.add_argument("--seeds", nargs="+", required=True, metavar="S", help="population seeds: one trial per config and seed")
-    p.add_argument("--out", help="sweep folder (default runs/sweep-<time>-<id>); rerun with it to finish a sweep")
+    p.add_argument("--out", metavar="DIR", help="sweep folder (default runs/sweep-<time>-<id>); rerun with it to finish a sweep")
     p.add_argument("--episodes", type=int, default=64, metavar="K", help="cross-play episodes per pair for the table")
-    p.add_argument("--retries", type=int, default=2, help="retries of a failed trial, each from its checkpoint (default 2)")
+    p.add_argument("--retries", type=int, default=2, metavar="R",
+                   help="retries of a failed trial, each from its checkpoint (default 2)")
     p.set_defaults(func=_sweep, overrides=[])
 
     p = sub.add_parser("validate", help="check configs without running them (--print: show the resolved config)",
