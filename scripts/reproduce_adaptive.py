@@ -39,6 +39,10 @@ U = np.array([0.9] + [1.0] * (LEVERS - 1))  # u_A: the payoff of coordinating on
 T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 
 
+# part 1's training budget: a constant small entropy bonus, 3 epochs (the config's annealed bonus is part 2's)
+STUBBORN_TRAIN = ["train.epochs=3", "train.entropy_coef=0.01", "train.entropy_coef_end=0.01"]
+
+
 def train_and_evaluate(size: int, augment: bool, seed: int, out: Path, overrides: list[str], episodes: int) -> dict:
     """Train (or reuse) one learner and evaluate it with all ten stubborn partners: per-partner return and
     per-round payoffs."""
@@ -52,7 +56,7 @@ def train_and_evaluate(size: int, augment: bool, seed: int, out: Path, overrides
         partners = ",".join(f"stubborn-{a}" for a in range(1, size + 1))
         config = load_learner_config(CONFIG, [
             f"partners=scripted:repeated:{partners}", f"learner.seed={seed}", f"learner.augment={str(augment).lower()}",
-            *overrides])
+            *STUBBORN_TRAIN, *overrides])
         train_learner(config, run, progress=False)
     result = evaluate(str(run), ["scripted:repeated"], episodes=episodes, seed=seed)
     per = result.metrics["per_partner"]
@@ -75,14 +79,14 @@ def ci(values: list[float]) -> str:
     return f"{v.mean():.3f} ± {half:.3f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def stubborn_part(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description="part 1: stubborn scripted partners (see the module docstring)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 8])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the learner config")
     parser.add_argument("--episodes", type=int, default=256, help="evaluation episodes per partner and seating")
-    parser.add_argument("--out", default="runs/adaptive")
-    args = parser.parse_args()
+    parser.add_argument("--out", default="runs/adaptive-stubborn")
+    args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, curves = [], {}
@@ -140,6 +144,233 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out / "returns_vs_diversity.png", dpi=120)
     print(f"\nwrote {out}/results.md, results.json, returns_vs_diversity.png")
+
+
+# ---------------------------------------------------------------------------- part 2: partner populations
+METHODS = ("selfplay", "lipo", "otherplay")
+NAMES = {"selfplay": "self-play", "trajedi": "TrajeDi", "lipo": "LIPO", "otherplay": "Other-Play"}
+# (label, population method, one member only). TrajeDi is left out: on the repeated game its trajectory-divergence
+# term re-scores every member's transcripts under all members (~80 s per iteration of an 8-member population on
+# 2 CPU cores while the policies are still random).
+CONDITIONS = [("1 self-play", "selfplay", True), ("8 self-play", "selfplay", False), ("8 LIPO", "lipo", False),
+              ("8 Other-Play", "otherplay", False)]
+CONFIGS = CONFIG.parent
+
+
+def population(out: Path, method: str, seed: int) -> Path:
+    """The shipped repeated-lever config of ``method`` with ``population.seed=seed`` (trained unless present)."""
+    from adhoc.config import load_config
+    from adhoc.population import MANIFEST
+    from adhoc.recipes.train_population import train_population
+
+    path = out / "populations" / f"{method}-{seed}"
+    if not (path / MANIFEST).is_file():
+        print(f"training {path}", flush=True)
+        train_population(load_config(CONFIGS / f"repeated-lever-{method}.yaml", [f"population.seed={seed}"]), path,
+                         progress=False)
+    return path
+
+
+def best_member(path: Path) -> str:
+    """The first member with the population's best self-play return (a member that converged)."""
+    from adhoc.population import Population
+
+    members = Population.load(path).members
+    best = max(m["self_play_return"] for m in members)
+    return next(m["name"] for m in members if m["self_play_return"] == best)
+
+
+class Partners:
+    """Partner specs loaded once onto one bank: each member's convention (its most likely round-1 lever in seat 0)
+    and the best history-dependent return with a set of them (cached per set)."""
+
+    def __init__(self, specs: list[str]) -> None:
+        from adhoc.games import build_game
+        from adhoc.lm.base import load_base
+        from adhoc.lm.policy import Policy
+        from adhoc.partners import load_partners
+        from adhoc.adaptation import partner_log_probs
+
+        self.partners = load_partners(specs)
+        base = load_base(self.partners.base_model["id"], device="cpu")
+        bank = self.partners.populations[0].build_bank(base) if len(self.partners.populations) == 1 else None
+        if bank is None:
+            from adhoc.lm.adapters import AdapterBank
+
+            a = self.partners.adapter
+            bank = AdapterBank(base.model, self.partners.n_lora, a["rank"], a["alpha"], a["target_modules"])
+            self.partners.load_into(bank)
+        self.policy, self.game = Policy(base, bank), build_game(self.partners.game)
+        self.ids = {name: i for i, name in enumerate(self.partners.names)}
+        first = partner_log_probs(self.game, self.policy, np.arange(len(self.ids)), np.zeros((len(self.ids), 0, 2),
+                                                                                             dtype=np.int64), 0)
+        self.lever = {name: int(first[i].argmax()) for name, i in self.ids.items()}
+        self._bounds: dict[tuple, dict] = {}
+
+    def bound(self, names: list[str]) -> dict:
+        """Best history-dependent return with ``names`` (uniform), both seats averaged: lower, upper, per round."""
+        from adhoc.adaptation import best_history_policy
+
+        key = tuple(sorted(names))
+        if key not in self._bounds:
+            ids = np.array([self.ids[n] for n in key])
+            found = [best_history_policy(self.game, self.policy, ids, agent_seat=s) for s in (0, 1)]
+            self._bounds[key] = {"lower": float(np.mean([f.lower for f in found])),
+                                 "upper": float(np.mean([f.upper for f in found])),
+                                 "per_round": np.mean([f.per_round for f in found], 0).tolist()}
+        return self._bounds[key]
+
+
+def covered(lever: int, training: set[int], augment: bool) -> bool:
+    """A held-out partner's convention occurs in training (with augmentation: in the symmetry orbit of a training
+    convention; levers 1-9 are one orbit, lever 0 is its own)."""
+    if not augment:
+        return lever in training
+    return lever in training or (lever != 0 and bool(training - {0}))
+
+
+def populations_part(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description="part 2: learners trained against partner populations")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--heldout-seeds", type=int, nargs="+", default=[10], help="self-play seeds never trained with")
+    parser.add_argument("--augment", choices=["no", "yes", "both"], default="both")
+    parser.add_argument("--episodes", type=int, default=128, help="evaluation episodes per partner and seating")
+    parser.add_argument("--out", default="runs/adaptive")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the learner config")
+    args = parser.parse_args(argv)
+    from adhoc.config import load_learner_config
+    from adhoc.population import MANIFEST
+    from adhoc.recipes.evaluate import evaluate
+    from adhoc.recipes.train_learner import train_learner
+
+    out = Path(args.out)
+    pops = {(m, s): population(out, m, s) for s in [*args.seeds, *args.heldout_seeds] for m in METHODS
+            if m == "selfplay" or s in args.seeds}
+    augments = {"no": [False], "yes": [True], "both": [False, True]}[args.augment]
+    heldout_sp = [str(pops[("selfplay", h)]) for h in args.heldout_seeds]
+    known = Partners([str(p) for p in pops.values()])  # every population's conventions, on one bank
+    results = []
+    for label, method, one in CONDITIONS:
+        for augment in augments:
+            for seed in args.seeds:
+                pop = pops[(method, seed)]
+                spec = f"{pop}:{best_member(pop)}" if one else str(pop)
+                run = out / "learners" / f"{label.replace(' ', '-')}-{'aug' if augment else 'plain'}-s{seed}"
+                if not (run / MANIFEST).is_file():
+                    print(f"training {run}", flush=True)
+                    config = load_learner_config(CONFIG, [f"partners={spec}", f"learner.seed={seed}",
+                                                          f"learner.augment={str(augment).lower()}", *args.overrides])
+                    train_learner(config, run, progress=False)
+                others = [str(pops[(m, seed)]) for m in METHODS if m != method]
+                held = evaluate(str(run), heldout_sp + others, episodes=args.episodes, seed=seed).metrics["per_partner"]
+                train = {f"{pop.name}/{n}" for n in ([best_member(pop)] if one else
+                                                     [m["name"] for m in __import__("yaml").safe_load(
+                                                         (pop / MANIFEST).read_text())["members"]])}
+                training_levers = {known.lever[n] for n in train}
+                rows = []
+                for p in held:
+                    rows.append({"partner": p["partner"], "return": p["return"], "rounds": p["episode_payoffs"],
+                                 "heldout_sp": p["partner"].split("/")[0] in {Path(h).name for h in heldout_sp},
+                                 "covered": covered(known.lever[p["partner"]], training_levers, augment)})
+                sp_names = [r["partner"] for r in rows if r["heldout_sp"]]
+                results.append({"condition": label, "augment": augment, "seed": seed, "partners": spec,
+                                "conventions": len(training_levers), "partner_rows": rows,
+                                "training_return": training_return(run),
+                                "bound_sp": known.bound(sp_names)})
+                r = results[-1]
+                print(f"{label} augment={augment} seed={seed}: conventions {r['conventions']}, held-out self-play "
+                      f"{np.mean([x['return'] for x in rows if x['heldout_sp']]):.3f} (best {r['bound_sp']['lower']:.3f})",
+                      flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    table = populations_table(results, args)
+    print("\n" + table)
+    (out / "results.md").write_text(table + "\n")
+    diversity_plot(results, out / "returns_vs_diversity.png")
+    print(f"\nwrote {out}/results.md, results.json, returns_vs_diversity.png")
+
+
+def training_return(run: Path) -> float:
+    """The learner's mean return with its training partners (its manifest's last evaluation)."""
+    import yaml
+
+    from adhoc.population import MANIFEST
+
+    return float(yaml.safe_load((run / MANIFEST).read_text())["training"]["return_mean"])
+
+
+def populations_table(results: list[dict], args) -> str:
+    lines = [f"Repeated lever ({LEVERS} levers, K = {K}). Learners of configs/repeated-lever-learner.yaml "
+             f"{' '.join(args.overrides)} (solver uniform) trained against each partner set, seeds {args.seeds} "
+             f"(population seed = learner seed). Held-out partners: the self-play members of seeds "
+             f"{args.heldout_seeds} (never trained with) and the other methods' populations of the same seed; "
+             f"{args.episodes} episodes per partner and seating, both seatings. Mean ± 95% t-interval over seeds. "
+             "Covered: the partner's convention (its round-1 lever) is in the training set (with augmentation: in "
+             "the symmetry orbit of one). Best possible: the best history-dependent policy with that held-out set "
+             "(exact up to the pruning interval, both seats).", "",
+             "| training partners | augment | conventions | with training partners | held-out self-play | "
+             "worst | round 1 → K | best possible | all held-out | covered | uncovered |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label, _, _ in CONDITIONS:
+        for augment in (False, True):
+            rs = [r for r in results if r["condition"] == label and r["augment"] == augment]
+            if not rs:
+                continue
+            sp = [[x for x in r["partner_rows"] if x["heldout_sp"]] for r in rs]
+            pick = lambda rows, f: [x["return"] for x in rows if f(x)]  # noqa: E731
+            cov = [np.mean(pick(r["partner_rows"], lambda x: x["covered"])) for r in rs
+                   if pick(r["partner_rows"], lambda x: x["covered"])]
+            unc = [np.mean(pick(r["partner_rows"], lambda x: not x["covered"])) for r in rs
+                   if pick(r["partner_rows"], lambda x: not x["covered"])]
+            r1 = np.mean([np.mean([x["rounds"][0] for x in s]) for s in sp])
+            rk = np.mean([np.mean([x["rounds"][-1] for x in s]) for s in sp])
+            b = rs[0]["bound_sp"]
+            best = f"{b['lower']:.3f}" if b["upper"] - b["lower"] < 5e-4 else f"{b['lower']:.3f}–{b['upper']:.3f}"
+            lines.append(
+                f"| {label} | {'yes' if augment else 'no'} | {np.mean([r['conventions'] for r in rs]):.1f} | "
+                f"{ci([r['training_return'] for r in rs])} | {ci([np.mean([x['return'] for x in s]) for s in sp])} | "
+                f"{ci([min(x['return'] for x in s) for s in sp])} | {r1:.3f} → {rk:.3f} | {best} | "
+                f"{ci([np.mean([x['return'] for x in r['partner_rows']]) for r in rs])} | "
+                f"{ci(cov) if cov else '–'} ({sum(len(pick(r['partner_rows'], lambda x: x['covered'])) for r in rs)}) | "
+                f"{ci(unc) if unc else '–'} ({sum(len(pick(r['partner_rows'], lambda x: not x['covered'])) for r in rs)}) |")
+    return "\n".join(lines)
+
+
+def diversity_plot(results: list[dict], path: Path) -> None:
+    """Held-out self-play return against the number of distinct conventions among the training partners."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    colours = dict(zip([c[0] for c in CONDITIONS], ["#c44e52", "#4c72b0", "#55a868", "#8172b2", "#ccb974"]))
+    for r in results:
+        y = np.mean([x["return"] for x in r["partner_rows"] if x["heldout_sp"]])
+        ax.scatter(r["conventions"] + (0.12 if r["augment"] else -0.12), y, color=colours[r["condition"]],
+                   marker="s" if r["augment"] else "o", s=28, alpha=0.85)
+    for label, colour in colours.items():
+        ax.scatter([], [], color=colour, label=label)
+    ax.scatter([], [], color="#777", marker="o", label="no augmentation")
+    ax.scatter([], [], color="#777", marker="s", label="augmentation")
+    bound = results[0]["bound_sp"]["lower"]
+    ax.axhline(bound, color="#333", ls="--", lw=1, label="best possible")
+    ax.set_xlabel("distinct conventions among the training partners")
+    ax.set_ylabel("return with held-out self-play partners")
+    ax.set_ylim(-0.02, 1.0)
+    ax.set_title(f"Repeated lever, K = {K}: one point per learner", fontsize=10)
+    ax.legend(fontsize=6.5, loc="upper left", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    import sys
+
+    argv = sys.argv[1:]
+    if argv[:1] == ["stubborn"]:
+        stubborn_part(argv[1:])
+    else:
+        populations_part(argv[1:] if argv[:1] == ["populations"] else argv)
 
 
 if __name__ == "__main__":
