@@ -7,7 +7,7 @@ is one command, run with bash in the copy's root. Skipped:
 - set-up lines, those that create a virtual environment or ``pip install``: these tests run inside the
   venv that is already installed (the one running pytest), whose ``bin/`` (so its ``adhoc``) goes first on
   PATH, with PYTHONPATH set to the copy so that the copy's code is what runs;
-- ``tensorboard ...`` (a server that does not return);
+- ``tensorboard ...`` and ``adhoc serve ...`` (servers that do not return);
 - lines whose trailing comment starts with ``long`` (the reproduction scripts: an hour).
 
 A line whose trailing comment starts with ``refused`` documents a refusal: it must exit with code 2 and
@@ -57,7 +57,7 @@ def skip_reason(command: str) -> str | None:
     """Why a README command is not run here, or None to run it."""
     if SETUP.search(command):
         return "set-up (this test runs in the installed venv)"
-    if command.split()[0] == "tensorboard":
+    if command.split()[0] == "tensorboard" or command.split()[:2] == ["adhoc", "serve"]:
         return "a server"
     if trailing_comment(command).startswith("long"):
         return "marked long"
