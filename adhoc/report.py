@@ -25,12 +25,13 @@ def _label(result: CrossPlayResult, name: str) -> str:
     return f"{name} ({plays})" if plays else name
 
 
-def fit_title(fig, ax, text: str, fontsize: float = 10) -> None:
-    """``ax``'s title, its lines wrapped at word boundaries until it fits the figure's width (a long agent
-    path or game name would otherwise run off the image); each line's breaks stay as given."""
+def fit_title(fig, ax, text: str, fontsize: float = 10, within_axes: bool = False) -> None:
+    """``ax``'s title, its lines wrapped at word boundaries until it fits the figure's width (``within_axes``:
+    the axes' own width, for a figure of several panels), so a long agent path or game name never runs off
+    the image or into the next panel; each line's breaks stay as given."""
     import textwrap
 
-    limit = 0.96 * fig.bbox.width
+    limit = 0.96 * fig.bbox.width * (ax.get_position().width if within_axes else 1.0)
     title = ax.set_title(text, fontsize=fontsize)
     renderer = fig.canvas.get_renderer()
     chars = max(len(line) for line in text.splitlines())
@@ -298,7 +299,7 @@ def evaluation_png(result) -> bytes:
     ax.set_xticks(x, [p["partner"] for p in rows], rotation=90, fontsize=7 if n > 16 else 8)
     ax.set_ylabel("return")
     fit_title(fig, ax, f"{result.agent} on {result.game}: mean {result.metrics['mean_return']:.3f}, "
-                       f"worst {result.metrics['worst_return']:.3f}")
+                       f"worst {result.metrics['worst_return']:.3f}", within_axes=bool(curve))
     top = max(1e-9, float(ret.max() + err[1].max()), float(np.nanmax(sp)) if np.isfinite(sp).any() else 0.0)
     ax.set_ylim(min(0.0, float(ret.min())), 1.3 * top)  # headroom for the legend
     ax.legend(fontsize=7, loc="upper left", ncol=3)
