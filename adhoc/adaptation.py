@@ -30,6 +30,10 @@ import torch
 from adhoc.games.core import GameState
 
 
+CHUNK = 2048  # partner observations scored per forward pass
+MAX_CELLS = 250_000_000  # histories x partners x actions of one round (2 GB of float64): past it the search is refused
+
+
 @dataclass
 class BestResponse:
     lower: float  # the value of the policy found (cut branches count nothing after the cut)
@@ -57,9 +61,12 @@ def partner_log_probs(game, policy, members: np.ndarray, histories: np.ndarray, 
         from adhoc.lm.policy import masked_log_softmax
 
         observations = game.observe(GameState(len(lm), t=k, history=[h[lm] for h in state.history]), seat)
-        with torch.no_grad():
-            scores = policy.scores(torch.as_tensor(members[lm]), observations, policy.actions(names))
-        out[lm] = masked_log_softmax(scores.float(), None).cpu().double().numpy()
+        table = policy.actions(names)
+        for start in range(0, len(lm), CHUNK):  # a bounded batch per forward pass
+            rows = lm[start:start + CHUNK]
+            with torch.no_grad():
+                scores = policy.scores(torch.as_tensor(members[rows]), observations[start:start + CHUNK], table)
+            out[rows] = masked_log_softmax(scores.float(), None).cpu().double().numpy()
     for m in np.unique(members[members >= n_lm]):
         rows = np.nonzero(members == m)[0]
         sub = GameState(len(rows), t=k, history=[h[rows] for h in state.history])
@@ -111,6 +118,11 @@ def best_history_policy(game, policy, partners, agent_seat: int = 0, prior=None,
         small = child < cut * 1e-2  # partners that can hardly be here any more
         np.add.at(lost, kn, (child * small).sum(1) * left)
         level["kn"] = kn
+        if len(kn) * A * P * max(A, B) > MAX_CELLS:
+            from adhoc.errors import UserError
+
+            raise UserError(f"the best history-dependent policy needs {len(kn) * A:,} histories after round {r + 1} "
+                            f"({A} actions a round): too many to search; use fewer actions or rounds")
         a = np.tile(np.arange(A), len(kn))  # children in (kept pair, agent action) order
         pb = np.repeat(kb, A)
         joint_action = np.stack([a, pb], 1) if s == 0 else np.stack([pb, a], 1)

@@ -103,11 +103,11 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
-    """(config files, ``key=value`` overrides): an argument holding ``=`` that is not an existing file is an
-    override, as everywhere on the command line; anything else names a config file."""
+    """(config files or folders, ``key=value`` overrides): an argument holding ``=`` that is not an existing
+    path is an override, as everywhere on the command line; anything else names a config file or a folder."""
     configs, overrides = [], []
     for item in items:
-        (overrides if "=" in item and not os.path.isfile(item) else configs).append(item)
+        (overrides if "=" in item and not os.path.exists(item) else configs).append(item)
     return configs, overrides
 
 

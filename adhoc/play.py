@@ -123,7 +123,8 @@ def scripted_human(spec: str, game, seat: int) -> tuple[str, Callable]:
 
     def choose(table: "Table", decision: "Decision") -> int:
         logp = partner.log_probs(table.game, table.state, seat, 0, decision.observation, decision.legal_mask)
-        return int(table.rng.choice(len(logp), p=logp.exp().double().numpy() / float(logp.exp().sum())))
+        p = logp.double().exp().numpy()
+        return int(table.rng.choice(len(p), p=p / p.sum()))
 
     return pop.names[0], choose
 
@@ -300,6 +301,9 @@ def play_terminal(game, partner_spec: str, seat: int = 0, episodes: int = 5, db:
         participant = participant or f"scripted-{name}"
     participant = check_name(participant or "terminal", "--participant")
     partner = load_partner(partner_spec, game)
+    if 1 - seat not in partner.seats:  # refused before the database is opened
+        raise UserError(f"partner {partner.source} plays seat {list(partner.seats)} only, so you cannot take "
+                        f"seat {seat} (try --seat {1 - seat})")
     db = Path(db) if db is not None else default_db()
     seed = secrets.randbits(32) if seed is None else int(seed)
     recorder = Recorder.open(db)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import time
@@ -151,9 +152,8 @@ def open_recording(path: str | Path, create: bool = False) -> sqlite3.Connection
         if not create:
             raise UserError(f"recording not found: {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.new")
-        if tmp.exists():
-            tmp.unlink()  # our own leftover from an interrupted creation (a hidden, adhoc-named file)
+        # a name of this process's own (two processes creating the same --db never touch each other's file)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
         conn = _connect(tmp)
         conn.executescript(SCHEMA)
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")

@@ -1,27 +1,31 @@
-"""Ad hoc adaptation on the repeated lever game: does a learner trained against more partner conventions
-coordinate with partners it never met, and does symmetry augmentation make it learn the general rule
-("open with a lever, then do what the partner did") instead of a lookup per lever?
+"""Ad hoc adaptation on the repeated lever game (10 levers, lever 0 pays 0.9, the others 1.0; K = 4 rounds with
+the same partner): does a learner trained against more partner conventions coordinate with partners it never
+met? Two parts; every learner is ``configs/repeated-lever-learner.yaml`` (solver uniform) with the partners
+and seeds below; folders already present under ``--out`` are reused (populations, learners, evaluations).
 
-Setting: repeated lever (10 levers, lever 0 pays 0.9, the others 1.0), K = 4 rounds. Partners are stubborn
-scripted players (``stubborn-A``: lever A every round). A learner (``configs/repeated-lever-learner.yaml``, solver uniform)
-is trained against the stubborn players of levers 1..n, for n in ``--sizes``, without and with
-``learner.augment`` (each training episode relabelled by a random symmetry of the game: the 9! permutations
-of levers 1-9), for every seed; then evaluated against all ten stubborn players.
+**Part 2, partner populations** (the default; ``populations`` may be named first):
 
-- covered: partners whose lever the training population covers (levers 1..n; with augmentation every lever
-  of the symmetry orbit of 1..n, i.e. 1-9); uncovered: the others (always lever 0, which every symmetry fixes);
-  held-out: partners not in training (levers n+1..9 and 0);
-- bound: the best any policy can do with a stubborn partner, per partner, "open, then copy" with the best
-  opening for the evaluated partner set: rounds 2..K always coordinate, round 1 only by luck, so
-  ((K−1) + P(opening = partner's lever)) / K · u;
-- reported per arm (mean over seeds, 95% t-interval over seeds): held-out mean and worst case, covered and
-  uncovered means, the round-1 and round-K payoffs with held-out partners.
+- populations: the shipped ``configs/repeated-lever-{selfplay,lipo,otherplay}.yaml`` for every seed in
+  ``--seeds``, and self-play for every ``--heldout-seeds`` seed (never trained with);
+- learners, per seed s and with and without ``learner.augment`` (each training episode relabelled by a random
+  symmetry of the game, the 9! permutations of levers 1-9): against one self-play member of seed s (the first
+  that converged), all 8 self-play members of seed s, the 8 LIPO members, the 8 Other-Play members;
+- evaluated with the held-out self-play members and the other methods' populations of seed s; a held-out
+  partner is *covered* when its convention (its most likely round-1 lever) is among the training partners'
+  (with augmentation: in the symmetry orbit of one of them);
+- best possible: the best history-dependent policy with the held-out self-play members
+  (``adhoc.adaptation``, the exact value of the Bayes-optimal policy not told which partner it meets);
+- writes results.md (the table, mean ± 95% t-interval over seeds), results.json and
+  returns_vs_diversity.png (held-out return against the number of distinct training conventions).
 
-    .venv/bin/python scripts/reproduce_adaptive.py                          # sizes 1 2 8, seeds 0 1 2
-    .venv/bin/python scripts/reproduce_adaptive.py --sizes 1 2 4 8 --seeds 0 1 2 3 4 train.entropy_coef=0.1
+**Part 1, stubborn partners** (``stubborn``): learners trained against the stubborn scripted players of levers
+1..n (n in ``--sizes``), with and without augmentation, evaluated with all ten; the best possible is "open,
+then copy" with the best opening; writes to runs/adaptive-stubborn.
 
-Writes ``--out``/results.md and ``--out``/returns_vs_diversity.png (default runs/adaptive); learners already
-trained under ``--out`` are reused.
+    .venv/bin/python scripts/reproduce_adaptive.py                       # part 2, seeds 0 1 2, held-out seed 10
+    .venv/bin/python scripts/reproduce_adaptive.py --augment no --seeds 0 1 2 3 4
+    .venv/bin/python scripts/reproduce_adaptive.py stubborn              # part 1, sizes 1 2 8
+    .venv/bin/python scripts/reproduce_adaptive.py stubborn --sizes 1 2 4 8 train.entropy_coef=0.1
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs/repeated-lever-learner.yaml"
 LEVERS, K = 10, 4
@@ -191,15 +196,16 @@ class Partners:
         from adhoc.partners import load_partners
         from adhoc.adaptation import partner_log_probs
 
+        from adhoc.lm.adapters import AdapterBank
+
         self.partners = load_partners(specs)
         base = load_base(self.partners.base_model["id"], device="cpu")
-        bank = self.partners.populations[0].build_bank(base) if len(self.partners.populations) == 1 else None
-        if bank is None:
-            from adhoc.lm.adapters import AdapterBank
-
-            a = self.partners.adapter
-            bank = AdapterBank(base.model, self.partners.n_lora, a["rank"], a["alpha"], a["target_modules"])
-            self.partners.load_into(bank)
+        for pop in self.partners.populations:
+            pop.check_base(base.model_id, base.fingerprint)
+        a = self.partners.adapter
+        bank = AdapterBank(base.model, self.partners.n_lora, a["rank"], a["alpha"], a["target_modules"],
+                           base_model_id=base.model_id)
+        self.partners.load_into(bank)
         self.policy, self.game = Policy(base, bank), build_game(self.partners.game)
         self.ids = {name: i for i, name in enumerate(self.partners.names)}
         first = partner_log_probs(self.game, self.policy, np.arange(len(self.ids)), np.zeros((len(self.ids), 0, 2),
@@ -209,15 +215,13 @@ class Partners:
 
     def bound(self, names: list[str]) -> dict:
         """Best history-dependent return with ``names`` (uniform), both seats averaged: lower, upper, per round."""
-        from adhoc.adaptation import best_history_policy
+        from adhoc.recipes.evaluate import history_bound
 
         key = tuple(sorted(names))
         if key not in self._bounds:
             ids = np.array([self.ids[n] for n in key])
-            found = [best_history_policy(self.game, self.policy, ids, agent_seat=s) for s in (0, 1)]
-            self._bounds[key] = {"lower": float(np.mean([f.lower for f in found])),
-                                 "upper": float(np.mean([f.upper for f in found])),
-                                 "per_round": np.mean([f.per_round for f in found], 0).tolist()}
+            self._bounds[key] = history_bound(self.game, self.policy, torch.as_tensor(ids),
+                                              [(0, 1)] * len(ids), None)
         return self._bounds[key]
 
 
@@ -262,7 +266,12 @@ def populations_part(argv: list[str]) -> None:
                                                           f"learner.augment={str(augment).lower()}", *args.overrides])
                     train_learner(config, run, progress=False)
                 others = [str(pops[(m, seed)]) for m in METHODS if m != method]
-                held = evaluate(str(run), heldout_sp + others, episodes=args.episodes, seed=seed).metrics["per_partner"]
+                cached = out / "evaluations" / f"{run.name}-{args.episodes}.json"  # reruns only rebuild the table
+                if not cached.is_file():
+                    metrics = evaluate(str(run), heldout_sp + others, episodes=args.episodes, seed=seed).metrics
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    cached.write_text(json.dumps(metrics["per_partner"]))
+                held = json.loads(cached.read_text())
                 train = {f"{pop.name}/{n}" for n in ([best_member(pop)] if one else
                                                      [m["name"] for m in __import__("yaml").safe_load(
                                                          (pop / MANIFEST).read_text())["members"]])}

@@ -109,3 +109,25 @@ def test_partner_spec_selects_members():
             load_partners([f"{pop.path}:{bad}"])
     with pytest.raises(UserError, match="input"):  # DIR of DIR:a is an input: never inside an --out
         check_out(pop.path.parent, "population", inputs=(f"{pop.path}:{a}",))
+
+
+def test_too_large_a_tree_is_refused_in_one_line(base, monkeypatch):
+    import adhoc.adaptation as adaptation
+    from adhoc.errors import UserError
+
+    game = lever()
+    policy, ids = scripted(base, game, "stubborn-1,stubborn-2")
+    monkeypatch.setattr(adaptation, "MAX_CELLS", 1000)
+    with pytest.raises(UserError, match="too many to search"):
+        best_history_policy(game, policy, ids)
+
+
+def test_bound_of_a_one_shot_game_is_refused():
+    from pathlib import Path
+
+    from adhoc.errors import UserError
+    from adhoc.recipes.evaluate import evaluate
+
+    pop = str(Path(__file__).resolve().parent.parent / "populations" / "lever-selfplay")
+    with pytest.raises(UserError, match="--bound needs a repeated game"):
+        evaluate(pop, [pop], bound=True)

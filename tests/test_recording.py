@@ -81,6 +81,8 @@ def test_sigkill_mid_run_keeps_every_completed_step(tmp_path):
         if announced >= 40:
             break
     proc.send_signal(signal.SIGKILL)
+    for line in proc.stdout:  # what it announced before the kill landed (committed, then printed)
+        announced = int(line)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     conn = recording.open_recording(db)  # opens cleanly: our marker, our version

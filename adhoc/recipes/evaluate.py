@@ -142,6 +142,9 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     if mixture and member is not None:
         raise UserError("--mixture and --member exclude each other (the mixture names its own members)")
     agent_pop = Population.load(agent)
+    if bound and agent_pop.game.get("name") != "repeated":
+        raise UserError(f"--bound needs a repeated game (game.name=repeated); {agent_pop.path} plays "
+                        f"{agent_pop.game.get('name')}")
     if mixture:
         weights = agent_mixture(agent_pop)
     else:

@@ -81,7 +81,7 @@ def _seat_batch(game, rows: list[dict], members: list[int]):
         A = len(game.action_names(seat))
         legal = torch.zeros(len(idx), A, dtype=torch.bool)
         for k, i in enumerate(idx):
-            if max(rows[i]["legal_index"]) >= A or rows[i]["action"] >= A:
+            if not all(0 <= a < A for a in [*rows[i]["legal_index"], rows[i]["action"]]):
                 raise UserError(f"a recorded step of seat {seat} names action {rows[i]['action']} of "
                                 f"{rows[i]['legal_index']}, beyond the game's {A} actions")
             legal[k, rows[i]["legal_index"]] = True
