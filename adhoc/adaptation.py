@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from adhoc.errors import UserError
 from adhoc.games.core import GameState
 
 
@@ -119,8 +120,6 @@ def best_history_policy(game, policy, partners, agent_seat: int = 0, prior=None,
         np.add.at(lost, kn, (child * small).sum(1) * left)
         level["kn"] = kn
         if len(kn) * A * P * max(A, B) > MAX_CELLS:
-            from adhoc.errors import UserError
-
             raise UserError(f"the best history-dependent policy needs {len(kn) * A:,} histories after round {r + 1} "
                             f"({A} actions a round): too many to search; use fewer actions or rounds")
         a = np.tile(np.arange(A), len(kn))  # children in (kept pair, agent action) order

@@ -10,7 +10,6 @@ partner (adaptation to a partner from the history). The PettingZoo adapter lives
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -21,6 +20,7 @@ from adhoc.games.core import SEATS, Game, GameError, GameState
 from adhoc.games.lever import LeverConfig, LeverGame, build_lever
 from adhoc.games.matrix import MatrixConfig, MatrixGame, build_matrix
 from adhoc.games.preference import PreferenceConfig, PreferenceGame, build_preference
+from adhoc.games.repeated import RepeatedConfig, RepeatedGame, build_repeated
 from adhoc.games.symmetry import PermutationGroup
 from adhoc.games.warehouse import WarehouseConfig, WarehouseGame, build_warehouse
 
@@ -33,27 +33,7 @@ class GameSpec:
     description: str
 
 
-class _ImportedOnUse:
-    """A registry entry whose module is imported when the game is first used (its module imports torch at
-    import time, and ``adhoc validate`` of the other games should not pay for it)."""
-
-    def __init__(self, name: str, module: str, config_cls: str, build: str, description: str) -> None:
-        self.name, self.description = name, description
-        self._where = (module, config_cls, build)
-
-    def _get(self, attribute: str) -> Any:
-        return getattr(importlib.import_module(self._where[0]), attribute)
-
-    @property
-    def config_cls(self) -> type:
-        return self._get(self._where[1])
-
-    @property
-    def build(self) -> Callable[[Any], Game]:
-        return self._get(self._where[2])
-
-
-GAMES: dict[str, GameSpec | _ImportedOnUse] = {
+GAMES: dict[str, GameSpec] = {
     "lever": GameSpec("lever", LeverConfig, build_lever, "Other-Play lever game (Hu et al. 2020)"),
     "cmg": GameSpec("cmg", CMGConfig, build_cmg, "LIPO coordination matrix game, any block sizes"),
     "cmg-s": GameSpec("cmg-s", CMGSConfig, build_cmg, "CMG-S: 32 blocks of 8 (Charakorn et al. 2023)"),
@@ -65,8 +45,8 @@ GAMES: dict[str, GameSpec | _ImportedOnUse] = {
                            "RLHF as a cooperative game: preference orderings, then a final choice (seed paper, CIRL)"),
     "corrective": GameSpec("corrective", CorrectiveConfig, build_corrective,
                            "interpreting corrective feedback: digit-by-digit arithmetic with corrections (seed paper)"),
-    "repeated": _ImportedOnUse("repeated", "adhoc.games.repeated", "RepeatedConfig", "build_repeated",
-                               "a one-shot game (game.stage) played for game.rounds rounds with the same partner"),
+    "repeated": GameSpec("repeated", RepeatedConfig, build_repeated,
+                         "a one-shot game (game.stage) played for game.rounds rounds with the same partner"),
 }
 
 
@@ -102,12 +82,6 @@ def build_game(config: Any) -> Game:
         key = getattr(exc, "full_key", None) or ""
         raise GameError(f"game.{key}: {str(exc).splitlines()[0]}") from None
     return spec.build(typed)
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("RepeatedConfig", "RepeatedGame", "build_repeated"):  # see _ImportedOnUse
-        return getattr(importlib.import_module("adhoc.games.repeated"), name)
-    raise AttributeError(f"module 'adhoc.games' has no attribute {name!r}")
 
 
 def make_game(name: str, **params: Any) -> Game:
