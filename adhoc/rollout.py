@@ -262,7 +262,37 @@ def _text_ids(texts: list[str]) -> tuple[list[str], torch.Tensor]:
     return distinct, torch.from_numpy(np.fromiter(map(where.__getitem__, texts), dtype=np.int64, count=n))
 
 
-def sample_rows(probs: torch.Tensor, row_of: torch.Tensor, generator: torch.Generator, repeat: int = 1) -> torch.Tensor:
+def shard_bounds(n_pairs: int, rank: int, world: int) -> tuple[int, int]:
+    """The pairs [lo, hi) worker ``rank`` of ``world`` plays in a sharded rollout: contiguous blocks whose sizes
+    differ by at most one (the first ``n_pairs % world`` workers take one more)."""
+    size, extra = divmod(n_pairs, world)
+    lo = rank * size + min(rank, extra)
+    return lo, lo + size + (rank < extra)
+
+
+def slice_state(state, lo: int, hi: int):
+    """Episodes [lo, hi) of a freshly reset ``GameState``: every per-episode entry of ``extra`` (a tensor, list
+    or tuple whose first axis has one entry per episode, nested in tuples) cut to that range."""
+    from adhoc.games.core import GameState
+
+    n = state.n_episodes
+    if state.t != 0 or state.history:
+        raise ValueError("slice_state cuts a state fresh from game.reset")
+
+    def cut(value):
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == n:
+            return value[lo:hi]
+        if isinstance(value, list) and len(value) == n:
+            return value[lo:hi]
+        if isinstance(value, tuple):
+            return tuple(cut(v) for v in value)
+        return value
+
+    return GameState(hi - lo, done=state.done[lo:hi], extra={k: cut(v) for k, v in state.extra.items()})
+
+
+def sample_rows(probs: torch.Tensor, row_of: torch.Tensor, generator: torch.Generator, repeat: int = 1,
+                draws: tuple[int, int] | None = None) -> torch.Tensor:
     """Independent draws from each episode's row: probs [U, A] (each row sums to 1 over its support),
     row_of [m] → actions [m · repeat] on the CPU; ``repeat`` > 1: entry i of ``row_of`` stands for ``repeat``
     consecutive episodes of row ``row_of[i]`` (the E episodes of a pair, at a step where the pair's episodes
@@ -272,7 +302,18 @@ def sample_rows(probs: torch.Tensor, row_of: torch.Tensor, generator: torch.Gene
     probability in its row exceeds u, which is exactly a draw from that row (the law of ``multinomial``).
     With ``repeat`` a block's draws are searched in its row's CDF at once; without, the rows' CDFs are laid end
     to end (row u's shifted by u), so one sorted search serves every episode without an [episodes, actions]
-    tensor. Zero-probability actions are never drawn."""
+    tensor. Zero-probability actions are never drawn.
+
+    ``draws`` = (offset, total) (sharded rollouts): ``total`` uniforms are drawn, as the whole rollout would,
+    and these episodes use the ``offset``-th on (a CPU generator fills a tensor in order, so a [P, E] draw is
+    the same sequence as a flat one): every worker's episodes get exactly the draws of the unsharded run."""
+
+    def uniforms(count: int) -> torch.Tensor:
+        if draws is None:
+            return torch.rand(count, generator=generator, dtype=torch.float64)
+        offset, total = draws
+        return torch.rand(total, generator=generator, dtype=torch.float64)[offset:offset + count]
+
     probs = probs.detach().cpu().double()
     U, A = probs.shape
     row_of = row_of.cpu()
@@ -280,16 +321,16 @@ def sample_rows(probs: torch.Tensor, row_of: torch.Tensor, generator: torch.Gene
     cdf = probs.cumsum(1)
     cdf = torch.where(torch.arange(A)[None] >= last[:, None], 1.0, cdf / cdf[:, -1:])  # nondecreasing, ends at 1
     if repeat > 1:  # u < 1 = the CDF from the last positive action on: never beyond it
-        u = torch.rand(len(row_of), repeat, generator=generator, dtype=torch.float64)
+        u = uniforms(len(row_of) * repeat).view(len(row_of), repeat)
         return torch.searchsorted(cdf[row_of], u, right=True).reshape(-1)
-    key = row_of.double() + torch.rand(len(row_of), generator=generator, dtype=torch.float64)
+    key = row_of.double() + uniforms(len(row_of))
     action = torch.searchsorted((cdf + torch.arange(U, dtype=torch.float64)[:, None]).reshape(-1), key, right=True)
     return torch.minimum(action - row_of * A, last[row_of])  # u + rand can round up to u + 1 at large u
 
 
 def _seat_rows(game: Game, policy: Policy, state, seat: int, pair_members: torch.Tensor, episodes: int,
                observations: list[str], legal: torch.Tensor, cache: _PrefixCache | None,
-               generator: torch.Generator) -> SeatRows:
+               generator: torch.Generator, draws: tuple[int, int] | None = None) -> SeatRows:
     """The distinct rows of one seat at one step, their exact log π [U, A_seat] and one sampled action per
     episode (``per_row`` mode; the per-episode counterpart is ``_seat_log_probs``). ``pair_members`` [P]: the
     seat's member in each pair, whose ``episodes`` episodes are consecutive (pair-major).
@@ -368,8 +409,8 @@ def _seat_rows(game: Game, policy: Policy, state, seat: int, pair_members: torch
         row_members.append(uniq[:, 0].long())
     table = torch.cat(tables) if len(tables) > 1 else tables[0]
     probs = table.detach().exp()
-    choice = sample_rows(probs, pair_rows, generator, episodes) if pair_rows is not None and episodes > 1 \
-        else sample_rows(probs, row_of, generator)
+    choice = sample_rows(probs, pair_rows, generator, episodes, draws) if pair_rows is not None and episodes > 1 \
+        else sample_rows(probs, row_of, generator, draws=draws)
     return SeatRows(logp=table, member=torch.cat(row_members).to(device), row_of=row_of.to(device),
                     choice=choice.to(device))
 
@@ -391,7 +432,8 @@ def _scripted_strategy(policy: Policy, member: int, seat: int):
 def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
             grad: bool = True, keep_distributions: bool = True,
             partner_maps: torch.Tensor | None = None, prefix_reuse: bool = True,
-            seat0_maps: torch.Tensor | None = None, mode: str = "per_row") -> Trajectories:
+            seat0_maps: torch.Tensor | None = None, mode: str = "per_row",
+            shard: tuple[int, int] | None = None) -> Trajectories:
     """Play ``episodes`` episodes for each row of ``pairs`` [P, 2]. ``mode``: ``per_row`` (default) or
     ``per_episode`` (see the module docstring; the same law, different random draws).
     ``keep_distributions=False`` (per_episode mode) leaves ``logp_all`` empty (evaluation needs only returns;
@@ -409,13 +451,30 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
 
     Member ids beyond the AdapterBank are scripted strategies (``policy.scripted``, e.g. human-proxy
     teachers). ``prefix_reuse`` (multi-step games): each seat's observation is encoded once and later steps
-    encode only what was appended (``Policy.scores_reusing``); False re-encodes every observation whole."""
-    P, E = pairs.shape[0], episodes
-    n = P * E
+    encode only what was appended (``Policy.scores_reusing``); False re-encodes every observation whole.
+
+    ``shard`` = (rank, world), per-row mode only (data-parallel training): play only this worker's block of the
+    pairs (``shard_bounds``) with exactly the random draws the whole rollout gives those pairs (the game is reset
+    for every episode and cut, ``partner_maps``/``seat0_maps`` are given for every episode and cut, each step's
+    uniforms are drawn for every episode): the workers' trajectories together are the unsharded rollout's.
+    The result holds this worker's pairs only."""
+    E = episodes
     device = policy.base.device
     gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(2**63 - 1)))
     A = max(len(game.action_names(s)) for s in SEATS)
-    state = game.reset(n, rng)
+    state = game.reset(pairs.shape[0] * E, rng)
+    draws = None
+    if shard is not None:
+        if mode != "per_row":
+            raise ValueError("a sharded rollout needs mode='per_row'")
+        lo, hi = shard_bounds(pairs.shape[0], *shard)
+        draws = (lo * E, pairs.shape[0] * E)
+        state = slice_state(state, lo * E, hi * E)
+        pairs = pairs[lo:hi]
+        partner_maps = None if partner_maps is None else torch.as_tensor(partner_maps)[lo * E:hi * E]
+        seat0_maps = None if seat0_maps is None else torch.as_tensor(seat0_maps)[lo * E:hi * E]
+    P = pairs.shape[0]
+    n = P * E
     seat_members = [pairs[:, s].cpu().repeat_interleave(E) for s in SEATS]  # [n] each, pair-major
     steps = {k: [] for k in ("actions", "logp", "entropy", "logp_all", "rewards", "alive")}
     observations: list[list[list[str]]] = []
@@ -449,7 +508,7 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
                     legal = legal.gather(1, maps)  # legal in the seat's own labels
                 obs = game.relabel_observation(state, s, maps, **world) if s == 1 and relabel else seen[s]
                 if per_row:
-                    r = _seat_rows(game, policy, state, s, pairs[:, s], E, obs, legal, caches[s], gen)
+                    r = _seat_rows(game, policy, state, s, pairs[:, s], E, obs, legal, caches[s], gen, draws)
                     seat_rows.append(r)
                     joint.append(r.choice.cpu())
                     continue
@@ -473,27 +532,46 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
             steps["logp"].append(torch.stack(logp_seats, 1))
             steps["entropy"].append(torch.stack(ent_seats, 1))
             steps["logp_all"].append(torch.stack(all_seats, 1) if keep_distributions else torch.zeros(n, 2, 0))
-    out = {k: torch.stack([x.to(device) for x in v], 1) for k, v in steps.items() if v}  # [n, T, ...]
+    if not steps["actions"] and per_row:  # an empty shard: no episode, no step
+        out = {"actions": torch.zeros(n, 0, 2, dtype=torch.long), "rewards": torch.zeros(n, 0),
+               "alive": torch.zeros(n, 0, dtype=torch.bool)}
+    else:
+        out = {k: torch.stack([x.to(device) for x in v], 1) for k, v in steps.items() if v}  # [n, T, ...]
     out = {k: v.view(P, E, *v.shape[1:]) for k, v in out.items()}
     return Trajectories(pairs=pairs.to(device), observations=observations, rows=rows if per_row else None, **out)
 
 
 @torch.no_grad()
 def episode_returns(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
-                    max_episodes_per_call: int = 1 << 18, per_step: bool = False, mode: str = "per_row") -> torch.Tensor:
+                    max_episodes_per_call: int = 1 << 18, per_step: bool = False, mode: str = "per_row",
+                    shard: tuple[int, int] | None = None) -> torch.Tensor:
     """Returns of ``episodes`` sampled episodes for every pair: [P, E], in chunks of pairs; ``per_step``: the
     rewards of every step instead, [P, E, T] (0 after an episode ends), whose sum over T is the return.
-    ``mode``: the rollout's (``per_row`` or ``per_episode``)."""
+    ``mode``: the rollout's (``per_row`` or ``per_episode``). ``shard`` = (rank, world): each chunk's rollout is
+    sharded (see ``rollout``) and the pairs other workers play are 0 here, so the workers' results add up to
+    the unsharded one."""
     chunk = max(1, max_episodes_per_call // episodes)
     out = []
     for i in range(0, pairs.shape[0], chunk):
         traj = rollout(game, policy, pairs[i:i + chunk], episodes, rng, grad=False, keep_distributions=False,
-                       mode=mode)
-        out.append((traj.rewards * traj.alive).cpu() if per_step else traj.returns.cpu())
+                       mode=mode, shard=shard)
+        part = (traj.rewards * traj.alive).cpu() if per_step else traj.returns.cpu()
+        if shard is not None:
+            lo, hi = shard_bounds(len(pairs[i:i + chunk]), *shard)
+            if per_step:  # a shard whose episodes all end early has fewer steps
+                part = torch.nn.functional.pad(part, (0, game.horizon - part.shape[-1]))
+            full = torch.zeros(len(pairs[i:i + chunk]), *part.shape[1:], dtype=part.dtype)
+            full[lo:hi] = part
+            part = full
+        out.append(part)
+    if per_step and shard is None and len({o.shape[-1] for o in out}) > 1:
+        width = max(o.shape[-1] for o in out)
+        out = [torch.nn.functional.pad(o, (0, width - o.shape[-1])) for o in out]
     return torch.cat(out)
 
 
 def expected_returns(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int,
-                     rng: np.random.Generator) -> torch.Tensor:
-    """Monte-Carlo mean return of each pair [P] from ``episodes`` sampled episodes."""
-    return episode_returns(game, policy, pairs, episodes, rng).mean(1)
+                     rng: np.random.Generator, shard: tuple[int, int] | None = None) -> torch.Tensor:
+    """Monte-Carlo mean return of each pair [P] from ``episodes`` sampled episodes (``shard``: see
+    ``episode_returns``; 0 for the pairs other workers play)."""
+    return episode_returns(game, policy, pairs, episodes, rng, shard=shard).mean(1)

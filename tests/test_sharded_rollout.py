@@ -1,0 +1,89 @@
+"""Sharded rollouts (``rollout(..., shard=(rank, world))``), the data-parallel trainer's building block: each
+worker plays a contiguous block of the pairs with exactly the random draws the whole rollout gives those
+pairs, so the workers' trajectories together ARE the unsharded rollout (same actions, rewards, log π)."""
+
+import numpy as np
+import pytest
+import torch
+
+from adhoc.games import make_game
+from adhoc.games.core import SEATS
+from adhoc.rollout import episode_returns, rollout, shard_bounds
+from adhoc.scripted import load_scripted_population, scripted_ids
+from test_rollout_rows import make_policy
+
+CASES = {
+    "lever": ("lever", {"n_levers": 5}, [[0, 0], [1, 2], [2, 1], [1, 1], [0, 2]], 16, False),
+    "lever-otherplay": ("lever", {"n_levers": 5}, [[0, 0], [1, 1], [2, 2]], 16, True),
+    "repeated-lever": ("repeated", {"stage": "lever", "rounds": 3, "stage_params": {"n_levers": 4}},
+                       [[0, 0], [1, 2], [2, 1], [1, 1]], 8, False),
+    "repeated-otherplay": ("repeated", {"stage": "lever", "rounds": 3, "stage_params": {"n_levers": 4}},
+                           [[0, 0], [1, 1], [2, 2]], 8, True),
+    "cmg-h": ("cmg-h", {}, [[0, 1], [2, 2], [1, 0]], 8, False),
+    "warehouse-scripted": ("warehouse", {"moves": 2, "episodes": 2, "reward": "goal"}, [[0, -1], [1, -1], [2, 2]],
+                           4, False),
+    "corrective": ("corrective", {}, [[0, 1], [2, 2], [1, 1]], 4, False),
+}
+
+
+def test_shard_bounds_cover_the_pairs_once_in_order():
+    for n in range(0, 12):
+        for world in range(1, 5):
+            bounds = [shard_bounds(n, r, world) for r in range(world)]
+            assert bounds[0][0] == 0 and bounds[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+            sizes = [hi - lo for lo, hi in bounds]
+            assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_shards_together_are_the_unsharded_rollout(case, world):
+    game_name, params, pair_list, episodes, otherplay = CASES[case]
+    game = make_game(game_name, **params)
+    policy = make_policy()
+    pairs = torch.tensor(pair_list)
+    if (pairs < 0).any():  # a scripted teacher in seat 1
+        teacher = scripted_ids(policy, load_scripted_population("scripted:warehouse:direct", game))
+        pairs[pairs < 0] = int(teacher[0])
+    options = {}
+    if otherplay:
+        element = game.symmetries().sample(len(pairs) * episodes, np.random.default_rng(7))
+        options["partner_maps"] = torch.as_tensor(element[1], dtype=torch.long)
+    rng = np.random.default_rng(3)
+    whole = rollout(game, policy, pairs, episodes, rng, **options)
+    after = rng.random()
+    parts = []
+    for rank in range(world):
+        rng = np.random.default_rng(3)
+        parts.append(rollout(game, policy, pairs, episodes, rng, shard=(rank, world), **options))
+        assert rng.random() == after  # every worker's generator moves on exactly as the unsharded run's
+    played = [p for p in parts if len(p.pairs)]
+    assert torch.equal(torch.cat([p.pairs for p in played]), pairs)
+    T = whole.rewards.shape[2]
+
+    def cat(name):  # shards whose episodes all ended early have fewer steps: pad them with "not played"
+        return torch.cat([torch.nn.functional.pad(getattr(p, name).detach(), (0, 0) * (getattr(p, name).dim() - 3)
+                                                  + (0, T - p.rewards.shape[2])) for p in played])
+
+    assert torch.equal(cat("alive"), whole.alive)
+    assert torch.equal(cat("rewards"), whole.rewards)
+    assert torch.equal(cat("actions") * cat("alive")[..., None], whole.actions * whole.alive[..., None])
+    torch.testing.assert_close(cat("logp") * cat("alive")[..., None],
+                               whole.logp.detach() * whole.alive[..., None], atol=1e-5, rtol=1e-5)
+    assert len(torch.cat([p.returns for p in played]).unique()) >= 1
+    for s in SEATS:  # the observations each seat saw, episode by episode
+        assert sum((p.observations[0][s] for p in played), []) == whole.observations[0][s]
+    policy.scripted = []
+
+
+def test_sharded_returns_add_up_to_the_unsharded_ones():
+    game = make_game("repeated", stage="lever", rounds=3, stage_params={"n_levers": 4})
+    policy = make_policy()
+    pairs = torch.tensor([[0, 0], [1, 1], [2, 2], [0, 1], [2, 0]])
+    whole = episode_returns(game, policy, pairs, 16, np.random.default_rng(5), per_step=True, max_episodes_per_call=32)
+    summed = sum(episode_returns(game, policy, pairs, 16, np.random.default_rng(5), per_step=True,
+                                 max_episodes_per_call=32, shard=(r, 2)) for r in range(2))
+    torch.testing.assert_close(summed, whole)
+    with pytest.raises(ValueError, match="per_row"):
+        rollout(game, policy, pairs, 4, np.random.default_rng(0), mode="per_episode", shard=(0, 2))
