@@ -113,6 +113,7 @@ class RayConfig:
     cpus_per_worker: float = 1.0  # Ray resources of each trial / worker (a fraction < 1, or a whole number)
     gpus_per_worker: float = 0.0  # e.g. 0.25: four trials share one GPU
     gpu_resource: str = "GPU"  # the Ray resource gpus_per_worker asks for (another name: a custom resource)
+    max_failures: int = 2  # train-population backend=ray: worker failures survived (restart from the last checkpoint)
 
 
 @dataclass
@@ -222,6 +223,7 @@ RANGES: dict[str, Range] = {
     "ray.workers": Range(1, MAX_RAY_WORKERS),
     "ray.cpus_per_worker": Range(0, MAX_CPU_THREADS),
     "ray.gpus_per_worker": Range(0, MAX_RAY_GPUS, why="a fraction shares one GPU"),
+    "ray.max_failures": Range(0, 100),
 }
 # method name -> key -> range (the config classes in adhoc/methods/*.py)
 METHOD_RANGES: dict[str, dict[str, Range]] = {

@@ -23,7 +23,9 @@ TensorBoard keys: ``train/loss``, ``train/return`` (mean return of the iteration
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,10 +38,10 @@ from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.methods import METHODS
-from adhoc.methods.common import members_with_data, self_play_returns
+from adhoc.methods.common import members_with_data, played_steps
 from adhoc.paths import check_out, unique_default
 from adhoc.population import CHECKPOINT, Member, Population, PopulationWriter, atomic_write
-from adhoc.rollout import rollout
+from adhoc.rollout import expected_returns, rollout
 
 
 def member_seeds(seed: int, n: int) -> list[int]:
@@ -59,24 +61,48 @@ def check_finite(losses: torch.Tensor, optimizer: MemberAdam, iteration: int, na
                         f"(try a smaller train.lr or train.max_grad_norm); nothing was saved as a population")
 
 
-def train_population(config: RunConfig, out: str | Path | None = None, overwrite: bool = False,
-                     progress: bool = True, resume: bool = False) -> Population:
-    """Train, checkpointing every ``train.checkpoint_every`` iterations and on SIGTERM / Ctrl-C; with
-    ``resume`` continue the interrupted run of the same ``out`` from its checkpoint (bit for bit on CPU)."""
-    start = time.perf_counter()
-    if resume and out is None:
-        raise UserError("--resume needs the --out of the run to continue")
-    out = Path(out) if out is not None else default_out(config)
+@dataclass
+class Run:
+    """Everything one training process holds: built the same way in this process and on every data-parallel
+    worker (``adhoc.distributed.train``), so both backends run this module's one loop."""
+
+    config: RunConfig
+    game: Any
+    method: Any
+    base: Any
+    bank: AdapterBank
+    policy: Policy
+    optimizer: MemberAdam
+    rng: np.random.Generator
+    names: list[str]
+    seeds: list[int]
+
+    def checkpoint(self, iteration: int, sp: torch.Tensor | None, state: dict) -> tuple[dict, dict]:
+        """(tensors, state) of a checkpoint after ``iteration``; ``state`` adds the caller's records."""
+        tensors = checkpoint.run_tensors(self.bank, self.optimizer) | self.method.state_tensors()
+        if sp is not None:
+            tensors["self_play"] = sp
+        return tensors, {"iteration": iteration, "rng": checkpoint.rng_state(self.rng),
+                         "config": self.config.to_yaml(), **state}
+
+    def restore(self, tensors: dict, state: dict, path: Path) -> tuple[int, torch.Tensor | None]:
+        """Load a checkpoint made by ``checkpoint`` (same config): (its iteration, its self-play returns)."""
+        checkpoint.check_same_config(state, self.config.to_yaml(), path)
+        checkpoint.restore_run_tensors(tensors, self.bank, self.optimizer)
+        self.method.load_state_tensors(tensors)
+        checkpoint.restore_rng(self.rng, state["rng"])
+        return state["iteration"], tensors.get("self_play")
+
+
+def build_run(config: RunConfig) -> Run:
+    """The game, method, base model, bank (member i seeded by SeedSequence(population.seed, i)), policy,
+    optimizer and generator of a run, before its first iteration."""
     game = build_game(config.game)
-    method = METHODS[config.method.name].build(config.method, game, config.population.size)  # refuses a game it can't serve
-    if not resume:
-        check_out(out, "population", overwrite)  # before the base is loaded
+    method = METHODS[config.method.name].build(config.method, game, config.population.size)
     n = method.n_members  # adapters trained: population.size, or more when a method trains restarts
     names = [f"{config.population.member_prefix}-{i:02d}" for i in range(config.population.size)]
     names += [method.slot_name(i, names) for i in range(len(names), n)]
     seeds = member_seeds(config.population.seed, n)
-
-    # 1. base, bank, policy, optimizer (the game and method are built above, before anything is written)
     torch.manual_seed(config.population.seed)
     base = load_base(config.model.base, config.model.device, config.model.dtype, config.model.cpu_threads)
     bank = AdapterBank(base.model, n, config.model.lora_rank, config.model.lora_alpha,
@@ -85,116 +111,178 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
     policy = Policy(base, bank)
     method.policy = policy
     optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
-    rng = np.random.default_rng(config.population.seed)
+    return Run(config, game, method, base, bank, policy, optimizer, np.random.default_rng(config.population.seed),
+               names, seeds)
+
+
+class InProcess:
+    """The loop's view of its workers when it runs alone: it plays every pair, and sums are the values."""
+
+    shard = None
+
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """Σ over workers of ``value`` (here, the value)."""
+        return value
+
+    def sum_gradients(self, params: list[torch.Tensor]) -> None:
+        """Σ over workers of the parameters' gradients, in place (here, nothing to add)."""
+
+
+def train_population(config: RunConfig, out: str | Path | None = None, overwrite: bool = False,
+                     progress: bool = True, resume: bool = False) -> Population:
+    """Train, checkpointing every ``train.checkpoint_every`` iterations and on SIGTERM / Ctrl-C; with
+    ``resume`` continue the interrupted run of the same ``out`` from its checkpoint (bit for bit on CPU).
+    ``backend: ray`` trains data-parallel on Ray Train workers (``adhoc.distributed.train``)."""
+    start = time.perf_counter()
+    if resume and out is None:
+        raise UserError("--resume needs the --out of the run to continue")
+    out = Path(out) if out is not None else default_out(config)
+    METHODS[config.method.name].build(config.method, build_game(config.game), config.population.size)  # refuses a game it can't serve
+    if config.backend == "ray":
+        from adhoc.distributed.train import check_data_parallel
+
+        check_data_parallel(config, resume)
+    if not resume:
+        check_out(out, "population", overwrite)  # before the base is loaded
+    run = build_run(config)
     writer = PopulationWriter(out, overwrite=overwrite, resume=resume)  # locked staging folder
     try:
-        return _train(config, writer, game, method, base, bank, policy, optimizer, rng, names, seeds, start,
-                      progress, resume)
+        if config.backend == "ray":
+            from adhoc.distributed.train import train_data_parallel
+
+            return train_data_parallel(run, writer, start, progress)
+        return _train(run, writer, start, progress, resume)
     except BaseException as exc:
         writer.abandon(keep=(writer.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
         raise
 
 
-def _train(config, writer, game, method, base, bank, policy, optimizer, rng, names, seeds, start, progress,
-           resume) -> Population:
+def _train(run: Run, writer, start, progress, resume) -> Population:
     from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
 
-    n = method.n_members
+    config = run.config
     checkpoint_file = writer.staging / CHECKPOINT
-    config_yaml = config.to_yaml()
     if resume and not checkpoint_file.exists():  # killed before its first checkpoint: start over
         writer.clear()
         resume = False
     iteration, sp, earlier_startup = 0, None, 0.0
     if resume:
         tensors, state = checkpoint.load(checkpoint_file)
-        checkpoint.check_same_config(state, config_yaml, checkpoint_file)
-        checkpoint.restore_run_tensors(tensors, bank, optimizer)
-        method.load_state_tensors(tensors)
-        checkpoint.restore_rng(rng, state["rng"])
-        iteration, sp = state["iteration"], tensors.get("self_play")
+        iteration, sp = run.restore(tensors, state, checkpoint_file)
         start -= state["train_time_s"]
         earlier_startup = state.get("startup_time_s", 0.0)  # the interrupted parts' start-ups
         called = start + state["train_time_s"]
     else:
         called = start
-        atomic_write(writer.staging / "config.yaml", config_yaml)
+        atomic_write(writer.staging / "config.yaml", config.to_yaml())
     # purge_step: events the interrupted run logged after its checkpoint are dropped, so curves do not repeat
     tb = SummaryWriter(str(writer.staging / "tb"), purge_step=iteration + 1 if resume else None)
     # start-up: imports, game, base model, bank and optimizer, up to the first iteration, over every resumed part
     startup = earlier_startup + time.perf_counter() - called
     if not resume:
-        tb.add_text("config", "```\n" + config_yaml + "\n```")
-        if method.evaluate_at_start:
-            method.on_evaluation(0, self_play_returns(game, policy, n, config.train.eval_episodes, rng), bank)
+        tb.add_text("config", "```\n" + config.to_yaml() + "\n```")
 
-    def save_checkpoint() -> None:
-        tensors = checkpoint.run_tensors(bank, optimizer) | method.state_tensors()
-        if sp is not None:
-            tensors["self_play"] = sp
-        checkpoint.save(checkpoint_file, tensors, {"iteration": iteration, "rng": checkpoint.rng_state(rng),
-                                                   "config": config_yaml,
-                                                   "train_time_s": time.perf_counter() - start,
-                                                   "startup_time_s": startup})
+    def save_checkpoint(iteration: int, sp: torch.Tensor | None) -> None:
+        checkpoint.save(checkpoint_file, *run.checkpoint(iteration, sp, {
+            "train_time_s": time.perf_counter() - start, "startup_time_s": startup}))
 
+    try:
+        with checkpoint.StopSignals() as stop:
+            iteration, sp = train_loop(run, InProcess(), iteration, sp, tb.add_scalar, save_checkpoint, stop,
+                                       progress, writer.out)
+    finally:
+        tb.close()
+    return finish(run, writer, iteration, sp, time.perf_counter() - start, startup)
+
+
+def train_loop(run: Run, workers, iteration: int, sp: torch.Tensor | None, log, save_checkpoint, stop,
+               progress: bool, out: Path | None = None) -> tuple[int, torch.Tensor]:
+    """Iterations ``iteration + 1`` to ``train.iterations`` (or the early stop): (the last iteration, the
+    members' self-play returns [n_members] measured at it).
+
+    ``workers``: ``InProcess``, or a data-parallel worker's view (``adhoc.distributed.train``): every worker
+    runs this loop with the same generator, so all draw the same pairs; each plays its block of them
+    (``rollout(shard=...)``), scales each member's loss by its share of the member's played steps (the
+    methods' losses are per-member means over the steps played), and the gradients are summed over workers
+    before the optimizer step, which every worker then takes identically. ``log(key, value, iteration)``;
+    ``save_checkpoint(iteration, sp)`` after every ``train.checkpoint_every`` iterations and on a stop request
+    (``stop.requested``, then ``Interrupted``, which names ``out`` for the resume)."""
+    from tqdm import tqdm
+
+    config, method, bank, optimizer, rng = run.config, run.method, run.bank, run.optimizer, run.rng
+    n = method.n_members
+
+    def evaluate(iteration: int) -> torch.Tensor:
+        members = torch.arange(n)
+        sp = workers.sum(expected_returns(run.game, run.policy, torch.stack([members, members], 1),
+                                          config.train.eval_episodes, rng, shard=workers.shard).cpu())
+        method.on_evaluation(iteration, sp, bank)
+        return sp
+
+    if iteration == 0 and method.evaluate_at_start:
+        evaluate(0)
     bar = tqdm(range(iteration + 1, config.train.iterations + 1), desc=f"{config.method.name} on {config.game.name}",
                disable=not progress, unit="it", initial=iteration, total=config.train.iterations)
-    with checkpoint.StopSignals() as stop:
-        for iteration in bar:
-            t0 = time.perf_counter()
-            # 2. play, score, update
-            pairs = method.pairs(iteration, rng)
-            traj = rollout(game, policy, pairs, config.train.episodes_per_pair, rng, mode=config.train.rollout,
-                           **method.rollout_options(pairs, config.train.episodes_per_pair, rng))
-            losses, metrics = method.loss(traj, entropy_coef_at(config.train, iteration))
-            optimizer.zero_grad()
-            losses.sum().backward()
-            check_finite(losses, optimizer, iteration, names)
-            optimizer.step(members_with_data(pairs, n))
-            tb.add_scalar("train/loss", float(losses.detach().mean()), iteration)
-            tb.add_scalar("train/return", float(traj.returns.mean()), iteration)
-            for key, value in metrics.items():
-                tb.add_scalar(key, value, iteration)
-            tb.add_scalar("time/iteration_s", time.perf_counter() - t0, iteration)
+    for iteration in bar:
+        t0 = time.perf_counter()
+        # 2. play, score, update
+        pairs = method.pairs(iteration, rng)
+        traj = rollout(run.game, run.policy, pairs, config.train.episodes_per_pair, rng, mode=config.train.rollout,
+                       shard=workers.shard, **method.rollout_options(pairs, config.train.episodes_per_pair, rng))
+        losses, metrics = method.loss(traj, entropy_coef_at(config.train, iteration))
+        if workers.shard is not None:  # this worker's share of each member's per-step mean
+            played = played_steps(traj, n)
+            losses = losses * (played / workers.sum(played).clamp(min=1e-12))
+        optimizer.zero_grad()
+        losses.sum().backward()
+        workers.sum_gradients(bank.member_parameters())
+        losses = workers.sum(losses.detach())
+        check_finite(losses, optimizer, iteration, run.names)
+        optimizer.step(members_with_data(pairs, n))
+        returns = workers.sum(torch.stack([traj.returns.sum(), torch.tensor(float(traj.returns.numel()))]))
+        log("train/loss", float(losses.mean()), iteration)
+        log("train/return", float(returns[0] / returns[1]), iteration)
+        for key, value in metrics.items():  # per worker, summed (the methods' metrics are means over members)
+            log(key, float(workers.sum(torch.tensor(value, dtype=torch.float64))), iteration)
+        log("time/iteration_s", time.perf_counter() - t0, iteration)
 
-            # 3. evaluate
-            done = False
-            if iteration % config.train.eval_every == 0 or iteration == config.train.iterations:
-                sp = self_play_returns(game, policy, n, config.train.eval_episodes, rng)
-                tb.add_scalar("eval/self_play_return_mean", float(sp.mean()), iteration)
-                tb.add_scalar("eval/self_play_return_min", float(sp.min()), iteration)
-                for name, value in zip(names, sp.tolist()):
-                    tb.add_scalar(f"eval/self_play_return/{name}", value, iteration)
-                method.on_evaluation(iteration, sp, bank)
-                bar.set_postfix(sp_mean=f"{float(sp.mean()):.3f}", sp_min=f"{float(sp.min()):.3f}")
-                done = config.train.target_return is not None and float(sp.min()) >= config.train.target_return
-            if done or iteration == config.train.iterations:
-                break
-            if checkpoint.due(iteration, config.train.checkpoint_every, stop):
-                save_checkpoint()
-                if stop.requested is not None:
-                    tb.close()
-                    raise Interrupted(writer.out, iteration, stop.requested)
-    tb.close()  # the last iteration (or the early stop) has just evaluated: ``sp`` is current
+        # 3. evaluate
+        done = False
+        if iteration % config.train.eval_every == 0 or iteration == config.train.iterations:
+            sp = evaluate(iteration)
+            log("eval/self_play_return_mean", float(sp.mean()), iteration)
+            log("eval/self_play_return_min", float(sp.min()), iteration)
+            for name, value in zip(run.names, sp.tolist()):
+                log(f"eval/self_play_return/{name}", value, iteration)
+            bar.set_postfix(sp_mean=f"{float(sp.mean()):.3f}", sp_min=f"{float(sp.min()):.3f}")
+            done = config.train.target_return is not None and float(sp.min()) >= config.train.target_return
+        if done or iteration == config.train.iterations:
+            break
+        if checkpoint.due(iteration, config.train.checkpoint_every, stop):
+            save_checkpoint(iteration, sp)
+            if stop.requested is not None:
+                raise Interrupted(out, iteration, stop.requested)
+    return iteration, sp  # the last iteration (or the early stop) has just evaluated: ``sp`` is current
 
-    # 4. save atomically (the members the method selects: all of them, or the best restart of each)
-    chosen, objective = method.select(config.train.eval_episodes, rng)
+
+def finish(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, startup: float) -> Population:
+    """4. Save atomically the members the method selects (all of them, or the best restart of each)."""
+    method, bank, config = run.method, run.bank, run.config
+    chosen, objective = method.select(config.train.eval_episodes, run.rng)
     members = []
     for k, i in enumerate(chosen):
-        bank.export_member(i, writer.staging / "members" / names[k])
+        bank.export_member(i, writer.staging / "members" / run.names[k])
         extra = {} if objective is None else {"restart": i // len(chosen), "objective_return": round(float(objective[i]), 4)}
-        members.append(Member(names[k], seeds[i], round(float(sp[i]), 4), extra))
+        members.append(Member(run.names[k], run.seeds[i], round(float(sp[i]), 4), extra))
     sp = sp[chosen]
     for i, weights, label, ret in method.extra_members(sp):
-        name = f"{names[i]}-{label}"
+        name = f"{run.names[i]}-{label}"
         bank.export_snapshot(i, weights, writer.staging / "members" / name)
-        members.append(Member(name, seeds[i], round(ret, 4), {"checkpoint_of": names[i], "checkpoint": label}))
-    elapsed = time.perf_counter() - start
+        members.append(Member(name, run.seeds[i], round(ret, 4), {"checkpoint_of": run.names[i], "checkpoint": label}))
     writer.write_manifest({
-        "game": game.params() | {"name": config.game.name},
+        "game": run.game.params() | {"name": config.game.name},
         "method": config.to_dict()["method"],
-        "base_model": {"id": base.model_id, "fingerprint": base.fingerprint},
+        "base_model": {"id": run.base.model_id, "fingerprint": run.base.fingerprint},
         "adapter": {"rank": bank.rank, "alpha": bank.alpha, "target_modules": bank.target_modules},
         "members": [m.to_dict() for m in members],
         "training": {"iterations": iteration, "episodes_per_pair": config.train.episodes_per_pair,

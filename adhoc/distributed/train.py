@@ -1,0 +1,184 @@
+"""One population trained data-parallel on Ray Train workers: ``adhoc train-population CONFIG backend=ray``.
+
+Every worker builds the same run (game, base model, bank of all members, optimizer, generator: the bank is
+replicated) and runs the one training loop of ``adhoc.recipes.train_population`` with a ``Workers`` view:
+
+- the generator is the same on every worker, so all draw the same pairs, partner relabellings and uniforms;
+  worker r plays only its block of the pairs (``rollout(shard=(r, W))``), whose episodes get exactly the
+  draws the whole rollout would give them;
+- each member's loss is a mean over the steps it played, so a worker scales its part by its share of the
+  member's played steps (all-reduced), and the adapters' gradients are summed over workers (an all-reduce,
+  as DDP does; gloo on CPU, NCCL on GPU); every worker then takes the same optimizer step;
+- the self-play evaluation is split the same way and summed, so every worker holds every member's return.
+
+The result equals the in-process run up to the order of floating-point sums (the gradient of a member
+whose pairs sit on several workers is added in another order); for self-play, Other-Play and FCP each
+member's pairs sit on one worker, and the numbers are the same.
+
+Checkpoints go through Ray Train (``ray.train.report(..., checkpoint=...)``, the same safetensors file as an
+in-process checkpoint, written by worker 0 every ``train.checkpoint_every`` iterations and at the end);
+with ``FailureConfig(max_failures=ray.max_failures)`` a failed worker group is restarted and resumes from
+the last checkpoint. The driver reads the final checkpoint, writes the TensorBoard curves the workers
+recorded, and saves the population exactly as an in-process run does (``finish``).
+
+Methods whose losses need statistics of the whole population (LIPO's cross-play matrix, TrajeDi's
+divergence, MEP's mean policy) are refused for now: their losses would have to gather those first.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from adhoc import checkpoint
+from adhoc.errors import UserError
+from adhoc.population import CHECKPOINT, atomic_write
+
+DATA_PARALLEL = ("selfplay", "otherplay", "fcp")  # each member's loss is a sum over its own pairs' steps
+STORAGE = "ray-train"  # Ray Train's checkpoints, inside the run's staging folder (removed before publishing)
+
+
+def check_data_parallel(config, resume: bool) -> None:
+    """One line for a run that can't train data-parallel, before anything is written."""
+    from adhoc.distributed.cluster import INSTALL, require_ray
+
+    require_ray()
+    try:
+        import ray.train.torch  # noqa: F401
+    except ImportError:
+        raise UserError(f"train-population backend=ray needs Ray Train, which is not installed here: run "
+                        f"{INSTALL}") from None
+    if config.method.name not in DATA_PARALLEL:
+        raise UserError(f"train-population backend=ray trains {', '.join(DATA_PARALLEL)} data-parallel; method "
+                        f"{config.method.name} needs population-wide statistics gathered across workers, which is "
+                        f"not done yet (use backend=local, or adhoc sweep ... backend=ray for many runs)")
+    if config.train.rollout != "per_row":
+        raise UserError("train-population backend=ray needs train.rollout=per_row (it splits rows of episodes)")
+    if resume:
+        raise UserError("--resume is for in-process runs; a backend=ray run restarts failed workers from its "
+                        "checkpoints itself (ray.max_failures): run it again without --resume")
+
+
+class Workers:
+    """The training loop's view of the data-parallel workers (``InProcess`` is its one-worker counterpart)."""
+
+    def __init__(self, rank: int, world: int) -> None:
+        self.shard = (rank, world)
+
+    def sum(self, value):
+        import torch.distributed as dist
+
+        out = value.detach().clone()
+        dist.all_reduce(out)
+        return out
+
+    def sum_gradients(self, params) -> None:
+        import torch
+        import torch.distributed as dist
+
+        for p in params:
+            if p.grad is None:  # no episode of this worker reached the parameter's members
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+
+
+class _NeverStop:
+    requested = None  # workers do not handle signals: Ray Train stops and restarts them
+
+
+def worker_loop(payload: dict) -> None:
+    """The function every Ray Train worker runs: the training loop from the last checkpoint (or the start),
+    reporting a checkpoint every ``train.checkpoint_every`` iterations and once at the end."""
+    import ray.train
+    import torch
+
+    from adhoc.recipes.train_population import build_run, train_loop
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    run = build_run(payload["config"])
+    iteration, sp, scalars, loop_s = 0, None, [], 0.0
+    restored = ray.train.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as folder:
+            tensors, state = checkpoint.load(Path(folder) / CHECKPOINT)
+        iteration, sp = run.restore(tensors, state, Path(folder) / CHECKPOINT)
+        scalars, loop_s = state["scalars"], state["loop_s"]  # the curves up to the checkpoint's iteration
+    started = time.perf_counter() - loop_s
+
+    def save(iteration: int, sp: torch.Tensor | None) -> None:
+        tensors, state = run.checkpoint(iteration, sp, {"scalars": scalars,
+                                                        "loop_s": time.perf_counter() - started})
+        if rank != 0:
+            ray.train.report({"iteration": iteration})
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint.save(Path(folder) / CHECKPOINT, tensors, state)
+            ray.train.report({"iteration": iteration}, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+    def log(key: str, value: float, iteration: int) -> None:
+        scalars.append([key, value, iteration])
+
+    iteration, sp = train_loop(run, Workers(rank, world), iteration, sp, log, save, _NeverStop(), progress=False)
+    save(iteration, sp)
+
+
+def train_data_parallel(run, writer, start: float, progress: bool):
+    """Train ``run.config`` on ``ray.workers`` Ray Train workers, then save the population from the final
+    checkpoint in this process (``train_population`` calls this for ``backend: ray``)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from adhoc.distributed.cluster import cluster
+    from adhoc.recipes.train_population import finish
+
+    config = run.config
+    atomic_write(writer.staging / "config.yaml", config.to_yaml())
+    storage = writer.staging / STORAGE
+    resources = {"CPU": config.ray.cpus_per_worker}
+    if config.ray.gpus_per_worker:
+        resources[config.ray.gpu_resource] = config.ray.gpus_per_worker
+    with cluster(config.ray):
+        startup = time.perf_counter() - start
+        trainer = TorchTrainer(
+            worker_loop, train_loop_config={"config": config},
+            scaling_config=ScalingConfig(num_workers=config.ray.workers, resources_per_worker=resources,
+                                         use_gpu=bool(config.ray.gpus_per_worker) and config.ray.gpu_resource == "GPU"),
+            run_config=RunConfig(name="train", storage_path=str(storage.resolve()),
+                                 failure_config=FailureConfig(max_failures=config.ray.max_failures),
+                                 checkpoint_config=CheckpointConfig(num_to_keep=2)))
+        result = _fit(trainer)
+    with result.checkpoint.as_directory() as folder:
+        tensors, state = checkpoint.load(Path(folder) / CHECKPOINT)
+    iteration, sp = run.restore(tensors, state, Path(folder) / CHECKPOINT)
+    shutil.rmtree(storage)  # this run's own Ray Train folder: the population holds what it needs
+    _write_curves(writer.staging / "tb", config, state["scalars"])
+    elapsed = time.perf_counter() - start
+    return finish(run, writer, iteration, sp, elapsed, elapsed - state["loop_s"])
+
+
+def _fit(trainer):
+    """``trainer.fit()``; a ``UserError`` raised on a worker (a diverged run) comes back as that one line."""
+    from ray.train import TrainingFailedError
+
+    try:
+        return trainer.fit()
+    except TrainingFailedError as exc:
+        for failure in getattr(exc, "worker_failures", {}).values():
+            if isinstance(failure, UserError) or "UserError" in str(failure):
+                line = str(failure).strip().splitlines()[-1]
+                raise UserError(line.split("UserError: ", 1)[-1]) from None
+        raise
+
+
+def _write_curves(folder: Path, config, scalars: list) -> None:
+    """The TensorBoard events of the run from the scalars the workers recorded (key, value, iteration)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb = SummaryWriter(str(folder))
+    tb.add_text("config", "```\n" + config.to_yaml() + "\n```")
+    for key, value, iteration in scalars:
+        tb.add_scalar(key, value, iteration)
+    tb.close()
