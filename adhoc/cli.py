@@ -46,12 +46,14 @@ def _train_learner(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from adhoc.distributed.blocks import player
     from adhoc.recipes.evaluate import run_evaluate
     from adhoc.report import evaluation_table
 
+    play = player(args.overrides, args.backend, args.block_size)  # backend=ray ray.workers=4, --backend ray
     result, out = run_evaluate(args.agent, args.partners, member=args.member, episodes=args.episodes,
                                out=args.out, seed=args.seed, mixture=args.mixture, overwrite=args.overwrite,
-                               bound=args.bound,
+                               bound=args.bound, play=play,
                                seat=None if args.seat is None else args.seat if args.seat == "both" else int(args.seat))
     print(evaluation_table(result))
     print(f"\nwrote {out}/: evaluation.json, returns.png, report.md, report.html")
@@ -297,6 +299,16 @@ def _write_options(p: argparse.ArgumentParser, kind: str, resume: bool = False) 
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _block_options(p: argparse.ArgumentParser, after: str) -> None:
+    """``--backend`` and ``--block-size``: where a command's pairs are played (``adhoc.distributed.blocks.player``;
+    ``after``: what the ``ray.KEY=VALUE`` overrides follow on the command line)."""
+    p.add_argument("--backend", choices=["local", "ray"],
+                   help=f"ray: blocks of pairs on Ray workers (ray.address=..., ray.workers=N after {after})")
+    p.add_argument("--block-size", type=int, metavar="T",
+                   help="play T x T blocks of pairs, each seeded by (seed, block): the same returns on any backend "
+                        "and number of workers (default: 32 on Ray; one stream locally)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from adhoc import __version__
 
@@ -339,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeated games: also the best any history-dependent policy can do with these partners "
                         "(by backward induction over the game tree; seconds to a minute)")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_evaluate)
+    _block_options(p, "AGENT")
+    p.set_defaults(func=_evaluate, overrides=[])
 
     p = sub.add_parser("crossplay", help="cross-play matrix, metrics, conventions and report of populations")
     p.add_argument("populations", nargs="+", metavar="POP", help="population folders (several: compared across)")

@@ -35,6 +35,13 @@ episodes with every partner in both seatings (one AdapterBank, partners' self-pl
   stratified estimator Σ_k x_k mean_e r_k,e, which is smaller than that of E episodes of the mixture that
   draws one member per episode).
 
+Where the episodes are played (``play``, the hook of ``adhoc.crossplay``): by default in this process, from
+one generator seeded with ``seed`` (as always). With ``play`` a ``adhoc.distributed.blocks`` player
+(``--block-size T``, ``--backend ray``), every pair the evaluation needs (each agent member with every partner
+in both seatings, and each partner with itself) is played in ONE call, in seeded tiles of T x T pairs: the
+same returns in this process (``LocalBlocks(T)``) and on any number of Ray workers (``RayBlocks``), which
+load the base model once each and receive the adapters (and any scripted partners) through the object store.
+
 Outputs (``--out``, default ``runs/evaluate-<AGENT>[-mixture]-<time>-<id>``), written into a locked staging folder
 and renamed into place (an existing ``--out`` is replaced only with ``overwrite`` and only if it is an evaluation): ``evaluation.json``, ``returns.png``,
 ``report.md``, ``report.html``.
@@ -123,16 +130,63 @@ def agent_mixture(agent_pop) -> dict[str, float]:
     return {k: v / total for k, v in w.items() if v > 0}
 
 
+def played_with_partners(game, policy, agents: list[int], ids, episodes: int, seed: int, play,
+                         seats: list[tuple[int, ...]], agent_seat: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step rewards of every agent (bank slots ``agents``) with the partners (member ids ``ids``) and of
+    the partners' self-play, all from ONE ``play(game, policy, pairs, episodes, seed, per_step=True)``:
+    ([K, P, 2, E, T] (axis 2: the agent in seat 0, in seat 1), [P, E, T]); NaN where not played, as in
+    ``adhoc.partners.returns_with_partners``. One call, so that no two pairs share a seeded block's stream.
+    The pairs come in that function's order (agent 0's seat-0 pairs, its seat-1 pairs, ..., then self-play),
+    so a one-stream ``play`` gives its numbers for a single agent."""
+    import torch
+
+    ids = torch.as_tensor(ids).long().cpu()
+    K, P = len(agents), len(ids)
+    playable = torch.tensor([[1 in s and agent_seat != 1 for s in seats], [0 in s and agent_seat != 0 for s in seats],
+                             [0 in s and 1 in s for s in seats]])  # [3, P]: seat 0, seat 1, self-play
+    blocks = []
+    for agent in agents:
+        me = torch.full_like(ids, agent)
+        blocks += [torch.stack([me, ids], 1), torch.stack([ids, me], 1)]
+    mask = torch.cat([*[playable[0], playable[1]] * K, playable[2]])
+    out = np.full((len(mask), episodes, game.horizon), np.nan)
+    out[mask.numpy()] = play(game, policy, torch.cat([*blocks, torch.stack([ids, ids], 1)])[mask], episodes, seed,
+                             per_step=True).numpy()
+    out = out.reshape(2 * K + 1, P, episodes, game.horizon)
+    return np.swapaxes(out[:-1].reshape(K, 2, P, episodes, game.horizon), 1, 2), out[-1]
+
+
+def member_rewards(game, policy, N: int, n_members: int, ids, episodes: int, seed: int, play,
+                   seats: list[tuple[int, ...]], agent_seat: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(per-step rewards [P, 3, E, T] of the first member (bank slot N; axis 1: seat 0, seat 1, the partner's
+    self-play), the returns [P, 2, E] of each further member): with ``play`` None from one generator seeded
+    with ``seed`` in this process, the first member and then each further one, as evaluate always did."""
+    from adhoc.partners import returns_with_partners
+
+    if play is not None:
+        agents, self_play = played_with_partners(game, policy, list(range(N, N + n_members)), ids, episodes, seed,
+                                                 play, seats, agent_seat)
+        first = np.concatenate([agents[0], self_play[:, None]], axis=1)
+        return first, [a.sum(-1) for a in agents[1:]]
+    rng = np.random.default_rng(seed)
+    first = returns_with_partners(game, policy, N, ids, episodes, rng, self_play=True, seats=seats,
+                                  agent_seat=agent_seat, per_step=True)
+    return first, [returns_with_partners(game, policy, N + k, ids, episodes, rng, seats=seats, agent_seat=agent_seat)
+                   for k in range(1, n_members)]
+
+
 def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = None, episodes: int = 256,
              seed: int = 0, n_boot: int = 500, device: str = "auto", dtype: str = "auto",
-             mixture: bool = False, seat: int | str | None = None, bound: bool = False) -> EvaluationResult:
+             mixture: bool = False, seat: int | str | None = None, bound: bool = False,
+             play=None) -> EvaluationResult:
     """``bound``: in a repeated game, also the best any history-dependent policy can do with the partners
-    (``metrics["best_history_policy"]``, see ``history_bound``)."""
+    (``metrics["best_history_policy"]``, see ``history_bound``). ``play``: where the episodes are played
+    (None: in this process, one stream; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray)."""
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
     from adhoc.lm.policy import Policy
-    from adhoc.partners import check_compatible, load_partners, returns_with_partners, seats_beside
+    from adhoc.partners import check_compatible, load_partners, seats_beside
     from adhoc.population import Population
 
     if episodes < 2:
@@ -169,10 +223,9 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     for k, name in enumerate(members):
         bank.import_member(N + k, agent_pop.member_dir(name))
     game = build_game(agent_pop.game)
-    policy, rng = Policy(base, bank), np.random.default_rng(seed)
+    policy = Policy(base, bank)
     ids, seats = partners.member_ids(policy), partners.seats()  # scripted partners: ids after the bank
-    rewards = returns_with_partners(game, policy, N, ids, episodes, rng, self_play=True, seats=seats,
-                                    agent_seat=seat, per_step=True)  # [P, 3, E, T]
+    rewards, others = member_rewards(game, policy, N, len(members), ids, episodes, seed, play, seats, seat)
     returns = rewards.sum(-1)  # [P, 3, E]; NaN where not played
     if not mixture:
         metrics = evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed)
@@ -189,9 +242,7 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
             metrics["best_history_policy"] = best
         return EvaluationResult(agent=f"{agent_pop.path}:{members[0]}", game=agent_pop.game["name"],
                                 partners=partners.describe(), episodes=episodes, metrics=metrics, returns=returns)
-    per_member = [returns[:, :2]] + [returns_with_partners(game, policy, N + k, ids, episodes, rng, seats=seats,
-                                                           agent_seat=seat)
-                                     for k in range(1, len(members))]  # each [P, 2, E]
+    per_member = [returns[:, :2], *others]  # each [P, 2, E]
     x = np.array([weights[m] for m in members])
     combined = np.concatenate([np.einsum("k,kpse->pse", x, np.stack(per_member)), returns[:, 2:]], axis=1)
     metrics = evaluation_metrics(combined, partners.names, n_boot=n_boot, seed=seed)
@@ -238,15 +289,15 @@ def write_outputs(result: EvaluationResult, out: str | Path, overwrite: bool = F
 
 def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None, episodes: int = 256,
                  out: str | None = None, seed: int = 0, mixture: bool = False,
-                 seat: int | str | None = None, overwrite: bool = False, bound: bool = False
+                 seat: int | str | None = None, overwrite: bool = False, bound: bool = False, play=None
                  ) -> tuple[EvaluationResult, Path]:
     """Evaluate and write the report to ``out`` (default ``runs/evaluate-<agent>-<time>-<id>``), checked
-    before any episode is played."""
+    before any episode is played. ``play``: as in ``evaluate``."""
     from adhoc.paths import check_out, unique_default
     from adhoc.recipes.crossplay import input_label
 
     out = Path(out) if out is not None else unique_default("evaluate", input_label(agent), "mixture" if mixture else "")
     check_out(out, "evaluation", overwrite, inputs=(agent, *partner_specs))
     result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture, seat=seat,
-                      bound=bound)
+                      bound=bound, play=play)
     return result, write_outputs(result, out, overwrite)
