@@ -19,10 +19,6 @@ def _train_population(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides)
     if not isinstance(config, RunConfig):
         raise UserError(f"{args.config} is a learner config: run it with adhoc train-learner")
-    if config.backend == "ray":
-        raise UserError("train-population trains in this process (backend=local); backend=ray runs populations as "
-                        "trials of adhoc sweep CONFIG --seeds S ... backend=ray (one population data-parallel over "
-                        "Ray Train workers is not available yet)")
     pop = train_population(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
     print(pop.summary())
     print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")

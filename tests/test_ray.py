@@ -3,7 +3,9 @@ second declaring a custom resource ``fake_gpu`` that stands in for a GPU. Starte
 
 Sweeps on Ray equal sweeps run locally and skip complete trials; a trial whose worker process is killed is
 retried and resumes from its checkpoint; fractional GPU shares pack trials onto one GPU; cross-play blocks on Ray
-workers equal the same blocks played in this process; an unreachable ``ray.address`` is one line, exit 2."""
+workers equal the same blocks played in this process; one population trained data-parallel on two Ray Train
+workers equals the in-process run, also when a worker is SIGKILLed mid-run; an unreachable ``ray.address`` is one
+line, exit 2."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -168,3 +171,110 @@ def test_an_unreachable_address_is_one_line_and_exit_2(tmp_path):
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
         assert run.stderr.startswith(f"adhoc: error: cannot reach the Ray cluster at ray.address={address}")
+
+
+def adapters(pop) -> dict[str, dict]:
+    from safetensors.torch import load_file
+
+    return {p.parent.name: load_file(str(p)) for p in sorted(Path(pop.path).glob("members/*/adapter_model.safetensors"))}
+
+
+def same_population(a, b, atol: float = 0.0) -> None:
+    """The same adapters within ``atol`` and the same manifest, but for the clock. A worker scores fewer rows
+    per batch, so where observations differ in length (multi-step games) its padded batches round differently in
+    the last bits, and Adam, which divides by the gradient's scale, carries that into the weights' last digits."""
+    import torch
+
+    here, there = adapters(a), adapters(b)
+    assert sorted(here) == sorted(there) and len(here) > 0
+    for name in here:
+        assert sorted(here[name]) == sorted(there[name])
+        for key in here[name]:
+            torch.testing.assert_close(here[name][key], there[name][key], atol=atol, rtol=0)
+    clock = ("created", "wall_time_s", "startup_s", "train_s")
+    assert {k: v for k, v in a.manifest.items() if k not in clock} == {k: v for k, v in b.manifest.items() if k not in clock}
+
+
+DATA_PARALLEL = {  # (config, overrides, atol): odd sizes, so the two workers' blocks of pairs differ in size
+    "repeated-lever-selfplay": ("repeated-lever-selfplay.yaml", 1e-3, ["population.size=3", "game.rounds=3",
+                                "game.stage_params.n_levers=4", "train.iterations=4", "train.episodes_per_pair=8",
+                                "train.eval_every=2", "train.eval_episodes=8", "train.checkpoint_every=2"]),
+    "lever-otherplay-restarts": ("lever-otherplay.yaml", 0.0, ["population.size=3", "method.restarts=2", "game.n_levers=4",
+                                 "train.iterations=4", "train.episodes_per_pair=8", "train.eval_every=2",
+                                 "train.eval_episodes=8"]),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_PARALLEL))
+def test_one_population_on_two_ray_train_workers_equals_the_in_process_run(cluster, tmp_path, case):
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+
+    name, atol, overrides = DATA_PARALLEL[case]
+    config = load_config(str(ROOT / "configs" / name), overrides)
+    here = train_population(config, out=tmp_path / "here", progress=False)
+    there = train_population(load_config(str(ROOT / "configs" / name), [*overrides, "backend=ray", "ray.workers=2"]),
+                             out=tmp_path / "there", progress=False)
+    same_population(here, there, atol)  # one-shot games: bit for bit
+    assert sorted(p.name for p in Path(there.path).iterdir()) == ["config.yaml", "members", "population.yaml", "tb"]
+    assert not any(tmp_path.glob(".*.partial"))
+
+
+def ray_train_workers() -> list[int]:
+    """Pids of this machine's Ray Train worker processes (their title is ``ray::RayTrainWorker...``)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::RayTrainWorker"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_sigkilled_ray_train_worker_is_restarted_and_the_run_ends_as_an_uninterrupted_one(cluster, tmp_path):
+    """SIGKILL one of the two workers after the first checkpoint: Ray Train restarts the worker group from the
+    last checkpoint (``ray.max_failures``), and the population equals the in-process run bit for bit."""
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+
+    overrides = ["population.size=4", "game.n_levers=5", "train.iterations=300", "train.episodes_per_pair=16",
+                 "train.eval_every=100", "train.eval_episodes=16", "train.checkpoint_every=10"]
+    checkpoints = tmp_path / ".there.partial" / "ray-train" / "train"
+    seen: dict[str, object] = {}
+
+    def kill_one_worker_after_a_checkpoint() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not list(checkpoints.glob("checkpoint_*")):
+            time.sleep(0.05)
+        before = ray_train_workers()
+        if len(before) == 2:
+            os.kill(before[0], signal.SIGKILL)
+            seen["killed"] = before[0]
+        while time.monotonic() < deadline and "killed" in seen and "restarted" not in seen:
+            if set(ray_train_workers()) - set(before):
+                seen["restarted"] = True
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_worker_after_a_checkpoint, daemon=True)
+    killer.start()
+    there = train_population(load_config(CONFIG, [*overrides, "backend=ray", "ray.workers=2", "ray.max_failures=1"]),
+                             out=tmp_path / "there", progress=False)
+    killer.join(timeout=5)
+    assert "killed" in seen and seen.get("restarted"), seen
+    assert there.manifest["training"]["iterations"] == 300 and len(there.members) == 4
+    same_population(train_population(load_config(CONFIG, overrides), out=tmp_path / "here", progress=False), there)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["method.name=lipo", "backend=ray"], "method lipo needs population-wide statistics"),
+    (["backend=ray", "--resume"], "--resume is for in-process runs"),
+    (["backend=ray", "train.rollout=per_episode"], "needs train.rollout=per_row"),
+])
+def test_what_data_parallel_training_refuses_is_one_line_and_exit_2(cluster, tmp_path, capsys, argv, fragment):
+    from adhoc.cli import main
+
+    code = main(["train-population", CONFIG, *TINY, *argv, "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and fragment in err, err
+    assert list(tmp_path.iterdir()) == []

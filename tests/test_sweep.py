@@ -157,7 +157,8 @@ def test_backend_ray_without_ray_installed_names_the_extra(tmp_path):
             "from adhoc.cli import main; sys.exit(main(sys.argv[1:]))\n")
     for argv in (["sweep", CONFIG, "--seeds", "0", *TINY, "backend=ray", "--out", str(tmp_path / "s")],
                  ["crossplay", str(ROOT / "populations" / "lever-selfplay"), "--backend", "ray", "--out",
-                  str(tmp_path / "x")]):
+                  str(tmp_path / "x")],
+                 ["train-population", CONFIG, *TINY, "backend=ray", "--out", str(tmp_path / "p")]):
         run = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
         assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
         assert 'pip install -e ".[ray]"' in run.stderr and run.stderr.startswith("adhoc: error: ")
@@ -166,7 +167,7 @@ def test_backend_ray_without_ray_installed_names_the_extra(tmp_path):
 
 def test_import_adhoc_never_imports_ray():
     code = ("import sys, adhoc, adhoc.cli, adhoc.config, adhoc.recipes.sweep, adhoc.distributed, "
-            "adhoc.distributed.cluster, adhoc.distributed.blocks\n"
+            "adhoc.distributed.cluster, adhoc.distributed.blocks, adhoc.distributed.train\n"
             "adhoc.cli.build_parser()\nprint('ray' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.stdout.strip() == "False", run.stderr
