@@ -17,8 +17,10 @@ end-of-sequence token is appended to every action so the scores are a proper dis
 from __future__ import annotations
 
 import inspect
+import itertools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from adhoc.errors import UserError
@@ -90,14 +92,14 @@ class Policy:
         return self._prompts[observation]
 
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            if s:
-                ids[i, width - len(s):] = torch.tensor(s)
-                mask[i, width - len(s):] = 1
-        return ids.to(self.base.device), mask.to(self.base.device)
+        """Left-padded ids and mask [R, width], filled at once (not row by row: a step of a multi-step game
+        re-scored under every member has thousands of rows)."""
+        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+        width = int(lengths.max())
+        mask = np.arange(width)[None, :] >= (width - lengths)[:, None]  # [R, width]: each row's last len(s) columns
+        ids = np.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=np.int64)
+        ids[mask] = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
+        return torch.from_numpy(ids).to(self.base.device), torch.from_numpy(mask.astype(np.int64)).to(self.base.device)
 
     def _encode(self, observations: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded prompt ids and mask [R, Lp]; tokenization cached per distinct observation."""
@@ -180,7 +182,7 @@ class Policy:
             src = torch.tensor(source, device=device)
             used = previous.mask[src]  # [R, Lc]
             used = used * (used.cumsum(-1) <= torch.tensor(reuse, device=device)[:, None]).long()
-            cache = _cache([(k[src], v[src]) for k, v in zip(previous.keys, previous.values)])
+            cache = _cache([(gather_rows(k, src), gather_rows(v, src)) for k, v in zip(previous.keys, previous.values)])
             mask = torch.cat([used, suffix_mask], dim=1)
         else:
             cache, mask = None, suffix_mask
@@ -191,8 +193,14 @@ class Policy:
                              use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
         layers = output_cache(out).layers
         keep = mask.bool().any(0)  # drop columns no row uses any more (padding accumulates otherwise)
-        encoded = EncodedPrompts(ids=full, keys=[layer.keys[:, :, keep] for layer in layers],
-                                 values=[layer.values[:, :, keep] for layer in layers], mask=mask[:, keep])
+        if bool(keep.all()):  # nothing to drop: keep the cache's tensors as they are (no copy, no scatter backward)
+            encoded = EncodedPrompts(ids=full, keys=[layer.keys for layer in layers],
+                                     values=[layer.values for layer in layers], mask=mask)
+        else:
+            keep = torch.nonzero(keep)[:, 0]
+            encoded = EncodedPrompts(ids=full, keys=[layer.keys.index_select(2, keep) for layer in layers],
+                                     values=[layer.values.index_select(2, keep) for layer in layers],
+                                     mask=mask[:, keep])
         scores = self._action_scores(out, mask, torch.tensor([len(f) for f in full], device=device),
                                      members_sorted, table)
         inverse = torch.empty_like(order)
@@ -209,6 +217,30 @@ class EncodedPrompts:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     mask: torch.Tensor
+
+
+class _GatherRows(torch.autograd.Function):
+    """``x.index_select(0, index)`` whose backward is one ``index_add_``: autograd's own backward of
+    ``index_select`` goes through ``scatter_add`` with an index as large as the gradient, ~10x slower on a CPU,
+    which was most of the backward of a multi-step game re-scored under every member (thousands of rows
+    gathering the key/value cache of the prefixes they share). The same sums, so the same gradient."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.rows = x.shape[0]
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        # a contiguous gradient: index_add_ falls back to scatter_add when the source's rows are strided
+        return grad.new_zeros((ctx.rows, *grad.shape[1:])).index_add_(0, index, grad.contiguous()), None
+
+
+def gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``index`` of ``x`` (dim 0), differentiable with a fast backward (``_GatherRows``)."""
+    return _GatherRows.apply(x, index) if x.requires_grad else x.index_select(0, index)
 
 
 def cache_argument(model) -> str:

@@ -95,8 +95,93 @@ def population_logp(policy, game, traj, n_members: int) -> torch.Tensor:
     """log π_j(a_t^s | o_t^s) of the TAKEN actions under EVERY member j: [N, P, E, T, 2] (0 where the step
     was not played). Differentiable when grad is enabled (TrajeDi), detached under ``torch.no_grad`` (MEP).
 
-    Each distinct observation of a (step, seat) is scored once per member; the legal mask of a row is read
-    off the rollout's own distribution (``traj.logp_all``), so it is exact per row.
+    The same values and gradients as ``population_logp_reference`` (up to float rounding), at the cost of a
+    rollout's scoring times N rather than of re-reading every transcript N times per step:
+
+    - each distinct observation of a (step, seat) is scored once per member, all members in ONE batched pass
+      (rows (member j, text u), member-major);
+    - multi-step games reuse each member's encoded prefixes across steps as the rollout does (``_PrefixCache``
+      over (member, episode) slots, ``Policy.scores_reusing``): step t encodes only what was appended to each
+      observation since the seat's last scored step, under each member's own adapter;
+    - the legal mask of each episode is read off its rollout row (``traj.rows``: log π [U, A] with -inf for
+      illegal actions, one mask per row) instead of the per-episode [P, E, T, 2, A] ``traj.logp_all``
+      (per-episode rollouts, which have no rows, still use it); the normaliser is taken once per distinct
+      (text, legal mask);
+    - entries that are not played (dead steps) or forced (a single legal action, log π = 0 exactly: the
+      other seat's turn) are not scored; they are 0, as the reference gives them.
+    """
+    from adhoc.rollout import _PrefixCache
+
+    P, E, T = traj.rewards.shape
+    n, device = P * E, traj.rewards.device
+    alive = traj.alive.reshape(n, T).cpu()
+    caches = [_PrefixCache(n_members * n) if game.horizon > 1 else None for _ in range(2)]
+    steps = []
+    for t in range(T):
+        per_seat = []
+        for s in range(2):
+            per_seat.append(torch.zeros(n_members, n, device=device) if t >= len(traj.observations) else
+                            _seat_population_logp(policy, game, traj, t, s, alive[:, t], caches[s], n_members))
+        steps.append(torch.stack(per_seat, -1))  # [N, n, 2]
+    return torch.stack(steps, 2).view(n_members, P, E, T, 2)
+
+
+def _episode_legal(traj, t: int, s: int, n_actions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct legal masks of step t, seat s (patterns [K, A] bool) and each episode's [n], on the CPU:
+    per row when the rollout kept rows (a row has one mask), else off ``traj.logp_all``."""
+    if traj.rows is not None:
+        r = traj.rows[t][s]
+        patterns, of_row = torch.unique(torch.isfinite(r.logp.detach()).cpu(), dim=0, return_inverse=True)
+        return patterns, of_row[r.row_of.cpu()]
+    legal = torch.isfinite(traj.logp_all[:, :, t, s, :n_actions].detach()).reshape(-1, n_actions).cpu()
+    return torch.unique(legal, dim=0, return_inverse=True)
+
+
+def _seat_population_logp(policy, game, traj, t: int, s: int, alive: torch.Tensor, cache, n_members: int
+                          ) -> torch.Tensor:
+    """[N, n]: log π_j of the taken action of every episode at step t, seat s (0 where dead or forced)."""
+    n = alive.shape[0]
+    device = traj.rewards.device
+    names = game.action_names(s)
+    patterns, pattern = _episode_legal(traj, t, s, len(names))  # [K, A], [n]
+    scored = torch.nonzero(alive & (patterns.sum(1) > 1)[pattern])[:, 0]  # [m] episodes that chose
+    out = torch.zeros(n_members, n, device=device)
+    if len(scored) == 0:
+        return out
+    observations = traj.observations[t][s]
+    index: dict[str, int] = {}
+    text_of = torch.tensor([index.setdefault(observations[e], len(index)) for e in scored.tolist()])  # [m]
+    texts = list(index)
+    U = len(texts)
+    members = torch.arange(n_members).repeat_interleave(U)  # rows (j, u), member-major
+    if cache is None:
+        scores = policy.scores(members, texts * n_members, policy.actions(names))
+    else:  # slot j·n + e: member j's encoding of episode e
+        first = torch.full((U,), n, dtype=torch.long).scatter_reduce(0, text_of, scored, "amin")
+        slots = torch.arange(n_members)[:, None] * n
+        scores = cache.score_rows(policy, members, texts * n_members, (slots + first).reshape(-1),
+                                  (slots + scored).reshape(-1), (torch.arange(n_members)[:, None] * U + text_of).reshape(-1),
+                                  names)
+    scores = scores.view(n_members, U, -1)  # [N, U, A]
+    # one normaliser per distinct (text, legal mask)
+    query, query_of = torch.unique(text_of * len(patterns) + pattern[scored], return_inverse=True)  # [Q], [m]
+    q_text, q_legal = query // len(patterns), patterns[query % len(patterns)].to(device)
+    if bool(q_legal.all()):
+        norm = torch.logsumexp(scores, -1)[:, q_text.to(device)]  # [N, Q]
+    else:
+        norm = torch.logsumexp(scores[:, q_text.to(device)].masked_fill(~q_legal, float("-inf")), -1)
+    taken = traj.actions[:, :, t, s].reshape(-1)[scored.to(device)]
+    text_d = text_of.to(device)
+    logp = scores[:, text_d, taken] - norm[:, query_of.to(device)]  # [N, m]
+    return out.index_copy(1, scored.to(device), logp)
+
+
+def population_logp_reference(policy, game, traj, n_members: int) -> torch.Tensor:
+    """``population_logp`` computed the straightforward way, kept as its reference (tests) and baseline
+    (``scripts/bench_population_logp.py``): at every (step, seat) each distinct observation is encoded WHOLE
+    under every member (no prefix reuse across steps), and the legal masks are read off the per-episode
+    ``traj.logp_all`` [P, E, T, 2, A]. On a multi-step game with transcripts as observations this re-encodes
+    the whole history at every step (about 80 s per TrajeDi iteration of 8 members on the repeated lever game).
     """
     P, E, T = traj.rewards.shape
     members = torch.arange(n_members)
