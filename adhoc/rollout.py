@@ -79,6 +79,11 @@ class Trajectories:
         self.observations = observations if observations is not None else []
         self.rows = rows
         self._logp, self._entropy, self._logp_all = logp, entropy, logp_all
+        # a sharded rollout (data-parallel training) holds a block of the iteration's pairs: their indices among
+        # all pairs, and what the training loop gathers from every worker before the loss (None: not sharded)
+        self.pair_index = torch.arange(pairs.shape[0], device=pairs.device)
+        self.all_returns: torch.Tensor | None = None  # [all pairs, E]
+        self.total_played: torch.Tensor | None = None  # [N] every worker's played steps per member
 
     @property
     def returns(self) -> torch.Tensor:
@@ -149,7 +154,8 @@ class Trajectories:
         return out
 
     def select(self, index: torch.Tensor) -> "Trajectories":
-        """The trajectories of the pairs ``index`` [K] only (rows are shared; their episodes are selected)."""
+        """The trajectories of the pairs ``index`` [K] only (rows are shared; their episodes are selected). Of a
+        sharded rollout, ``index`` counts this worker's pairs; the selection's ``pair_index`` says which they are."""
         E = self.rewards.shape[1]
         device = self.pairs.device
         index = index.to(device)
@@ -161,8 +167,15 @@ class Trajectories:
             dense = {k: getattr(self, k)[index] for k in ("logp", "entropy", "logp_all")}
         rows = None if self.rows is None else [
             [SeatRows(r.logp, r.member, r.row_of[episodes], r.choice[episodes]) for r in seats] for seats in self.rows]
-        return Trajectories(self.pairs[index], self.actions[index], self.rewards[index], self.alive[index],
-                            observations=observations, rows=rows, **dense)
+        out = Trajectories(self.pairs[index], self.actions[index], self.rewards[index], self.alive[index],
+                           observations=observations, rows=rows, **dense)
+        out.pair_index = self.pair_index[index]  # a selection counts its own played steps (total_played None)
+        return out
+
+    @property
+    def population_returns(self) -> torch.Tensor:
+        """Returns [all pairs, E] of the iteration's every pair: this rollout's own, or, sharded, every worker's."""
+        return self.returns if self.all_returns is None else self.all_returns
 
 
 def _distinct_rows(members: torch.Tensor, observations: list[str]
@@ -538,7 +551,10 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
     else:
         out = {k: torch.stack([x.to(device) for x in v], 1) for k, v in steps.items() if v}  # [n, T, ...]
     out = {k: v.view(P, E, *v.shape[1:]) for k, v in out.items()}
-    return Trajectories(pairs=pairs.to(device), observations=observations, rows=rows if per_row else None, **out)
+    traj = Trajectories(pairs=pairs.to(device), observations=observations, rows=rows if per_row else None, **out)
+    if shard is not None:
+        traj.pair_index = traj.pair_index + lo
+    return traj
 
 
 @torch.no_grad()

@@ -3,9 +3,10 @@
 (a) a sweep of 6 runs (lever self-play, 2 configs x 3 seeds, shrunk by --iterations/--size): sequential in this
     process (backend local) against Ray (backend ray, a local cluster started by the sweep, ray.workers trials at
     once, one CPU each): the Ray figure includes starting and stopping the cluster;
-(b) one population trained in-process against 2 Ray Train workers: not built (adhoc trains one population in
-    one process), so only the in-process iteration time and the bytes an all-reduce of the adapter gradients
-    would move per iteration are measured, the inputs of the scaling model in docs/ray.md;
+(b) one population (the sweep's lever self-play config, seed 0) trained in-process against data-parallel on
+    ray.workers Ray Train workers (backend=ray, one CPU each): wall time with start-up, the training loop's time
+    per iteration, whether the populations are identical, and the bytes of adapter gradients all-reduced per
+    iteration (the scaling model's input in docs/ray.md);
 (c) Ray start-up: ray.init of a local cluster, a first task's round trip, ray.shutdown;
 (d) cross-play of one population in blocks in this process against the same blocks on Ray workers (identical
     returns), the Ray figure with its cluster start and each worker's model load.
@@ -64,24 +65,33 @@ def bench_sweep(tmp: Path, workers: int, overrides: list[str]) -> dict:
             "train_s_sum": sum(r["train_s"] for r in rows_local), "same_rows": same}
 
 
-def bench_iteration(tmp: Path, overrides: list[str]) -> dict:
-    """One population in-process: seconds per training iteration, and the adapter gradient bytes per iteration."""
+def bench_population(tmp: Path, workers: int, overrides: list[str]) -> dict:
+    """One population in-process and on ``workers`` Ray Train workers: wall and loop seconds, per-iteration
+    loop time, identical adapters, and the adapter gradient bytes all-reduced per iteration."""
     from adhoc.config import load_config
     from adhoc.recipes.train_population import train_population
 
-    config = load_config(ROOT / "configs" / "lever-selfplay.yaml", overrides)
-    t, pop = timed(train_population, config, out=tmp / "one", progress=False)
-    rank, modules = pop.manifest["adapter"]["rank"], pop.manifest["adapter"]["target_modules"]
+    config = ROOT / "configs" / "lever-selfplay.yaml"
+    t_local, here = timed(train_population, load_config(config, overrides), out=tmp / "one-local", progress=False)
+    t_ray, there = timed(train_population, load_config(config, [*overrides, "backend=ray", f"ray.workers={workers}",
+                                                                "ray.cpus_per_worker=1"]),
+                         out=tmp / "one-ray", progress=False)
+    files = lambda pop: {p.parent.name: p.read_bytes() for p in Path(pop.path).glob("members/*/adapter_model.safetensors")}  # noqa: E731
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
 
-    base = load_base(config.model.base, device="cpu", dtype="float32")
-    bank = AdapterBank(base.model, len(pop.members), rank, pop.manifest["adapter"]["alpha"], modules)
-    grad_bytes = sum(p.numel() * 4 for p in bank.member_parameters())  # float32 gradients of every member
-    iterations = pop.manifest["training"]["iterations"]
-    return {"iterations": iterations, "train_s": pop.manifest["wall_time_s"], "wall_s": t,
-            "s_per_iteration": pop.manifest["wall_time_s"] / iterations, "members": len(pop.members),
-            "adapter_grad_bytes_per_iteration": grad_bytes}
+    adapter = here.manifest["adapter"]
+    bank = AdapterBank(load_base("builtin:tiny", device="cpu", dtype="float32").model, len(here.members),
+                       adapter["rank"], adapter["alpha"], adapter["target_modules"])
+    iterations = here.manifest["training"]["iterations"]
+    return {"iterations": iterations, "members": len(here.members), "workers": workers,
+            "local_wall_s": t_local, "ray_wall_s": t_ray,
+            "local_loop_s": here.manifest["train_s"], "ray_loop_s": there.manifest["train_s"],
+            "local_ms_per_iteration": 1000 * here.manifest["train_s"] / iterations,
+            "ray_ms_per_iteration": 1000 * there.manifest["train_s"] / iterations,
+            "identical": files(here) == files(there),
+            "ray_exchange_ms_per_iteration": 1000 * there.manifest["data_parallel"]["exchange_s"] / iterations,
+            "adapter_grad_bytes_per_iteration": sum(p.numel() * 4 for p in bank.member_parameters())}
 
 
 def bench_crossplay(population: Path, workers: int, block: int, episodes: int) -> dict:
@@ -137,10 +147,14 @@ def main() -> None:
             print(f"(a) sweep of {r['runs']} runs: sequential {r['sequential_s']:.1f} s, Ray ({r['workers']} workers, "
                   f"start-up included) {r['ray_s']:.1f} s, speed-up {r['sequential_s'] / r['ray_s']:.2f}x; "
                   f"same table rows: {r['same_rows']}", flush=True)
-        results["iteration"] = it = bench_iteration(tmp, overrides)
-        print(f"(b) one population in-process: {it['s_per_iteration'] * 1000:.0f} ms per iteration "
-              f"({it['members']} members), adapter gradients {it['adapter_grad_bytes_per_iteration'] / 2**20:.2f} MiB "
-              f"per iteration; 2 Ray Train workers: not built", flush=True)
+        results["population"] = b = bench_population(tmp, args.workers, overrides)
+        print(f"(b) one population, {b['members']} members x {b['iterations']} iterations: in-process "
+              f"{b['local_wall_s']:.1f} s ({b['local_ms_per_iteration']:.0f} ms per iteration), {b['workers']} Ray Train "
+              f"workers {b['ray_wall_s']:.1f} s with start-up ({b['ray_ms_per_iteration']:.0f} ms per iteration, "
+              f"checkpoints included; {b['ray_exchange_ms_per_iteration']:.1f} ms of it in all-reduces), speed-up of "
+              f"the loop {b['local_loop_s'] / b['ray_loop_s']:.2f}x; identical "
+              f"adapters: {b['identical']}; adapter gradients all-reduced per iteration "
+              f"{b['adapter_grad_bytes_per_iteration']:,} bytes", flush=True)
         results["crossplay"] = x = bench_crossplay(crossplay_population(tmp, args.members), args.workers, args.block,
                                                    args.episodes)
         print(f"(d) cross-play of {x['members']} members x {x['episodes']} episodes: one stream {x['one_stream_s']:.1f} s, "

@@ -6,23 +6,26 @@ replicated) and runs the one training loop of ``adhoc.recipes.train_population``
 - the generator is the same on every worker, so all draw the same pairs, partner relabellings and uniforms;
   worker r plays only its block of the pairs (``rollout(shard=(r, W))``), whose episodes get exactly the
   draws the whole rollout would give them;
-- each member's loss is a mean over the steps it played, so a worker scales its part by its share of the
-  member's played steps (all-reduced), and the adapters' gradients are summed over workers (an all-reduce,
-  as DDP does; gloo on CPU, NCCL on GPU); every worker then takes the same optimizer step;
+- before the loss, one all-reduce gives every worker what the methods read of the other workers' pairs: each
+  member's played steps (the denominators of its per-step means: ``traj.total_played``) and every pair's
+  returns (LIPO's cross-play matrix, TrajeDi's best-response return: ``traj.all_returns``). Everything else a
+  loss uses is per pair (baselines, TrajeDi's divergence and MEP's mean policy are computed on a worker's own
+  trajectories, re-scored under every member of the replicated bank), so the workers' losses add up to the
+  whole loss;
+- after the backward pass the adapters' gradients (and the iteration's statistics) are summed over workers
+  in one all-reduce of a flat buffer, as DDP's buckets do (gloo on CPU, NCCL on GPU); every worker then takes
+  the same optimizer step;
 - the self-play evaluation is split the same way and summed, so every worker holds every member's return.
 
-The result equals the in-process run up to the order of floating-point sums (the gradient of a member
-whose pairs sit on several workers is added in another order); for self-play, Other-Play and FCP each
-member's pairs sit on one worker, and the numbers are the same.
+The result equals the in-process run up to the order of floating-point sums (a worker scores fewer rows per
+batch, and a gradient is added up over workers in another order); on one-shot games with one pair per member
+(self-play, Other-Play) the adapters are the same bit for bit.
 
 Checkpoints go through Ray Train (``ray.train.report(..., checkpoint=...)``, the same safetensors file as an
 in-process checkpoint, written by worker 0 every ``train.checkpoint_every`` iterations and at the end);
 with ``FailureConfig(max_failures=ray.max_failures)`` a failed worker group is restarted and resumes from
 the last checkpoint. The driver reads the final checkpoint, writes the TensorBoard curves the workers
 recorded, and saves the population exactly as an in-process run does (``finish``).
-
-Methods whose losses need statistics of the whole population (LIPO's cross-play matrix, TrajeDi's
-divergence, MEP's mean policy) are refused for now: their losses would have to gather those first.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from adhoc import checkpoint
 from adhoc.errors import UserError
 from adhoc.population import CHECKPOINT, atomic_write
 
-DATA_PARALLEL = ("selfplay", "otherplay", "fcp")  # each member's loss is a sum over its own pairs' steps
 STORAGE = "ray-train"  # Ray Train's checkpoints, inside the run's staging folder (removed before publishing)
 
 
@@ -50,10 +52,6 @@ def check_data_parallel(config, resume: bool) -> None:
     except ImportError:
         raise UserError(f"train-population backend=ray needs Ray Train, which is not installed here: run "
                         f"{INSTALL}") from None
-    if config.method.name not in DATA_PARALLEL:
-        raise UserError(f"train-population backend=ray trains {', '.join(DATA_PARALLEL)} data-parallel; method "
-                        f"{config.method.name} needs population-wide statistics gathered across workers, which is "
-                        f"not done yet (use backend=local, or adhoc sweep ... backend=ray for many runs)")
     if config.train.rollout != "per_row":
         raise UserError("train-population backend=ray needs train.rollout=per_row (it splits rows of episodes)")
     if resume:
@@ -65,23 +63,44 @@ class Workers:
     """The training loop's view of the data-parallel workers (``InProcess`` is its one-worker counterpart)."""
 
     def __init__(self, rank: int, world: int) -> None:
+        import torch
+        import torch.distributed as dist
+
         self.shard = (rank, world)
+        self.seconds = 0.0  # spent in all-reduces (waiting for the slowest worker included)
+        # NCCL exchanges CUDA tensors only; gloo CPU tensors
+        self.device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" \
+            else torch.device("cpu")
 
     def sum(self, value):
         import torch.distributed as dist
 
-        out = value.detach().clone()
+        started = time.perf_counter()
+        out = value.detach().to(self.device, copy=True)
         dist.all_reduce(out)
+        out = out.to(value.device)
+        self.seconds += time.perf_counter() - started
         return out
 
-    def sum_gradients(self, params) -> None:
+    def sum_step(self, params, values):
+        """One all-reduce of every parameter's gradient and of ``values``, flattened into one buffer (as DDP's
+        buckets do): gradients are summed in place, the summed ``values`` returned."""
         import torch
         import torch.distributed as dist
 
-        for p in params:
-            if p.grad is None:  # no episode of this worker reached the parameter's members
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad)
+        started = time.perf_counter()
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]  # None: no local episode
+        parts = [*grads, *values]
+        flat = torch.cat([t.detach().reshape(-1).to(self.device, torch.float64) for t in parts])
+        dist.all_reduce(flat)
+        out, at = [], 0
+        for t in parts:
+            out.append(flat[at:at + t.numel()].view(t.shape).to(t.device, t.dtype))
+            at += t.numel()
+        for p, g in zip(params, out):
+            p.grad = g
+        self.seconds += time.perf_counter() - started
+        return out[len(params):]
 
 
 class _NeverStop:
@@ -99,6 +118,7 @@ def worker_loop(payload: dict) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     run = build_run(payload["config"])
+    workers = Workers(rank, world)
     iteration, sp, scalars, loop_s = 0, None, [], 0.0
     restored = ray.train.get_checkpoint()
     if restored is not None:
@@ -106,10 +126,11 @@ def worker_loop(payload: dict) -> None:
             tensors, state = checkpoint.load(Path(folder) / CHECKPOINT)
         iteration, sp = run.restore(tensors, state, Path(folder) / CHECKPOINT)
         scalars, loop_s = state["scalars"], state["loop_s"]  # the curves up to the checkpoint's iteration
+        workers.seconds = state["exchange_s"]
     started = time.perf_counter() - loop_s
 
     def save(iteration: int, sp: torch.Tensor | None) -> None:
-        tensors, state = run.checkpoint(iteration, sp, {"scalars": scalars,
+        tensors, state = run.checkpoint(iteration, sp, {"scalars": scalars, "exchange_s": workers.seconds,
                                                         "loop_s": time.perf_counter() - started})
         if rank != 0:
             ray.train.report({"iteration": iteration})
@@ -121,7 +142,7 @@ def worker_loop(payload: dict) -> None:
     def log(key: str, value: float, iteration: int) -> None:
         scalars.append([key, value, iteration])
 
-    iteration, sp = train_loop(run, Workers(rank, world), iteration, sp, log, save, _NeverStop(), progress=False)
+    iteration, sp = train_loop(run, workers, iteration, sp, log, save, _NeverStop(), progress=False)
     save(iteration, sp)
 
 
@@ -156,7 +177,8 @@ def train_data_parallel(run, writer, start: float, progress: bool):
     shutil.rmtree(storage)  # this run's own Ray Train folder: the population holds what it needs
     _write_curves(writer.staging / "tb", config, state["scalars"])
     elapsed = time.perf_counter() - start
-    return finish(run, writer, iteration, sp, elapsed, elapsed - state["loop_s"])
+    return finish(run, writer, iteration, sp, elapsed, elapsed - state["loop_s"], {"data_parallel": {
+        "workers": config.ray.workers, "exchange_s": round(state["exchange_s"], 2)}})
 
 
 def _fit(trainer):

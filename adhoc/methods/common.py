@@ -60,7 +60,10 @@ def entropy_per_member(entropy: torch.Tensor, alive: torch.Tensor, pairs: torch.
 
 
 def played_steps(traj, n_members: int) -> torch.Tensor:
-    """Steps each member played over the rollout, both seats: [N] (the denominators of the per-member means)."""
+    """Steps each member played over the rollout, both seats: [N] (the denominators of the per-member means).
+    A sharded rollout (data-parallel training) counts the steps of every worker's pairs: ``traj.total_played``."""
+    if traj.total_played is not None:
+        return traj.total_played
     per_pair = traj.alive.sum((1, 2)).float()  # [P]
     zeros = torch.zeros(n_members, dtype=per_pair.dtype, device=per_pair.device)
     return zeros.index_add(0, traj.pairs[:, 0], per_pair).index_add(0, traj.pairs[:, 1], per_pair)

@@ -28,7 +28,7 @@ import numpy as np
 
 from adhoc.errors import UserError
 from adhoc.games._torch import torch
-from adhoc.methods.common import (leave_one_out_advantage, member_sum, rollout_entropy,
+from adhoc.methods.common import (leave_one_out_advantage, member_sum, members_with_data, rollout_entropy,
                                   rollout_policy_gradient_loss, select_pairs)
 from adhoc.methods.selfplay import SelfPlay
 
@@ -49,16 +49,22 @@ def most_compatible_partner(cross_play: torch.Tensor) -> torch.Tensor:
     return both.argmax(1)
 
 
-def cross_play_weights(returns: torch.Tensor, alive: torch.Tensor, n: int, partner: torch.Tensor) -> torch.Tensor:
+def cross_play_weights(returns: torch.Tensor, alive: torch.Tensor, n: int, partner: torch.Tensor,
+                       index: torch.Tensor | None = None) -> torch.Tensor:
     """Weights [N², E, T, 2] of the cross-play term on log π: entry (p, e, t, s) of member i's home pair
     (i, j*) in seat 0 and of its away pair (j*, i) in seat 1 weighs A_{p,e} / (2 · i's played steps there);
-    every other entry 0. Σ weights · log π per member is ``cross_play_loss``."""
+    every other entry 0. Σ weights · log π per member is ``cross_play_loss``. ``index`` [P]: which of the N²
+    pairs ``returns`` [P, E] and ``alive`` [P, E, T] hold (a data-parallel worker's block; default all)."""
     i = torch.arange(n, device=partner.device)
     home, away = i * n + partner, partner * n + i  # pairs (i, j*) with i in seat 0, (j*, i) with i in seat 1
-    adv = leave_one_out_advantage(returns).detach()  # [N², E]
+    adv = leave_one_out_advantage(returns).detach()  # [P, E]
     weights = torch.zeros(*alive.shape, 2, dtype=adv.dtype, device=adv.device)
-    for p, seat in ((home, 0), (away, 1)):
-        w = alive[p].to(adv.dtype)  # [N, E, T]
+    local = torch.full((n * n,), -1, dtype=torch.long, device=partner.device)  # each pair's row here (-1: elsewhere)
+    local[torch.arange(len(returns), device=partner.device) if index is None else index] = \
+        torch.arange(len(returns), device=partner.device)
+    for pair, seat in ((home, 0), (away, 1)):
+        p = local[pair][local[pair] >= 0]
+        w = alive[p].to(adv.dtype)  # [members, E, T]
         weights[p, :, :, seat] = adv[p][..., None] * w / w.sum((1, 2), keepdim=True).clamp(min=1) / 2
     return weights
 
@@ -85,16 +91,15 @@ class LIPO(SelfPlay):
 
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         n = self.n_members
-        diag = torch.arange(n, device=traj.pairs.device) * (n + 1)  # self-play pairs (i, i)
-        sp = select_pairs(traj, diag)
+        sp = select_pairs(traj, torch.nonzero(traj.pairs[:, 0] == traj.pairs[:, 1])[:, 0])  # self-play pairs (i, i)
         pg = rollout_policy_gradient_loss(sp, leave_one_out_advantage(sp.returns), n)
         ent = rollout_entropy(sp, n)
-        cross_play = traj.returns.detach().mean(1).view(n, n)
+        cross_play = traj.population_returns.detach().mean(1).view(n, n)  # every pair's, also when sharded
         partner = most_compatible_partner(cross_play)
-        xp = traj.logp_dot(cross_play_weights(traj.returns, traj.alive, n, partner), n)
+        xp = traj.logp_dot(cross_play_weights(traj.returns, traj.alive, n, partner, traj.pair_index), n)
         off = ~torch.eye(n, dtype=torch.bool, device=cross_play.device)
         return pg - entropy_coef * ent + self.config.lambda_xp * xp, {
-            "train/entropy": float(ent.detach().mean()),
+            "train/entropy": float(ent.detach()[members_with_data(sp.pairs, n)].mean()),
             "train/self_play_return": float(cross_play.diagonal().mean()),
             "train/cross_play_return": float(cross_play[off].mean()) if n > 1 else 0.0,
             "train/lipo_partner_return": float((cross_play + cross_play.T)[torch.arange(n), partner].mean() / 2),

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from adhoc.games._torch import torch
-from adhoc.methods.common import leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss
+from adhoc.methods.common import (leave_one_out_advantage, members_with_data, rollout_entropy,
+                                  rollout_policy_gradient_loss)
 
 if TYPE_CHECKING:
     from adhoc.rollout import Trajectories
@@ -79,4 +80,6 @@ class SelfPlay:
         advantages = leave_one_out_advantage(returns)
         pg = rollout_policy_gradient_loss(traj, advantages, self.n_members)
         ent = rollout_entropy(traj, self.n_members)
-        return pg - entropy_coef * ent, {"train/entropy": float(ent.detach().mean())}
+        # the mean over the members that played (all of them, but on a data-parallel worker: its own)
+        played = members_with_data(traj.pairs, self.n_members)
+        return pg - entropy_coef * ent, {"train/entropy": float(ent.detach()[played].mean())}

@@ -110,7 +110,8 @@ class TrajeDi(SelfPlay):
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         N = self.population_size
         loss, metrics = self.reinforce_loss(traj, traj.returns, entropy_coef)  # self-play (+ BR pairs)
-        sp = select_pairs(traj, torch.arange(N)) if self.config.best_response else traj
+        own = torch.nonzero(traj.pairs[:, 0] == traj.pairs[:, 1])[:, 0]  # the self-play pairs (i, i) held here
+        sp = select_pairs(traj, own) if self.config.best_response else traj
         step_logp = population_logp(self.policy, self.game, sp, N).sum(-1)  # [N, N, E, T]
         f = divergence(local_log_delta(step_logp, self.config.gamma), sp.pairs[:, 0], sp.alive)  # [N, E]
         # Σ_e b_e log π_i(τ_e) / E, b the leave-one-out advantage of f: log π_i(τ) = Σ_{t,s} log π_i(a_t^s), taken
@@ -121,7 +122,7 @@ class TrajeDi(SelfPlay):
         per_member = score + pathwise
         metrics["train/trajedi_jsd"] = float(f.detach().mean())
         if self.config.best_response:
-            metrics["train/best_response_return"] = float(traj.returns[N:].mean())
+            metrics["train/best_response_return"] = float(traj.population_returns[N:].mean())
         return loss - self.config.alpha * per_member, metrics
 
     def slot_name(self, slot: int, names: list[str]) -> str:

@@ -124,8 +124,10 @@ class InProcess:
         """Σ over workers of ``value`` (here, the value)."""
         return value
 
-    def sum_gradients(self, params: list[torch.Tensor]) -> None:
-        """Σ over workers of the parameters' gradients, in place (here, nothing to add)."""
+    def sum_step(self, params: list[torch.Tensor], values: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Σ over workers of the parameters' gradients (in place) and of ``values`` (returned), in one exchange
+        (here, nothing to add)."""
+        return values
 
 
 def train_population(config: RunConfig, out: str | Path | None = None, overwrite: bool = False,
@@ -202,9 +204,9 @@ def train_loop(run: Run, workers, iteration: int, sp: torch.Tensor | None, log, 
 
     ``workers``: ``InProcess``, or a data-parallel worker's view (``adhoc.distributed.train``): every worker
     runs this loop with the same generator, so all draw the same pairs; each plays its block of them
-    (``rollout(shard=...)``), scales each member's loss by its share of the member's played steps (the
-    methods' losses are per-member means over the steps played), and the gradients are summed over workers
-    before the optimizer step, which every worker then takes identically. ``log(key, value, iteration)``;
+    (``rollout(shard=...)``); the losses read every worker's played steps per member (their denominators) and
+    returns (LIPO's cross-play matrix) from one exchange, and the gradients are summed over workers before the
+    optimizer step, which every worker then takes identically. ``log(key, value, iteration)``;
     ``save_checkpoint(iteration, sp)`` after every ``train.checkpoint_every`` iterations and on a stop request
     (``stop.requested``, then ``Interrupted``, which names ``out`` for the resume)."""
     from tqdm import tqdm
@@ -229,21 +231,26 @@ def train_loop(run: Run, workers, iteration: int, sp: torch.Tensor | None, log, 
         pairs = method.pairs(iteration, rng)
         traj = rollout(run.game, run.policy, pairs, config.train.episodes_per_pair, rng, mode=config.train.rollout,
                        shard=workers.shard, **method.rollout_options(pairs, config.train.episodes_per_pair, rng))
+        share = 1.0
+        if workers.shard is not None:  # what the losses need of the other workers' pairs
+            share = len(traj.pair_index) / len(pairs)
+            E = config.train.episodes_per_pair
+            returns = torch.zeros(len(pairs), E, device=traj.returns.device).index_copy(0, traj.pair_index, traj.returns)
+            gathered = workers.sum(torch.cat([played_steps(traj, n), returns.reshape(-1)]))
+            traj.total_played, traj.all_returns = gathered[:n], gathered[n:].view(len(pairs), E)
         losses, metrics = method.loss(traj, entropy_coef_at(config.train, iteration))
-        if workers.shard is not None:  # this worker's share of each member's per-step mean
-            played = played_steps(traj, n)
-            losses = losses * (played / workers.sum(played).clamp(min=1e-12))
         optimizer.zero_grad()
         losses.sum().backward()
-        workers.sum_gradients(bank.member_parameters())
-        losses = workers.sum(losses.detach())
+        # a method's metric is a mean over its pairs' episodes or members: weighted by this worker's share of pairs
+        stats = torch.tensor([float(traj.returns.sum()), float(traj.returns.numel()),
+                              *(share * value for value in metrics.values())], dtype=torch.float64, device=losses.device)
+        losses, stats = workers.sum_step(bank.member_parameters(), [losses.detach(), stats])
         check_finite(losses, optimizer, iteration, run.names)
         optimizer.step(members_with_data(pairs, n))
-        returns = workers.sum(torch.stack([traj.returns.sum(), torch.tensor(float(traj.returns.numel()))]))
         log("train/loss", float(losses.mean()), iteration)
-        log("train/return", float(returns[0] / returns[1]), iteration)
-        for key, value in metrics.items():  # per worker, summed (the methods' metrics are means over members)
-            log(key, float(workers.sum(torch.tensor(value, dtype=torch.float64))), iteration)
+        log("train/return", float(stats[0] / stats[1]), iteration)
+        for key, value in zip(metrics, stats[2:].tolist()):
+            log(key, value, iteration)
         log("time/iteration_s", time.perf_counter() - t0, iteration)
 
         # 3. evaluate
@@ -265,8 +272,10 @@ def train_loop(run: Run, workers, iteration: int, sp: torch.Tensor | None, log, 
     return iteration, sp  # the last iteration (or the early stop) has just evaluated: ``sp`` is current
 
 
-def finish(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, startup: float) -> Population:
-    """4. Save atomically the members the method selects (all of them, or the best restart of each)."""
+def finish(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, startup: float,
+           extra: dict | None = None) -> Population:
+    """4. Save atomically the members the method selects (all of them, or the best restart of each);
+    ``extra``: more manifest entries (a data-parallel run's workers and time in all-reduces)."""
     method, bank, config = run.method, run.bank, run.config
     chosen, objective = method.select(config.train.eval_episodes, run.rng)
     members = []
@@ -291,5 +300,5 @@ def finish(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, s
         "wall_time_s": round(elapsed, 1),  # start-up + training, over every resumed part
         "startup_s": round(startup, 1),
         "train_s": round(elapsed - startup, 1),
-    })
+    } | (extra or {}))
     return Population.load(writer.commit())
