@@ -56,26 +56,13 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _crossplay(args: argparse.Namespace) -> None:
+    from adhoc.distributed.blocks import player
     from adhoc.recipes.crossplay import run_crossplay
     from adhoc.report import terminal_table
 
     populations, overrides = split_overrides(args.populations)
     overrides += args.overrides
-    play = None
-    if overrides or args.backend or args.block_size is not None:  # backend=ray ray.workers=4, --backend ray
-        from adhoc.config import load_execution
-        from adhoc.distributed.blocks import DEFAULT_BLOCK_SIZE, LocalBlocks, RayBlocks
-
-        backend, ray_config = load_execution([*overrides, *([f"backend={args.backend}"] if args.backend else [])])
-        if args.block_size is not None and args.block_size < 0:
-            raise UserError(f"--block-size must be >= 0 (got {args.block_size})")
-        if backend == "ray":
-            from adhoc.distributed.cluster import require_ray
-
-            require_ray()
-            play = RayBlocks(ray_config, DEFAULT_BLOCK_SIZE if args.block_size is None else args.block_size)
-        else:
-            play = LocalBlocks(args.block_size or 0)
+    play = player(overrides, args.backend, args.block_size)  # backend=ray ray.workers=4, --backend ray
     if not populations:
         raise UserError("crossplay needs a population folder")
     result, out = run_crossplay(populations, episodes=args.episodes, out=args.out, seed=args.seed,
@@ -357,11 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     _write_options(p, "crossplay")
     p.add_argument("--threshold", type=float, default=0.5, help="normalised cross-play for two members to share a convention")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=["local", "ray"],
-                   help="ray: blocks of pairs on Ray workers (ray.address=..., ray.workers=N after the populations)")
-    p.add_argument("--block-size", type=int, metavar="T",
-                   help="play T x T blocks of pairs, each seeded by (seed, block): the same returns on any backend "
-                        "and number of workers (default: 32 on Ray; one stream locally)")
+    _block_options(p, "the populations")
     p.set_defaults(func=_crossplay, overrides=[])
 
     p = sub.add_parser("sweep", help="train every (config, seed) as a population, locally or on Ray; one table",
