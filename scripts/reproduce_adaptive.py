@@ -5,11 +5,12 @@ and seeds below; folders already present under ``--out`` are reused (populations
 
 **Part 2, partner populations** (the default; ``populations`` may be named first):
 
-- populations: the shipped ``configs/repeated-lever-{selfplay,lipo,otherplay}.yaml`` for every seed in
+- populations: the shipped ``configs/repeated-lever-{selfplay,lipo,otherplay,trajedi}.yaml`` for every seed in
   ``--seeds``, and self-play for every ``--heldout-seeds`` seed (never trained with);
 - learners, per seed s and with and without ``learner.augment`` (each training episode relabelled by a random
   symmetry of the game, the 9! permutations of levers 1-9): against one self-play member of seed s (the first
-  that converged), all 8 self-play members of seed s, the 8 LIPO members, the 8 Other-Play members;
+  that converged), all 8 self-play members of seed s, the 8 LIPO members, the 8 Other-Play members, the 8
+  TrajeDi members;
 - evaluated with the held-out self-play members and the other methods' populations of seed s; a held-out
   partner is *covered* when its convention (its most likely round-1 lever) is among the training partners'
   (with augmentation: in the symmetry orbit of one of them);
@@ -152,13 +153,12 @@ def stubborn_part(argv: list[str]) -> None:
 
 
 # ---------------------------------------------------------------------------- part 2: partner populations
-METHODS = ("selfplay", "lipo", "otherplay")
+METHODS = ("selfplay", "lipo", "otherplay", "trajedi")
 NAMES = {"selfplay": "self-play", "trajedi": "TrajeDi", "lipo": "LIPO", "otherplay": "Other-Play"}
-# (label, population method, one member only). TrajeDi is left out: on the repeated game its trajectory-divergence
-# term re-scores every member's transcripts under all members (~80 s per iteration of an 8-member population on
-# 2 CPU cores while the policies are still random).
+# (label, population method, one member only). TrajeDi's trajectory-divergence term re-scores every member's
+# transcripts under all members (``population_logp``, with prefix reuse across rounds: scripts/bench_population_logp.py)
 CONDITIONS = [("1 self-play", "selfplay", True), ("8 self-play", "selfplay", False), ("8 LIPO", "lipo", False),
-              ("8 Other-Play", "otherplay", False)]
+              ("8 Other-Play", "otherplay", False), ("8 TrajeDi", "trajedi", False)]
 CONFIGS = CONFIG.parent
 
 
