@@ -66,32 +66,37 @@ def bench_sweep(tmp: Path, workers: int, overrides: list[str]) -> dict:
 
 
 def bench_population(tmp: Path, workers: int, overrides: list[str]) -> dict:
-    """One population in-process and on ``workers`` Ray Train workers: wall and loop seconds, per-iteration
-    loop time, identical adapters, and the adapter gradient bytes all-reduced per iteration."""
+    """One population in-process and on ``workers`` Ray Train workers, with the overrides' checkpoints and with
+    none but the final one: wall and loop seconds, loop time per iteration (and the part spent in all-reduces),
+    identical adapters, and the adapter gradient bytes all-reduced per iteration."""
     from adhoc.config import load_config
+    from adhoc.lm.adapters import AdapterBank
+    from adhoc.lm.base import load_base
     from adhoc.recipes.train_population import train_population
 
     config = ROOT / "configs" / "lever-selfplay.yaml"
+    on_ray = ["backend=ray", f"ray.workers={workers}", "ray.cpus_per_worker=1"]
     t_local, here = timed(train_population, load_config(config, overrides), out=tmp / "one-local", progress=False)
-    t_ray, there = timed(train_population, load_config(config, [*overrides, "backend=ray", f"ray.workers={workers}",
-                                                                "ray.cpus_per_worker=1"]),
-                         out=tmp / "one-ray", progress=False)
+    runs = {"local": (t_local, here)}
+    runs["ray"] = timed(train_population, load_config(config, [*overrides, *on_ray]), out=tmp / "one-ray",
+                        progress=False)
+    runs["ray_no_checkpoints"] = timed(train_population, load_config(config, [*overrides, *on_ray,
+                                                                              "train.checkpoint_every=0"]),
+                                       out=tmp / "one-ray-0", progress=False)
     files = lambda pop: {p.parent.name: p.read_bytes() for p in Path(pop.path).glob("members/*/adapter_model.safetensors")}  # noqa: E731
-    from adhoc.lm.adapters import AdapterBank
-    from adhoc.lm.base import load_base
-
     adapter = here.manifest["adapter"]
     bank = AdapterBank(load_base("builtin:tiny", device="cpu", dtype="float32").model, len(here.members),
                        adapter["rank"], adapter["alpha"], adapter["target_modules"])
     iterations = here.manifest["training"]["iterations"]
-    return {"iterations": iterations, "members": len(here.members), "workers": workers,
-            "local_wall_s": t_local, "ray_wall_s": t_ray,
-            "local_loop_s": here.manifest["train_s"], "ray_loop_s": there.manifest["train_s"],
-            "local_ms_per_iteration": 1000 * here.manifest["train_s"] / iterations,
-            "ray_ms_per_iteration": 1000 * there.manifest["train_s"] / iterations,
-            "identical": files(here) == files(there),
-            "ray_exchange_ms_per_iteration": 1000 * there.manifest["data_parallel"]["exchange_s"] / iterations,
-            "adapter_grad_bytes_per_iteration": sum(p.numel() * 4 for p in bank.member_parameters())}
+    out = {"iterations": iterations, "members": len(here.members), "workers": workers,
+           "identical": all(files(here) == files(pop) for _, pop in runs.values()),
+           "adapter_grad_bytes_per_iteration": sum(p.numel() * 4 for p in bank.member_parameters())}
+    for name, (wall, pop) in runs.items():
+        out[name] = {"wall_s": wall, "loop_s": pop.manifest["train_s"],
+                     "ms_per_iteration": 1000 * pop.manifest["train_s"] / iterations}
+        if "data_parallel" in pop.manifest:
+            out[name]["exchange_ms_per_iteration"] = 1000 * pop.manifest["data_parallel"]["exchange_s"] / iterations
+    return out
 
 
 def bench_crossplay(population: Path, workers: int, block: int, episodes: int) -> dict:
@@ -129,12 +134,14 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=128, help="members of the cross-played population (d)")
     ap.add_argument("--episodes", type=int, default=64, help="cross-play episodes per ordered pair (d)")
     ap.add_argument("--block", type=int, default=32, help="cross-play block side T (d)")
+    ap.add_argument("--checkpoint-every", type=int, default=10, help="iterations between checkpoints (a, b)")
     ap.add_argument("--skip-sweep", action="store_true", help="only (b), (c) and (d)")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     overrides = [f"population.size={args.size}", f"train.iterations={args.iterations}", "train.episodes_per_pair=256",
-                 f"train.eval_every={args.iterations}", "train.eval_episodes=64", "train.checkpoint_every=10"]
+                 f"train.eval_every={args.iterations}", "train.eval_episodes=64",
+                 f"train.checkpoint_every={args.checkpoint_every}"]
     results = {"cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -148,13 +155,13 @@ def main() -> None:
                   f"start-up included) {r['ray_s']:.1f} s, speed-up {r['sequential_s'] / r['ray_s']:.2f}x; "
                   f"same table rows: {r['same_rows']}", flush=True)
         results["population"] = b = bench_population(tmp, args.workers, overrides)
+        local, dp, dp0 = b["local"], b["ray"], b["ray_no_checkpoints"]
         print(f"(b) one population, {b['members']} members x {b['iterations']} iterations: in-process "
-              f"{b['local_wall_s']:.1f} s ({b['local_ms_per_iteration']:.0f} ms per iteration), {b['workers']} Ray Train "
-              f"workers {b['ray_wall_s']:.1f} s with start-up ({b['ray_ms_per_iteration']:.0f} ms per iteration, "
-              f"checkpoints included; {b['ray_exchange_ms_per_iteration']:.1f} ms of it in all-reduces), speed-up of "
-              f"the loop {b['local_loop_s'] / b['ray_loop_s']:.2f}x; identical "
-              f"adapters: {b['identical']}; adapter gradients all-reduced per iteration "
-              f"{b['adapter_grad_bytes_per_iteration']:,} bytes", flush=True)
+              f"{local['wall_s']:.1f} s ({local['ms_per_iteration']:.0f} ms per iteration); {b['workers']} Ray Train "
+              f"workers {dp['wall_s']:.1f} s with start-up ({dp['ms_per_iteration']:.0f} ms per iteration with a "
+              f"checkpoint every {args.checkpoint_every}; {dp0['ms_per_iteration']:.0f} ms without, "
+              f"{dp0['exchange_ms_per_iteration']:.1f} ms of it in all-reduces); identical adapters: {b['identical']}; "
+              f"adapter gradients all-reduced per iteration {b['adapter_grad_bytes_per_iteration']:,} bytes", flush=True)
         results["crossplay"] = x = bench_crossplay(crossplay_population(tmp, args.members), args.workers, args.block,
                                                    args.episodes)
         print(f"(d) cross-play of {x['members']} members x {x['episodes']} episodes: one stream {x['one_stream_s']:.1f} s, "

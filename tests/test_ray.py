@@ -218,6 +218,7 @@ def test_one_population_on_two_ray_train_workers_equals_the_in_process_run(clust
     there = train_population(load_config(str(ROOT / "configs" / name), [*overrides, "backend=ray", "ray.workers=2"]),
                              out=tmp_path / "there", progress=False)
     same_population(here, there, atol)  # one-shot games: bit for bit
+    assert there.manifest["data_parallel"]["workers"] == 2 and "data_parallel" not in here.manifest
     assert sorted(p.name for p in Path(there.path).iterdir()) == ["config.yaml", "members", "population.yaml", "tb"]
     assert not any(tmp_path.glob(".*.partial"))
 

@@ -273,9 +273,9 @@ def train_loop(run: Run, workers, iteration: int, sp: torch.Tensor | None, log, 
 
 
 def finish(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, startup: float,
-           extra: dict | None = None) -> Population:
+           more: dict | None = None) -> Population:
     """4. Save atomically the members the method selects (all of them, or the best restart of each);
-    ``extra``: more manifest entries (a data-parallel run's workers and time in all-reduces)."""
+    ``more``: more manifest entries (a data-parallel run's workers and time in all-reduces)."""
     method, bank, config = run.method, run.bank, run.config
     chosen, objective = method.select(config.train.eval_episodes, run.rng)
     members = []
@@ -300,5 +300,5 @@ def finish(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, s
         "wall_time_s": round(elapsed, 1),  # start-up + training, over every resumed part
         "startup_s": round(startup, 1),
         "train_s": round(elapsed - startup, 1),
-    } | (extra or {}))
+    } | (more or {}))
     return Population.load(writer.commit())
