@@ -219,6 +219,11 @@ def test_one_population_on_two_ray_train_workers_equals_the_in_process_run(clust
                              out=tmp_path / "there", progress=False)
     same_population(here, there, atol)  # one-shot games: bit for bit
     assert there.manifest["data_parallel"]["workers"] == 2 and "data_parallel" not in here.manifest
+    if atol == 0:  # the same adapters: the same cross-play matrix
+        from adhoc.crossplay import crossplay
+
+        assert np.array_equal(crossplay([here.path], episodes=8, seed=3).matrix,
+                              crossplay([there.path], episodes=8, seed=3).matrix)
     assert sorted(p.name for p in Path(there.path).iterdir()) == ["config.yaml", "members", "population.yaml", "tb"]
     assert not any(tmp_path.glob(".*.partial"))
 
