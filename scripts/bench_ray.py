@@ -95,7 +95,9 @@ def bench_population(tmp: Path, workers: int, overrides: list[str]) -> dict:
         out[name] = {"wall_s": wall, "loop_s": pop.manifest["train_s"],
                      "ms_per_iteration": 1000 * pop.manifest["train_s"] / iterations}
         if "data_parallel" in pop.manifest:
-            out[name]["exchange_ms_per_iteration"] = 1000 * pop.manifest["data_parallel"]["exchange_s"] / iterations
+            dp = pop.manifest["data_parallel"]
+            out[name] |= {"exchange_ms_per_iteration": 1000 * dp["exchange_s"] / iterations,
+                          "ray_train_start_s": dp["ray_train_start_s"], "worker_build_s": dp["worker_build_s"]}
     return out
 
 
@@ -160,7 +162,9 @@ def main() -> None:
               f"{local['wall_s']:.1f} s ({local['ms_per_iteration']:.0f} ms per iteration); {b['workers']} Ray Train "
               f"workers {dp['wall_s']:.1f} s with start-up ({dp['ms_per_iteration']:.0f} ms per iteration with a "
               f"checkpoint every {args.checkpoint_every}; {dp0['ms_per_iteration']:.0f} ms without, "
-              f"{dp0['exchange_ms_per_iteration']:.1f} ms of it in all-reduces); identical adapters: {b['identical']}; "
+              f"{dp0['exchange_ms_per_iteration']:.1f} ms of it in all-reduces; start: Ray Train "
+              f"{dp0['ray_train_start_s']:.1f} s, then a worker's imports and model {dp0['worker_build_s']:.1f} s); "
+              f"identical adapters: {b['identical']}; "
               f"adapter gradients all-reduced per iteration {b['adapter_grad_bytes_per_iteration']:,} bytes", flush=True)
         results["crossplay"] = x = bench_crossplay(crossplay_population(tmp, args.members), args.workers, args.block,
                                                    args.episodes)

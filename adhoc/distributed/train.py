@@ -115,10 +115,12 @@ def worker_loop(payload: dict) -> None:
 
     from adhoc.recipes.train_population import build_run, train_loop
 
+    entered = time.time()  # wall clock: compared with the driver's
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     run = build_run(payload["config"])
     workers = Workers(rank, world)
+    times = {"entered": entered, "built": time.time()}  # this attempt's start (a restart has its own)
     iteration, sp, scalars, loop_s = 0, None, [], 0.0
     restored = ray.train.get_checkpoint()
     if restored is not None:
@@ -131,7 +133,7 @@ def worker_loop(payload: dict) -> None:
 
     def save(iteration: int, sp: torch.Tensor | None) -> None:
         tensors, state = run.checkpoint(iteration, sp, {"scalars": scalars, "exchange_s": workers.seconds,
-                                                        "loop_s": time.perf_counter() - started})
+                                                        "loop_s": time.perf_counter() - started, **times})
         if rank != 0:
             ray.train.report({"iteration": iteration})
             return
@@ -162,7 +164,6 @@ def train_data_parallel(run, writer, start: float, progress: bool):
     if config.ray.gpus_per_worker:
         resources[config.ray.gpu_resource] = config.ray.gpus_per_worker
     with cluster(config.ray):
-        startup = time.perf_counter() - start
         trainer = TorchTrainer(
             worker_loop, train_loop_config={"config": config},
             scaling_config=ScalingConfig(num_workers=config.ray.workers, resources_per_worker=resources,
@@ -170,6 +171,7 @@ def train_data_parallel(run, writer, start: float, progress: bool):
             run_config=RunConfig(name="train", storage_path=str(storage.resolve()),
                                  failure_config=FailureConfig(max_failures=config.ray.max_failures),
                                  checkpoint_config=CheckpointConfig(num_to_keep=2)))
+        fit_started = time.time()
         result = _fit(trainer)
     with result.checkpoint.as_directory() as folder:
         tensors, state = checkpoint.load(Path(folder) / CHECKPOINT)
@@ -178,7 +180,11 @@ def train_data_parallel(run, writer, start: float, progress: bool):
     _write_curves(writer.staging / "tb", config, state["scalars"])
     elapsed = time.perf_counter() - start
     return finish(run, writer, iteration, sp, elapsed, elapsed - state["loop_s"], {"data_parallel": {
-        "workers": config.ray.workers, "exchange_s": round(state["exchange_s"], 2)}})
+        "workers": config.ray.workers, "exchange_s": round(state["exchange_s"], 2),
+        # from the fit's start to worker 0's function (Ray Train's controller, worker group and process group;
+        # for a restarted run, up to its last attempt), then that worker's imports, base model and bank
+        "ray_train_start_s": round(state["entered"] - fit_started, 1),
+        "worker_build_s": round(state["built"] - state["entered"], 1)}})
 
 
 def _fit(trainer):
