@@ -6,7 +6,8 @@ An iteration is what ``adhoc train-population configs/repeated-lever-trajedi.yam
 ``rollout`` → the method's loss (TrajeDi's self-play REINFORCE and its trajectory-divergence term, which calls
 the re-scoring) → one backward over the summed losses → one ``MemberAdam`` step. Both implementations run in
 the same process, one iteration of each in turn on the same members and the same rollout seed (so both score
-the same trajectories, and load from other processes hits both alike); the members are the config's fresh ones
+the same trajectories, and load from other processes hits both alike; the order alternates between repeats,
+after one untimed warm-up iteration of each); the members are the config's fresh ones
 (random policies, the costly case: every episode's transcript is its own text from round 2 on). Prints the
 median seconds per iteration, its CPU time, its parts (rollout, re-scoring, the rest of the loss, backward),
 and the ratio.
@@ -105,8 +106,11 @@ def main() -> None:
 
     names = [args.only] if args.only else list(IMPLEMENTATIONS)
     runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for name in names:  # warm-up (first allocations), untimed
+        iteration(name, 10_000)
     for r in range(args.repeats):
-        for name in names:
+        # the first of a repeat tokenizes the rollout's new texts for both (``Policy.tokens`` caches them): alternate
+        for name in (names if r % 2 == 0 else names[::-1]):
             runs[name].append(iteration(name, r))
             last = runs[name][-1]
             print(f"  repeat {r} {name}: {last['total']:.2f} s, CPU {last['cpu']:.2f} s (loss {last['loss']:.6f}, JSD {last['jsd']:.6f})",
