@@ -91,7 +91,7 @@ class Workers:
         started = time.perf_counter()
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]  # None: no local episode
         parts = [*grads, *values]
-        flat = torch.cat([t.detach().reshape(-1).to(self.device, torch.float64) for t in parts])
+        flat = torch.cat([t.detach().reshape(-1).to(self.device, torch.float32) for t in parts])  # fp32 as the adapters
         dist.all_reduce(flat)
         out, at = [], 0
         for t in parts:
