@@ -15,6 +15,9 @@ The loop, written out once for every method (the method only chooses the pairs a
 4. The method selects the adapters to save (all of them; or, for a method that trains extra adapters —
    Other-Play restarts, TrajeDi's best response — one per member), then save atomically: member peft folders, ``population.yaml``, ``config.yaml``, TensorBoard logs.
 
+The loop (``train_loop``) is the same on Ray: ``backend: ray`` runs it on every Ray Train worker, each playing a
+block of the pairs, with gradients summed across workers (``adhoc.distributed.train``).
+
 TensorBoard keys: ``train/loss``, ``train/return`` (mean return of the iteration's episodes),
 ``train/entropy``, ``eval/self_play_return_mean``, ``eval/self_play_return_min``,
 ``eval/self_play_return/<member>``, ``time/iteration_s``.
