@@ -276,6 +276,32 @@ def test_a_sigkilled_ray_train_worker_is_restarted_and_the_run_ends_as_an_uninte
     same_population(train_population(load_config(CONFIG, overrides), out=tmp_path / "here", progress=False), there)
 
 
+def test_a_user_error_on_a_worker_comes_back_as_its_one_line():
+    """A run that diverges on a worker raises UserError there; Ray Train wraps it (WorkerGroupError, the worker's
+    exception as it arrived: the error itself or a RayTaskError holding its traceback)."""
+    from ray.train import WorkerGroupError
+
+    from adhoc.distributed.train import _fit
+    from adhoc.errors import UserError
+
+    line = "training diverged at iteration 3: NaN or inf loss or gradient for member-01 (try a smaller train.lr)"
+
+    class Failing:
+        def __init__(self, failure):
+            self.failure = failure
+
+        def fit(self):
+            raise WorkerGroupError("worker 0 failed", {0: self.failure})
+
+    wrapped = RuntimeError(f"ray::RayTrainWorker.run_train_fn()\nTraceback ...\nadhoc.errors.UserError: {line}")
+    for failure in (UserError(line), wrapped):
+        with pytest.raises(UserError) as caught:
+            _fit(Failing(failure))
+        assert str(caught.value) == line
+    with pytest.raises(WorkerGroupError):  # anything else is not the user's: it stays Ray's error
+        _fit(Failing(RuntimeError("worker died")))
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["backend=ray", "--resume"], "--resume is for in-process runs"),
     (["backend=ray", "train.rollout=per_episode"], "needs train.rollout=per_row"),

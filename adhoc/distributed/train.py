@@ -148,7 +148,7 @@ def worker_loop(payload: dict) -> None:
     save(iteration, sp)
 
 
-def train_data_parallel(run, writer, start: float, progress: bool):
+def train_data_parallel(run, writer, start: float):
     """Train ``run.config`` on ``ray.workers`` Ray Train workers, then save the population from the final
     checkpoint in this process (``train_population`` calls this for ``backend: ray``)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig

@@ -155,7 +155,7 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
         if config.backend == "ray":
             from adhoc.distributed.train import train_data_parallel
 
-            return train_data_parallel(run, writer, start, progress)
+            return train_data_parallel(run, writer, start)
         return _train(run, writer, start, progress, resume)
     except BaseException as exc:
         writer.abandon(keep=(writer.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
