@@ -178,8 +178,12 @@ class Population:
             f"adapters    LoRA r={m['adapter']['rank']} alpha={m['adapter']['alpha']:g} on {', '.join(m['adapter']['target_modules'])}",
             f"created     {m.get('created', '?')}  in {m.get('wall_time_s', '?')} s"
             + (f" (start-up {m['startup_s']} s, training {m['train_s']} s)" if "startup_s" in m else ""),
-            f"members     {len(self.members)}",
         ]
+        if isinstance(m.get("data_parallel"), dict):
+            dp = m["data_parallel"]
+            lines.append(f"trained on  {dp.get('workers', '?')} Ray Train workers, data-parallel "
+                         f"({dp.get('exchange_s', '?')} s in all-reduces)")
+        lines.append(f"members     {len(self.members)}")
         width = max(len(n) for n in self.names)
         lines.append(f"  {'name':<{width}}  {'seed':>10}  self-play return")
         for mem in self.members:

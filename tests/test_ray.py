@@ -219,6 +219,7 @@ def test_one_population_on_two_ray_train_workers_equals_the_in_process_run(clust
                              out=tmp_path / "there", progress=False)
     same_population(here, there, atol)  # one-shot games: bit for bit
     assert there.manifest["data_parallel"]["workers"] == 2 and "data_parallel" not in here.manifest
+    assert "trained on  2 Ray Train workers" in there.summary() and "Ray Train" not in here.summary()
     if atol == 0:  # the same adapters: the same cross-play matrix
         from adhoc.crossplay import crossplay
 
