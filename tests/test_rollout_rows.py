@@ -73,9 +73,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_per_row_losses_and_gradients_equal_the_per_episode_computation(case):
-    game_name, params, pair_list, episodes, flags = CASES[case]
+def case_setup(game_name: str, params: dict, pair_list: list, episodes: int, otherplay: bool):
+    """(game, policy, pairs, rollout options) of a case: pair ids < 0 are a scripted warehouse teacher in seat 1;
+    ``otherplay``: one random symmetry per episode relabels seat 1."""
     game = make_game(game_name, **params)
     policy = make_policy()
     pairs = torch.tensor(pair_list)
@@ -83,9 +83,16 @@ def test_per_row_losses_and_gradients_equal_the_per_episode_computation(case):
         teacher = scripted_ids(policy, load_scripted_population("scripted:warehouse:direct", game))
         pairs[pairs < 0] = int(teacher[0])
     options = {}
-    if flags.get("otherplay"):
+    if otherplay:
         element = game.symmetries().sample(len(pairs) * episodes, np.random.default_rng(7))
         options["partner_maps"] = torch.as_tensor(element[1], dtype=torch.long)
+    return game, policy, pairs, options
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_per_row_losses_and_gradients_equal_the_per_episode_computation(case):
+    game_name, params, pair_list, episodes, flags = CASES[case]
+    game, policy, pairs, options = case_setup(game_name, params, pair_list, episodes, flags.get("otherplay", False))
     traj = rollout(game, policy, pairs, episodes, np.random.default_rng(3), **options)
     assert traj.rows is not None and len(traj.rows) == traj.rewards.shape[2]
     if game.horizon == 1:  # one row per member and seat, whatever the number of episodes

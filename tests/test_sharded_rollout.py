@@ -9,8 +9,7 @@ import torch
 from adhoc.games import make_game
 from adhoc.games.core import SEATS
 from adhoc.rollout import episode_returns, rollout, shard_bounds
-from adhoc.scripted import load_scripted_population, scripted_ids
-from test_rollout_rows import make_policy
+from test_rollout_rows import case_setup, make_policy
 
 CASES = {
     "lever": ("lever", {"n_levers": 5}, [[0, 0], [1, 2], [2, 1], [1, 1], [0, 2]], 16, False),
@@ -40,16 +39,7 @@ def test_shard_bounds_cover_the_pairs_once_in_order():
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_shards_together_are_the_unsharded_rollout(case, world):
     game_name, params, pair_list, episodes, otherplay = CASES[case]
-    game = make_game(game_name, **params)
-    policy = make_policy()
-    pairs = torch.tensor(pair_list)
-    if (pairs < 0).any():  # a scripted teacher in seat 1
-        teacher = scripted_ids(policy, load_scripted_population("scripted:warehouse:direct", game))
-        pairs[pairs < 0] = int(teacher[0])
-    options = {}
-    if otherplay:
-        element = game.symmetries().sample(len(pairs) * episodes, np.random.default_rng(7))
-        options["partner_maps"] = torch.as_tensor(element[1], dtype=torch.long)
+    game, policy, pairs, options = case_setup(game_name, params, pair_list, episodes, otherplay)
     rng = np.random.default_rng(3)
     whole = rollout(game, policy, pairs, episodes, rng, **options)
     after = rng.random()
