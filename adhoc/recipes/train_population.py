@@ -97,11 +97,16 @@ class Run:
         return state["iteration"], tensors.get("self_play")
 
 
-def build_run(config: RunConfig) -> Run:
-    """The game, method, base model, bank (member i seeded by SeedSequence(population.seed, i)), policy,
-    optimizer and generator of a run, before its first iteration."""
+def build_game_and_method(config: RunConfig) -> tuple[Any, Any]:
+    """The run's game and method (the method refuses, in one line, a game it can't serve)."""
     game = build_game(config.game)
-    method = METHODS[config.method.name].build(config.method, game, config.population.size)
+    return game, METHODS[config.method.name].build(config.method, game, config.population.size)
+
+
+def build_run(config: RunConfig, game_and_method: tuple[Any, Any] | None = None) -> Run:
+    """The game, method (``game_and_method`` if already built), base model, bank (member i seeded by
+    SeedSequence(population.seed, i)), policy, optimizer and generator of a run, before its first iteration."""
+    game, method = game_and_method or build_game_and_method(config)
     n = method.n_members  # adapters trained: population.size, or more when a method trains restarts
     names = [f"{config.population.member_prefix}-{i:02d}" for i in range(config.population.size)]
     names += [method.slot_name(i, names) for i in range(len(names), n)]
@@ -142,14 +147,14 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
     if resume and out is None:
         raise UserError("--resume needs the --out of the run to continue")
     out = Path(out) if out is not None else default_out(config)
-    METHODS[config.method.name].build(config.method, build_game(config.game), config.population.size)  # refuses a game it can't serve
+    game_and_method = build_game_and_method(config)  # before anything is written
     if config.backend == "ray":
         from adhoc.distributed.train import check_data_parallel
 
         check_data_parallel(config, resume)
     if not resume:
         check_out(out, "population", overwrite)  # before the base is loaded
-    run = build_run(config)
+    run = build_run(config, game_and_method)
     writer = PopulationWriter(out, overwrite=overwrite, resume=resume)  # locked staging folder
     try:
         if config.backend == "ray":
