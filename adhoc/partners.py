@@ -234,18 +234,33 @@ def returns_with_partners(game, policy, agent: int, partners, episodes: int, rng
 
     partners = torch.arange(partners) if isinstance(partners, int) else torch.as_tensor(partners).long().cpu()
     P = len(partners)
-    seats = [SEATS] * P if seats is None else [tuple(s) for s in seats]
-    me = torch.full_like(partners, agent)
-    blocks = [torch.stack([me, partners], 1), torch.stack([partners, me], 1)]
-    # playable[b, i]: block b (agent seat 0, agent seat 1, self-play) with partner i
-    playable = [[1 in s and agent_seat != 1 for s in seats], [0 in s and agent_seat != 0 for s in seats]]
+    pairs, mask = partner_pairs([agent], partners, seats, agent_seat, self_play)
+    n_blocks = len(mask) // P
+    steps = (game.horizon,) if per_step else ()
+    out = np.full((len(mask), episodes, *steps), np.nan)
+    if bool(mask.any()):
+        out[mask.numpy()] = episode_returns(game, policy, pairs[mask], episodes, rng, per_step=per_step).numpy()
+    return np.swapaxes(out.reshape(n_blocks, P, episodes, *steps), 0, 1)
+
+
+def partner_pairs(agents: list[int], partners, seats: list[tuple[int, ...]] | None = None,
+                  agent_seat: int | None = None, self_play: bool = False):
+    """The pairs of agents (bank slots) with partners (member ids [P]), in blocks of P: for each agent, the agent
+    in seat 0, then in seat 1; with ``self_play`` last the partners with themselves. (pairs [B·P, 2], playable
+    [B·P] bool): a partner that cannot play the other seat, or an agent held to ``agent_seat``, leaves a pair
+    unplayable, and a partner's self-play needs both seats (``returns_with_partners`` says what is NaN)."""
+    import torch
+
+    partners = torch.as_tensor(partners).long().cpu()
+    seats = [SEATS] * len(partners) if seats is None else [tuple(s) for s in seats]
+    agent_first = [1 in s and agent_seat != 1 for s in seats]
+    agent_second = [0 in s and agent_seat != 0 for s in seats]
+    blocks, playable = [], []
+    for agent in agents:
+        me = torch.full_like(partners, agent)
+        blocks += [torch.stack([me, partners], 1), torch.stack([partners, me], 1)]
+        playable += [agent_first, agent_second]
     if self_play:
         blocks.append(torch.stack([partners, partners], 1))
         playable.append([0 in s and 1 in s for s in seats])
-    mask = torch.tensor(playable).reshape(-1)  # [S·P]
-    steps = (game.horizon,) if per_step else ()
-    out = np.full((len(blocks) * P, episodes, *steps), np.nan)
-    if bool(mask.any()):
-        out[mask.numpy()] = episode_returns(game, policy, torch.cat(blocks)[mask], episodes, rng,
-                                            per_step=per_step).numpy()
-    return np.swapaxes(out.reshape(len(blocks), P, episodes, *steps), 0, 1)
+    return torch.cat(blocks), torch.tensor(playable).reshape(-1)

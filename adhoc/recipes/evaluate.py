@@ -138,20 +138,12 @@ def played_with_partners(game, policy, agents: list[int], ids, episodes: int, se
     ``adhoc.partners.returns_with_partners``. One call, so that no two pairs share a seeded block's stream.
     The pairs come in that function's order (agent 0's seat-0 pairs, its seat-1 pairs, ..., then self-play),
     so a one-stream ``play`` gives its numbers for a single agent."""
-    import torch
+    from adhoc.partners import partner_pairs
 
-    ids = torch.as_tensor(ids).long().cpu()
     K, P = len(agents), len(ids)
-    playable = torch.tensor([[1 in s and agent_seat != 1 for s in seats], [0 in s and agent_seat != 0 for s in seats],
-                             [0 in s and 1 in s for s in seats]])  # [3, P]: seat 0, seat 1, self-play
-    blocks = []
-    for agent in agents:
-        me = torch.full_like(ids, agent)
-        blocks += [torch.stack([me, ids], 1), torch.stack([ids, me], 1)]
-    mask = torch.cat([*[playable[0], playable[1]] * K, playable[2]])
+    pairs, mask = partner_pairs(agents, ids, seats, agent_seat, self_play=True)
     out = np.full((len(mask), episodes, game.horizon), np.nan)
-    out[mask.numpy()] = play(game, policy, torch.cat([*blocks, torch.stack([ids, ids], 1)])[mask], episodes, seed,
-                             per_step=True).numpy()
+    out[mask.numpy()] = play(game, policy, pairs[mask], episodes, seed, per_step=True).numpy()
     out = out.reshape(2 * K + 1, P, episodes, game.horizon)
     return np.swapaxes(out[:-1].reshape(K, 2, P, episodes, game.horizon), 1, 2), out[-1]
 
