@@ -721,6 +721,8 @@ class LearnerConfig:
     augment: bool = False  # relabel every training episode by a random symmetry of the game (as Other-Play does):
     #                        each partner, with its history, is met in every relabelling the group allows, so
     #                        memorising which label a partner plays cannot pay; evaluation is never relabelled
+    credit: str = "episode"  # episode: every action credited with the episode's return; reward_to_go: with the
+    #                          rewards from its step on (multi-step games: less variance, still unbiased)
 
 
 @dataclass
@@ -753,6 +755,7 @@ class LearnerRunConfig(_Serialised):
 
 
 LEARNER_ORACLES = ("continue", "fresh")
+LEARNER_CREDITS = ("episode", "reward_to_go")
 LEARNER_SECTIONS = {"model": LearnerModelConfig, "learner": LearnerConfig, "train": LearnerTrainConfig}
 SOLVER_FIXED_PARAMS = ("best",)  # minimax_regret's best returns: the partners' self-play, set by the recipe
 
@@ -893,6 +896,9 @@ def check_learner(config: LearnerRunConfig) -> None:
     if config.learner.oracle not in LEARNER_ORACLES:
         raise ConfigError(f"config error: learner.oracle must be one of {', '.join(LEARNER_ORACLES)} "
                           f"(got {config.learner.oracle!r})")
+    if config.learner.credit not in LEARNER_CREDITS:
+        raise ConfigError(f"config error: learner.credit must be one of {', '.join(LEARNER_CREDITS)} "
+                          f"(got {config.learner.credit!r})")
     if config.learner.seat not in (None, 0, 1):
         raise ConfigError(f"config error: learner.seat must be 0, 1 or null for both (got {config.learner.seat!r})")
     game = None if config.game is None else _build_game(config.game)

@@ -22,7 +22,7 @@ from adhoc.lm.adapters import AdapterBank, MemberAdam, read_adapter_folder
 from adhoc.lm.base import load_base
 from adhoc.recipes.evaluate import evaluate, evaluation_metrics
 from adhoc.recipes.train_learner import (draw_training_pairs, grouped_leave_one_out_advantage, learner_mixture,
-                                         mixture_record, oracle_seed, train_learner)
+                                         mixture_record, oracle_seed, reward_to_go, train_learner)
 
 ROOT = Path(__file__).parent.parent
 CONFIG = ROOT / "configs/lever-learner.yaml"
@@ -39,6 +39,18 @@ def test_grouped_leave_one_out_advantage_hand_computed():
     expected = [1 - 0.25, 0 - 0.75, 0.5 - 0.5, 3 - (1 + 0 + 0.5 + 2) / 4, 2 - (1 + 0 + 0.5 + 3) / 4]
     assert adv.tolist() == pytest.approx(expected)
     assert grouped_leave_one_out_advantage(torch.tensor([2.0]), torch.tensor([0])).tolist() == [2.0]
+
+
+def test_reward_to_go_and_per_step_baselines_hand_computed():
+    rewards = torch.tensor([[0.25, 0.0, 0.25, 0.25], [0.0, 0.25, 0.25, 0.0], [0.0, 0.0, 0.0, 0.25]])
+    togo = reward_to_go(rewards)
+    assert togo.tolist() == [[0.75, 0.5, 0.5, 0.25], [0.5, 0.5, 0.25, 0.0], [0.25, 0.25, 0.25, 0.25]]
+    # per step, the same leave-one-out baseline as for returns: column t of [B, T] alone gives column t
+    groups = torch.tensor([3, 3, 1])
+    adv = grouped_leave_one_out_advantage(togo, groups)
+    for t in range(4):
+        assert adv[:, t].tolist() == pytest.approx(grouped_leave_one_out_advantage(togo[:, t], groups).tolist())
+    assert adv[:, 0].tolist() == pytest.approx([0.25, -0.25, 0.25 - 0.625])  # singleton: mean of the other two
 
 
 def test_partner_draws_follow_the_meta_strategy_and_cover_both_seats():

@@ -135,7 +135,8 @@ def test_learner_with_augmentation_against_scripted_partners(tmp_path):
     relabelling) still has one row per epoch and the run completes."""
     config = load_learner_config(None, [
         "game.name=repeated", "game.stage=lever", "game.rounds=3", "game.stage_params.n_levers=4",
-        "partners=scripted:repeated:stubborn-1,stubborn-2", "learner.augment=true", "train.epochs=2",
+        "partners=scripted:repeated:stubborn-1,stubborn-2", "learner.augment=true", "learner.credit=reward_to_go",
+        "train.epochs=2",
         "train.iterations_per_epoch=2", "train.episodes=16", "train.eval_episodes=8"])
     pop = train_learner(config, tmp_path / "learner", progress=False)
     assert len(pop.manifest["learner"]["matrix"]) == 3

@@ -111,6 +111,11 @@ def test_per_row_losses_and_gradients_equal_the_per_episode_computation(case):
     torch.testing.assert_close(pg_rows, pg_ref, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(ent_rows, ent_ref, atol=1e-5, rtol=1e-4)
     assert pg_rows[:N].abs().sum() > 0
+    # per-step advantages (the learner's credit: reward_to_go): a different weight for every step
+    adv_steps = adv[:, :, None] * torch.linspace(1, -0.5, traj.rewards.shape[2]) + 0.1
+    torch.testing.assert_close(rollout_policy_gradient_loss(traj, adv_steps, n_ids),
+                               policy_gradient_loss(ref_logp, adv_steps, traj.alive, traj.pairs, n_ids),
+                               atol=1e-5, rtol=1e-4)
     grads_rows = member_grads(policy, (pg_rows - 0.3 * ent_rows)[:N])
     grads_ref = member_grads(policy, (pg_ref - 0.3 * ent_ref)[:N])
     assert any(g.abs().sum() > 0 for g in grads_rows)

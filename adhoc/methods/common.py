@@ -47,11 +47,13 @@ def policy_gradient_loss(logp: torch.Tensor, advantages: torch.Tensor, alive: to
                          pairs: torch.Tensor, n_members: int) -> torch.Tensor:
     """REINFORCE loss per member: −mean(A · log π(a_t|o_t)) over the steps it played.
 
-    logp: [P, E, T, 2]; advantages: [P, E] (episode-level, both seats share the common payoff); alive: [P, E, T].
-    The per-episode definition; training computes the same value per row with ``rollout_policy_gradient_loss``.
+    logp: [P, E, T, 2]; advantages: [P, E] (episode-level, both seats share the common payoff) or [P, E, T]
+    (per step); alive: [P, E, T]. The per-episode definition; training computes the same value per row with
+    ``rollout_policy_gradient_loss``.
     """
-    weights = alive[..., None].expand_as(logp)
-    return per_member_mean(-advantages.detach()[:, :, None, None] * logp, weights, pairs, n_members)
+    adv = advantages.detach()
+    adv = adv[..., None] if adv.dim() == 3 else adv[:, :, None, None]
+    return per_member_mean(-adv * logp, alive[..., None].expand_as(logp), pairs, n_members)
 
 
 def entropy_per_member(entropy: torch.Tensor, alive: torch.Tensor, pairs: torch.Tensor, n_members: int) -> torch.Tensor:
@@ -71,8 +73,10 @@ def played_steps(traj, n_members: int) -> torch.Tensor:
 
 def rollout_policy_gradient_loss(traj, advantages: torch.Tensor, n_members: int) -> torch.Tensor:
     """``policy_gradient_loss`` of a rollout [N], computed per distinct row when the rollout kept its rows
-    (``Trajectories.logp_dot``: per-row action weights Σ A_e, the same sum as per episode)."""
-    weights = -advantages.detach()[:, :, None] * traj.alive  # [P, E, T], both seats
+    (``Trajectories.logp_dot``: per-row action weights Σ A_e, the same sum as per episode). advantages: [P, E]
+    (one per episode) or [P, E, T] (one per step: the learner's ``credit: reward_to_go``)."""
+    adv = advantages.detach()
+    weights = -(adv if adv.dim() == 3 else adv[:, :, None]) * traj.alive  # [P, E, T], both seats
     return traj.logp_dot(weights, n_members) / played_steps(traj, n_members).clamp(min=1e-12)
 
 

@@ -42,7 +42,9 @@ holds that seating alone, and ``adhoc evaluate`` plays the agent in the seat its
 each. REINFORCE on the learner's own log-probabilities, with a leave-one-out baseline taken within the
 episodes that share the same partner and seating (``grouped_leave_one_out_advantage``): the partner is drawn
 before the learner acts, so a baseline that depends on it keeps the gradient unbiased and removes the
-between-partner variance. The entropy bonus follows ``train.entropy_coef`` (→ ``entropy_coef_end``).
+between-partner variance. With ``learner.credit: reward_to_go`` each action is credited
+with the rewards from its step on (``reward_to_go``), baselined per step within the same groups, instead of
+the whole episode's return (``episode``, the default). The entropy bonus follows ``train.entropy_coef`` (→ ``entropy_coef_end``).
 
 Scripted partners (``scripted:<game>``, the game from the config's ``game`` section) have no self-play
 return: their regret is not reported (None in the manifest; regret summaries cover the partners that have
@@ -95,7 +97,8 @@ from adhoc.solvers import nash_zero_sum, solve
 
 # ---------------------------------------------------------------------------- pure helpers
 def grouped_leave_one_out_advantage(returns: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """A_e = G_e − mean of the OTHER episodes of e's group. returns, groups: [B] → [B].
+    """A_e = G_e − mean of the OTHER episodes of e's group. returns [B] (or [B, T]: per step, each column
+    baselined alike), groups [B] → the shape of returns.
 
     An episode alone in its group is baselined by the mean of all other episodes of the batch (still
     independent of its own actions, so still unbiased); a batch of one episode gets no baseline.
@@ -103,12 +106,20 @@ def grouped_leave_one_out_advantage(returns: torch.Tensor, groups: torch.Tensor)
     B = returns.shape[0]
     _, inverse = torch.unique(groups, return_inverse=True)
     G = int(inverse.max()) + 1 if B else 0
-    total = torch.zeros(G, dtype=returns.dtype, device=returns.device).index_add(0, inverse, returns)
-    count = torch.zeros(G, dtype=returns.dtype, device=returns.device).index_add(0, inverse, torch.ones_like(returns))
-    own_total, own_count = total[inverse], count[inverse]
+    total = torch.zeros((G, *returns.shape[1:]), dtype=returns.dtype, device=returns.device).index_add(0, inverse, returns)
+    count = torch.zeros(G, dtype=returns.dtype, device=returns.device).index_add(0, inverse, torch.ones(B, dtype=returns.dtype, device=returns.device))
+    own_total, own_count = total[inverse], count[inverse].view(-1, *[1] * (returns.dim() - 1))
     in_group = (own_total - returns) / (own_count - 1).clamp(min=1)
-    batch = (returns.sum() - returns) / max(B - 1, 1)
+    batch = (returns.sum(0) - returns) / max(B - 1, 1)
     return returns - torch.where(own_count > 1, in_group, batch if B > 1 else torch.zeros_like(returns))
+
+
+def reward_to_go(rewards: torch.Tensor) -> torch.Tensor:
+    """G_t = Σ_{t' ≥ t} r_t' (undiscounted): [..., T] → [..., T]. With ``learner.credit: reward_to_go`` the
+    action of step t is credited with G_t only: rewards earned before it cannot depend on it, so dropping
+    them keeps the policy gradient unbiased and removes their variance (in a repeated game, round 1's luck
+    no longer blurs what the later rounds' actions earned)."""
+    return rewards.flip(-1).cumsum(-1).flip(-1)
 
 
 def draw_training_pairs(meta_strategy: np.ndarray, episodes: int, learner: int,
@@ -373,7 +384,11 @@ def _train(config, writer, partners, adapter, base, seat, training_seats, relabe
                 extra = {} if relabel is None else relabel.options(pairs.shape[0], rng)
                 traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False, **extra)
                 returns = traj.returns[:, 0]  # [B]
-                advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]  # [B, 1]
+                if config.learner.credit == "reward_to_go":  # [B, 1, T]: step t credited with G_t
+                    togo = reward_to_go(traj.rewards[:, 0] * traj.alive[:, 0])
+                    advantages = grouped_leave_one_out_advantage(togo, groups.to(togo.device))[:, None]
+                else:  # [B, 1]: every step credited with the episode's return
+                    advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]
                 pg = rollout_policy_gradient_loss(traj, advantages, n_ids)[learner]  # per distinct row
                 ent = rollout_entropy(traj, n_ids)[learner]
                 loss = pg - entropy_coef_at(config.train, iteration) * ent
