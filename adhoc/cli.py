@@ -36,9 +36,10 @@ def _train_learner(args: argparse.Namespace) -> None:
     from adhoc.recipes.train_learner import summary, train_learner
 
     config = load_learner_config(args.config, args.overrides)
-    pop = train_learner(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
-    print(summary(pop))
-    print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
+    pops = train_learner(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
+    for pop in pops if isinstance(pops, list) else [pops]:  # learners: one population per slot
+        print(summary(pop))
+        print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -314,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides; partners=DIR, DIR:member[,member] or scripted:GAME[:a,b] (repeatable) names the partners "
                         "(population folders, or the scripted teachers of the config's game), solver=NAME the meta-solver")
-    p.add_argument("--out", help="learner population folder to write (default runs/<game>-learner-<solver>-seed<S>-<time>-<id>)")
+    p.add_argument("--out", help="learner population folder to write (default runs/<game>-learner-<solver>-seed<S>-<time>-<id>); "
+                                 "with a learners: list, the folder of one population per slot, OUT/<name>")
     _write_options(p, "population", resume=True)
     p.set_defaults(func=_train_learner)
 

@@ -745,6 +745,15 @@ class LearnerTrainConfig:
 
 
 @dataclass
+class LearnerSlotConfig:
+    """One entry of ``learners:``: a learner slot trained in the same batched pass as the others."""
+
+    name: Optional[str] = None  # its population folder (--out DIR/<name>) and member name; None: <learner.name>-<i>
+    seed: Optional[int] = None  # its LoRA init (and fresh-oracle seeds); None: learner.seed + i
+    partners: Optional[list[str]] = None  # its partner specs (as top-level partners); None: the top-level partners
+
+
+@dataclass
 class LearnerRunConfig(_Serialised):
     game: Any  # None: whatever the partners play; else the partners must play exactly this game
     partners: list[str]  # partner population folders or scripted:<game>[:a,b] (``partners=...``, repeatable)
@@ -752,11 +761,21 @@ class LearnerRunConfig(_Serialised):
     model: LearnerModelConfig
     learner: LearnerConfig
     train: LearnerTrainConfig
+    # None: one learner (learner.name, learner.seed, the partners); a list: M learner slots in one batched pass,
+    # names / seeds / partners resolved at load time (``learner_slots``)
+    learners: Optional[list[LearnerSlotConfig]] = None
+
+    def to_yaml(self) -> str:
+        """As every config; without ``learners: null`` when there is no list (a single learner's config.yaml is
+        what it was before ``learners`` existed)."""
+        text = super().to_yaml()
+        return re.sub(r"^learners: null\n", "", text, flags=re.M) if self.learners is None else text
 
 
 LEARNER_ORACLES = ("continue", "fresh")
 LEARNER_CREDITS = ("episode", "reward_to_go")
 LEARNER_SECTIONS = {"model": LearnerModelConfig, "learner": LearnerConfig, "train": LearnerTrainConfig}
+MAX_LEARNER_SLOTS = 64  # learners: entries (each a bank slot, a population and an evaluation block per epoch)
 SOLVER_FIXED_PARAMS = ("best",)  # minimax_regret's best returns: the partners' self-play, set by the recipe
 
 
@@ -802,7 +821,7 @@ def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> L
 
     overrides, partners = _partner_overrides(list(overrides))
     raw = _read(path, overrides, {"game": GAMES, "solver": SOLVERS})
-    allowed = ["game", "partners", "solver", *LEARNER_SECTIONS]
+    allowed = ["game", "partners", "solver", *LEARNER_SECTIONS, "learners"]
     for key in raw:
         if key == "method" or key == "population":
             raise ConfigError(f"config error: a learner config has no '{key}' section (that is a population "
@@ -820,14 +839,58 @@ def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> L
                 raise ConfigError(f"config error: partners[{i}] must be a population folder or scripted:GAME "
                                   f"(got {p!r})")
     game = raw.get("game")
+    sections = {name: _typed(name, cls, raw.get(name)) for name, cls in LEARNER_SECTIONS.items()}
     config = LearnerRunConfig(
         game=None if game is None else _registry_section("game", game, GAMES),
         partners=partners,
         solver=_solver_section(raw.get("solver")),
-        **{name: _typed(name, cls, raw.get(name)) for name, cls in LEARNER_SECTIONS.items()},
+        **sections,
+        # learners: null (validate --print of a single learner's config) is no list
+        learners=None if raw.get("learners") is None else _learner_slots(raw.get("learners"), sections["learner"]),
     )
     check_learner(config)
     return config
+
+
+def _partner_list(value: Any, key: str) -> list[str]:
+    """A partners value (one spec or a list of specs) as a list of non-empty strings."""
+    if isinstance(value, str):
+        value = [value]
+    if OmegaConf.is_list(value):
+        value = OmegaConf.to_container(value)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"config error: {key} must be a non-empty list of population folders or scripted:GAME specs")
+    for i, p in enumerate(value):
+        if not isinstance(p, str) or not p.strip():
+            raise ConfigError(f"config error: {key}[{i}] must be a population folder or scripted:GAME (got {p!r})")
+    return list(value)
+
+
+def _learner_slots(values: Any, learner: LearnerConfig) -> list[LearnerSlotConfig]:
+    """``learners:``: a non-empty list of mappings with keys name, seed, partners (each optional), resolved:
+    name <learner.name>-<i>, seed learner.seed + i; partners stay None (the top-level partners) when not given."""
+    if OmegaConf.is_list(values):
+        values = OmegaConf.to_container(values, resolve=False)
+    if not isinstance(values, list) or not values:
+        raise ConfigError("config error: learners must be a non-empty list of learner slots "
+                          "(each a mapping of name, seed, partners)")
+    if len(values) > MAX_LEARNER_SLOTS:
+        raise ConfigError(f"config error: learners has {len(values)} entries, above the limit {MAX_LEARNER_SLOTS}")
+    slots = []
+    for i, entry in enumerate(values):
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, dict):
+            raise ConfigError(f"config error: learners[{i}] must be a mapping of keys (allowed: "
+                              f"{_fields(LearnerSlotConfig)}; got {entry!r})")
+        entry = dict(entry)
+        if entry.get("partners") is not None:
+            entry["partners"] = _partner_list(entry["partners"], f"learners[{i}].partners")
+        slot = _typed(f"learners[{i}]", LearnerSlotConfig, entry)
+        slot.name = f"{learner.name}-{i}" if slot.name is None else slot.name
+        slot.seed = learner.seed + i if slot.seed is None else slot.seed
+        slots.append(slot)
+    return slots
 
 
 def _solver_value(key: str, value: Any, default: Any) -> Any:
@@ -901,6 +964,14 @@ def check_learner(config: LearnerRunConfig) -> None:
                           f"(got {config.learner.credit!r})")
     if config.learner.seat not in (None, 0, 1):
         raise ConfigError(f"config error: learner.seat must be 0, 1 or null for both (got {config.learner.seat!r})")
+    for i, slot in enumerate(config.learners or []):
+        _check_name(slot.name, f"learners[{i}].name")
+        _SEED.check(f"learners[{i}].seed", slot.seed)
+    names = [slot.name for slot in config.learners or []]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise ConfigError(f"config error: learners: the name {twice!r} is given twice (each slot is its own "
+                          f"population folder)")
     game = None if config.game is None else _build_game(config.game)
     dims = _base_dims(m.base)
     notes = {"model.lora_rank": _rank_note(dims, m.target_modules),

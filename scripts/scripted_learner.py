@@ -1,11 +1,14 @@
 """Alignment games: an AI trained against scripted teachers (human proxies), evaluated with held-out teachers;
 for the warehouse also the per-episode return curve inside an interaction (in-context grounding).
 
-An AI is one LoRA member on the built-in base, trained in the AI seat (seat 0) by REINFORCE with a
-leave-one-out baseline per teacher, against scripted teachers from ``scripted:<game>``, every teacher of
-its set playing ``--episodes-per-teacher`` interactions per iteration. Several AIs train in one batched
-pass, one per teacher set (``--train`` may be given several times). Saved populations can be evaluated in
-the AI seat too (``--population``: every member with each scripted teacher).
+A thin driver over ``adhoc train-learner``'s loop (``adhoc.recipes.train_learner``): every ``--train`` teacher
+set is one learner slot (``learners:``, partners ``scripted:<game>:<set>``), all trained in ONE batched pass
+in the AI seat (``learner.seat: 0``) by REINFORCE with a leave-one-out baseline per teacher, against a
+uniform meta-strategy over its teachers (``solver: uniform``, one epoch of ``--iterations`` iterations).
+Every AI plays ``--episodes-per-teacher`` × (the largest set's size) interactions per iteration, each with a
+teacher of its set drawn uniformly. The AIs are saved as learner populations, ``--out DIR/ai-<i>`` (``adhoc
+evaluate`` reads them). Saved populations can be evaluated in the AI seat too (``--population``: every
+member with each scripted teacher).
 
 Report: for every AI and every teacher, the mean interaction return; for the warehouse the mean payoff of
 episode 1..K of the interaction (in-context grounding shows as later episodes beating the first) and each
@@ -32,16 +35,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
+from adhoc.config import load_learner_config
 from adhoc.games import make_game
-from adhoc.lm.adapters import AdapterBank, MemberAdam
+from adhoc.lm.adapters import AdapterBank
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
-from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
+from adhoc.paths import unique_default
+from adhoc.population import Population
+from adhoc.recipes.train_learner import train_learner
 from adhoc.rollout import rollout
 from adhoc.scripted import load_scripted_population, scripted_ids
 
@@ -70,6 +78,24 @@ def evaluate(game, policy, robots: list[int], teacher_ids: dict[str, int], episo
     return out
 
 
+def learner_config(args, game_params: dict, teacher_sets: list[list[str]], adapter: dict) -> dict:
+    """The ``adhoc train-learner`` config of the AIs: one learner slot per teacher set, seat 0, one epoch."""
+    size = max(len(s) for s in teacher_sets)
+    return {
+        "game": {"name": args.game, **game_params},
+        "partners": [],
+        "solver": "uniform",
+        "model": {"base": args.base, "device": "cpu", "dtype": "float32", "lora_rank": adapter["rank"],
+                  "lora_alpha": float(adapter["alpha"]), "target_modules": list(adapter["target_modules"])},
+        "learner": {"name": "ai", "seed": args.seed, "seat": 0},
+        "learners": [{"name": f"ai-{i}", "seed": args.seed + i, "partners": [f"scripted:{args.game}:" + ",".join(s)]}
+                     for i, s in enumerate(teacher_sets)],
+        "train": {"epochs": 1, "iterations_per_epoch": args.iterations, "episodes": args.episodes_per_teacher * size,
+                  "eval_episodes": args.train_eval_episodes, "lr": args.lr, "entropy_coef": args.entropy,
+                  "max_grad_norm": 1.0, "checkpoint_every": 0},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="append", default=[], help="comma-separated teacher names (repeatable)")
@@ -82,65 +108,52 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--entropy", type=float, default=0.01)
     parser.add_argument("--eval-episodes", type=int, default=512)
+    parser.add_argument("--train-eval-episodes", type=int, default=16,
+                        help="episodes per entry of the learners' own meta-game rows (the report uses --eval-episodes)")
     parser.add_argument("--target-modules", default="q_proj,v_proj,lm_head")
     parser.add_argument("--base", default="builtin:tiny", help="base model (builtin:tiny, builtin:small, an HF id/path)")
     parser.add_argument("--lora-rank", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="where the trained AIs' populations go (default runs/<game>-learners-...)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
-    import yaml
-
-    game = make_game(args.game, **{k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.param)})
+    game_params = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.param)}
+    game = make_game(args.game, **game_params)
     teacher_sets = [[t for t in spec.split(",") if t] for spec in args.train]
     heldout = [t for t in args.heldout.split(",") if t]
     every = list(dict.fromkeys([t for s in teacher_sets for t in s] + heldout))
-    base = load_base(args.base, device="cpu", dtype="float32")
-    from adhoc.population import Population
-
     pops = [Population.load(p) for p in args.population]
-    n_pop = sum(len(p.members) for p in pops)
-    n = len(teacher_sets) + n_pop
-    targets = args.target_modules.split(",")
-    rank, alpha = args.lora_rank, 2.0 * args.lora_rank
+    adapter = {"rank": args.lora_rank, "alpha": 2.0 * args.lora_rank, "target_modules": args.target_modules.split(",")}
     if pops:
         adapter = pops[0].manifest["adapter"]
-        targets, rank, alpha = adapter["target_modules"], adapter["rank"], adapter["alpha"]
-    bank = AdapterBank(base.model, max(n, 1), rank, alpha, targets, base_model_id=base.model_id)
-    bank.init_members([args.seed + i for i in range(max(n, 1))], b_std=0.1)
-    slot = len(teacher_sets)
-    for pop in pops:
-        pop.load_into(bank, list(range(slot, slot + len(pop.members))))
-        slot += len(pop.members)
+
+    # train one AI per teacher set, all in one batched pass (adhoc train-learner with learners:)
+    if teacher_sets:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "learners.yaml"
+            path.write_text(yaml.safe_dump(learner_config(args, game_params, teacher_sets, adapter), sort_keys=False))
+            config = load_learner_config(path)
+        out = args.out or unique_default(args.game, "learners", f"seed{args.seed}")
+        trained = train_learner(config, out=out)
+        print(f"trained {len(trained)} AIs in one batched pass: {Path(out)}/ai-<i>", flush=True)
+        pops = trained + pops
+
+    # evaluate every AI (the trained ones' final members, every member of --population) with every teacher
+    base = load_base(args.base, device="cpu", dtype="float32")
+    robots = [(pop, m) for k, pop in enumerate(pops) for m in (pop.names[:1] if k < len(teacher_sets) else pop.names)]
+    n = len(robots)
+    bank = AdapterBank(base.model, max(n, 1), adapter["rank"], adapter["alpha"], adapter["target_modules"],
+                       base_model_id=base.model_id)
+    for slot, (pop, member) in enumerate(robots):
+        pop.check_base(base.model_id, base.fingerprint)
+        bank.import_member(slot, pop.member_dir(member))
     policy = Policy(base, bank)
     spec = f"scripted:{game.name}:" + ",".join(every)
     ids = dict(zip(every, scripted_ids(policy, load_scripted_population(spec, game)).tolist()))
-    rng = np.random.default_rng(args.seed)
-
-    # train one robot per teacher set, all in one batched pass
-    if teacher_sets:
-        optimizer = MemberAdam(bank.member_parameters(), lr=args.lr, max_grad_norm=1.0)
-        pairs = torch.tensor([[r, ids[t]] for r, s in enumerate(teacher_sets) for t in s])
-        active = torch.zeros(bank.n_members, dtype=torch.bool)
-        active[: len(teacher_sets)] = True
-        start = time.perf_counter()
-        for it in range(1, args.iterations + 1):
-            traj = rollout(game, policy, pairs, args.episodes_per_teacher, rng, keep_distributions=False)
-            advantages = leave_one_out_advantage(traj.returns)
-            total = bank.n_members + len(policy.scripted)
-            loss = policy_gradient_loss(traj.logp, advantages, traj.alive, traj.pairs, total) \
-                - args.entropy * entropy_per_member(traj.entropy, traj.alive, traj.pairs, total)
-            optimizer.zero_grad()
-            loss[: bank.n_members].sum().backward()
-            optimizer.step(active)
-            if it % 25 == 0 or it == args.iterations:
-                print(f"iteration {it}: train return {float(traj.returns.mean()):.3f} "
-                      f"({time.perf_counter() - start:.0f} s)", flush=True)
-
-    robots = list(range(n))
     labels = [f"learner[{'+'.join(s)}]" for s in teacher_sets] + [
-        f"{p.path.name}/{m}" for p in pops for m in p.names]
-    results = evaluate(game, policy, robots, ids, args.eval_episodes, args.seed + 1)
+        f"{pop.path.name}/{m}" for pop, m in robots[len(teacher_sets):]]
+    results = evaluate(game, policy, list(range(n)), ids, args.eval_episodes, args.seed + 1)
     table = {labels[r]: v for r, v in results.items()}
     print(f"\nAI (seat 0) x scripted teacher (seat 1): mean interaction return; per-episode payoff")
     for r, (label, row) in enumerate(table.items()):

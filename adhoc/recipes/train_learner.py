@@ -55,6 +55,19 @@ is ``model.base`` (default builtin:tiny) and the learner's LoRA shape is ``model
 ``lora_alpha`` / ``target_modules`` (defaults those of train-population); with population partners these
 must match theirs (one shared bank).
 
+Several learners in one batched pass (``learners:`` in the config, M slots; ``learner_slots``): the bank
+holds every partner any slot uses, each loaded once (``_lora_partners``; scripted strategies once in
+``policy.scripted``), then the M learners (slots N..N+M−1). The loop above runs for all slots at once:
+step 2a evaluates every slot with its own partners in one batched call (``slot_returns``), 2b-2d are per
+slot (its own M, σ, snapshots, fresh oracles), and every training iteration draws each slot's B episodes
+from its own σ over its own partners and plays them all in ONE rollout. ``slot_losses`` gives each learner
+the single learner's loss on its own episodes: its own leave-one-out groups, its own per-step mean and
+entropy term; ``MemberAdam.step`` moves only the learners. Step 3 writes one ordinary learner population
+per slot, ``--out DIR/<slot name>``, staged together so that DIR appears complete. One generator
+(``learner.seed``) serves every slot (partner draws, rollouts, evaluation); a slot's ``seed`` sets its LoRA
+init and fresh-oracle seeds. A batched run keeps no checkpoint (``--resume`` and ``--overwrite`` are
+refused). Without ``learners:`` there is one slot and the computation is exactly the single learner's.
+
 Choices and deviations: PSRO's output is the mixture over its oracles; here there are two agents: the final
 learner (one adapter; the first member, what ``adhoc evaluate`` plays by default) and the mixture over the
 snapshots (``--mixture``). On a one-shot coordination game with partners on k conventions a single learner
@@ -73,7 +86,9 @@ at the end ``mixture/return_mean``, ``mixture/return_worst``, ``mixture/regret_m
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,8 +102,8 @@ from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.methods.common import rollout_entropy, rollout_policy_gradient_loss
 from adhoc.methods.otherplay import Relabelling
-from adhoc.partners import Partners, load_partners, returns_with_partners, seats_beside
-from adhoc.paths import check_out, unique_default
+from adhoc.partners import Partners, load_partners, seats_beside
+from adhoc.paths import OutputFolder, check_out, unique_default
 from adhoc.population import CHECKPOINT, Member, Population, PopulationWriter, atomic_write
 from adhoc.recipes.train_population import check_finite
 from adhoc.rollout import rollout
@@ -220,200 +235,437 @@ def learner_adapter(config: LearnerRunConfig, partners: Partners) -> dict:
 
 
 def default_out(config: LearnerRunConfig, partners: Partners) -> Path:
-    return unique_default(partners.game["name"], "learner", config.solver["name"], f"seed{config.learner.seed}")
+    kind = "learner" if config.learners is None else "learners"
+    return unique_default(partners.game["name"], kind, config.solver["name"], f"seed{config.learner.seed}")
+
+
+# ---------------------------------------------------------------------------- learner slots
+@dataclass
+class Slot:
+    """One learner slot of the run: its name (member and, with ``learners:``, population folder), seed,
+    partners and writer; the bank member, member ids and PSRO state (rows of M, history, snapshots, σ) are
+    filled in by ``_train``. Without ``learners:`` the run has one slot: ``learner.name`` / ``learner.seed`` /
+    the top-level partners, written to ``--out`` itself."""
+
+    name: str
+    seed: int
+    specs: list[str]
+    partners: Partners
+    training_seats: list[tuple[int, ...]]
+    writer: Any = None
+    member: int = -1  # its bank slot
+    partner_ids: torch.Tensor | None = None  # [P] member ids of its partners
+    init_seed: int = 0  # the LoRA init seed of its current oracle
+    first: np.ndarray | None = None  # [P, 3]: epoch-0 returns with the partners in both seatings, their self-play
+    sigma: np.ndarray | None = None
+    rows: list[np.ndarray] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    snapshots: list[Member] = field(default_factory=list)
+    tb: Any = None
+
+    @property
+    def partner_sp(self) -> np.ndarray:
+        return self.first[:, 2]
+
+
+def learner_slots(config: LearnerRunConfig, game_spec: dict | None) -> list[Slot]:
+    """The run's slots with their partners loaded and checked (before anything is written): one per
+    ``learners:`` entry (its own ``partners``, else the top-level ones), or the one learner without it. All
+    slots share one game and one bank: their partner populations must agree (game, base model, adapter)."""
+    from adhoc.partners import check_compatible, describe_game_difference, same_game
+
+    entries = [(config.learner.name, config.learner.seed, None)] if config.learners is None else [
+        (s.name, s.seed, s.partners) for s in config.learners]
+    loaded: dict[tuple[str, ...], Partners] = {}
+    slots = []
+    for name, seed, specs in entries:
+        specs = list(config.partners if specs is None else specs)
+        if tuple(specs) not in loaded:
+            try:
+                loaded[tuple(specs)] = load_partners(specs, game=game_spec)
+            except UserError as exc:
+                raise UserError(f"learner {name}: {exc}" if config.learners is not None else str(exc)) from None
+        partners = loaded[tuple(specs)]
+        training_seats = seats_beside(partners.seats(), config.learner.seat, partners.names)
+        slots.append(Slot(name, seed, specs, partners, training_seats))
+    first = slots[0].partners
+    for slot in slots[1:]:
+        if not same_game(slot.partners.game, first.game):
+            raise UserError(f"learner {slot.name}'s partners play {describe_game_difference(slot.partners.game, first.game)} "
+                            f"as learner {slots[0].name}'s do: the learners share one rollout, so one game")
+    pops = [pop for slot in slots for pop in slot.partners.populations]
+    if pops:
+        check_compatible(pops, "training in one bank")
+    return slots
+
+
+def _lora_partners(slots: list[Slot]) -> tuple[list[tuple[Population, str]], list[list[int]]]:
+    """The bank slots of every slot's LoRA partners, each loaded once: (the (population, member) of bank slot
+    0, 1, ..., per slot its partners' bank slots). A member of a population folder that an earlier slot uses
+    shares that slot's bank slot; within one slot nothing is shared (a partner listed twice stays two
+    partners, as in a single run)."""
+    index: dict[tuple, int] = {}
+    loaded: list[tuple[Population, str]] = []
+    per_slot = []
+    for slot in slots:
+        keys = [(str(pop.path.resolve()), member) for pop in slot.partners.populations for member in pop.names]
+        members = [(pop, member) for pop in slot.partners.populations for member in pop.names]
+        ids = []
+        for key, item in zip(_occurrences(keys), members):
+            if key not in index:
+                index[key] = len(loaded)
+                loaded.append(item)
+            ids.append(index[key])
+        per_slot.append(ids)
+    return loaded, per_slot
+
+
+def _occurrences(keys: list[tuple]) -> list[tuple]:
+    """Each key with how often it came before it in ``keys``: a repeat within one slot is a new partner."""
+    seen: dict[tuple, int] = {}
+    out = []
+    for key in keys:
+        seen[key] = seen.get(key, -1) + 1
+        out.append((*key, seen[key]))
+    return out
+
+
+def _set_partner_ids(slots: list[Slot], lora_ids: list[list[int]], policy: Policy) -> None:
+    """Each ``slot.partner_ids`` [P]: its LoRA partners' bank slots, then its scripted strategies, appended to
+    ``policy.scripted`` once (one an earlier slot uses is shared; member ids bank size + j)."""
+    index: dict[tuple, int] = {}
+    for slot, ids in zip(slots, lora_ids):
+        strategies = [(pop.spec.split(":")[1], s) for pop in slot.partners.scripted for s in pop.strategies]
+        ids = list(ids)
+        for key, (_, strategy) in zip(_occurrences([(g, s.name) for g, s in strategies]), strategies):
+            if key not in index:
+                policy.scripted.append(strategy)
+                index[key] = policy.bank.n_members + len(policy.scripted) - 1
+            ids.append(index[key])
+        slot.partner_ids = torch.tensor(ids, dtype=torch.long)
+
+
+def slot_returns(game, policy: Policy, slots: list[Slot], episodes: int, rng: np.random.Generator,
+                 seat: int | None, self_play: bool = False) -> list[np.ndarray]:
+    """Every slot's returns with its partners, all in ONE batched call: per slot [P, 2, E] (the learner in seat
+    0, in seat 1), or [P, 3, E] with ``self_play`` (the partner with itself; every distinct partner played
+    once). For one slot this is exactly ``returns_with_partners`` (the same pairs in the same order)."""
+    from adhoc.partners import partner_pairs
+    from adhoc.rollout import episode_returns
+
+    blocks, playable = [], []
+    for slot in slots:
+        pairs, mask = partner_pairs([slot.member], slot.partner_ids, slot.partners.seats(), seat)
+        blocks.append(pairs)
+        playable.append(mask)
+    if self_play:  # the distinct partners, in order of first use
+        ids, seats = [], []
+        for slot in slots:
+            for i, s in zip(slot.partner_ids.tolist(), slot.partners.seats()):
+                if i not in ids:
+                    ids.append(i)
+                    seats.append(s)
+        pairs, mask = partner_pairs([], torch.tensor(ids, dtype=torch.long), seats, seat, self_play=True)
+        blocks.append(pairs)
+        playable.append(mask)
+    pairs, mask = torch.cat(blocks), torch.cat(playable)
+    out = np.full((len(mask), episodes), np.nan)
+    if bool(mask.any()):
+        out[mask.numpy()] = episode_returns(game, policy, pairs[mask], episodes, rng).numpy()
+    result, at = [], 0
+    for slot in slots:
+        P = len(slot.partner_ids)
+        result.append(np.swapaxes(out[at: at + 2 * P].reshape(2, P, episodes), 0, 1))
+        at += 2 * P
+    if self_play:
+        sp = out[at:]
+        result = [np.concatenate([r, sp[[ids.index(i) for i in slot.partner_ids.tolist()]][:, None]], 1)
+                  for r, slot in zip(result, slots)]
+    return result
+
+
+def slot_losses(traj, slot_rows: list[slice], groups: list[torch.Tensor], members: list[int], n_ids: int,
+                credit: str, entropy_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The REINFORCE losses [M] of the learner slots ``members`` from one rollout whose rows ``slot_rows[k]``
+    (one episode each, partners drawn by ``draw_training_pairs``) are slot k's, and their entropies [M].
+
+    Each slot's loss is the single learner's loss on its own episodes alone: leave-one-out baselines within
+    ITS episodes (``groups[k]``: seating and partner; a partner shared by two slots is baselined separately
+    in each), and the per-step mean over the steps ITS member played (``rollout_policy_gradient_loss`` and
+    ``rollout_entropy`` normalise per member), minus ``entropy_coef`` × its entropy. A slot's LoRA only
+    enters its own log-probabilities, so the gradient of the sum is every slot's own gradient."""
+    if credit == "reward_to_go":  # [B, T]: step t credited with G_t
+        values = reward_to_go(traj.rewards[:, 0] * traj.alive[:, 0])
+    else:  # [B]: every step credited with the episode's return
+        values = traj.returns[:, 0]
+    advantages = torch.cat([grouped_leave_one_out_advantage(values[rows], g.to(values.device))
+                            for rows, g in zip(slot_rows, groups)])[:, None]
+    pg = rollout_policy_gradient_loss(traj, advantages, n_ids)[members]
+    ent = rollout_entropy(traj, n_ids)[members]
+    return pg - entropy_coef * ent, ent
+
+
+class Discarded(Interrupted):
+    """A ``learners:`` run stopped by SIGTERM / SIGINT: it keeps no checkpoint, so nothing of it is kept."""
+
+    def __init__(self, iteration: int, signum: int) -> None:
+        import signal
+
+        super().__init__(None, iteration, signum)
+        self.args = (f"stopped by {signal.Signals(signum).name} at iteration {iteration}; a run with a learners: "
+                     f"list keeps no checkpoint, so nothing was written",)
 
 
 # ---------------------------------------------------------------------------- the recipe
 def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overwrite: bool = False,
-                  progress: bool = True, resume: bool = False) -> Population:
+                  progress: bool = True, resume: bool = False) -> Population | list[Population]:
     """Train, checkpointing every ``train.checkpoint_every`` iterations and on SIGTERM / Ctrl-C; with
-    ``resume`` continue the interrupted run of the same ``out`` from its checkpoint (bit for bit on CPU)."""
+    ``resume`` continue the interrupted run of the same ``out`` from its checkpoint (bit for bit on CPU).
+
+    With ``learners:`` (M slots) train them all in one batched pass and return their M populations,
+    ``out/<slot name>``, each a single learner's population; the folder ``out`` appears only when all are
+    written. Such a run keeps no checkpoint: ``--resume`` and ``--overwrite`` are refused, and a stop (SIGTERM,
+    Ctrl-C) discards it."""
     start = time.perf_counter()
+    batched = config.learners is not None
+    if batched and resume:
+        raise UserError("--resume is not supported with a learners: list (the batched run keeps no checkpoint); "
+                        "run it again with a new --out")
+    if batched and overwrite:
+        raise UserError("--overwrite is not supported with a learners: list; choose a new --out")
     if resume and out is None:
         raise UserError("--resume needs the --out of the run to continue")
     game_spec = None
     if config.game is not None:
         g = build_game(config.game)
         game_spec = g.params() | {"name": config.game.name}
-    partners = load_partners(config.partners, game=game_spec)
+    slots = learner_slots(config, game_spec)
+    partners = slots[0].partners
     seat = config.learner.seat
-    training_seats = seats_beside(partners.seats(), seat, partners.names)  # the partners' seats beside the learner
     adapter = learner_adapter(config, partners)
+    for slot in slots[1:]:  # one bank: the same LoRA shape for every slot
+        learner_adapter(config, slot.partners)
+    inputs = tuple(dict.fromkeys(spec for slot in slots for spec in slot.specs))
     out = Path(out) if out is not None else default_out(config, partners)
+    if batched and out.exists():
+        raise UserError(f"{out} already exists (choose another --out; a learners: run never replaces anything)")
+    if batched and (out.parent / f".{out.name}.partial").exists():
+        raise UserError(f"{out.parent / f'.{out.name}.partial'} exists (another run writing {out}, or one that was "
+                        f"killed; a learners: run cannot resume it): choose another --out")
     if not resume:
-        check_out(out, "population", overwrite, inputs=tuple(config.partners))  # before the base is loaded
-    default_base = partners.base_model["id"] if partners.base_model else ModelConfig.base
+        check_out(out, "population", overwrite, inputs=inputs)  # before the base is loaded
+    default_base = next((s.partners.base_model["id"] for s in slots if s.partners.base_model), ModelConfig.base)
     base = load_base(config.model.base or default_base, config.model.device, config.model.dtype,
                      config.model.cpu_threads)
-    for pop in partners.populations:
-        pop.check_base(base.model_id, base.fingerprint)  # a different base model: refused before any write
+    for slot in slots:
+        for pop in slot.partners.populations:
+            pop.check_base(base.model_id, base.fingerprint)  # a different base model: refused before any write
     # symmetry augmentation; a game without symmetries is refused here, before anything is written
     relabel = Relabelling(build_game(partners.game), "learner.augment") if config.learner.augment else None
-    writer = PopulationWriter(out, overwrite=overwrite, resume=resume, inputs=tuple(config.partners))
+    if not batched:
+        writer = PopulationWriter(out, overwrite=overwrite, resume=resume, inputs=inputs)
+        slots[0].writer = writer
+        try:
+            return _train(config, slots, adapter, base, seat, relabel, start, progress, resume)[0]
+        except BaseException as exc:
+            writer.abandon(keep=(writer.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
+            raise
+    folder = OutputFolder(out, "learner populations", inputs=inputs)  # staged whole: out appears complete
     try:
-        return _train(config, writer, partners, adapter, base, seat, training_seats, relabel, start, progress, resume)
-    except BaseException as exc:
-        writer.abandon(keep=(writer.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
+        for slot in slots:
+            slot.writer = PopulationWriter(folder.staging / slot.name, inputs=tuple(slot.specs))
+        pops = _train(config, slots, adapter, base, seat, relabel, start, progress, False)
+        folder.commit()
+    except BaseException:
+        for slot in slots:
+            if slot.writer is not None:
+                slot.writer.abandon(keep=False)
+        folder.abandon(keep=False)
         raise
+    return [Population.load(out / pop.path.name) for pop in pops]
 
 
-def _train(config, writer, partners, adapter, base, seat, training_seats, relabel, start, progress,
-           resume) -> Population:
+def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progress, resume) -> list[Population]:
     solver_params = {k: v for k, v in config.solver.items() if k != "name"}
+    batched = config.learners is not None
 
-    # 1. game, one bank (LoRA partners 0..N-1, learner N), scripted partners after the bank, policy,
-    #    optimizer that only ever moves the learner
-    game = build_game(partners.game)
-    n_partners = len(partners)
-    learner = partners.n_lora
+    # 1. game, one bank (the LoRA partners of every slot, then one learner per slot), scripted partners after
+    #    the bank, policy, optimizer that only ever moves the learners
+    game = build_game(slots[0].partners.game)
+    loaded, lora_ids = _lora_partners(slots)
+    n_lora = len(loaded)
     torch.manual_seed(config.learner.seed)
-    bank = AdapterBank(base.model, learner + 1, adapter["rank"], adapter["alpha"], adapter["target_modules"],
+    bank = AdapterBank(base.model, n_lora + len(slots), adapter["rank"], adapter["alpha"], adapter["target_modules"],
                        base_model_id=base.model_id)
-    seed = oracle_seed(config.learner.seed, 0)
-    bank.init_members([seed] * (learner + 1), b_std=config.model.lora_init_std)  # the learner's fresh LoRA
-    partners.load_into(bank, 0)  # ... and the LoRA partners over every other slot
+    for k, slot in enumerate(slots):
+        slot.member, slot.init_seed = n_lora + k, oracle_seed(slot.seed, 0)
+    bank.init_members([slots[0].init_seed] * n_lora + [s.init_seed for s in slots],
+                      b_std=config.model.lora_init_std)  # the learners' fresh LoRA
+    for bank_slot, (pop, member) in enumerate(loaded):  # ... and the LoRA partners over every other slot
+        bank.import_member(bank_slot, pop.member_dir(member))
     policy = Policy(base, bank)
-    partner_ids = partners.member_ids(policy)  # [P]: bank slots, then scripted ids
-    partner_seats = partners.seats()
+    _set_partner_ids(slots, lora_ids, policy)  # [P] per slot: bank slots, then scripted ids
     n_ids = bank.n_members + len(policy.scripted)  # every member id a pair can hold
     optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
-    only_learner = torch.zeros(bank.n_members, dtype=torch.bool)
-    only_learner[learner] = True
+    members = [s.member for s in slots]
+    only_learners = torch.zeros(bank.n_members, dtype=torch.bool)
+    only_learners[members] = True
+    owner = {s.member: s.name for s in slots}
+    member_names = [owner.get(i, f"partner slot {i}") for i in range(bank.n_members)]
+    # one generator for the whole run (draws, rollouts, evaluations): the slots' seeds set their LoRA inits
     rng = np.random.default_rng(config.learner.seed)
     episodes = config.train.eval_episodes
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
+    writer = slots[0].writer
     checkpoint_file = writer.staging / CHECKPOINT
     config_yaml = config.to_yaml()
     if resume and not checkpoint_file.exists():  # killed before its first checkpoint: start over
         writer.clear()
         resume = False
-    names = partners.names
-    rows: list[np.ndarray] = []
-    history: list[dict] = []
-    snapshots: list[Member] = []
-    iteration, first_epoch, done_in_epoch, sigma = 0, 0, 0, None
-    if resume:
+    iteration, first_epoch, done_in_epoch = 0, 0, 0
+    if resume:  # one slot only (train_learner refuses --resume with learners:)
+        slot = slots[0]
         tensors, state = checkpoint.load(checkpoint_file)
         checkpoint.check_same_config(state, config_yaml, checkpoint_file)
         checkpoint.restore_run_tensors(tensors, bank, optimizer)
         checkpoint.restore_rng(rng, state["rng"])
-        first, sigma = tensors["first"].numpy(), tensors["sigma"].numpy()
-        rows = list(tensors["rows"].numpy())
-        history, seed = state["history"], state["seed"]
-        snapshots = [Member(m.pop("name"), m.pop("seed"), m.pop("self_play_return"), m) for m in state["snapshots"]]
+        slot.first, slot.sigma = tensors["first"].numpy(), tensors["sigma"].numpy()
+        slot.rows = list(tensors["rows"].numpy())
+        slot.history, slot.init_seed = state["history"], state["seed"]
+        slot.snapshots = [Member(m.pop("name"), m.pop("seed"), m.pop("self_play_return"), m)
+                          for m in state["snapshots"]]
         iteration, first_epoch, done_in_epoch = state["iteration"], state["epoch"], state["done_in_epoch"]
         start -= state["train_time_s"]
     else:
         # the partners' self-play: their best achievable return (regret, minimax_regret; NaN for scripted
-        # partners); the epoch-0 row
-        first = returns_with_partners(game, policy, learner, partner_ids, episodes, rng, self_play=True,
-                                      seats=partner_seats, agent_seat=seat).mean(-1)
-        atomic_write(writer.staging / "config.yaml", config_yaml)
-    partner_sp = first[:, 2]
-    tb = SummaryWriter(str(writer.staging / "tb"), purge_step=iteration + 1 if resume else None)
-    if not resume:
-        tb.add_text("config", "```\n" + config_yaml + "\n```")
-    bar = tqdm(total=config.train.iterations, initial=iteration, disable=not progress, unit="it",
-               desc=f"learner ({config.solver['name']}) on {game.name}")
+        # partners); the epoch-0 rows
+        for slot, returns in zip(slots, slot_returns(game, policy, slots, episodes, rng, seat, self_play=True)):
+            slot.first = returns.mean(-1)
+        for slot in slots:
+            atomic_write(slot.writer.staging / "config.yaml", config_yaml)
+    for slot in slots:
+        slot.tb = SummaryWriter(str(slot.writer.staging / "tb"), purge_step=iteration + 1 if resume else None)
+        if not resume:
+            slot.tb.add_text("config", "```\n" + config_yaml + "\n```")
+    desc = f"learner ({config.solver['name']}) on {game.name}" if not batched else \
+        f"{len(slots)} learners ({config.solver['name']}) on {game.name}"
+    bar = tqdm(total=config.train.iterations, initial=iteration, disable=not progress, unit="it", desc=desc)
 
     def save_checkpoint(epoch: int, done: int) -> None:
+        slot = slots[0]
         tensors = checkpoint.run_tensors(bank, optimizer)
-        tensors.update(first=torch.as_tensor(first), sigma=torch.as_tensor(sigma),
-                       rows=torch.as_tensor(np.stack(rows)))
+        tensors.update(first=torch.as_tensor(slot.first), sigma=torch.as_tensor(slot.sigma),
+                       rows=torch.as_tensor(np.stack(slot.rows)))
         checkpoint.save(checkpoint_file, tensors, {
             "iteration": iteration, "epoch": epoch, "done_in_epoch": done, "rng": checkpoint.rng_state(rng),
-            "seed": seed, "history": history, "snapshots": [m.to_dict() for m in snapshots],
+            "seed": slot.init_seed, "history": slot.history, "snapshots": [m.to_dict() for m in slot.snapshots],
             "config": config_yaml, "train_time_s": time.perf_counter() - start})
 
-    def evaluate(epoch: int) -> dict:
-        seats = first if epoch == 0 else returns_with_partners(game, policy, learner, partner_ids, episodes, rng,
-                                                               seats=partner_seats, agent_seat=seat).mean(-1)
-        row = np.nanmean(seats[:, :2], 1)  # both seatings averaged (the one a one-seat partner can play)
-        rows.append(row)
-        regret_mean, regret_max = regret_summary(partner_sp, row)
-        record = {"epoch": epoch, "iteration": iteration, "return_mean": round(float(row.mean()), 4),
-                  "return_worst": round(float(row.min()), 4), "worst_partner": names[int(row.argmin())],
-                  "regret_mean": regret_mean, "regret_max": regret_max}
-        for key in ("return_mean", "return_worst", "regret_mean", "regret_max"):
-            if record[key] is not None:
-                tb.add_scalar(f"learner/{key}", record[key], iteration)
-        for name, value in zip(names, row.tolist()):
-            tb.add_scalar(f"meta_game/return/{name}", value, iteration)
-        bar.set_postfix(mean=f"{row.mean():.3f}", worst=f"{row.min():.3f}")
-        return record
+    def evaluate(epoch: int) -> list[dict]:
+        """A new row of M for every slot (epoch 0: from the first evaluation); their records."""
+        returns = [s.first for s in slots] if epoch == 0 else [
+            r.mean(-1) for r in slot_returns(game, policy, slots, episodes, rng, seat)]
+        records = []
+        for slot, seats in zip(slots, returns):
+            row = np.nanmean(seats[:, :2], 1)  # both seatings averaged (the one a one-seat partner can play)
+            slot.rows.append(row)
+            names = slot.partners.names
+            regret_mean, regret_max = regret_summary(slot.partner_sp, row)
+            record = {"epoch": epoch, "iteration": iteration, "return_mean": round(float(row.mean()), 4),
+                      "return_worst": round(float(row.min()), 4), "worst_partner": names[int(row.argmin())],
+                      "regret_mean": regret_mean, "regret_max": regret_max}
+            for key in ("return_mean", "return_worst", "regret_mean", "regret_max"):
+                if record[key] is not None:
+                    slot.tb.add_scalar(f"learner/{key}", record[key], iteration)
+            for name, value in zip(names, row.tolist()):
+                slot.tb.add_scalar(f"meta_game/return/{name}", value, iteration)
+            records.append(record)
+        rows = [s.rows[-1] for s in slots]
+        bar.set_postfix(mean=f"{np.mean([r.mean() for r in rows]):.3f}", worst=f"{min(r.min() for r in rows):.3f}")
+        return records
 
-    def _next_epoch(epoch: int) -> tuple[np.ndarray, int]:
-        """Steps 2a-2d of an epoch: the new row of M, the meta-strategy σ, snapshot k, a fresh oracle."""
-        # 2a. evaluate the current learner: a new row of the meta-game
-        record = evaluate(epoch)
-        matrix = np.stack(rows)  # [snapshots, partners]
+    def _next_epoch(slot: Slot, record: dict, epoch: int) -> None:
+        """Steps 2b-2d of an epoch for one slot (2a, its new row of M, is ``record``): the meta-strategy σ,
+        snapshot k, a fresh oracle."""
+        matrix = np.stack(slot.rows)  # [snapshots, partners]
+        names = slot.partners.names
         # 2b. solve the meta-game for the partner mixture to train against
-        extra = {"best": best_returns(partner_sp, matrix)} if config.solver["name"] == "minimax_regret" else {}
-        sigma = solve(config.solver["name"], matrix, **solver_params, **extra)
-        record["meta_strategy"] = [round(float(v), 6) for v in sigma]
-        history.append(record)
-        for name, value in zip(names, sigma.tolist()):
-            tb.add_scalar(f"meta_strategy/{name}", value, iteration)
-        tb.add_text("meta_game/matrix", _matrix_markdown(matrix, names, sigma), iteration)
+        extra = {"best": best_returns(slot.partner_sp, matrix)} if config.solver["name"] == "minimax_regret" else {}
+        slot.sigma = solve(config.solver["name"], matrix, **solver_params, **extra)
+        record["meta_strategy"] = [round(float(v), 6) for v in slot.sigma]
+        slot.history.append(record)
+        for name, value in zip(names, slot.sigma.tolist()):
+            slot.tb.add_scalar(f"meta_strategy/{name}", value, iteration)
+        slot.tb.add_text("meta_game/matrix", _matrix_markdown(matrix, names, slot.sigma), iteration)
         # 2c. snapshot k, written straight into the staging folder
-        snap = f"{config.learner.name}-epoch-{epoch:02d}"
-        bank.export_member(learner, writer.staging / "members" / snap)
-        snapshots.append(Member(snap, seed, None,
-                                {"snapshot_of": config.learner.name, "epoch": epoch, "iteration": iteration,
-                                 "return_mean": record["return_mean"], "return_worst": record["return_worst"]}))
+        snap = f"{slot.name}-epoch-{epoch:02d}"
+        bank.export_member(slot.member, slot.writer.staging / "members" / snap)
+        slot.snapshots.append(Member(snap, slot.init_seed, None,
+                                     {"snapshot_of": slot.name, "epoch": epoch, "iteration": iteration,
+                                      "return_mean": record["return_mean"], "return_worst": record["return_worst"]}))
         # 2d. a fresh oracle for this epoch (PSRO): new LoRA init, Adam state forgotten
-        new_seed = seed
         if config.learner.oracle == "fresh" and epoch > 0:
-            new_seed = oracle_seed(config.learner.seed, epoch)
-            bank.init_member(learner, new_seed, b_std=config.model.lora_init_std)
-            optimizer.reset(learner)
-        return sigma, new_seed
+            slot.init_seed = oracle_seed(slot.seed, epoch)
+            bank.init_member(slot.member, slot.init_seed, b_std=config.model.lora_init_std)
+            optimizer.reset(slot.member)
 
     with checkpoint.StopSignals() as stop:
         for epoch in range(first_epoch, config.train.epochs):
             if epoch > first_epoch or not resume:  # a resumed epoch has done 2a-2d already
-                sigma, seed = _next_epoch(epoch)
+                for slot, record in zip(slots, evaluate(epoch)):  # 2a. a new row of every slot's meta-game
+                    _next_epoch(slot, record, epoch)
                 done_in_epoch = 0
             # 2e. train against sigma
             for done in range(done_in_epoch + 1, config.train.iterations_per_epoch + 1):
                 iteration += 1
                 t0 = time.perf_counter()
-                pairs, groups = draw_training_pairs(sigma, config.train.episodes, learner, rng, partner_ids, training_seats)
+                drawn = [draw_training_pairs(s.sigma, config.train.episodes, s.member, rng, s.partner_ids,
+                                             s.training_seats) for s in slots]
+                pairs = torch.cat([p for p, _ in drawn])
+                bounds = np.cumsum([0] + [len(p) for p, _ in drawn])
+                slot_rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
                 extra = {} if relabel is None else relabel.options(pairs.shape[0], rng)
                 traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False, **extra)
                 returns = traj.returns[:, 0]  # [B]
-                if config.learner.credit == "reward_to_go":  # [B, 1, T]: step t credited with G_t
-                    togo = reward_to_go(traj.rewards[:, 0] * traj.alive[:, 0])
-                    advantages = grouped_leave_one_out_advantage(togo, groups.to(togo.device))[:, None]
-                else:  # [B, 1]: every step credited with the episode's return
-                    advantages = grouped_leave_one_out_advantage(returns, groups.to(returns.device))[:, None]
-                pg = rollout_policy_gradient_loss(traj, advantages, n_ids)[learner]  # per distinct row
-                ent = rollout_entropy(traj, n_ids)[learner]
-                loss = pg - entropy_coef_at(config.train, iteration) * ent
+                loss, ent = slot_losses(traj, slot_rows, [g for _, g in drawn], members, n_ids,
+                                        config.learner.credit, entropy_coef_at(config.train, iteration))
                 optimizer.zero_grad()
-                loss.backward()
-                check_finite(loss[None], optimizer, iteration, [config.learner.name] * bank.n_members)
-                optimizer.step(only_learner)
-                tb.add_scalar("train/loss", float(loss.detach()), iteration)
-                tb.add_scalar("train/return", float(returns.mean()), iteration)
-                tb.add_scalar("train/entropy", float(ent.detach()), iteration)
-                tb.add_scalar("time/iteration_s", time.perf_counter() - t0, iteration)
+                loss.sum().backward()
+                losses = torch.zeros(bank.n_members, dtype=loss.dtype).index_copy(0, torch.tensor(members),
+                                                                                  loss.detach().cpu())
+                check_finite(losses, optimizer, iteration, member_names)
+                optimizer.step(only_learners)
+                elapsed = time.perf_counter() - t0
+                for k, slot in enumerate(slots):
+                    slot.tb.add_scalar("train/loss", float(loss[k].detach()), iteration)
+                    slot.tb.add_scalar("train/return", float(returns[slot_rows[k]].mean()), iteration)
+                    slot.tb.add_scalar("train/entropy", float(ent[k].detach()), iteration)
+                    slot.tb.add_scalar("time/iteration_s", elapsed, iteration)
                 bar.update(1)
-                if iteration < config.train.iterations and checkpoint.due(iteration, config.train.checkpoint_every, stop):
+                if batched and stop.requested is not None:  # no checkpoint: the run is discarded
+                    raise Discarded(iteration, stop.requested)
+                if not batched and iteration < config.train.iterations and \
+                        checkpoint.due(iteration, config.train.checkpoint_every, stop):
                     save_checkpoint(epoch, done)
                     if stop.requested is not None:
-                        tb.close()
+                        slots[0].tb.close()
                         raise Interrupted(writer.out, iteration, stop.requested)
-    # 3. the final learner: last row of the meta-game, then save
-    final = evaluate(config.train.epochs)
-    history.append(final)
+    # 3. the final learners: last row of every meta-game, then save
+    finals = evaluate(config.train.epochs)
     bar.close()
-    bank.export_member(learner, writer.staging / "members" / config.learner.name)
-    matrix = np.stack(rows)
+    return [_save(config, slot, final, bank, base, adapter, iteration, start) for slot, final in zip(slots, finals)]
+
+
+def _save(config, slot: Slot, final: dict, bank, base, adapter, iteration: int, start: float) -> Population:
+    """Step 3 for one slot: its final learner, its learner-side mixture over all rows of M, its population."""
+    slot.history.append(final)
+    bank.export_member(slot.member, slot.writer.staging / "members" / slot.name)
+    matrix = np.stack(slot.rows)
+    names, partner_sp, tb = slot.partners.names, slot.partner_sp, slot.tb
     # 3. the learner-side mixture over all rows of M (snapshots 0..K-1, then the final learner)
-    row_members = [m.name for m in snapshots] + [config.learner.name]
+    row_members = [m.name for m in slot.snapshots] + [slot.name]
     x = learner_mixture(matrix, config.solver["name"], best_returns(partner_sp, matrix))
     mixture = mixture_record(matrix, x, partner_sp, names, row_members, config.solver["name"])
     for key in ("return_mean", "return_worst", "regret_max"):
@@ -421,35 +673,35 @@ def _train(config, writer, partners, adapter, base, seat, training_seats, relabe
             tb.add_scalar(f"mixture/{key}", mixture[key], iteration)
     tb.add_text("mixture/weights", ", ".join(f"{m} {w:.3f}" for m, w in mixture["weights"].items()), iteration)
     tb.close()
-    learner_member = Member(config.learner.name, seed, None,
+    learner_member = Member(slot.name, slot.init_seed, None,
                             {"role": "learner", "oracle": config.learner.oracle, "return_mean": final["return_mean"],
                              "return_worst": final["return_worst"], "iteration": iteration})
-    writer.write_manifest({
-        "game": partners.game,
+    slot.writer.write_manifest({
+        "game": slot.partners.game,
         "method": {"name": "learner", "solver": dict(config.solver)},
         "base_model": {"id": base.model_id, "fingerprint": base.fingerprint},
         "adapter": dict(adapter),
-        "members": [m.to_dict() for m in [learner_member, *snapshots]],
+        "members": [m.to_dict() for m in [learner_member, *slot.snapshots]],
         # the PSRO agent: per episode, member m with probability mixture[m] (see learner.mixture_summary)
         "mixture": mixture["weights"],
         "learner": {
-            "partners": partners.describe(),
+            "partners": slot.partners.describe(),
             "partner_names": names,
             "partner_self_play": [round(float(v), 4) if np.isfinite(v) else None for v in partner_sp],
             "solver": dict(config.solver),
             # M[k, i]: snapshot k (row k = the learner before epoch k; the last row = the final learner)
             "matrix": [[round(float(v), 4) for v in row] for row in matrix],
-            "history": history,
+            "history": slot.history,
             "oracle": config.learner.oracle,
-            "seat": seat,  # the learner's seat (None: both)
+            "seat": config.learner.seat,  # the learner's seat (None: both)
             "mixture_summary": {k: v for k, v in mixture.items() if k != "weights"},
         },
         "training": {"epochs": config.train.epochs, "iterations": iteration, "episodes": config.train.episodes,
-                     "eval_episodes": episodes, "return_mean": final["return_mean"],
+                     "eval_episodes": config.train.eval_episodes, "return_mean": final["return_mean"],
                      "return_worst": final["return_worst"]},
         "wall_time_s": round(time.perf_counter() - start, 1),
     })
-    return Population.load(writer.commit())
+    return Population.load(slot.writer.commit())
 
 
 def summary(pop: Population) -> str:
