@@ -10,7 +10,13 @@ exact distribution: its log-probabilities and entropy are differentiable and use
 Each observation is encoded ONCE per row (one batched pass over all rows of all members); its key/value
 cache is then shared by all its actions, whose tokens run in a second batched pass. When the actions are
 single tokens (and hence prefix-free), the second pass is skipped: the scores are read off the prompt's
-next-token distribution. When action token sequences are not prefix-free (e.g. "1" and "12"), an
+next-token distribution. Otherwise the second pass runs the actions' prefix tree (``ActionTree``: CMG-H's 528
+three-digit actions "000".."527" are 6 + 53 = 59 nodes, against 528 · 2 tokens one action at a time) once per
+row after the row's cache, with a 4D attention mask that lets each node see the prompt and its own ancestors;
+rows go in chunks bounded by ``Policy.score_budget``, checkpointed when there are gradients and several chunks.
+``Policy.action_scoring = "repeat"`` is the earlier second pass (the cache repeated once per action, every
+action's tokens on their own), kept for comparison (``scripts/bench_repeated_cmgh.py``); the two give the same
+scores up to float rounding. When action token sequences are not prefix-free (e.g. "1" and "12"), an
 end-of-sequence token is appended to every action so the scores are a proper distribution over strings.
 """
 
@@ -22,10 +28,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.utils.checkpoint
 
 from adhoc.errors import UserError
 from adhoc.lm.adapters import AdapterBank
 from adhoc.lm.base import BaseModel
+
+
+ACTION_SCORING = ("tree", "repeat")
+DEFAULT_SCORE_BUDGET = 1 << 24  # elements per chunk of the tree pass (64 MiB of float32 per tensor of that size)
 
 
 @dataclass
@@ -39,6 +50,67 @@ class ActionTable:
     @property
     def single_token(self) -> bool:
         return self.ids.shape[1] == 1
+
+
+@dataclass
+class ActionTree:
+    """The prefix tree of an ``ActionTable``'s token sequences, for scoring tokens 2..La of every action at once.
+
+    Nodes are the distinct proper prefixes p = ids[a, :j+1] (j = 0..La-2) of actions that go on after them; a
+    node feeds its last token ``tokens`` [N] at depth ``depth`` [N] (j: its position after the prompt) and sees
+    its ancestors and itself (``ancestors`` [N, N]). Edges are the distinct (node, next token) pairs
+    (``edge_node`` [E], ``edge_token`` [E]); action a's token j+1 is
+    edge ``action_edges[a, j]`` where ``action_mask[a, j]`` ([A, La-1])."""
+
+    tokens: torch.Tensor
+    depth: torch.Tensor
+    ancestors: torch.Tensor
+    edge_token: torch.Tensor
+    edge_node: torch.Tensor
+    action_edges: torch.Tensor
+    action_mask: torch.Tensor
+
+    @property
+    def n(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @staticmethod
+    def build(table: ActionTable) -> "ActionTree":
+        ids, mask = table.ids.cpu().tolist(), table.mask.cpu()
+        A, La = table.ids.shape
+        lengths = mask.sum(1).tolist()
+        nodes: dict[tuple[int, ...], int] = {}
+        parents: list[int] = []
+        tokens, depth = [], []
+        edges: dict[tuple[int, int], int] = {}
+        action_edges = torch.zeros((A, La - 1), dtype=torch.long)
+        for a in range(A):
+            parent = -1
+            for j in range(lengths[a] - 1):
+                prefix = tuple(ids[a][: j + 1])
+                if prefix not in nodes:
+                    nodes[prefix] = len(tokens)
+                    tokens.append(ids[a][j])
+                    depth.append(j)
+                    parents.append(parent)
+                node = parent = nodes[prefix]
+                action_edges[a, j] = edges.setdefault((node, ids[a][j + 1]), len(edges))
+        N = len(tokens)
+        ancestors = torch.eye(N, dtype=torch.bool)
+        for i in range(N):
+            p = parents[i]
+            while p >= 0:
+                ancestors[i, p] = True
+                p = parents[p]
+        edge_list = list(edges)
+        device = table.ids.device
+        return ActionTree(
+            tokens=torch.tensor(tokens, dtype=torch.long, device=device),
+            depth=torch.tensor(depth, dtype=torch.long, device=device),
+            ancestors=ancestors.to(device),
+            edge_token=torch.tensor([tok for _, tok in edge_list], dtype=torch.long, device=device),
+            edge_node=torch.tensor([node for node, _ in edge_list], dtype=torch.long, device=device),
+            action_edges=action_edges.to(device), action_mask=mask[:, 1:].to(device))
 
 
 def _prefix_free(seqs: list[list[int]]) -> bool:
@@ -58,6 +130,15 @@ class Policy:
         self._tables: dict[tuple[str, ...], ActionTable] = {}
         self._prompts: dict[str, list[int]] = {}
         self._cache_arg = cache_argument(self.model)
+        self._trees: dict[tuple[str, ...], ActionTree] = {}
+        # multi-token actions: "tree" scores every action from one pass over their prefix tree per row (the
+        # prompt's cache shared); "repeat", the earlier way, repeats the cache once per action. The same scores.
+        self.action_scoring = "tree"
+        # the most elements (logits and attention weights) one chunk of rows of the tree pass may hold; None: one
+        # chunk. With gradients, chunks are checkpointed, so this also bounds what the backward pass keeps of it.
+        self.score_budget: int | None = DEFAULT_SCORE_BUDGET
+        # the tree pass needs a 4D additive attention mask, which sdpa and eager attention read as given
+        self._tree_attention = getattr(self.model.config, "_attn_implementation", "eager") in ("sdpa", "eager")
 
     def actions(self, names: list[str]) -> ActionTable:
         key = tuple(names)
@@ -127,25 +208,84 @@ class Policy:
                        table: ActionTable) -> torch.Tensor:
         """[R, A] scores from the prompt pass ``out`` (its last logits and, for multi-token actions, its cache).
         mask: [R, L] the prompt's attention mask; lengths: [R] real prompt tokens (the actions' first position)."""
-        R, A = mask.shape[0], table.ids.shape[0]
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # [R, V]
         scores = first[:, table.ids[:, 0]]  # [R, A]: log p(first action token | o)
-        if not table.single_token:
-            cache = output_cache(out)
-            cache.batch_repeat_interleave(A)  # replaces the cache's tensors (the caller's references stay valid)
-            rest_ids = table.ids[:, :-1].repeat(R, 1)  # [R·A, La-1]: feed tokens 1..La-1, predict 2..La
-            rest_mask = table.mask[:, :-1].repeat(R, 1).long()
-            start = lengths.repeat_interleave(A)  # [R·A] prompt lengths
-            rest_pos = start[:, None] + torch.arange(rest_ids.shape[1], device=mask.device)[None]
-            full_mask = torch.cat([mask.repeat_interleave(A, dim=0), rest_mask], dim=1)
-            with self.bank.route(members_sorted.repeat_interleave(A)):
-                out2 = self.model(input_ids=rest_ids, attention_mask=full_mask, position_ids=rest_pos,
-                                  use_cache=False, **{self._cache_arg: cache})
-            logp = torch.log_softmax(out2.logits.float(), dim=-1)  # [R·A, La-1, V]
-            target = table.ids[:, 1:].repeat(R, 1)
-            tok_logp = logp.gather(-1, target[..., None])[..., 0] * table.mask[:, 1:].repeat(R, 1)
-            scores = scores + tok_logp.sum(-1).view(R, A)
-        return scores
+        if table.single_token:
+            return scores
+        if self.action_scoring not in ACTION_SCORING:
+            raise ValueError(f"action_scoring must be one of {', '.join(ACTION_SCORING)} (got {self.action_scoring!r})")
+        if self.action_scoring == "repeat" or not self._tree_attention:
+            return scores + self._rest_scores_repeat(output_cache(out), mask, lengths, members_sorted, table)
+        return scores + self._rest_scores_tree(output_cache(out), mask, lengths, members_sorted, table)
+
+    def _rest_scores_repeat(self, cache, mask: torch.Tensor, lengths: torch.Tensor, members_sorted: torch.Tensor,
+                            table: ActionTable) -> torch.Tensor:
+        """log p(tokens 2..La | o, token 1) [R, A], the earlier way (``action_scoring="repeat"``): the prompt's
+        cache is repeated once per action and every action's tokens run on their own ([R·A] sequences)."""
+        R, A = mask.shape[0], table.ids.shape[0]
+        cache.batch_repeat_interleave(A)  # replaces the cache's tensors (the caller's references stay valid)
+        rest_ids = table.ids[:, :-1].repeat(R, 1)  # [R·A, La-1]: feed tokens 1..La-1, predict 2..La
+        rest_mask = table.mask[:, :-1].repeat(R, 1).long()
+        start = lengths.repeat_interleave(A)  # [R·A] prompt lengths
+        rest_pos = start[:, None] + torch.arange(rest_ids.shape[1], device=mask.device)[None]
+        full_mask = torch.cat([mask.repeat_interleave(A, dim=0), rest_mask], dim=1)
+        with self.bank.route(members_sorted.repeat_interleave(A)):
+            out2 = self.model(input_ids=rest_ids, attention_mask=full_mask, position_ids=rest_pos,
+                              use_cache=False, **{self._cache_arg: cache})
+        logp = torch.log_softmax(out2.logits.float(), dim=-1)  # [R·A, La-1, V]
+        target = table.ids[:, 1:].repeat(R, 1)
+        tok_logp = logp.gather(-1, target[..., None])[..., 0] * table.mask[:, 1:].repeat(R, 1)
+        return tok_logp.sum(-1).view(R, A)
+
+    def _rest_scores_tree(self, cache, mask: torch.Tensor, lengths: torch.Tensor, members_sorted: torch.Tensor,
+                          table: ActionTable) -> torch.Tensor:
+        """log p(tokens 2..La | o, token 1) [R, A] from one pass over the actions' prefix tree (``ActionTree``).
+
+        Each row feeds the tree's N nodes (the distinct proper prefixes of the actions' token sequences, each
+        its last token) after its prompt's cache, which is shared, not repeated: a 4D attention mask lets node
+        i see the row's real prompt tokens and its own ancestors in the tree (itself included), at position
+        prompt length + depth, so node i's next-token distribution is exactly the one the repeated path computes
+        for every action beginning with that prefix. Rows run in chunks of at most ``score_budget`` elements
+        (of the chunk's logits and attention weights); with gradients and more than one chunk each chunk is
+        checkpointed (recomputed in the backward pass), so only one chunk's activations are alive at a time."""
+        tree = self._tree(table)
+        R, Lc = mask.shape
+        N, V = tree.n, self.model.config.vocab_size
+        heads = getattr(self.model.config, "num_attention_heads", 1)
+        per_row = N * (V + heads * (Lc + N))
+        rows = R if self.score_budget is None else max(1, min(R, self.score_budget // max(per_row, 1)))
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        dtype = layers[0][0].dtype
+        seen = torch.cat([mask.bool()[:, None, :].expand(R, N, Lc), tree.ancestors[None].expand(R, N, N)], -1)
+        positions = lengths[:, None] + tree.depth[None]  # [R, N]
+
+        def chunk(lo: int, hi: int) -> torch.Tensor:
+            attention = torch.zeros(seen[lo:hi].shape, dtype=dtype, device=mask.device).masked_fill(
+                ~seen[lo:hi], torch.finfo(dtype).min)[:, None]  # [r, 1, N, Lc + N], additive
+            part = _cache([(k[lo:hi], v[lo:hi]) for k, v in layers])
+            with self.bank.route(members_sorted[lo:hi]):
+                out = self.model(input_ids=tree.tokens[None].expand(hi - lo, N), attention_mask=attention,
+                                 position_ids=positions[lo:hi], use_cache=False, **{self._cache_arg: part})
+            logits = out.logits.float()  # [r, N, V]
+            picked = logits.reshape(hi - lo, -1)[:, tree.edge_node * logits.shape[-1] + tree.edge_token]  # [r, E]
+            logp = picked - torch.logsumexp(logits, -1)[:, tree.edge_node]  # log p(edge token | node)
+            return logp[:, tree.action_edges].masked_fill(~tree.action_mask, 0.0).sum(-1)  # [r, A]
+
+        if rows >= R:
+            return chunk(0, R)
+        checkpoint = torch.is_grad_enabled()
+        parts = []
+        for lo in range(0, R, rows):
+            hi = min(R, lo + rows)
+            parts.append(torch.utils.checkpoint.checkpoint(chunk, lo, hi, use_reentrant=False) if checkpoint
+                         else chunk(lo, hi))
+        return torch.cat(parts)
+
+    def _tree(self, table: ActionTable) -> "ActionTree":
+        key = tuple(table.names)
+        if key not in self._trees:
+            self._trees[key] = ActionTree.build(table)
+        return self._trees[key]
 
     def scores_reusing(self, members: torch.Tensor, observations: list[str], table: ActionTable,
                        previous: "EncodedPrompts | None", previous_rows: list[int]
