@@ -23,8 +23,9 @@ from adhoc.scripted import load_scripted_population, scripted_ids
 K = 4
 
 
-def lever(rounds=K, **stage):
-    return make_game("repeated", stage="lever", rounds=rounds, stage_params={"n_levers": 10, **stage})
+def lever(rounds=K, transcript="rounds", **stage):
+    return make_game("repeated", stage="lever", rounds=rounds, transcript=transcript,
+                     stage_params={"n_levers": 10, **stage})
 
 
 def play(game, joint_actions):
@@ -69,6 +70,19 @@ def test_transcripts_are_append_only_and_name_both_seats():
     assert all(b.startswith(a) for a, b in zip(seen, seen[1:]))
     assert seen[-1].endswith("Round 1: you 7 partner 2. Round 2: you 7 partner 7. Round 3:")
     assert game.observe(state, 0)[0].endswith("Round 1: you 2 partner 7. Round 2: you 7 partner 7. Round 3:")
+    # transcript: partner_last ends with the partner's last action; still append-only, the default not recorded
+    game = lever(rounds=3, transcript="partner_last")
+    assert game.params()["transcript"] == "partner_last" and "transcript" not in lever(rounds=3).params()
+    state = game.reset(1, np.random.default_rng(0))
+    seen = [game.observe(state, 1)[0]]
+    for joint in ([2, 7], [7, 7]):
+        state, _, _ = game.step(state, torch.tensor([joint]))
+        seen.append(game.observe(state, 1)[0])
+    assert all(b.startswith(a) for a, b in zip(seen, seen[1:]))
+    assert seen[0].endswith("rounds with the same partner.")
+    assert seen[-1].endswith("partner. Round 1: you 7 partner 2. Round 2: you 7 partner 7")
+    with pytest.raises(GameError, match="game.transcript must be one of"):
+        lever(transcript="last")
 
 
 def test_relabelled_view_is_the_view_of_a_relabelled_world():

@@ -70,6 +70,10 @@ CASES = {
     "warehouse": ("warehouse", {"moves": 2, "episodes": 2}, [[0, 0], [1, 2], [2, 1]], 8, {}),
     "warehouse-scripted": ("warehouse", {"moves": 2, "episodes": 2, "reward": "goal"}, [[0, -1], [1, -1], [2, 2]], 8, {}),
     "corrective": ("corrective", {}, [[0, 1], [2, 2]], 6, {}),
+    "repeated-lever": ("repeated", {"stage": "lever", "rounds": 3, "stage_params": {"n_levers": 4}},
+                       [[0, 0], [1, 2]], 16, {}),
+    "repeated-partner-last": ("repeated", {"stage": "lever", "rounds": 3, "stage_params": {"n_levers": 4},
+                                           "transcript": "partner_last"}, [[0, 0], [1, 2]], 16, {}),
 }
 
 

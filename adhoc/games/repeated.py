@@ -33,6 +33,7 @@ from adhoc.games.symmetry import PermutationGroup
 
 MAX_ROUNDS = 64
 STAGES = ("lever", "cmg", "cmg-s", "cmg-h", "matrix")
+TRANSCRIPTS = ("rounds", "partner_last")
 
 
 @dataclass
@@ -41,13 +42,16 @@ class RepeatedConfig:
     stage: str = "lever"  # the one-shot game played every round
     rounds: int = 4  # K
     stage_params: dict[str, Any] = field(default_factory=dict)  # the stage game's parameters
+    transcript: str = "rounds"  # rounds: "... partner B. Round k:"; partner_last: "... Round k-1: you A partner B",
+    #                             so the partner's last action is the last thing read before the seat's choice
 
 
 class RepeatedGame:
     """K rounds of a one-shot ``stage`` game with the same partner; rewards are payoff / K per round."""
 
-    def __init__(self, name: str, stage: Any, rounds: int, params: dict[str, Any]) -> None:
+    def __init__(self, name: str, stage: Any, rounds: int, params: dict[str, Any], transcript: str = "rounds") -> None:
         self.name, self.stage, self.rounds, self.horizon = name, stage, rounds, rounds
+        self.transcript = transcript
         self._params = params
         self._payoff_matrix = np.asarray(stage.payoff_matrix(), dtype=np.float32)
         self._payoff = None  # the torch tensor, made on the first step (building a game needs no torch)
@@ -110,8 +114,9 @@ class RepeatedGame:
         return self._render(state, seat, own, other)
 
     def _render(self, state: GameState, seat: int, own: torch.Tensor | None, other: torch.Tensor | None) -> list[str]:
-        """``intro Round 1: you A partner B. Round 2: ...``; ``own``/``other`` [E, A]: the labels in which the
-        seat's own and its partner's past actions are shown (None: the game's)."""
+        """``intro Round 1: you A partner B. Round 2: ...`` (``transcript: partner_last``: without the trailing
+        ``Round k:``, each record after the first opening with ``. ``); ``own``/``other`` [E, A]: the labels in
+        which the seat's own and its partner's past actions are shown (None: the game's)."""
         names, partner_names = self.action_names(seat), self.action_names(1 - seat)
         texts = [self._intro[seat]] * state.n_episodes
         rows = torch.arange(state.n_episodes)
@@ -121,9 +126,13 @@ class RepeatedGame:
                 mine = own[rows, mine]
             if other is not None:
                 theirs = other[rows, theirs]
+            if self.transcript == "partner_last":
+                texts = [f"{t}{'.' if k else ''} Round {k + 1}: you {names[a]} partner {partner_names[b]}"
+                         for t, a, b in zip(texts, mine.tolist(), theirs.tolist())]
+                continue
             texts = [f"{t} Round {k + 1}: you {names[a]} partner {partner_names[b]}."
                      for t, a, b in zip(texts, mine.tolist(), theirs.tolist())]
-        if state.t < self.rounds:
+        if state.t < self.rounds and self.transcript == "rounds":
             texts = [f"{t} Round {state.t + 1}:" for t in texts]
         return texts
 
@@ -175,5 +184,9 @@ def build_repeated(cfg: RepeatedConfig) -> RepeatedGame:
         stage = build_game({"name": cfg.stage, **params})
     except GameError as exc:
         raise GameError(f"game.stage_params: {str(exc).replace('game.', 'game.stage_params.')}") from None
+    if cfg.transcript not in TRANSCRIPTS:
+        raise GameError(f"game.transcript must be one of {', '.join(TRANSCRIPTS)} (got {cfg.transcript!r})")
     recorded = {"stage": cfg.stage, "rounds": cfg.rounds, "stage_params": stage.params()}
-    return RepeatedGame(cfg.name, stage, cfg.rounds, recorded)
+    if cfg.transcript != "rounds":  # recorded only when not the default, so older manifests still compare equal
+        recorded["transcript"] = cfg.transcript
+    return RepeatedGame(cfg.name, stage, cfg.rounds, recorded, cfg.transcript)
