@@ -828,16 +828,7 @@ def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> L
                               f"config for adhoc train-population; allowed: {', '.join(allowed)})")
     _sections(raw, allowed)
     if partners is None:
-        partners = raw.get("partners") or []
-        if isinstance(partners, str):
-            partners = [partners]
-        if not OmegaConf.is_list(partners) and not isinstance(partners, list):
-            raise ConfigError("config error: partners must be a list of population folders")
-        partners = OmegaConf.to_container(partners) if OmegaConf.is_list(partners) else list(partners)
-        for i, p in enumerate(partners):
-            if not isinstance(p, str) or not p.strip():
-                raise ConfigError(f"config error: partners[{i}] must be a population folder or scripted:GAME "
-                                  f"(got {p!r})")
+        partners = _partner_list(raw.get("partners") or [], "partners", empty=True)
     game = raw.get("game")
     sections = {name: _typed(name, cls, raw.get(name)) for name, cls in LEARNER_SECTIONS.items()}
     config = LearnerRunConfig(
@@ -852,14 +843,15 @@ def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> L
     return config
 
 
-def _partner_list(value: Any, key: str) -> list[str]:
-    """A partners value (one spec or a list of specs) as a list of non-empty strings."""
+def _partner_list(value: Any, key: str, empty: bool = False) -> list[str]:
+    """A partners value (one spec or a list of specs) as a list of non-empty strings (``empty``: [] allowed)."""
     if isinstance(value, str):
         value = [value]
     if OmegaConf.is_list(value):
         value = OmegaConf.to_container(value)
-    if not isinstance(value, list) or not value:
-        raise ConfigError(f"config error: {key} must be a non-empty list of population folders or scripted:GAME specs")
+    if not isinstance(value, list) or not (value or empty):
+        raise ConfigError(f"config error: {key} must be a {'' if empty else 'non-empty '}list of population "
+                          f"folders or scripted:GAME specs")
     for i, p in enumerate(value):
         if not isinstance(p, str) or not p.strip():
             raise ConfigError(f"config error: {key}[{i}] must be a population folder or scripted:GAME (got {p!r})")
