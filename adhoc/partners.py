@@ -230,17 +230,24 @@ def returns_with_partners(game, policy, agent: int, partners, episodes: int, rng
     import numpy as np
     import torch
 
-    from adhoc.rollout import episode_returns
-
     partners = torch.arange(partners) if isinstance(partners, int) else torch.as_tensor(partners).long().cpu()
     P = len(partners)
     pairs, mask = partner_pairs([agent], partners, seats, agent_seat, self_play)
-    n_blocks = len(mask) // P
-    steps = (game.horizon,) if per_step else ()
-    out = np.full((len(mask), episodes, *steps), np.nan)
-    if bool(mask.any()):
-        out[mask.numpy()] = episode_returns(game, policy, pairs[mask], episodes, rng, per_step=per_step).numpy()
-    return np.swapaxes(out.reshape(n_blocks, P, episodes, *steps), 0, 1)
+    out = play_playable(game, policy, pairs, mask, episodes, rng, per_step)
+    return np.swapaxes(out.reshape(len(mask) // P, P, *out.shape[1:]), 0, 1)
+
+
+def play_playable(game, policy, pairs, playable, episodes: int, rng, per_step: bool = False):
+    """Episode returns of ``pairs`` [B, 2] where ``playable`` [B] (``partner_pairs``), NaN elsewhere, all played
+    in one call: [B, E] numpy, or [B, E, T] rewards per step with ``per_step``."""
+    import numpy as np
+
+    from adhoc.rollout import episode_returns
+
+    out = np.full((len(playable), episodes, *((game.horizon,) if per_step else ())), np.nan)
+    if bool(playable.any()):
+        out[playable.numpy()] = episode_returns(game, policy, pairs[playable], episodes, rng, per_step=per_step).numpy()
+    return out
 
 
 def partner_pairs(agents: list[int], partners, seats: list[tuple[int, ...]] | None = None,

@@ -60,24 +60,26 @@ def test_open_then_copy_against_a_stubborn_partner(opening, partner):
     assert traj.returns.flatten().tolist() == pytest.approx([expected] * 16)
 
 
-def test_transcripts_are_append_only_and_name_both_seats():
-    game = lever(rounds=3)
+def seat1_transcripts(game):
+    """Seat 1's observation before each of the joint actions (2, 7), (7, 7) and after them, and the final state."""
     state = game.reset(1, np.random.default_rng(0))
     seen = [game.observe(state, 1)[0]]
     for joint in ([2, 7], [7, 7]):
         state, _, _ = game.step(state, torch.tensor([joint]))
         seen.append(game.observe(state, 1)[0])
+    return seen, state
+
+
+def test_transcripts_are_append_only_and_name_both_seats():
+    game = lever(rounds=3)
+    seen, state = seat1_transcripts(game)
     assert all(b.startswith(a) for a, b in zip(seen, seen[1:]))
     assert seen[-1].endswith("Round 1: you 7 partner 2. Round 2: you 7 partner 7. Round 3:")
     assert game.observe(state, 0)[0].endswith("Round 1: you 2 partner 7. Round 2: you 7 partner 7. Round 3:")
     # transcript: partner_last ends with the partner's last action; still append-only, the default not recorded
     game = lever(rounds=3, transcript="partner_last")
     assert game.params()["transcript"] == "partner_last" and "transcript" not in lever(rounds=3).params()
-    state = game.reset(1, np.random.default_rng(0))
-    seen = [game.observe(state, 1)[0]]
-    for joint in ([2, 7], [7, 7]):
-        state, _, _ = game.step(state, torch.tensor([joint]))
-        seen.append(game.observe(state, 1)[0])
+    seen, _ = seat1_transcripts(game)
     assert all(b.startswith(a) for a, b in zip(seen, seen[1:]))
     assert seen[0].endswith("rounds with the same partner.")
     assert seen[-1].endswith("partner. Round 1: you 7 partner 2. Round 2: you 7 partner 7")

@@ -350,8 +350,7 @@ def slot_returns(game, policy: Policy, slots: list[Slot], episodes: int, rng: np
     """Every slot's returns with its partners, all in ONE batched call: per slot [P, 2, E] (the learner in seat
     0, in seat 1), or [P, 3, E] with ``self_play`` (the partner with itself; every distinct partner played
     once). For one slot this is exactly ``returns_with_partners`` (the same pairs in the same order)."""
-    from adhoc.partners import partner_pairs
-    from adhoc.rollout import episode_returns
+    from adhoc.partners import partner_pairs, play_playable
 
     blocks, playable = [], []
     for slot in slots:
@@ -368,10 +367,7 @@ def slot_returns(game, policy: Policy, slots: list[Slot], episodes: int, rng: np
         pairs, mask = partner_pairs([], torch.tensor(ids, dtype=torch.long), seats, seat, self_play=True)
         blocks.append(pairs)
         playable.append(mask)
-    pairs, mask = torch.cat(blocks), torch.cat(playable)
-    out = np.full((len(mask), episodes), np.nan)
-    if bool(mask.any()):
-        out[mask.numpy()] = episode_returns(game, policy, pairs[mask], episodes, rng).numpy()
+    out = play_playable(game, policy, torch.cat(blocks), torch.cat(playable), episodes, rng)
     result, at = [], 0
     for slot in slots:
         P = len(slot.partner_ids)
