@@ -242,10 +242,8 @@ def populations_part(argv: list[str]) -> None:
     parser.add_argument("--out", default="runs/adaptive")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the learner config")
     args = parser.parse_args(argv)
-    from adhoc.config import load_learner_config
     from adhoc.population import MANIFEST
     from adhoc.recipes.evaluate import evaluate
-    from adhoc.recipes.train_learner import train_learner
 
     out = Path(args.out)
     pops = {(m, s): population(out, m, s) for s in [*args.seeds, *args.heldout_seeds] for m in METHODS
@@ -256,17 +254,17 @@ def populations_part(argv: list[str]) -> None:
     results = []
     for label, method, one in CONDITIONS:
         for augment in augments:
+            specs = {}
             for seed in args.seeds:
                 pop = pops[(method, seed)]
-                spec = f"{pop}:{best_member(pop)}" if one else str(pop)
-                run = out / "learners" / f"{label.replace(' ', '-')}-{'aug' if augment else 'plain'}-s{seed}"
-                if not (run / MANIFEST).is_file():
-                    print(f"training {run}", flush=True)
-                    config = load_learner_config(CONFIG, [f"partners={spec}", f"learner.seed={seed}",
-                                                          f"learner.augment={str(augment).lower()}", *args.overrides])
-                    train_learner(config, run, progress=False)
+                specs[seed] = f"{pop}:{best_member(pop)}" if one else str(pop)
+            runs = learners(out / "learners" / f"{label.replace(' ', '-')}-{'aug' if augment else 'plain'}", specs,
+                            [f"learner.augment={str(augment).lower()}", *args.overrides])
+            for seed, run in runs.items():
+                pop, spec = pops[(method, seed)], specs[seed]
                 others = [str(pops[(m, seed)]) for m in METHODS if m != method]
-                cached = out / "evaluations" / f"{run.name}-{args.episodes}.json"  # reruns only rebuild the table
+                # reruns only rebuild the table
+                cached = out / "evaluations" / f"{run.parent.name}-{run.name}-{args.episodes}.json"
                 if not cached.is_file():
                     metrics = evaluate(str(run), heldout_sp + others, episodes=args.episodes, seed=seed).metrics
                     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -296,6 +294,27 @@ def populations_part(argv: list[str]) -> None:
     (out / "results.md").write_text(table + "\n")
     diversity_plot(results, out / "returns_vs_diversity.png")
     print(f"\nwrote {out}/results.md, results.json, returns_vs_diversity.png")
+
+
+def learners(group: Path, specs: dict[int, str], overrides: list[str]) -> dict[int, Path]:
+    """The learners of one condition, ``group/s<seed>`` for each seed: those not present are trained in ONE batched
+    pass (``learners:`` slots, seed = learner seed, partners = that seed's spec), then moved into ``group``."""
+    from adhoc.config import load_learner_config
+    from adhoc.population import MANIFEST
+    from adhoc.recipes.train_learner import train_learner
+
+    runs = {seed: group / f"s{seed}" for seed in specs}
+    missing = [seed for seed, run in runs.items() if not (run / MANIFEST).is_file()]
+    if missing:
+        batch = group.parent / f"{group.name}-batch-{'-'.join(map(str, missing))}"
+        slots = ", ".join(f"{{name: s{seed}, seed: {seed}, partners: '{specs[seed]}'}}" for seed in missing)
+        print(f"training {group} (seeds {missing}, one batched pass)", flush=True)
+        train_learner(load_learner_config(CONFIG, [f"learners=[{slots}]", *overrides]), batch, progress=False)
+        group.mkdir(parents=True, exist_ok=True)
+        for seed in missing:
+            (batch / f"s{seed}").rename(runs[seed])
+        batch.rmdir()
+    return runs
 
 
 def training_return(run: Path) -> float:

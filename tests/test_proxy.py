@@ -131,8 +131,10 @@ def test_proxy_plays_with_a_learner_like_the_strategy(tmp_path):
     from adhoc.cli import main
 
     learner = tmp_path / "learner"
+    # the settings docs/people.md measured with (the config's lr 0.003 and entropy floor came later)
     assert main(["train-learner", str(ROOT / "configs/repeated-lever-learner.yaml"), "train.epochs=1",
-                 "train.iterations_per_epoch=150", "--out", str(learner), "--quiet"]) == 0
+                 "train.iterations_per_epoch=150", "train.lr=0.01", "train.entropy_coef_end=0",
+                 "--out", str(learner), "--quiet"]) == 0
     db = tmp_path / "copy.sqlite"
     record(db, list(range(10)), episodes=4)
     summary = play_terminal(game_of(CONFIG, []), f"{learner}:learner", seat=1, episodes=20, db=db, human=STRATEGY,
