@@ -45,8 +45,9 @@ U = np.array([0.9] + [1.0] * (LEVERS - 1))  # u_A: the payoff of coordinating on
 T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 
 
-# part 1's training budget: a constant small entropy bonus, 3 epochs (the config's annealed bonus is part 2's)
-STUBBORN_TRAIN = ["train.epochs=3", "train.entropy_coef=0.01", "train.entropy_coef_end=0.01"]
+# part 1's training budget: a constant small entropy bonus, 3 epochs, lr 0.01 (the config's annealed bonus with a
+# floor and lr 0.003 are part 2's)
+STUBBORN_TRAIN = ["train.epochs=3", "train.lr=0.01", "train.entropy_coef=0.01", "train.entropy_coef_end=0.01"]
 
 
 def train_and_evaluate(size: int, augment: bool, seed: int, out: Path, overrides: list[str], episodes: int) -> dict:
