@@ -17,7 +17,9 @@ and seeds below; folders already present under ``--out`` are reused (populations
 - best possible: the best history-dependent policy with the held-out self-play members
   (``adhoc.adaptation``, the exact value of the Bayes-optimal policy not told which partner it meets);
 - writes results.md (the table, mean ± 95% t-interval over seeds), results.json and
-  returns_vs_diversity.png (held-out return against the number of distinct training conventions).
+  returns_vs_diversity.png (held-out return against the number of distinct training conventions);
+- ``--restarts R``: R learners per seed and condition (one batched pass), keeping the one with the best return
+  with the stubborn players of levers 1-9 (no held-out partner is used to choose); writes results-r<R>.*.
 
 **Part 1, stubborn partners** (``stubborn``): learners trained against the stubborn scripted players of levers
 1..n (n in ``--sizes``), with and without augmentation, evaluated with all ten; the best possible is "open,
@@ -25,6 +27,7 @@ then copy" with the best opening; writes to runs/adaptive-stubborn.
 
     .venv/bin/python scripts/reproduce_adaptive.py                       # part 2, seeds 0 1 2, held-out seed 10
     .venv/bin/python scripts/reproduce_adaptive.py --augment no --seeds 0 1 2 3 4
+    .venv/bin/python scripts/reproduce_adaptive.py --augment yes --restarts 2
     .venv/bin/python scripts/reproduce_adaptive.py stubborn              # part 1, sizes 1 2 8
     .venv/bin/python scripts/reproduce_adaptive.py stubborn --sizes 1 2 4 8 train.entropy_coef=0.1
 """
@@ -240,6 +243,9 @@ def populations_part(argv: list[str]) -> None:
     parser.add_argument("--heldout-seeds", type=int, nargs="+", default=[10], help="self-play seeds never trained with")
     parser.add_argument("--augment", choices=["no", "yes", "both"], default="both")
     parser.add_argument("--episodes", type=int, default=128, help="evaluation episodes per partner and seating")
+    parser.add_argument("--restarts", type=int, default=1,
+                        help="learners per seed and condition (learner seeds s + 1000·k), the one with the best return "
+                             "with the stubborn players of levers 1-9 kept (writes results-r<R>.*)")
     parser.add_argument("--out", default="runs/adaptive")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the learner config")
     args = parser.parse_args(argv)
@@ -260,7 +266,7 @@ def populations_part(argv: list[str]) -> None:
                 pop = pops[(method, seed)]
                 specs[seed] = f"{pop}:{best_member(pop)}" if one else str(pop)
             runs = learners(out / "learners" / f"{label.replace(' ', '-')}-{'aug' if augment else 'plain'}", specs,
-                            [f"learner.augment={str(augment).lower()}", *args.overrides])
+                            [f"learner.augment={str(augment).lower()}", *args.overrides], args.restarts)
             for seed, run in runs.items():
                 pop, spec = pops[(method, seed)], specs[seed]
                 others = [str(pops[(m, seed)]) for m in METHODS if m != method]
@@ -281,7 +287,7 @@ def populations_part(argv: list[str]) -> None:
                                  "heldout_sp": p["partner"].split("/")[0] in {Path(h).name for h in heldout_sp},
                                  "covered": covered(known.lever[p["partner"]], training_levers, augment)})
                 sp_names = [r["partner"] for r in rows if r["heldout_sp"]]
-                results.append({"condition": label, "augment": augment, "seed": seed, "partners": spec,
+                results.append({"condition": label, "augment": augment, "seed": seed, "partners": spec, "learner": run.name,
                                 "conventions": len(training_levers), "partner_rows": rows,
                                 "training_return": training_return(run),
                                 "bound_sp": known.bound(sp_names)})
@@ -289,33 +295,55 @@ def populations_part(argv: list[str]) -> None:
                 print(f"{label} augment={augment} seed={seed}: conventions {r['conventions']}, held-out self-play "
                       f"{np.mean([x['return'] for x in rows if x['heldout_sp']]):.3f} (best {r['bound_sp']['lower']:.3f})",
                       flush=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    stem = "results" if args.restarts == 1 else f"results-r{args.restarts}"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
     table = populations_table(results, args)
     print("\n" + table)
-    (out / "results.md").write_text(table + "\n")
-    diversity_plot(results, out / "returns_vs_diversity.png")
-    print(f"\nwrote {out}/results.md, results.json, returns_vs_diversity.png")
+    (out / f"{stem}.md").write_text(table + "\n")
+    plot = "returns_vs_diversity.png" if args.restarts == 1 else f"returns_vs_diversity-r{args.restarts}.png"
+    diversity_plot(results, out / plot)
+    print(f"\nwrote {out}/{stem}.md, {stem}.json, {plot}")
 
 
-def learners(group: Path, specs: dict[int, str], overrides: list[str]) -> dict[int, Path]:
-    """The learners of one condition, ``group/s<seed>`` for each seed: those not present are trained in ONE batched
-    pass (``learners:`` slots, seed = learner seed, partners = that seed's spec), then moved into ``group``."""
+def learners(group: Path, specs: dict[int, str], overrides: list[str], restarts: int = 1) -> dict[int, Path]:
+    """The learners of one condition, ``group/s<seed>`` for each seed, and with ``restarts`` R > 1 also
+    ``group/s<seed>-r<k>`` (learner seed seed + 1000·k, k < R): those not present are trained in ONE batched pass
+    (``learners:`` slots, partners = that seed's spec), then moved into ``group``. Returns each seed's learner; with
+    restarts the one of its R with the highest ``validation`` return (which uses no held-out partner)."""
     from adhoc.config import load_learner_config
     from adhoc.population import MANIFEST
     from adhoc.recipes.train_learner import train_learner
 
-    runs = {seed: group / f"s{seed}" for seed in specs}
-    missing = [seed for seed, run in runs.items() if not (run / MANIFEST).is_file()]
+    runs = {(seed, k): group / (f"s{seed}" if k == 0 else f"s{seed}-r{k}") for seed in specs for k in range(restarts)}
+    missing = [key for key, run in runs.items() if not (run / MANIFEST).is_file()]
     if missing:
-        batch = group.parent / f"{group.name}-batch-{'-'.join(map(str, missing))}"
-        slots = ", ".join(f"{{name: s{seed}, seed: {seed}, partners: '{specs[seed]}'}}" for seed in missing)
-        print(f"training {group} (seeds {missing}, one batched pass)", flush=True)
+        batch = group.parent / f"{group.name}-batch-{'-'.join(runs[key].name for key in missing)}"
+        slots = ", ".join(f"{{name: {runs[seed, k].name}, seed: {seed + 1000 * k}, partners: '{specs[seed]}'}}"
+                          for seed, k in missing)
+        print(f"training {group} ({', '.join(runs[key].name for key in missing)}, one batched pass)", flush=True)
         train_learner(load_learner_config(CONFIG, [f"learners=[{slots}]", *overrides]), batch, progress=False)
         group.mkdir(parents=True, exist_ok=True)
-        for seed in missing:
-            (batch / f"s{seed}").rename(runs[seed])
+        for key in missing:
+            (batch / runs[key].name).rename(runs[key])
         batch.rmdir()
-    return runs
+    if restarts == 1:
+        return {seed: runs[seed, 0] for seed in specs}
+    return {seed: max((runs[seed, k] for k in range(restarts)), key=lambda run: validation(run, seed))
+            for seed in specs}
+
+
+def validation(run: Path, seed: int, episodes: int = 64) -> float:
+    """Return with the stubborn players of levers 1-9 (cached next to the learner's evaluations): the symmetry orbit
+    of every training convention but lever 0, so it shows a lever the learner never learnt to follow without
+    using any held-out partner."""
+    from adhoc.recipes.evaluate import evaluate
+
+    cached = run.parent.parent.parent / "evaluations" / f"{run.parent.name}-{run.name}-validation-{episodes}.json"
+    if not cached.is_file():
+        partners = "scripted:repeated:" + ",".join(f"stubborn-{a}" for a in range(1, LEVERS))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(evaluate(str(run), [partners], episodes=episodes, seed=seed).metrics["mean_return"]))
+    return float(json.loads(cached.read_text()))
 
 
 def training_return(run: Path) -> float:
@@ -335,7 +363,9 @@ def populations_table(results: list[dict], args) -> str:
              f"{args.episodes} episodes per partner and seating, both seatings. Mean ± 95% t-interval over seeds. "
              "Covered: the partner's convention (its round-1 lever) is in the training set (with augmentation: in "
              "the symmetry orbit of one). Best possible: the best history-dependent policy with that held-out set "
-             "(exact up to the pruning interval, both seats).", "",
+             "(exact up to the pruning interval, both seats)." + (
+                 f" Each seed's learner is the best of {args.restarts} restarts (learner seeds s + 1000·k) by its "
+                 "return with the stubborn players of levers 1-9." if args.restarts > 1 else ""), "",
              "| training partners | augment | conventions | with training partners | held-out self-play | "
              "worst | round 1 → K | best possible | all held-out | covered | uncovered |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
