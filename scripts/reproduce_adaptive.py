@@ -287,8 +287,8 @@ def populations_part(argv: list[str]) -> None:
                                  "heldout_sp": p["partner"].split("/")[0] in {Path(h).name for h in heldout_sp},
                                  "covered": covered(known.lever[p["partner"]], training_levers, augment)})
                 sp_names = [r["partner"] for r in rows if r["heldout_sp"]]
-                results.append({"condition": label, "augment": augment, "seed": seed, "partners": spec, "learner": run.name,
-                                "conventions": len(training_levers), "partner_rows": rows,
+                results.append({"condition": label, "augment": augment, "seed": seed, "partners": spec,
+                                "learner": run.name, "conventions": len(training_levers), "partner_rows": rows,
                                 "training_return": training_return(run),
                                 "bound_sp": known.bound(sp_names)})
                 r = results[-1]
@@ -342,7 +342,8 @@ def validation(run: Path, seed: int, episodes: int = 64) -> float:
     if not cached.is_file():
         partners = "scripted:repeated:" + ",".join(f"stubborn-{a}" for a in range(1, LEVERS))
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(evaluate(str(run), [partners], episodes=episodes, seed=seed).metrics["mean_return"]))
+        metrics = evaluate(str(run), [partners], episodes=episodes, seed=seed).metrics
+        cached.write_text(json.dumps(metrics["mean_return"]))
     return float(json.loads(cached.read_text()))
 
 
