@@ -249,6 +249,8 @@ def populations_part(argv: list[str]) -> None:
     parser.add_argument("--out", default="runs/adaptive")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the learner config")
     args = parser.parse_args(argv)
+    if args.restarts < 1:
+        parser.error(f"--restarts must be at least 1 (got {args.restarts})")
     from adhoc.population import MANIFEST
     from adhoc.recipes.evaluate import evaluate
 
@@ -267,16 +269,16 @@ def populations_part(argv: list[str]) -> None:
                 specs[seed] = f"{pop}:{best_member(pop)}" if one else str(pop)
             runs = learners(out / "learners" / f"{label.replace(' ', '-')}-{'aug' if augment else 'plain'}", specs,
                             [f"learner.augment={str(augment).lower()}", *args.overrides], args.restarts)
-            for seed, run in runs.items():
+            for seed in args.seeds:
+                run = runs[seed, 0]
+                if args.restarts > 1:  # the seed's learner with the best validation return (no held-out partner)
+                    run = max((runs[seed, k] for k in range(args.restarts)),
+                              key=lambda r: validation(r, seed, out / "evaluations"))
                 pop, spec = pops[(method, seed)], specs[seed]
                 others = [str(pops[(m, seed)]) for m in METHODS if m != method]
-                # reruns only rebuild the table
-                cached = out / "evaluations" / f"{run.parent.name}-{run.name}-{args.episodes}.json"
-                if not cached.is_file():
-                    metrics = evaluate(str(run), heldout_sp + others, episodes=args.episodes, seed=seed).metrics
-                    cached.parent.mkdir(parents=True, exist_ok=True)
-                    cached.write_text(json.dumps(metrics["per_partner"]))
-                held = json.loads(cached.read_text())
+                held = cached_json(out / "evaluations" / f"{run.parent.name}-{run.name}-{args.episodes}.json",
+                                   lambda: evaluate(str(run), heldout_sp + others, episodes=args.episodes,
+                                                    seed=seed).metrics["per_partner"])
                 train = {f"{pop.name}/{n}" for n in ([best_member(pop)] if one else
                                                      [m["name"] for m in __import__("yaml").safe_load(
                                                          (pop / MANIFEST).read_text())["members"]])}
@@ -305,11 +307,10 @@ def populations_part(argv: list[str]) -> None:
     print(f"\nwrote {out}/{stem}.md, {stem}.json, {plot}")
 
 
-def learners(group: Path, specs: dict[int, str], overrides: list[str], restarts: int = 1) -> dict[int, Path]:
+def learners(group: Path, specs: dict[int, str], overrides: list[str], restarts: int = 1) -> dict[tuple, Path]:
     """The learners of one condition, ``group/s<seed>`` for each seed, and with ``restarts`` R > 1 also
     ``group/s<seed>-r<k>`` (learner seed seed + 1000·k, k < R): those not present are trained in ONE batched pass
-    (``learners:`` slots, partners = that seed's spec), then moved into ``group``. Returns each seed's learner; with
-    restarts the one of its R with the highest ``validation`` return (which uses no held-out partner)."""
+    (``learners:`` slots, partners = that seed's spec), then moved into ``group``. Returns {(seed, k): folder}."""
     from adhoc.config import load_learner_config
     from adhoc.population import MANIFEST
     from adhoc.recipes.train_learner import train_learner
@@ -326,25 +327,27 @@ def learners(group: Path, specs: dict[int, str], overrides: list[str], restarts:
         for key in missing:
             (batch / runs[key].name).rename(runs[key])
         batch.rmdir()
-    if restarts == 1:
-        return {seed: runs[seed, 0] for seed in specs}
-    return {seed: max((runs[seed, k] for k in range(restarts)), key=lambda run: validation(run, seed))
-            for seed in specs}
+    return runs
 
 
-def validation(run: Path, seed: int, episodes: int = 64) -> float:
-    """Return with the stubborn players of levers 1-9 (cached next to the learner's evaluations): the symmetry orbit
-    of every training convention but lever 0, so it shows a lever the learner never learnt to follow without
-    using any held-out partner."""
+def cached_json(path: Path, compute):
+    """``compute()``'s JSON value, stored at ``path`` the first time (reruns only rebuild the tables)."""
+    if not path.is_file():
+        value = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    return json.loads(path.read_text())
+
+
+def validation(run: Path, seed: int, evaluations: Path, episodes: int = 64) -> float:
+    """Return with the stubborn players of levers 1-9 (cached in ``evaluations``): the symmetry orbit of every
+    training convention but lever 0, so it shows a lever the learner never learnt to follow without using any
+    held-out partner."""
     from adhoc.recipes.evaluate import evaluate
 
-    cached = run.parent.parent.parent / "evaluations" / f"{run.parent.name}-{run.name}-validation-{episodes}.json"
-    if not cached.is_file():
-        partners = "scripted:repeated:" + ",".join(f"stubborn-{a}" for a in range(1, LEVERS))
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        metrics = evaluate(str(run), [partners], episodes=episodes, seed=seed).metrics
-        cached.write_text(json.dumps(metrics["mean_return"]))
-    return float(json.loads(cached.read_text()))
+    partners = "scripted:repeated:" + ",".join(f"stubborn-{a}" for a in range(1, LEVERS))
+    return float(cached_json(evaluations / f"{run.parent.name}-{run.name}-validation-{episodes}.json",
+                             lambda: evaluate(str(run), [partners], episodes=episodes, seed=seed).metrics["mean_return"]))
 
 
 def training_return(run: Path) -> float:
