@@ -161,3 +161,33 @@ def best_history_policy(game, policy, partners, agent_seat: int = 0, prior=None,
     return BestResponse(lower=float(lo[0]), upper=float(hi[0]), per_round=per_round,
                         per_partner=list(lo_partner[0] / w0), histories=nodes_total)
 
+
+
+def open_then_copy(game, policy, partners, agent_seat: int = 0, episodes: int = 256,
+                   seed: int = 0) -> tuple[str, float, list[float], list[float]] | None:
+    """The best scripted "open with A, then play the partner's last action" (``copy-A``) of the agent in
+    ``agent_seat`` with partner member ids ``partners`` (uniform), over the openings A the partners themselves
+    most likely play in round 1: a policy actually played, so a lower bound on the best, where the search above
+    is cut (e.g. CMG-H's 528 actions). Sampled, ``episodes`` per partner. (name, return, per-round payoffs,
+    per-partner returns), or None for a game without copy strategies (the seats' actions differ)."""
+    from adhoc.rollout import episode_returns
+
+    partners = np.asarray(partners, dtype=np.int64)
+    first = partner_log_probs(game, policy, partners, np.zeros((len(partners), 0, 2), dtype=np.int64), 1 - agent_seat)
+    names = game.action_names(agent_seat)
+    strategy = getattr(game, "scripted_strategy", lambda name: None)
+    copies = [strategy(f"copy-{names[a]}") for a in sorted(set(first.argmax(1).tolist()))]
+    if not copies or any(c is None for c in copies):
+        return None
+    ids = torch.arange(len(copies)) + policy.bank.n_members + len(policy.scripted)
+    policy.scripted.extend(copies)
+    try:
+        me, them = ids.repeat_interleave(len(partners)), torch.as_tensor(partners).repeat(len(copies))
+        pairs = torch.stack([me, them] if agent_seat == 0 else [them, me], 1)
+        steps = episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed), per_step=True)
+    finally:
+        del policy.scripted[-len(copies):]
+    payoffs = steps.double().mean(1).numpy().reshape(len(copies), len(partners), -1) * game.rounds  # [C, P, K]
+    returns = payoffs.mean(2)  # [C, P]
+    best = int(returns.mean(1).argmax())
+    return copies[best].name, float(returns[best].mean()), payoffs[best].mean(0).tolist(), returns[best].tolist()

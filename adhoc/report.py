@@ -230,8 +230,11 @@ def _evaluation_rows(result) -> list[tuple[str, str]]:
     if best:
         value = f"{best['lower']:.3f}" if best["upper"] - best["lower"] < 5e-4 else \
             f"between {best['lower']:.3f} and {best['upper']:.3f}"
+        copies = sorted({p for p in best.get("policies", []) if p != "search"})
+        lower = f"; lower end: {', '.join(copies)} (open, then copy; sampled)" if copies else ""
         rows.append(("best possible", f"{value}: the best history-dependent policy with these partners "
-                     f"(not told which it meets); round 1 → K " + " → ".join(f"{v:.3f}" for v in best["per_round"])))
+                     f"(not told which it meets); round 1 → K " + " → ".join(f"{v:.3f}" for v in best["per_round"])
+                     + lower))
     return rows
 
 

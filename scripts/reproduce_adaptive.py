@@ -1,21 +1,25 @@
 """Ad hoc adaptation on the repeated lever game (10 levers, lever 0 pays 0.9, the others 1.0; K = 4 rounds with
-the same partner): does a learner trained against more partner conventions coordinate with partners it never
-met? Two parts; every learner is ``configs/repeated-lever-learner.yaml`` (solver uniform) with the partners
-and seeds below; folders already present under ``--out`` are reused (populations, learners, evaluations).
+the same partner) and on repeated CMG-H: does a learner trained against more partner conventions coordinate with
+partners it never met? Two parts; every learner is ``configs/repeated-<stage>-learner.yaml`` (solver uniform)
+with the partners and seeds below; folders already present under ``--out`` are reused (populations, learners,
+evaluations).
 
 **Part 2, partner populations** (the default; ``populations`` may be named first):
 
-- populations: the shipped ``configs/repeated-lever-{selfplay,lipo,otherplay,trajedi}.yaml`` for every seed in
-  ``--seeds``, and self-play for every ``--heldout-seeds`` seed (never trained with);
+- populations: the shipped ``configs/repeated-<stage>-<method>.yaml`` (``--stage`` lever or cmg-h; ``--methods``
+  among selfplay, lipo, otherplay, trajedi) for every seed in ``--seeds``, and self-play for every
+  ``--heldout-seeds`` seed (never trained with);
 - learners, per seed s and with and without ``learner.augment`` (each training episode relabelled by a random
   symmetry of the game, the 9! permutations of levers 1-9): against one self-play member of seed s (the first
   that converged), all 8 self-play members of seed s, the 8 LIPO members, the 8 Other-Play members, the 8
   TrajeDi members;
 - evaluated with the held-out self-play members and the other methods' populations of seed s; a held-out
-  partner is *covered* when its convention (its most likely round-1 lever) is among the training partners'
-  (with augmentation: in the symmetry orbit of one of them);
+  partner is *covered* when its convention (the lever, or CMG-H block, of its most likely round-1 action) is
+  among the training partners' (with augmentation: in the symmetry orbit of one of them; on CMG-H every block
+  is its own orbit);
 - best possible: the best history-dependent policy with the held-out self-play members
-  (``adhoc.adaptation``, the exact value of the Bayes-optimal policy not told which partner it meets);
+  (``adhoc.adaptation``, the exact value of the Bayes-optimal policy not told which partner it meets; where its
+  search is cut, as on CMG-H, an interval);
 - writes results.md (the table, mean ± 95% t-interval over seeds), results.json and
   returns_vs_diversity.png (held-out return against the number of distinct training conventions);
 - ``--restarts R``: R learners per seed and condition (one batched pass), keeping the one with the best return
@@ -28,6 +32,7 @@ then copy" with the best opening; writes to runs/adaptive-stubborn.
     .venv/bin/python scripts/reproduce_adaptive.py                       # part 2, seeds 0 1 2, held-out seed 10
     .venv/bin/python scripts/reproduce_adaptive.py --augment no --seeds 0 1 2 3 4
     .venv/bin/python scripts/reproduce_adaptive.py --augment yes --restarts 2
+    .venv/bin/python scripts/reproduce_adaptive.py --stage cmg-h --augment yes --methods selfplay otherplay
     .venv/bin/python scripts/reproduce_adaptive.py stubborn              # part 1, sizes 1 2 8
     .venv/bin/python scripts/reproduce_adaptive.py stubborn --sizes 1 2 4 8 train.entropy_coef=0.1
 """
@@ -158,6 +163,8 @@ def stubborn_part(argv: list[str]) -> None:
 
 # ---------------------------------------------------------------------------- part 2: partner populations
 METHODS = ("selfplay", "lipo", "otherplay", "trajedi")
+STAGES = {"lever": f"Repeated lever ({LEVERS} levers, K = {K})",
+          "cmg-h": f"Repeated CMG-H (528 actions in blocks of 32, 31, ..., 1; K = {K})"}
 NAMES = {"selfplay": "self-play", "trajedi": "TrajeDi", "lipo": "LIPO", "otherplay": "Other-Play"}
 # (label, population method, one member only). TrajeDi's trajectory-divergence term re-scores every member's
 # transcripts under all members (``population_logp``, with prefix reuse across rounds: scripts/bench_population_logp.py)
@@ -166,8 +173,9 @@ CONDITIONS = [("1 self-play", "selfplay", True), ("8 self-play", "selfplay", Fal
 CONFIGS = CONFIG.parent
 
 
-def population(out: Path, method: str, seed: int) -> Path:
-    """The shipped repeated-lever config of ``method`` with ``population.seed=seed`` (trained unless present)."""
+def population(out: Path, stage: str, method: str, seed: int) -> Path:
+    """The shipped config of ``method`` on repeated ``stage`` with ``population.seed=seed`` (trained unless
+    present)."""
     from adhoc.config import load_config
     from adhoc.population import MANIFEST
     from adhoc.recipes.train_population import train_population
@@ -175,7 +183,7 @@ def population(out: Path, method: str, seed: int) -> Path:
     path = out / "populations" / f"{method}-{seed}"
     if not (path / MANIFEST).is_file():
         print(f"training {path}", flush=True)
-        train_population(load_config(CONFIGS / f"repeated-lever-{method}.yaml", [f"population.seed={seed}"]), path,
+        train_population(load_config(CONFIGS / f"repeated-{stage}-{method}.yaml", [f"population.seed={seed}"]), path,
                          progress=False)
     return path
 
@@ -190,17 +198,16 @@ def best_member(path: Path) -> str:
 
 
 class Partners:
-    """Partner specs loaded once onto one bank: each member's convention (its most likely round-1 lever in seat 0)
-    and the best history-dependent return with a set of them (cached per set)."""
+    """Partner specs loaded once onto one bank: each member's round-1 action (its most likely one in seat 0) and
+    convention (that action's lever or CMG-H block), and the best history-dependent return with a set of them."""
 
     def __init__(self, specs: list[str]) -> None:
+        from adhoc.adaptation import partner_log_probs
         from adhoc.games import build_game
+        from adhoc.lm.adapters import AdapterBank
         from adhoc.lm.base import load_base
         from adhoc.lm.policy import Policy
         from adhoc.partners import load_partners
-        from adhoc.adaptation import partner_log_probs
-
-        from adhoc.lm.adapters import AdapterBank
 
         self.partners = load_partners(specs)
         base = load_base(self.partners.base_model["id"], device="cpu")
@@ -214,31 +221,56 @@ class Partners:
         self.ids = {name: i for i, name in enumerate(self.partners.names)}
         first = partner_log_probs(self.game, self.policy, np.arange(len(self.ids)), np.zeros((len(self.ids), 0, 2),
                                                                                              dtype=np.int64), 0)
-        self.lever = {name: int(first[i].argmax()) for name, i in self.ids.items()}
+        self.action = {name: int(first[i].argmax()) for name, i in self.ids.items()}
+        self.convention = {name: self.game.stage.convention_of(a) for name, a in self.action.items()}
+        self.orbit = convention_orbits(self.game)
         self._bounds: dict[tuple, dict] = {}
 
+    def covered(self, name: str, training: set[int], augment: bool) -> bool:
+        """Partner ``name``'s convention occurs in training (with augmentation: one in its symmetry orbit does)."""
+        conv = self.convention[name]
+        return conv in training or (augment and bool(self.orbit[conv] & training))
+
     def bound(self, names: list[str]) -> dict:
-        """Best history-dependent return with ``names`` (uniform), both seats averaged: lower, upper, per round."""
+        """Best history-dependent return with ``names`` (uniform), both seats averaged: lower, upper, per round
+        (where the search is cut, as on CMG-H, the lower end may be the best scripted "open, then copy")."""
         from adhoc.recipes.evaluate import history_bound
 
         key = tuple(sorted(names))
         if key not in self._bounds:
             ids = np.array([self.ids[n] for n in key])
-            self._bounds[key] = history_bound(self.game, self.policy, torch.as_tensor(ids),
-                                              [(0, 1)] * len(ids), None)
+            self._bounds[key] = history_bound(self.game, self.policy, torch.as_tensor(ids), [(0, 1)] * len(ids), None)
         return self._bounds[key]
 
 
-def covered(lever: int, training: set[int], augment: bool) -> bool:
-    """A held-out partner's convention occurs in training (with augmentation: in the symmetry orbit of a training
-    convention; levers 1-9 are one orbit, lever 0 is its own)."""
-    if not augment:
-        return lever in training
-    return lever in training or (lever != 0 and bool(training - {0}))
+def convention_orbits(game) -> dict[int, set[int]]:
+    """Each convention's orbit under the game's symmetry group (seat 0's action permutations): the conventions
+    a relabelled training episode can show in its place. Lever: levers 1-9 are one orbit, lever 0 its own;
+    CMG-H: every block its own (its symmetries permute actions inside a block)."""
+    n = len(game.action_names(0))
+    parent = list(range(n))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    group = game.symmetries()
+    for g in group.generators() if group is not None else []:
+        for a, b in enumerate(g[0]):
+            parent[root(a)] = root(int(b))
+    classes: dict[int, set[int]] = {}
+    for a in range(n):
+        classes.setdefault(root(a), set()).add(game.stage.convention_of(a))
+    return {c: orbit for orbit in classes.values() for c in orbit}
 
 
 def populations_part(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description="part 2: learners trained against partner populations")
+    parser.add_argument("--stage", choices=list(STAGES), default="lever", help="the repeated game's stage game")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="the population methods trained with and evaluated with (self-play always)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--heldout-seeds", type=int, nargs="+", default=[10], help="self-play seeds never trained with")
     parser.add_argument("--augment", choices=["no", "yes", "both"], default="both")
@@ -246,51 +278,56 @@ def populations_part(argv: list[str]) -> None:
     parser.add_argument("--restarts", type=int, default=1,
                         help="learners per seed and condition (learner seeds s + 1000·k), the one with the best return "
                              "with the stubborn players of levers 1-9 kept (writes results-r<R>.*)")
-    parser.add_argument("--out", default="runs/adaptive")
+    parser.add_argument("--out", help="default runs/adaptive (lever), runs/adaptive-<stage> (others)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the learner config")
     args = parser.parse_args(argv)
     if args.restarts < 1:
         parser.error(f"--restarts must be at least 1 (got {args.restarts})")
+    if args.restarts > 1 and args.stage != "lever":
+        parser.error("--restarts: the validation partners (stubborn levers 1-9) exist for --stage lever only")
+    methods = ["selfplay", *(m for m in METHODS if m in args.methods and m != "selfplay")]
     from adhoc.population import MANIFEST
     from adhoc.recipes.evaluate import evaluate
 
-    out = Path(args.out)
-    pops = {(m, s): population(out, m, s) for s in [*args.seeds, *args.heldout_seeds] for m in METHODS
+    out = Path(args.out or ("runs/adaptive" if args.stage == "lever" else f"runs/adaptive-{args.stage}"))
+    config = CONFIGS / f"repeated-{args.stage}-learner.yaml"
+    pops = {(m, s): population(out, args.stage, m, s) for s in [*args.seeds, *args.heldout_seeds] for m in methods
             if m == "selfplay" or s in args.seeds}
     augments = {"no": [False], "yes": [True], "both": [False, True]}[args.augment]
     heldout_sp = [str(pops[("selfplay", h)]) for h in args.heldout_seeds]
     known = Partners([str(p) for p in pops.values()])  # every population's conventions, on one bank
     results = []
-    for label, method, one in CONDITIONS:
+    for label, method, one in [c for c in CONDITIONS if c[1] in methods]:
         for augment in augments:
             specs = {}
             for seed in args.seeds:
                 pop = pops[(method, seed)]
                 specs[seed] = f"{pop}:{best_member(pop)}" if one else str(pop)
             runs = learners(out / "learners" / f"{label.replace(' ', '-')}-{'aug' if augment else 'plain'}", specs,
-                            [f"learner.augment={str(augment).lower()}", *args.overrides], args.restarts)
+                            [f"learner.augment={str(augment).lower()}", *args.overrides], config, args.restarts)
             for seed in args.seeds:
                 run = runs[seed, 0]
                 if args.restarts > 1:  # the seed's learner with the best validation return (no held-out partner)
                     run = max((runs[seed, k] for k in range(args.restarts)),
                               key=lambda r: validation(r, seed, out / "evaluations"))
                 pop, spec = pops[(method, seed)], specs[seed]
-                others = [str(pops[(m, seed)]) for m in METHODS if m != method]
-                held = cached_json(out / "evaluations" / f"{run.parent.name}-{run.name}-{args.episodes}.json",
-                                   lambda: evaluate(str(run), heldout_sp + others, episodes=args.episodes,
-                                                    seed=seed).metrics["per_partner"])
+                held = [row for p in heldout_sp + [str(pops[(m, seed)]) for m in methods if m != method]
+                        for row in cached_json(out / "evaluations" / f"{run.parent.name}-{run.name}-{Path(p).name}-"
+                                                                     f"{args.episodes}.json",
+                                               lambda: evaluate(str(run), [p], episodes=args.episodes,
+                                                                seed=seed).metrics["per_partner"])]
                 train = {f"{pop.name}/{n}" for n in ([best_member(pop)] if one else
                                                      [m["name"] for m in __import__("yaml").safe_load(
                                                          (pop / MANIFEST).read_text())["members"]])}
-                training_levers = {known.lever[n] for n in train}
+                training_conventions = {known.convention[n] for n in train}
                 rows = []
                 for p in held:
                     rows.append({"partner": p["partner"], "return": p["return"], "rounds": p["episode_payoffs"],
                                  "heldout_sp": p["partner"].split("/")[0] in {Path(h).name for h in heldout_sp},
-                                 "covered": covered(known.lever[p["partner"]], training_levers, augment)})
+                                 "covered": known.covered(p["partner"], training_conventions, augment)})
                 sp_names = [r["partner"] for r in rows if r["heldout_sp"]]
                 results.append({"condition": label, "augment": augment, "seed": seed, "partners": spec,
-                                "learner": run.name, "conventions": len(training_levers), "partner_rows": rows,
+                                "learner": run.name, "conventions": len(training_conventions), "partner_rows": rows,
                                 "training_return": training_return(run),
                                 "bound_sp": known.bound(sp_names)})
                 r = results[-1]
@@ -299,15 +336,16 @@ def populations_part(argv: list[str]) -> None:
                       flush=True)
     stem = "results" if args.restarts == 1 else f"results-r{args.restarts}"
     (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
-    table = populations_table(results, args)
+    table = populations_table(results, args, config)
     print("\n" + table)
     (out / f"{stem}.md").write_text(table + "\n")
     plot = "returns_vs_diversity.png" if args.restarts == 1 else f"returns_vs_diversity-r{args.restarts}.png"
-    diversity_plot(results, out / plot)
+    diversity_plot(results, out / plot, STAGES[args.stage])
     print(f"\nwrote {out}/{stem}.md, {stem}.json, {plot}")
 
 
-def learners(group: Path, specs: dict[int, str], overrides: list[str], restarts: int = 1) -> dict[tuple, Path]:
+def learners(group: Path, specs: dict[int, str], overrides: list[str], config: Path = CONFIG,
+             restarts: int = 1) -> dict[tuple, Path]:
     """The learners of one condition, ``group/s<seed>`` for each seed, and with ``restarts`` R > 1 also
     ``group/s<seed>-r<k>`` (learner seed seed + 1000·k, k < R): those not present are trained in ONE batched pass
     (``learners:`` slots, partners = that seed's spec), then moved into ``group``. Returns {(seed, k): folder}."""
@@ -322,7 +360,7 @@ def learners(group: Path, specs: dict[int, str], overrides: list[str], restarts:
         slots = ", ".join(f"{{name: {runs[seed, k].name}, seed: {seed + 1000 * k}, partners: '{specs[seed]}'}}"
                           for seed, k in missing)
         print(f"training {group} ({', '.join(runs[key].name for key in missing)}, one batched pass)", flush=True)
-        train_learner(load_learner_config(CONFIG, [f"learners=[{slots}]", *overrides]), batch, progress=False)
+        train_learner(load_learner_config(config, [f"learners=[{slots}]", *overrides]), batch, progress=False)
         group.mkdir(parents=True, exist_ok=True)
         for key in missing:
             (batch / runs[key].name).rename(runs[key])
@@ -359,14 +397,14 @@ def training_return(run: Path) -> float:
     return float(yaml.safe_load((run / MANIFEST).read_text())["training"]["return_mean"])
 
 
-def populations_table(results: list[dict], args) -> str:
-    lines = [f"Repeated lever ({LEVERS} levers, K = {K}). Learners of configs/repeated-lever-learner.yaml "
+def populations_table(results: list[dict], args, config: Path) -> str:
+    lines = [f"{STAGES[args.stage]}. Learners of configs/{config.name} "
              f"{' '.join(args.overrides)} (solver uniform) trained against each partner set, seeds {args.seeds} "
              f"(population seed = learner seed). Held-out partners: the self-play members of seeds "
              f"{args.heldout_seeds} (never trained with) and the other methods' populations of the same seed; "
              f"{args.episodes} episodes per partner and seating, both seatings. Mean ± 95% t-interval over seeds. "
-             "Covered: the partner's convention (its round-1 lever) is in the training set (with augmentation: in "
-             "the symmetry orbit of one). Best possible: the best history-dependent policy with that held-out set "
+             "Covered: the partner's convention (its round-1 lever or block) is in the training set (with "
+             "augmentation: in the symmetry orbit of one). Best possible: the best history-dependent policy with that held-out set "
              "(exact up to the pruning interval, both seats)." + (
                  f" Each seed's learner is the best of {args.restarts} restarts (learner seeds s + 1000·k) by its "
                  "return with the stubborn players of levers 1-9." if args.restarts > 1 else ""), "",
@@ -398,7 +436,7 @@ def populations_table(results: list[dict], args) -> str:
     return "\n".join(lines)
 
 
-def diversity_plot(results: list[dict], path: Path) -> None:
+def diversity_plot(results: list[dict], path: Path, title: str) -> None:
     """Held-out self-play return against the number of distinct conventions among the training partners."""
     import matplotlib
 
@@ -420,7 +458,7 @@ def diversity_plot(results: list[dict], path: Path) -> None:
     ax.set_xlabel("distinct conventions among the training partners")
     ax.set_ylabel("return with held-out self-play partners")
     ax.set_ylim(-0.02, 1.0)
-    ax.set_title(f"Repeated lever, K = {K}: one point per learner", fontsize=10)
+    ax.set_title(f"{title}: one point per learner", fontsize=10)
     ax.legend(fontsize=6.5, loc="upper left", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

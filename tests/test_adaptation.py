@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from adhoc.adaptation import best_history_policy, partner_log_probs
+from adhoc.adaptation import best_history_policy, open_then_copy, partner_log_probs
 from adhoc.games import make_game
 from adhoc.lm.adapters import AdapterBank
 from adhoc.lm.base import load_base
@@ -87,6 +87,49 @@ def test_exact_against_brute_force_with_stochastic_lm_partners(base):
     # pruning only widens the interval around it
     cut = best_history_policy(game, policy, ids, prior=prior, prune=0.2)
     assert cut.lower <= best.lower + 1e-12 <= cut.upper + 2e-12
+
+
+@pytest.mark.parametrize("seat", [0, 1])
+def test_open_then_copy_with_stubborn_partners(base, seat):
+    """copy-A with stubborn partners on levers 3, 5 and 0: the best opening (3 or 5, paying 1) wins round 1 with
+    one partner in three; copying wins rounds 2-4 with all of them."""
+    game = lever()
+    policy, ids = scripted(base, game, "stubborn-3,stubborn-5,stubborn-0")
+    name, value, per_round, per_partner = open_then_copy(game, policy, ids, agent_seat=seat, episodes=4)
+    assert name in ("copy-3", "copy-5")
+    assert value == pytest.approx(3 / 4 * (1 + 1 + 0.9) / 3 + 1 / 4 * 1 / 3)
+    assert per_round == pytest.approx([1 / 3, 2.9 / 3, 2.9 / 3, 2.9 / 3])
+    assert sorted(per_partner) == pytest.approx(sorted([0.75, 1.0, 0.675]))
+    assert len(policy.scripted) == 3  # the copy strategies it added are gone again
+
+
+def test_a_cut_search_takes_open_then_copy_as_its_lower_end(base, monkeypatch):
+    """A search cut after round 1 (``prune`` above each partner's weight, as CMG-H's 528 actions force with LM
+    partners) counts nothing after the cut; the bound's lower end is then the best "open, then copy", which is
+    optimal with stubborn partners."""
+    import functools
+
+    import adhoc.adaptation as adaptation
+    from adhoc.recipes.evaluate import history_bound
+
+    game = lever()
+    policy, ids = scripted(base, game, "stubborn-3,stubborn-5,stubborn-0")
+    exact = 3 / 4 * (1 + 1 + 0.9) / 3 + 1 / 4 * 1 / 3
+    assert history_bound(game, policy, torch.as_tensor(ids), [(0, 1)] * 3, None)["policies"] == ["search"] * 2
+    cut = functools.partial(adaptation.best_history_policy, prune=0.5)
+    assert cut(game, policy, ids).lower < 0.1 and cut(game, policy, ids).upper >= exact
+    monkeypatch.setattr(adaptation, "best_history_policy", cut)
+    bound = history_bound(game, policy, torch.as_tensor(ids), [(0, 1)] * 3, None)
+    assert bound["lower"] == pytest.approx(exact, abs=1e-4) and bound["upper"] >= bound["lower"]
+    assert bound["per_round"] == pytest.approx([1 / 3, 2.9 / 3, 2.9 / 3, 2.9 / 3], abs=1e-4)
+    assert bound["policies"][0] in ("copy-3", "copy-5") and len(bound["policies"]) == 2
+
+
+def test_open_then_copy_needs_the_same_actions_in_both_seats(base):
+    game = make_game("repeated", stage="matrix", rounds=2,
+                     stage_params={"payoff": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]})
+    policy = Policy(base, AdapterBank(base.model, 1, 4, 8, ["q_proj"]))
+    assert open_then_copy(game, policy, np.zeros(1, dtype=np.int64)) is None
 
 
 def test_partner_spec_selects_members():
