@@ -32,7 +32,8 @@ then copy" with the best opening; writes to runs/adaptive-stubborn.
     .venv/bin/python scripts/reproduce_adaptive.py                       # part 2, seeds 0 1 2, held-out seed 10
     .venv/bin/python scripts/reproduce_adaptive.py --augment no --seeds 0 1 2 3 4
     .venv/bin/python scripts/reproduce_adaptive.py --augment yes --restarts 2
-    .venv/bin/python scripts/reproduce_adaptive.py --stage cmg-h --augment yes --methods selfplay otherplay
+    .venv/bin/python scripts/reproduce_adaptive.py --stage cmg-h --methods selfplay otherplay \
+        --conditions 1-self-play-aug 8-self-play-aug 8-self-play-plain 8-Other-Play-aug
     .venv/bin/python scripts/reproduce_adaptive.py stubborn              # part 1, sizes 1 2 8
     .venv/bin/python scripts/reproduce_adaptive.py stubborn --sizes 1 2 4 8 train.entropy_coef=0.1
 """
@@ -274,6 +275,10 @@ def populations_part(argv: list[str]) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--heldout-seeds", type=int, nargs="+", default=[10], help="self-play seeds never trained with")
     parser.add_argument("--augment", choices=["no", "yes", "both"], default="both")
+    groups = [f"{c[0].replace(' ', '-')}-{a}" for c in CONDITIONS for a in ("plain", "aug")]
+    parser.add_argument("--conditions", nargs="+", choices=groups, metavar="CONDITION",
+                        help=f"only these learner groups of --methods ({', '.join(groups)}; default: every one "
+                             "--methods and --augment give; given, --augment is ignored)")
     parser.add_argument("--episodes", type=int, default=128, help="evaluation episodes per partner and seating")
     parser.add_argument("--restarts", type=int, default=1,
                         help="learners per seed and condition (learner seeds s + 1000·k), the one with the best return "
@@ -293,17 +298,20 @@ def populations_part(argv: list[str]) -> None:
     config = CONFIGS / f"repeated-{args.stage}-learner.yaml"
     pops = {(m, s): population(out, args.stage, m, s) for s in [*args.seeds, *args.heldout_seeds] for m in methods
             if m == "selfplay" or s in args.seeds}
-    augments = {"no": [False], "yes": [True], "both": [False, True]}[args.augment]
+    augments = [False, True] if args.conditions else {"no": [False], "yes": [True], "both": [False, True]}[args.augment]
     heldout_sp = [str(pops[("selfplay", h)]) for h in args.heldout_seeds]
     known = Partners([str(p) for p in pops.values()])  # every population's conventions, on one bank
     results = []
     for label, method, one in [c for c in CONDITIONS if c[1] in methods]:
         for augment in augments:
+            group = f"{label.replace(' ', '-')}-{'aug' if augment else 'plain'}"
+            if args.conditions and group not in args.conditions:
+                continue
             specs = {}
             for seed in args.seeds:
                 pop = pops[(method, seed)]
                 specs[seed] = f"{pop}:{best_member(pop)}" if one else str(pop)
-            runs = learners(out / "learners" / f"{label.replace(' ', '-')}-{'aug' if augment else 'plain'}", specs,
+            runs = learners(out / "learners" / group, specs,
                             [f"learner.augment={str(augment).lower()}", *args.overrides], config, args.restarts)
             for seed in args.seeds:
                 run = runs[seed, 0]
@@ -404,8 +412,8 @@ def populations_table(results: list[dict], args, config: Path) -> str:
              f"{args.heldout_seeds} (never trained with) and the other methods' populations of the same seed; "
              f"{args.episodes} episodes per partner and seating, both seatings. Mean ± 95% t-interval over seeds. "
              "Covered: the partner's convention (its round-1 lever or block) is in the training set (with "
-             "augmentation: in the symmetry orbit of one). Best possible: the best history-dependent policy with that held-out set "
-             "(exact up to the pruning interval, both seats)." + (
+             "augmentation: in the symmetry orbit of one). Best possible: the best history-dependent policy with "
+             "that held-out set (exact up to the pruning interval, both seats)." + (
                  f" Each seed's learner is the best of {args.restarts} restarts (learner seeds s + 1000·k) by its "
                  "return with the stubborn players of levers 1-9." if args.restarts > 1 else ""), "",
              "| training partners | augment | conventions | with training partners | held-out self-play | "

@@ -17,8 +17,9 @@ PROMPT = "your move"
 
 
 def spawn(args: list[str], cwd: Path):
+    # a generous timeout: on a loaded shared machine importing torch alone can take tens of seconds
     child = pexpect.spawn(sys.executable, ["-m", "adhoc.cli", "play", *args], cwd=str(cwd), encoding="utf-8",
-                          timeout=60, dimensions=(50, 200))
+                          timeout=300, dimensions=(50, 200))
     return child
 
 
