@@ -17,7 +17,9 @@ partners reach with probability below ``prune`` are cut: the result is then an i
 nothing after), ``upper`` adds the largest payoff on every remaining round of every cut branch. Partners that
 are close to deterministic (the conventions of trained populations, scripted strategies) give an interval of
 width ~0; a uniformly random partner is cut after a round or two (its value is 1/A per round whatever the
-agent does, so little is lost, but the bound says how much could be).
+agent does, so little is lost, but the bound says how much could be). Where many actions force a wide cut
+(CMG-H's 528), ``open_then_copy`` plays the scripted "open with A, then copy" for the partners' own openings:
+a real policy too, which ``adhoc evaluate --bound`` takes as the lower end when it earns more.
 """
 
 from __future__ import annotations
@@ -160,7 +162,6 @@ def best_history_policy(game, policy, partners, agent_seat: int = 0, prior=None,
             on_path = (chosen & on_path[kn][:, None]).ravel()
     return BestResponse(lower=float(lo[0]), upper=float(hi[0]), per_round=per_round,
                         per_partner=list(lo_partner[0] / w0), histories=nodes_total)
-
 
 
 def open_then_copy(game, policy, partners, agent_seat: int = 0, episodes: int = 256,
