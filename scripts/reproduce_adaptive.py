@@ -348,7 +348,7 @@ def populations_part(argv: list[str]) -> None:
     print("\n" + table)
     (out / f"{stem}.md").write_text(table + "\n")
     plot = "returns_vs_diversity.png" if args.restarts == 1 else f"returns_vs_diversity-r{args.restarts}.png"
-    diversity_plot(results, out / plot, STAGES[args.stage])
+    diversity_plot(results, out / plot, f"{STAGES[args.stage].split(' (')[0]}, K = {K}")
     print(f"\nwrote {out}/{stem}.md, {stem}.json, {plot}")
 
 
@@ -458,7 +458,8 @@ def diversity_plot(results: list[dict], path: Path, title: str) -> None:
         ax.scatter(r["conventions"] + (0.12 if r["augment"] else -0.12), y, color=colours[r["condition"]],
                    marker="s" if r["augment"] else "o", s=28, alpha=0.85)
     for label, colour in colours.items():
-        ax.scatter([], [], color=colour, label=label)
+        if any(r["condition"] == label for r in results):
+            ax.scatter([], [], color=colour, label=label)
     ax.scatter([], [], color="#777", marker="o", label="no augmentation")
     ax.scatter([], [], color="#777", marker="s", label="augmentation")
     bound = results[0]["bound_sp"]["lower"]
