@@ -172,6 +172,7 @@ def open_then_copy(game, policy, partners, agent_seat: int = 0, episodes: int = 
     is cut (e.g. CMG-H's 528 actions). Sampled, ``episodes`` per partner. (name, return, per-round payoffs,
     per-partner returns), or None for a game without copy strategies (the seats' actions differ)."""
     from adhoc.rollout import episode_returns
+    from adhoc.scripted import ScriptedPopulation, scripted_ids
 
     partners = np.asarray(partners, dtype=np.int64)
     first = partner_log_probs(game, policy, partners, np.zeros((len(partners), 0, 2), dtype=np.int64), 1 - agent_seat)
@@ -180,8 +181,7 @@ def open_then_copy(game, policy, partners, agent_seat: int = 0, episodes: int = 
     copies = [strategy(f"copy-{names[a]}") for a in sorted(set(first.argmax(1).tolist()))]
     if not copies or any(c is None for c in copies):
         return None
-    ids = torch.arange(len(copies)) + policy.bank.n_members + len(policy.scripted)
-    policy.scripted.extend(copies)
+    ids = scripted_ids(policy, ScriptedPopulation("scripted:repeated", [c.name for c in copies], copies))
     try:
         me, them = ids.repeat_interleave(len(partners)), torch.as_tensor(partners).repeat(len(copies))
         pairs = torch.stack([me, them] if agent_seat == 0 else [them, me], 1)

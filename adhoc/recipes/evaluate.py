@@ -256,14 +256,14 @@ def history_bound(game, policy, ids, seats, agent_seat) -> dict | None:
         return None
     from adhoc.adaptation import best_history_policy, open_then_copy
 
-    found, used = [], []
+    found, used, members = [], [], ids.cpu().numpy()
     for s in (0, 1) if agent_seat is None else (agent_seat,):
         if all(1 - s in partner_seats for partner_seats in seats):  # the bound is over the whole partner set
-            best = best_history_policy(game, policy, ids.cpu().numpy(), agent_seat=s).to_json()
+            best = best_history_policy(game, policy, members, agent_seat=s).to_json()
             best["policy"] = "search"
             # a search cut wide open: the best scripted "open, then copy" may be a better policy (sampled, so
             # kept at most the exact upper end)
-            if best["upper"] - best["lower"] > 0.01 and (copy := open_then_copy(game, policy, ids.cpu().numpy(), s)):
+            if best["upper"] - best["lower"] > 0.01 and (copy := open_then_copy(game, policy, members, s)):
                 name, value, per_round, per_partner = copy
                 if value > best["lower"]:
                     best.update(lower=min(value, best["upper"]), per_round=per_round, per_partner=per_partner,
