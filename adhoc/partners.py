@@ -25,6 +25,7 @@ from typing import Any, Callable
 import yaml
 
 from adhoc.errors import UserError
+from adhoc.paths import split_member
 from adhoc.population import Population
 from adhoc.scripted import ScriptedPopulation, load_scripted_population
 
@@ -164,8 +165,8 @@ def load_spec(spec: str, game: dict | None = None) -> Population | ScriptedPopul
     spec = str(spec).strip()
     if not spec:
         raise UserError("empty partner spec (give a population folder: partners=DIR)")
-    folder, sep, members = spec.rpartition(":")
-    if sep and not Path(spec).exists() and Path(folder).is_dir():  # DIR:a,b: those members of a population
+    folder, members = split_member(spec)
+    if members is not None and Path(folder).is_dir():  # DIR:a,b: those members of a population
         return Population.load(folder).select([m.strip() for m in members.split(",") if m.strip()])
     scheme, sep, rest = spec.partition(":")
     if not Path(spec).exists() and sep and len(scheme) > 1:  # "C:\..." is a drive, not a scheme

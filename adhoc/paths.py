@@ -74,6 +74,17 @@ def kind_of(folder: Path) -> str | None:
     return None
 
 
+def split_member(spec: str) -> tuple[str, str | None]:
+    """``DIR:MEMBERS`` → (DIR, MEMBERS) (``DIR:`` → (DIR, "")); a spec that exists as a path (a folder whose own
+    name holds ':'), or holds no ':', → (spec, None). ``scripted:GAME`` splits too: callers check that DIR is a
+    folder."""
+    spec = str(spec).strip()
+    if Path(spec).exists() or ":" not in spec:
+        return spec, None
+    folder, _, members = spec.rpartition(":")
+    return folder, members
+
+
 def check_out(out: str | Path, kind: str, overwrite: bool = False, inputs: tuple = ()) -> Path:
     """Refuse an ``--out`` that could destroy something: see the module docstring. Returns ``out``."""
     out = Path(out).expanduser()
@@ -85,12 +96,13 @@ def check_out(out: str | Path, kind: str, overwrite: bool = False, inputs: tuple
         raise UserError(f"--out {out} is (or holds) {'/' if real == Path('/') else 'your home or working folder'}; "
                         f"choose a new folder")
     for item in inputs:
-        if item is not None and ":" in str(item) and not Path(item).exists():
-            item = str(item).rpartition(":")[0]  # DIR:member,... is DIR; scripted:... is no folder
-            if not Path(item).is_dir():
-                continue
         if item is None:
             continue
+        folder, members = split_member(item)
+        if members is not None:  # DIR:member,... is DIR; scripted:... is no folder
+            if not Path(folder).is_dir():
+                continue
+            item = folder
         if _is_within(Path(item).resolve(), real):
             raise UserError(f"--out {out} is (or holds) the input {item}; choose another folder")
     if out.is_symlink():

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from adhoc.errors import UserError
-from adhoc.paths import check_name, unique_default
+from adhoc.paths import check_name, split_member, unique_default
 
 
 # ---------------------------------------------------------------------------- partners
@@ -64,15 +64,6 @@ def _game_dict(game) -> dict[str, Any]:
     return _plain(game.params() | {"name": game.name})
 
 
-def split_member(spec: str) -> tuple[str, str | None]:
-    """``POP[:MEMBER]`` → (POP, MEMBER or None); a folder whose own name holds ':' stays whole."""
-    spec = str(spec).strip()
-    if Path(spec).exists() or ":" not in spec:
-        return spec, None
-    folder, _, member = spec.rpartition(":")
-    return folder, member or None
-
-
 _POLICIES: dict[str, Any] = {}  # one bank per population folder per process (the server loads each once)
 
 
@@ -90,6 +81,7 @@ def load_partner(spec: str, game, device: str = "cpu") -> Partner:
         return Partner(label=f"scripted-{game.name}", source=spec, names=list(pop.names), seats=seats,
                        strategies=list(pop.strategies))
     folder, member = split_member(spec)
+    member = member or None  # POP or POP: is every member
     pop = Population.load(folder)
     if not same_game(pop.game, _game_dict(game)):
         raise UserError(f"{folder} plays {describe_game_difference(pop.game, _game_dict(game))} as configured")

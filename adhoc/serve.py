@@ -224,7 +224,8 @@ def serve_command(partners: list[str], port: int = 8000, host: str = "127.0.0.1"
     except ImportError:
         raise UserError('adhoc serve needs the serve extra: pip install -e ".[serve]"') from None
     from adhoc.games import build_game
-    from adhoc.play import check_db_path, default_db, game_of, split_member
+    from adhoc.paths import split_member
+    from adhoc.play import check_db_path, default_db, game_of
     from adhoc.population import Population
     from adhoc.scripted import PREFIX, is_scripted_spec
 

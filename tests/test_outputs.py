@@ -17,7 +17,7 @@ from test_crossplay import forced_population
 from adhoc.cli import main
 from adhoc.errors import UserError
 from adhoc.games import make_game
-from adhoc.paths import OutputFolder, check_name
+from adhoc.paths import OutputFolder, check_name, split_member
 
 ROOT = Path(__file__).parent.parent
 
@@ -318,6 +318,17 @@ def test_check_name_refuses_paths(value):
 @pytest.mark.parametrize("value", ["member", "learner-epoch-00", "m0", "run_2.v1", "a+b=c"])
 def test_check_name_accepts_plain_names(value):
     assert check_name(value, "member name") == value
+
+
+def test_split_member(tmp_path):
+    """DIR:MEMBERS splits at the last ':' unless the whole spec is a path (a folder named with ':')."""
+    assert split_member(f"{tmp_path}/pop:member-00,member-03") == (f"{tmp_path}/pop", "member-00,member-03")
+    assert split_member(" runs/pop ") == ("runs/pop", None)
+    assert split_member("runs/pop:") == ("runs/pop", "")
+    assert split_member("scripted:lever:stubborn-1") == ("scripted:lever", "stubborn-1")
+    (tmp_path / "a:b").mkdir()
+    assert split_member(f"{tmp_path}/a:b") == (f"{tmp_path}/a:b", None)
+    assert split_member(f"{tmp_path}/a:b:m") == (f"{tmp_path}/a:b", "m")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
