@@ -238,16 +238,18 @@ def returns_with_partners(game, policy, agent: int, partners, episodes: int, rng
     return np.swapaxes(out.reshape(len(mask) // P, P, *out.shape[1:]), 0, 1)
 
 
-def play_playable(game, policy, pairs, playable, episodes: int, rng, per_step: bool = False):
+def play_playable(game, policy, pairs, playable, episodes: int, rng, per_step: bool = False, play=None):
     """Episode returns of ``pairs`` [B, 2] where ``playable`` [B] (``partner_pairs``), NaN elsewhere, all played
-    in one call: [B, E] numpy, or [B, E, T] rewards per step with ``per_step``."""
+    in one call: [B, E] numpy, or [B, E, T] rewards per step with ``per_step``. ``play`` (default
+    ``adhoc.rollout.episode_returns``): called as ``play(game, policy, pairs, episodes, rng, per_step=...)``."""
     import numpy as np
 
     from adhoc.rollout import episode_returns
 
     out = np.full((len(playable), episodes, *((game.horizon,) if per_step else ())), np.nan)
     if bool(playable.any()):
-        out[playable.numpy()] = episode_returns(game, policy, pairs[playable], episodes, rng, per_step=per_step).numpy()
+        out[playable.numpy()] = (play or episode_returns)(game, policy, pairs[playable], episodes, rng,
+                                                          per_step=per_step).numpy()
     return out
 
 
