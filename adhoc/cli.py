@@ -50,7 +50,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     play = player(args.overrides, args.backend, args.block_size)  # backend=ray ray.workers=4, --backend ray
     result, out = run_evaluate(args.agent, args.partners, member=args.member, episodes=args.episodes,
                                out=args.out, seed=args.seed, mixture=args.mixture, overwrite=args.overwrite,
-                               bound=args.bound, play=play,
+                               bound=args.bound, play=play, transcript=args.transcript,
                                seat=None if args.seat is None else args.seat if args.seat == "both" else int(args.seat))
     print(evaluation_table(result))
     print(f"\nwrote {out}/: evaluation.json, returns.png, report.md, report.html")
@@ -201,6 +201,23 @@ def _populations_check(args: argparse.Namespace) -> None:
     print(f"ok: {len(pop.members)} members of {pop.path} load onto {base.model_id} (fingerprint {base.fingerprint})")
 
 
+def _pretrain_base(args: argparse.Namespace) -> None:
+    from adhoc.lm.pretrain import PretrainConfig, card_markdown, pretrain_base
+
+    config = PretrainConfig(arch=args.arch, data=args.data, steps=args.steps, batch=args.batch, seq_len=args.seq_len,
+                            lr=args.lr, warmup=args.warmup, seed=args.seed, threads=args.threads,
+                            eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, loss=args.loss)
+    card = pretrain_base(config, out=args.out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
+    print(card_markdown(card))
+    print(f"saved to {args.out}   (use it: model.base={args.out}; TensorBoard: tensorboard --logdir {args.out}/tb)")
+
+
+def _base_card(args: argparse.Namespace) -> None:
+    from adhoc.lm.pretrain import prior_report, report_text
+
+    print(report_text(prior_report(args.base)))
+
+
 def _play(args: argparse.Namespace) -> int:
     from adhoc.play import play_command
 
@@ -335,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bound", action="store_true",
                    help="repeated games: also the best any history-dependent policy can do with these partners "
                         "(by backward induction over the game tree; seconds to a minute)")
+    p.add_argument("--transcript", choices=["rounds", "partner_last", "swapped", "padded"],
+                   help="repeated games: render the history another way than in training (a probe of what the "
+                        "agent reads: swapped seats' order, or filler words of random length)")
     p.add_argument("--seed", type=int, default=0)
     _block_options(p, "AGENT")
     p.set_defaults(func=_evaluate, overrides=[])
@@ -386,6 +406,33 @@ def build_parser() -> argparse.ArgumentParser:
     ls = psub.add_parser("ls", help="the populations under folders: game, method, size, base model, cross-play")
     ls.add_argument("folders", nargs="*", metavar="DIR", help="folders to look in (default: runs and populations)")
     ls.set_defaults(func=_populations_ls)
+
+    p = sub.add_parser("pretrain-base", help="pretrain a base LM on task-agnostic in-context data (a prior for copying)")
+    p.add_argument("--arch", default="tiny", help="tiny | small, then ,key=N for hidden, ffn, layers, heads "
+                                                 "(e.g. tiny,hidden=128,ffn=256; default tiny, builtin:tiny's shape)")
+    p.add_argument("--data", default="repeat",
+                   help="sources NAME[=WEIGHT], comma-separated: repeat, recall, repeat-small, recall-small, "
+                        "text:PATH (default: repeat, builtin:copy's recipe)")
+    p.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500; 0: the random init)")
+    p.add_argument("--batch", type=int, default=32, help="sequences per step (default 32)")
+    p.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    p.add_argument("--warmup", type=int, default=100, help="warm-up steps (default 100)")
+    p.add_argument("--loss", choices=["all", "predictable"], default="predictable",
+                   help="predictable (default): next-token loss only where the context determines the token (every "
+                        "position of text); all: at every position")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights' init and of the data (default 0)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: deterministic, two runs fit 2 cores)")
+    p.add_argument("--eval-every", type=int, default=250, help="held-out copy accuracy every N steps (default 250)")
+    p.add_argument("--checkpoint-every", type=int, default=250, help="checkpoint every N steps (default 250; 0: only on a stop)")
+    p.add_argument("--out", required=True, help="the folder to write: an ordinary Hugging Face model folder")
+    _write_options(p, "base", resume=True)
+    p.set_defaults(func=_pretrain_base)
+
+    p = sub.add_parser("base-card", help="what a base model brings: held-out copy and recall accuracy, its card")
+    p.add_argument("base", metavar="BASE", help="builtin:NAME, a folder written by pretrain-base, or any HF causal LM "
+                                                "with single-token digits")
+    p.set_defaults(func=_base_card)
 
     p = sub.add_parser("play", help="play a game yourself with a population member or scripted partner (recorded)")
     p.add_argument("config", help="YAML config naming the game, e.g. configs/lever-selfplay.yaml")

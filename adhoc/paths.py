@@ -36,6 +36,9 @@ KINDS: dict[str, dict] = {
                   "entries": {"crossplay.json", "matrix.npy", "heatmap.png", "report.md", "report.html", "tb"}},
     "evaluation": {"marker": "evaluation.json",
                    "entries": {"evaluation.json", "returns.png", "report.md", "report.html"}},
+    "base": {"marker": "card.json",
+             "entries": {"card.json", "README.md", "config.json", "generation_config.json", "model.safetensors",
+                         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tb"}},
 }
 LOCK = ".lock"
 

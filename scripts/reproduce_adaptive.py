@@ -174,9 +174,9 @@ CONDITIONS = [("1 self-play", "selfplay", True), ("8 self-play", "selfplay", Fal
 CONFIGS = CONFIG.parent
 
 
-def population(out: Path, stage: str, method: str, seed: int) -> Path:
-    """The shipped config of ``method`` on repeated ``stage`` with ``population.seed=seed`` (trained unless
-    present)."""
+def population(out: Path, stage: str, method: str, seed: int, base: str | None = None) -> Path:
+    """The shipped config of ``method`` on repeated ``stage`` with ``population.seed=seed`` (and ``model.base``
+    = ``base`` if given; trained unless present)."""
     from adhoc.config import load_config
     from adhoc.population import MANIFEST
     from adhoc.recipes.train_population import train_population
@@ -184,8 +184,8 @@ def population(out: Path, stage: str, method: str, seed: int) -> Path:
     path = out / "populations" / f"{method}-{seed}"
     if not (path / MANIFEST).is_file():
         print(f"training {path}", flush=True)
-        train_population(load_config(CONFIGS / f"repeated-{stage}-{method}.yaml", [f"population.seed={seed}"]), path,
-                         progress=False)
+        overrides = [f"population.seed={seed}", *([f"model.base={base}"] if base else [])]
+        train_population(load_config(CONFIGS / f"repeated-{stage}-{method}.yaml", overrides), path, progress=False)
     return path
 
 
@@ -284,6 +284,8 @@ def populations_part(argv: list[str]) -> None:
                         help="learners per seed and condition (learner seeds s + 1000·k), the one with the best return "
                              "with the stubborn players of levers 1-9 kept (writes results-r<R>.*)")
     parser.add_argument("--out", help="default runs/adaptive (lever), runs/adaptive-<stage> (others)")
+    parser.add_argument("--base", help="the base model of every population (model.base; the learners take their "
+                                       "partners'), e.g. builtin:copy (default: the configs', builtin:tiny)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the learner config")
     args = parser.parse_args(argv)
     if args.restarts < 1:
@@ -296,7 +298,7 @@ def populations_part(argv: list[str]) -> None:
 
     out = Path(args.out or ("runs/adaptive" if args.stage == "lever" else f"runs/adaptive-{args.stage}"))
     config = CONFIGS / f"repeated-{args.stage}-learner.yaml"
-    pops = {(m, s): population(out, args.stage, m, s) for s in [*args.seeds, *args.heldout_seeds] for m in methods
+    pops = {(m, s): population(out, args.stage, m, s, args.base) for s in [*args.seeds, *args.heldout_seeds] for m in methods
             if m == "selfplay" or s in args.seeds}
     augments = [False, True] if args.conditions else {"no": [False], "yes": [True], "both": [False, True]}[args.augment]
     heldout_sp = [str(pops[("selfplay", h)]) for h in args.heldout_seeds]

@@ -2,6 +2,8 @@
 view equal to a world relabelled by hand, prefix reuse exact, config spelling and errors, and a learner with
 symmetry augmentation against scripted partners."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,27 @@ def test_transcripts_are_append_only_and_name_both_seats():
     assert seen[-1].endswith("partner. Round 1: you 7 partner 2. Round 2: you 7 partner 7")
     with pytest.raises(GameError, match="game.transcript must be one of"):
         lever(transcript="last")
+
+
+def test_probe_transcripts_move_the_partners_action():
+    """swapped: the partner's action first; padded: 0-3 filler words after each action, drawn per episode and
+    round at reset (so still append-only), which moves the partner's action to other offsets."""
+    seen, _ = seat1_transcripts(lever(rounds=3, transcript="swapped"))
+    assert all(b.startswith(a) for a, b in zip(seen, seen[1:]))
+    assert seen[-1].endswith("Round 1: partner 2 you 7. Round 2: partner 7 you 7. Round 3:")
+    game = lever(rounds=3, transcript="padded")
+    state = game.reset(200, np.random.default_rng(1))
+    before = game.observe(state, 1)
+    for joint in ([2, 7], [7, 7]):
+        state, _, _ = game.step(state, torch.tensor([joint] * 200))
+    after = game.observe(state, 1)
+    assert all(b.startswith(a) for a, b in zip(before, after))
+    pads = state.extra["pad"]
+    assert pads.shape == (200, 3, 2) and pads.min() == 0 and pads.max() == 3
+    p = pads[0, 0].tolist()
+    assert after[0].endswith(f"Round 1: you 7{' ok' * p[0]} partner 2.{' ok' * p[1]} Round 2:"
+                             f" you 7{' ok' * pads[0, 1, 0].item()} partner 7.{' ok' * pads[0, 1, 1].item()} Round 3:")
+    assert len(set(after)) > 20  # the offsets vary over episodes
 
 
 def test_relabelled_view_is_the_view_of_a_relabelled_world():
@@ -197,3 +220,13 @@ def test_a_scripted_seat_1_gets_no_seat_0_relabelling():
     assert all(torch.equal(s[4:], torch.arange(10).expand(4, 10)) for s in seen)  # the scripted seat 1: identity
     # the stubborn partner's own label 3 is relabelled: the game sees partner_maps[e, 3]
     assert traj.actions[1, :, 0, 1].tolist() == options["partner_maps"][4:, 3].tolist()
+
+
+def test_evaluate_transcript_probe_needs_a_repeated_game(tmp_path, capsys):
+    from adhoc.cli import main
+
+    root = Path(__file__).parent.parent
+    code = main(["evaluate", str(root / "populations/lever-selfplay"), "--partners", str(root / "populations/lever-selfplay"),
+                 "--transcript", "swapped", "--out", str(tmp_path / "ev")])
+    assert code == 2 and "--transcript needs a repeated game" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()

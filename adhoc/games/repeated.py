@@ -33,7 +33,8 @@ from adhoc.games.symmetry import PermutationGroup
 
 MAX_ROUNDS = 64
 STAGES = ("lever", "cmg", "cmg-s", "cmg-h", "matrix")
-TRANSCRIPTS = ("rounds", "partner_last")
+TRANSCRIPTS = ("rounds", "partner_last", "swapped", "padded")
+MAX_PAD = 3  # transcript padded: 0..MAX_PAD filler words after each seat's action in each round
 
 
 @dataclass
@@ -43,7 +44,10 @@ class RepeatedConfig:
     rounds: int = 4  # K
     stage_params: dict[str, Any] = field(default_factory=dict)  # the stage game's parameters
     transcript: str = "rounds"  # rounds: "... partner B. Round k:"; partner_last: "... Round k-1: you A partner B",
-    #                             so the partner's last action is the last thing read before the seat's choice
+    #                             so the partner's last action is the last thing read before the seat's choice;
+    #                             swapped: "Round k: partner B you A."; padded: "Round k: you A ok ok partner B. ok Round
+    #                             k+1:" with 0-3 filler words drawn per episode, round and place (probes of whether a
+    #                             policy reads its partner's action or a fixed position)
 
 
 class RepeatedGame:
@@ -71,6 +75,9 @@ class RepeatedGame:
         return self.stage.action_names(seat)
 
     def reset(self, n_episodes: int, rng: np.random.Generator) -> GameState:
+        if self.transcript == "padded":  # filler words after each seat's action, per episode and round
+            pad = torch.from_numpy(rng.integers(0, MAX_PAD + 1, (n_episodes, self.rounds, 2)))
+            return GameState(n_episodes, extra={"pad": pad})
         return GameState(n_episodes)
 
     def observe(self, state: GameState, seat: int) -> list[str]:
@@ -130,9 +137,18 @@ class RepeatedGame:
                 texts = [f"{t}{'.' if k else ''} Round {k + 1}: you {names[a]} partner {partner_names[b]}"
                          for t, a, b in zip(texts, mine.tolist(), theirs.tolist())]
                 continue
+            if self.transcript == "swapped":
+                texts = [f"{t} Round {k + 1}: partner {partner_names[b]} you {names[a]}."
+                         for t, a, b in zip(texts, mine.tolist(), theirs.tolist())]
+                continue
+            if self.transcript == "padded":
+                pad = state.extra["pad"][:, k].tolist()
+                texts = [f"{t} Round {k + 1}: you {names[a]}{' ok' * p[0]} partner {partner_names[b]}.{' ok' * p[1]}"
+                         for t, a, b, p in zip(texts, mine.tolist(), theirs.tolist(), pad)]
+                continue
             texts = [f"{t} Round {k + 1}: you {names[a]} partner {partner_names[b]}."
                      for t, a, b in zip(texts, mine.tolist(), theirs.tolist())]
-        if state.t < self.rounds and self.transcript == "rounds":
+        if state.t < self.rounds and self.transcript != "partner_last":
             texts = [f"{t} Round {state.t + 1}:" for t in texts]
         return texts
 

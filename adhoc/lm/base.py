@@ -83,18 +83,23 @@ class BuiltinSpec:
     max_position_embeddings: int = 2048
     init_std: float = 0.02
     seed: int = 0
+    weights: str | None = None  # a pretrained built-in: its folder under adhoc/lm/bases (model.safetensors, card.json)
 
 
-BUILTIN_MODELS = {"tiny": BuiltinSpec(), "small": BuiltinSpec(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8)}
+BUILTIN_MODELS = {
+    "tiny": BuiltinSpec(),
+    "small": BuiltinSpec(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8),
+    # tiny's shape and init, pretrained to copy from its context (scripts/build_copy_base.py; docs/reference.md)
+    "copy": BuiltinSpec(weights="copy"),
+}
+BASES_DIR = Path(__file__).parent / "bases"
 
 
-def build_builtin(name: str = "tiny"):
-    """Build a built-in base model and its tokenizer; weights come from numpy's PCG64 (portable)."""
+def builtin_model(spec: BuiltinSpec, name: str):
+    """A Llama model of ``spec``'s shape with the built-in tokenizer, its weights drawn from numpy's PCG64
+    (seeded by ``spec.seed``: the same on every machine and torch version)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    if name not in BUILTIN_MODELS:
-        raise UserError(f"unknown built-in model '{name}' (allowed: {', '.join(BUILTIN_PREFIX + k for k in BUILTIN_MODELS)})")
-    spec = BUILTIN_MODELS[name]
     tokenizer = builtin_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -123,6 +128,39 @@ def build_builtin(name: str = "tiny"):
             p.copy_(torch.from_numpy(rng.standard_normal(tuple(p.shape), dtype=np.float32) * std))
     model.config.name_or_path = BUILTIN_PREFIX + name
     return model, tokenizer
+
+
+def build_builtin(name: str = "tiny"):
+    """Build a built-in base model and its tokenizer: random weights from numpy's PCG64 (portable), or, for a
+    pretrained built-in (``builtin:copy``), the weights shipped in the package."""
+    if name not in BUILTIN_MODELS:
+        raise UserError(f"unknown built-in model '{name}' (allowed: {', '.join(BUILTIN_PREFIX + k for k in BUILTIN_MODELS)})")
+    spec = BUILTIN_MODELS[name]
+    model, tokenizer = builtin_model(spec, name)
+    if spec.weights:
+        from safetensors.torch import load_file
+
+        state = load_file(str(BASES_DIR / spec.weights / "model.safetensors"))
+        model.load_state_dict(state, strict=True)
+        model.config.architectures = [type(model).__name__]  # as in the folder it was saved from: one fingerprint
+    return model, tokenizer
+
+
+def read_card(model_id: str) -> dict | None:
+    """The pretraining card (``card.json``) of a pretrained built-in or of a folder written by
+    ``adhoc pretrain-base``; None for any other base."""
+    if model_id.startswith(BUILTIN_PREFIX):
+        spec = BUILTIN_MODELS.get(model_id[len(BUILTIN_PREFIX):])
+        path = BASES_DIR / spec.weights / "card.json" if spec is not None and spec.weights else None
+    else:
+        path = Path(model_id).expanduser() / "card.json"
+    if path is None or not path.is_file():
+        return None
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable card ({type(exc).__name__})") from None
+    return card if isinstance(card, dict) else None
 
 
 # config keys that say nothing about the architecture, and values that transformers versions differ in writing

@@ -169,9 +169,10 @@ def member_rewards(game, policy, N: int, n_members: int, ids, episodes: int, see
 def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = None, episodes: int = 256,
              seed: int = 0, n_boot: int = 500, device: str = "auto", dtype: str = "auto",
              mixture: bool = False, seat: int | str | None = None, bound: bool = False,
-             play=None) -> EvaluationResult:
+             play=None, transcript: str | None = None) -> EvaluationResult:
     """``bound``: in a repeated game, also the best any history-dependent policy can do with the partners
-    (``metrics["best_history_policy"]``, see ``history_bound``). ``play``: where the episodes are played
+    (``metrics["best_history_policy"]``, see ``history_bound``). ``transcript``: in a repeated game, play it
+    rendered another way (``game.transcript``: a probe of what the agent reads; the payoffs are the same). ``play``: where the episodes are played
     (None: in this process, one stream; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray)."""
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank
@@ -190,6 +191,12 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     if bound and agent_pop.game.get("name") != "repeated":
         raise UserError(f"--bound needs a repeated game (game.name=repeated); {agent_pop.path} plays "
                         f"{agent_pop.game.get('name')}")
+    game_spec = dict(agent_pop.game)
+    if transcript is not None:
+        if game_spec.get("name") != "repeated":
+            raise UserError(f"--transcript needs a repeated game; {agent_pop.path} plays {game_spec.get('name')}")
+        game_spec["transcript"] = transcript
+        build_game(game_spec)  # an unknown rendering is refused before anything is loaded
     if mixture:
         weights = agent_mixture(agent_pop)
     else:
@@ -213,7 +220,7 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     partners.load_into(bank, 0)
     for k, name in enumerate(members):
         bank.import_member(N + k, agent_pop.member_dir(name))
-    game = build_game(agent_pop.game)
+    game = build_game(game_spec)
     policy = Policy(base, bank)
     ids, seats = partners.member_ids(policy), partners.seats()  # scripted partners: ids after the bank
     rewards, others = member_rewards(game, policy, N, len(members), ids, episodes, seed, play, seats, seat)
@@ -289,8 +296,8 @@ def write_outputs(result: EvaluationResult, out: str | Path, overwrite: bool = F
 
 def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None, episodes: int = 256,
                  out: str | None = None, seed: int = 0, mixture: bool = False,
-                 seat: int | str | None = None, overwrite: bool = False, bound: bool = False, play=None
-                 ) -> tuple[EvaluationResult, Path]:
+                 seat: int | str | None = None, overwrite: bool = False, bound: bool = False, play=None,
+                 transcript: str | None = None) -> tuple[EvaluationResult, Path]:
     """Evaluate and write the report to ``out`` (default ``runs/evaluate-<agent>-<time>-<id>``), checked
     before any episode is played. ``play``: as in ``evaluate``."""
     from adhoc.paths import check_out, unique_default
@@ -299,5 +306,5 @@ def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None
     out = Path(out) if out is not None else unique_default("evaluate", input_label(agent), "mixture" if mixture else "")
     check_out(out, "evaluation", overwrite, inputs=(agent, *partner_specs))
     result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture, seat=seat,
-                      bound=bound, play=play)
+                      bound=bound, play=play, transcript=transcript)
     return result, write_outputs(result, out, overwrite)
