@@ -49,32 +49,41 @@ def ci(values) -> str:
     return f"{v.mean():.3f} ± {T_975.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)):.3f}"
 
 
-def train(label: str, base: str, seeds: list[int], out: Path, overrides: list[str]) -> dict[int, Path]:
-    """The learners of one base (``out/<label>/s<seed>``); the missing ones in one batched pass."""
+def train(label: str, base: str, seeds: list[int], out: Path, overrides: list[str], restarts: int = 1) -> dict[int, Path]:
+    """The learners of one base (``out/<label>/s<seed>``, and ``s<seed>-r<k>`` with learner seed seed + 1000k for
+    k < ``restarts``); the missing ones in one batched pass. Returns, per seed, the one with the best return with
+    its training partners (no held-out partner is used to choose)."""
     import time
+
+    import yaml
 
     from adhoc.config import load_learner_config
     from adhoc.population import MANIFEST
     from adhoc.recipes.train_learner import train_learner
 
     group = out / label
-    runs = {seed: group / f"s{seed}" for seed in seeds}
-    missing = [seed for seed, run in runs.items() if not (run / MANIFEST).is_file()]
+    runs = {(seed, k): group / (f"s{seed}" if k == 0 else f"s{seed}-r{k}") for seed in seeds for k in range(restarts)}
+    missing = [key for key, run in runs.items() if not (run / MANIFEST).is_file()]
     if missing:
         partners = "scripted:repeated:" + ",".join(f"stubborn-{a}" for a in TRAIN_LEVERS)
-        slots = ", ".join(f"{{name: s{seed}, seed: {seed}, partners: '{partners}'}}" for seed in missing)
-        batch = out / f"{label}-batch-{'-'.join(map(str, missing))}"
-        print(f"training {label} on {base}: seeds {missing} in one batched pass", flush=True)
+        slots = ", ".join(f"{{name: {runs[key].name}, seed: {key[0] + 1000 * key[1]}, partners: '{partners}'}}"
+                          for key in missing)
+        names = "-".join(runs[key].name for key in missing)
+        batch = out / f"{label}-batch-{names}"
+        print(f"training {label} on {base}: {names} in one batched pass", flush=True)
         start = time.perf_counter()
         train_learner(load_learner_config(CONFIG, [f"learners=[{slots}]", f"model.base={base}", *overrides]),
                       batch, progress=False)
         group.mkdir(parents=True, exist_ok=True)
-        (group / f"train-time-{'-'.join(map(str, missing))}.json").write_text(
-            json.dumps({"seconds": time.perf_counter() - start, "seeds": missing}))
-        for seed in missing:
-            (batch / f"s{seed}").rename(runs[seed])
+        (group / f"train-time-{names}.json").write_text(json.dumps({"seconds": time.perf_counter() - start}))
+        for key in missing:
+            (batch / runs[key].name).rename(runs[key])
         batch.rmdir()
-    return runs
+
+    def training_return(run: Path) -> float:
+        return yaml.safe_load((run / MANIFEST).read_text())["training"]["return_mean"]
+
+    return {seed: max((runs[seed, k] for k in range(restarts)), key=training_return) for seed in seeds}
 
 
 def evaluate_probe(run: Path, probe: str, seed: int, episodes: int) -> dict:
@@ -114,6 +123,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=256, help="evaluation episodes per partner and seating")
     parser.add_argument("--probes", nargs="+", choices=list(PROBES), default=list(PROBES))
+    parser.add_argument("--restarts", type=int, default=1,
+                        help="learners per seed (learner seeds s + 1000k); the one with the best return with its "
+                             "training partners is evaluated")
     parser.add_argument("--train-only", action="store_true", help="train the learners, evaluate nothing")
     parser.add_argument("--out", default="runs/prior")
     parser.add_argument("--set", nargs="*", default=[], metavar="key=value", help="overrides of the learner config")
@@ -126,20 +138,25 @@ def main() -> None:
         bases[label] = base
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results, kept = {}, {}
     for label, base in bases.items():
-        runs = train(label, base, args.seeds, out, args.set)
+        runs = train(label, base, args.seeds, out, args.set, args.restarts)
         if args.train_only:
             continue
+        kept[label] = {seed: run.name for seed, run in runs.items()}
         results[label] = {probe: {seed: evaluate_probe(runs[seed], probe, seed, args.episodes) for seed in args.seeds}
                           for probe in args.probes}
         print(f"evaluated {label}", flush=True)
     if args.train_only:
         return
-    text = (f"# Learners against stubborn levers 1-8 on each base (seeds {args.seeds}, {args.episodes} episodes per "
-            f"partner and seating; mean ± 95% t-interval over seeds)\n\n" + table(results, args.seeds) + "\n")
-    (out / "results.md").write_text(text)
-    (out / "results.json").write_text(json.dumps({"bases": bases, "seeds": args.seeds, "results": results}))
+    text = (f"# Learners against stubborn levers 1-8 on each base (seeds {args.seeds}, {args.restarts} restart(s) "
+            f"each, {args.episodes} episodes per partner and seating; mean ± 95% t-interval over seeds)\n\n"
+            + table(results, args.seeds) + "\n\nkept: " + "; ".join(f"{label}: {', '.join(names.values())}"
+                                                                for label, names in kept.items()) + "\n")
+    stem = "results" if args.restarts == 1 else f"results-r{args.restarts}"
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps({"bases": bases, "seeds": args.seeds, "kept": kept,
+                                                  "results": results}))
     print(text)
 
 
