@@ -235,11 +235,15 @@ def test_bad_learner_slots_runs_are_refused_before_writing(lever_partners, slots
 # ------------------------------------------------------------------ (d) the single learner is unchanged
 # sha256 (``fingerprint``) of the populations commit e526d53 (before learner slots) wrote for these runs; a
 # deliberate change of the rollout, adapters or solvers that moves them must re-record them from a run of
-# the code before this test's subject changed
-E526D53 = {
-    "lever": "6a060444e84dd555f7d1beae42abefc9b594454b95a4144dab6cf9b9fc664a08",
-    "warehouse": "fe77908ac787ca290541e82c52d4fb351d6edd925f5a62946913a0d51006d36d",
-}
+# the code before this test's subject changed. The exact bytes depend on the CPU's float kernels: one set per
+# kind of CPU it was recorded on (the returns matrix below is the same on both)
+E526D53 = [
+    {"lever": "6a060444e84dd555f7d1beae42abefc9b594454b95a4144dab6cf9b9fc664a08",
+     "warehouse": "fe77908ac787ca290541e82c52d4fb351d6edd925f5a62946913a0d51006d36d"},
+    # an AMD EPYC (2 cores, torch 2.13.0 CPU), recorded with the code of fabe9a4, whose learner is e526d53's
+    {"lever": "6b56e7651202135910f74bd3528fcde404f6badb18596d46e5501bca3d6018e5",
+     "warehouse": "706ad1570222af76af59e14a4b63e1018b85ae0911687d8f3bd02e628ab6cbad"},
+]
 
 
 def test_single_learner_is_bit_identical_to_before_slots(tmp_path):
@@ -250,7 +254,7 @@ def test_single_learner_is_bit_identical_to_before_slots(tmp_path):
                                                               "learner.seed=3"]), out=tmp_path / "b", progress=False)
     assert lever.manifest["learner"]["matrix"] == [[0.125, 0.25, 0.0625], [0.125, 0.25, 0.4375],
                                                    [0.5625, 0.3125, 0.25]]
-    assert {"lever": fingerprint(lever), "warehouse": fingerprint(warehouse)} == E526D53
+    assert {"lever": fingerprint(lever), "warehouse": fingerprint(warehouse)} in E526D53
     assert "learners" not in (tmp_path / "a" / "config.yaml").read_text()
 
 
