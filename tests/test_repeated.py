@@ -230,3 +230,6 @@ def test_evaluate_transcript_probe_needs_a_repeated_game(tmp_path, capsys):
                  "--transcript", "swapped", "--out", str(tmp_path / "ev")])
     assert code == 2 and "--transcript needs a repeated game" in capsys.readouterr().err
     assert not (tmp_path / "ev").exists()
+    with pytest.raises(UserError, match="exclude each other"):
+        run_evaluate(str(root / "populations/lever-selfplay"), ["scripted:repeated"], transcript="padded", bound=True,
+                     out=tmp_path / "ev")

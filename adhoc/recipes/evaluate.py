@@ -187,6 +187,8 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
         raise UserError(f"--seat must be 0, 1 or both (got {seat!r})")
     if mixture and member is not None:
         raise UserError("--mixture and --member exclude each other (the mixture names its own members)")
+    if bound and transcript is not None:
+        raise UserError("--bound and --transcript exclude each other (the bound is the game's as trained)")
     agent_pop = Population.load(agent)
     if bound and agent_pop.game.get("name") != "repeated":
         raise UserError(f"--bound needs a repeated game (game.name=repeated); {agent_pop.path} plays "
