@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adhoc.errors import UserError
+from adhoc import checkpoint
+from adhoc.errors import Interrupted, UserError
 from adhoc.games._torch import torch
 from adhoc.lm.base import BUILTIN_MODELS, BuiltinSpec, builtin_model, fingerprint
 
@@ -186,6 +187,7 @@ class Sampler:
         self.texts = {s.path: TextStream(s.path, tokenizer) for s in sources if s.name == "text"}
         w = np.array([s.weight for s in sources], dtype=np.float64)
         self.p = w / w.sum()
+        self.is_text = torch.tensor([s.name == "text" for s in sources])  # [S]
 
     def sequence(self, source: Source, rng: np.random.Generator) -> tuple[list[int], list[bool]]:
         body = self.seq_len - (self.pools.bos is not None)
@@ -324,8 +326,6 @@ def pretrain_base(config: PretrainConfig, out: str | Path, overwrite: bool = Fal
     """Pretrain by next-token prediction and save an ordinary Hugging Face folder (safetensors, config,
     tokenizer) with ``card.json`` / ``README.md`` (recipe, steps, seed, held-out copy accuracies, fingerprint)
     and ``tb/``. Checkpoints every ``checkpoint_every`` steps and on SIGTERM / Ctrl-C; ``resume`` continues."""
-    from adhoc import checkpoint
-    from adhoc.errors import Interrupted
     from adhoc.paths import OutputFolder
 
     config.check()
@@ -336,7 +336,7 @@ def pretrain_base(config: PretrainConfig, out: str | Path, overwrite: bool = Fal
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _pretrain(config, spec, model, tokenizer, sampler, writer, progress, checkpoint, Interrupted)
+        return _pretrain(config, spec, model, tokenizer, sampler, writer, progress)
     except BaseException as exc:
         writer.abandon(keep=(writer.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
         raise
@@ -344,9 +344,11 @@ def pretrain_base(config: PretrainConfig, out: str | Path, overwrite: bool = Fal
         torch.set_num_threads(threads)
 
 
-def _pretrain(config, spec, model, tokenizer, sampler, writer, progress, checkpoint, Interrupted) -> dict:
+def _pretrain(config, spec, model, tokenizer, sampler, writer, progress) -> dict:
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
+
+    from adhoc.population import atomic_write
 
     params = [p for _, p in sorted(model.named_parameters())]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98))
@@ -392,8 +394,7 @@ def _pretrain(config, spec, model, tokenizer, sampler, writer, progress, checkpo
             ids, attn, pred, which = sampler.batch(config.batch, rng)
             labels = ids.masked_fill(attn == 0, -100)
             if config.loss == "predictable":  # text windows keep every position
-                text = torch.tensor([s.name == "text" for s in sampler.sources])[which]
-                labels = labels.masked_fill(~(pred | text[:, None]), -100)
+                labels = labels.masked_fill(~(pred | sampler.is_text[which][:, None]), -100)
             loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -424,17 +425,11 @@ def _pretrain(config, spec, model, tokenizer, sampler, writer, progress, checkpo
     model.config.name_or_path = str(writer.out)
     model.save_pretrained(writer.staging, safe_serialization=True)
     tokenizer.save_pretrained(writer.staging)
-    _write(writer.staging / CARD, json.dumps(card, indent=1) + "\n")
-    _write(writer.staging / "README.md", card_markdown(card))
+    atomic_write(writer.staging / CARD, json.dumps(card, indent=1) + "\n")
+    atomic_write(writer.staging / "README.md", card_markdown(card))
     ckpt.unlink(missing_ok=True)
     writer.commit()
     return card
-
-
-def _write(path: Path, text: str) -> None:
-    from adhoc.population import atomic_write
-
-    atomic_write(path, text)
 
 
 def _versions() -> dict:
