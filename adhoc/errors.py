@@ -5,6 +5,10 @@ class UserError(Exception):
     """Bad config, missing or corrupt population, incompatible base model, impossible parameters."""
 
 
+class GameError(UserError, ValueError):
+    """Impossible game parameters (reported to the user as one line, exit code 2)."""
+
+
 class Interrupted(Exception):
     """A run stopped on SIGTERM / SIGINT after writing a checkpoint; the CLI says how to resume it."""
 

@@ -206,3 +206,39 @@ class OutputFolder:
         if self.created and not keep:
             shutil.rmtree(self.staging, ignore_errors=True)
         self._release()
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``path`` so that it is either the old file or the complete new one: temp file, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_folder(out: str | Path, kind: str, files: dict[str, bytes | str], overwrite: bool = False,
+                 tb_scalars: dict[str, float] | None = None) -> Path:
+    """Write a derived output (a report) of ``kind``: staged under a lock beside ``out``, renamed into place;
+    an earlier output of the same kind is replaced only with ``overwrite`` (``OutputFolder``)."""
+    folder = OutputFolder(out, kind, overwrite=overwrite)
+    try:
+        for name, data in files.items():
+            (folder.staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
+        if tb_scalars:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(str(folder.staging / "tb"))
+            for key, value in tb_scalars.items():
+                tb.add_scalar(key, value, 0)
+            tb.close()
+    except BaseException:
+        folder.abandon(keep=False)
+        raise
+    return folder.commit()
+
+
+def input_label(path: str | Path) -> str:
+    """A plain name for a default output folder from an input folder or partner spec."""
+    return re.sub(r"[^A-Za-z0-9._+=-]", "_", Path(str(path).rstrip("/")).name or "out").lstrip(".-")[:40] or "out"

@@ -16,7 +16,6 @@ existing folder is replaced only when asked (``overwrite``) and only after the n
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import yaml
 
 from adhoc.errors import UserError
-from adhoc.paths import OutputFolder, check_name
+from adhoc.paths import OutputFolder, atomic_write, check_name
 
 FORMAT = "adhoc-population/1"
 MANIFEST = "population.yaml"
@@ -231,13 +230,3 @@ class PopulationWriter(OutputFolder):
         if checkpoint.exists():
             checkpoint.unlink()
         return super().commit()
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``path`` so that it is either the old file or the complete new one: temp file, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

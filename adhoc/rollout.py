@@ -40,10 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from adhoc.config import ROLLOUT_MODES
 from adhoc.games.core import SEATS, Game
 from adhoc.lm.policy import Policy, entropy, masked_log_softmax
-from adhoc.methods.common import member_sum
+from adhoc.reductions import member_sum
 
 
 @dataclass
@@ -502,8 +501,8 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
         # a scripted seat 1 reads the untransformed game state, so only its own labels are relabelled
         seat0_maps[seat_members[1] >= policy.bank.n_members] = torch.arange(seat0_maps.shape[1])
         world = {"seat0_maps": seat0_maps}
-    if mode not in ROLLOUT_MODES:
-        raise ValueError(f"rollout mode must be one of {', '.join(ROLLOUT_MODES)} (got {mode!r})")
+    if mode not in ("per_row", "per_episode"):
+        raise ValueError(f"rollout mode must be one of per_row, per_episode (got {mode!r})")
     per_row = mode == "per_row"
     rows: list[list[SeatRows]] = []
     with torch.set_grad_enabled(grad):

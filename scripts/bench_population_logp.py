@@ -40,8 +40,9 @@ from adhoc.lm.adapters import AdapterBank, MemberAdam  # noqa: E402
 from adhoc.lm.base import load_base  # noqa: E402
 from adhoc.lm.policy import Policy  # noqa: E402
 from adhoc.methods import METHODS  # noqa: E402
-from adhoc.methods.common import members_with_data, population_logp, population_logp_reference  # noqa: E402
-from adhoc.recipes.train_population import member_seeds  # noqa: E402
+from adhoc.methods.common import population_logp, population_logp_reference  # noqa: E402
+from adhoc.reductions import members_with_data  # noqa: E402
+from adhoc.engine import member_seeds  # noqa: E402
 from adhoc.rollout import rollout  # noqa: E402
 
 IMPLEMENTATIONS = {"old": population_logp_reference, "new": population_logp}

@@ -30,8 +30,8 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     from adhoc.config import entropy_coef_at, load_config
-    from adhoc.methods.common import members_with_data
-    from adhoc.recipes.train_population import build_run
+    from adhoc.reductions import members_with_data
+    from adhoc.engine import build_run
 
     torch.set_num_threads(args.threads)
     overrides = [f"population.size={args.members[0]}", f"train.episodes_per_pair={args.episodes}",

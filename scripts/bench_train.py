@@ -67,8 +67,8 @@ from adhoc.lm.adapters import AdapterBank, MemberAdam  # noqa: E402
 from adhoc.lm.base import load_base  # noqa: E402
 from adhoc.lm.policy import Policy  # noqa: E402
 from adhoc.methods import METHODS  # noqa: E402
-from adhoc.methods.common import members_with_data  # noqa: E402
-from adhoc.recipes.train_population import member_seeds  # noqa: E402
+from adhoc.reductions import members_with_data  # noqa: E402
+from adhoc.engine import member_seeds  # noqa: E402
 
 PARTS = ("forward", "sampling", "loss", "backward", "overhead")
 # CMG-H's 528 actions are several tokens each: scoring one row runs every action's tokens, so at N = 256 the model

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from adhoc.methods.common import (entropy_per_member, leave_one_out_advantage, members_with_data,
-                                  per_member_mean, policy_gradient_loss)
+from adhoc.methods.common import entropy_per_member, leave_one_out_advantage, policy_gradient_loss
+from adhoc.reductions import members_with_data, per_member_mean
 
 
 def test_leave_one_out_advantage_hand_computed():

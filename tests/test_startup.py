@@ -1,6 +1,6 @@
 """Start-up: what a command imports before it does any work. The CLI and the config loader load no torch or
 transformers; games and diversity methods are built (as ``adhoc validate`` builds them) without torch, which
-their modules import on first use (``adhoc.games._torch``). Checked in a fresh interpreter, by sys.modules."""
+their modules import on first use (``adhoc._torch``). Checked in a fresh interpreter, by sys.modules."""
 
 import json
 import subprocess

@@ -245,7 +245,7 @@ def test_crossplay_in_blocks_locally_is_seeded_per_block(tmp_path, capsys):
 
 
 def test_a_sigterm_stops_the_sweep_with_a_line_saying_how_to_continue(tmp_path, monkeypatch, capsys):
-    from adhoc.recipes import train_population as recipe
+    from adhoc import engine as recipe
 
     real, count = recipe.rollout, [0]
 

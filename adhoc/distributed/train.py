@@ -1,7 +1,7 @@
 """One population trained data-parallel on Ray Train workers: ``adhoc train-population CONFIG backend=ray``.
 
 Every worker builds the same run (game, base model, bank of all members, optimizer, generator: the bank is
-replicated) and runs the one training loop of ``adhoc.recipes.train_population`` with a ``Workers`` view:
+replicated) and runs the one training loop of ``adhoc.engine`` with a ``Workers`` view:
 
 - the generator is the same on every worker, so all draw the same pairs, partner relabellings and uniforms;
   worker r plays only its block of the pairs (``rollout(shard=(r, W))``), whose episodes get exactly the
@@ -25,7 +25,7 @@ Checkpoints go through Ray Train (``ray.train.report(..., checkpoint=...)``, the
 in-process checkpoint, written by worker 0 every ``train.checkpoint_every`` iterations and at the end);
 with ``FailureConfig(max_failures=ray.max_failures)`` a failed worker group is restarted and resumes from
 the last checkpoint. The driver reads the final checkpoint, writes the TensorBoard curves the workers
-recorded, and saves the population exactly as an in-process run does (``finish``).
+recorded, and saves the population exactly as an in-process run does (``adhoc.engine.export``).
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ import time
 from pathlib import Path
 
 from adhoc import checkpoint
+from adhoc.engine import build_run, export, train_loop
 from adhoc.errors import UserError
-from adhoc.population import CHECKPOINT, atomic_write
+from adhoc.paths import atomic_write
+from adhoc.population import CHECKPOINT
 
 STORAGE = "ray-train"  # Ray Train's checkpoints, inside the run's staging folder (removed before publishing)
 
@@ -113,8 +115,6 @@ def worker_loop(payload: dict) -> None:
     import ray.train
     import torch
 
-    from adhoc.recipes.train_population import build_run, train_loop
-
     entered = time.time()  # wall clock: compared with the driver's
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -155,7 +155,6 @@ def train_data_parallel(run, writer, start: float):
     from ray.train.torch import TorchTrainer
 
     from adhoc.distributed.cluster import cluster
-    from adhoc.recipes.train_population import finish
 
     config = run.config
     atomic_write(writer.staging / "config.yaml", config.to_yaml())
@@ -179,7 +178,7 @@ def train_data_parallel(run, writer, start: float):
     shutil.rmtree(storage)  # this run's own Ray Train folder: the population holds what it needs
     _write_curves(writer.staging / "tb", config, state["scalars"])
     elapsed = time.perf_counter() - start
-    return finish(run, writer, iteration, sp, elapsed, elapsed - state["loop_s"], {"data_parallel": {
+    return export(run, writer, iteration, sp, elapsed, elapsed - state["loop_s"], {"data_parallel": {
         "workers": config.ray.workers, "exchange_s": round(state["exchange_s"], 2),
         # from the fit's start to worker 0's function (Ray Train's controller, worker group and process group;
         # for a restarted run, up to its last attempt), then that worker's imports, base model and bank

@@ -1,5 +1,5 @@
 """Games, registered by name. ``import adhoc.games`` stays light: numpy (omegaconf when building a game); torch is
-imported when a game is first reset or stepped (``adhoc.games._torch``), so ``adhoc validate`` never loads it for a game.
+imported when a game is first reset or stepped (``adhoc._torch``), so ``adhoc validate`` never loads it for a game.
 
 Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
 common-payoff matrix game given in YAML. ``warehouse``, ``preference`` and ``corrective``: the seed paper's
@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from adhoc.games.cmg import CMGConfig, CMGGame, CMGHConfig, CMGSConfig, build_cmg
 from adhoc.games.corrective import CorrectiveConfig, CorrectiveGame, build_corrective
-from adhoc.games.core import SEATS, Game, GameError, GameState
+from adhoc.errors import GameError
+from adhoc.games.core import SEATS, Game, GameState
 from adhoc.games.lever import LeverConfig, LeverGame, build_lever
 from adhoc.games.matrix import MatrixConfig, MatrixGame, build_matrix
 from adhoc.games.preference import PreferenceConfig, PreferenceGame, build_preference

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from adhoc.games.core import GameError
+from adhoc.errors import GameError
 from adhoc.games.matrix import MatrixGame, check_action_count, numbered
 from adhoc.games.symmetry import PermutationGroup
 

@@ -13,21 +13,14 @@ Shapes: E = episodes in the batch, A_s = number of actions of seat s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from adhoc.errors import UserError
-from adhoc.games._torch import torch
-
-if TYPE_CHECKING:  # symmetry.py imports this module
-    from adhoc.games.symmetry import PermutationGroup
+from adhoc._torch import torch
+from adhoc.games.symmetry import PermutationGroup
 
 SEATS = (0, 1)
-
-
-class GameError(UserError, ValueError):
-    """Impossible game parameters (reported to the user as one line, exit code 2)."""
 
 
 @dataclass

@@ -61,8 +61,9 @@ from typing import Any
 
 import numpy as np
 
-from adhoc.games._torch import torch
-from adhoc.games.core import GameError, GameState, advance, append_text, checked_actions, turn_mask
+from adhoc._torch import torch
+from adhoc.errors import GameError
+from adhoc.games.core import GameState, advance, append_text, checked_actions, turn_mask
 
 AI, TEACHER = 0, 1
 DIGITS = [str(d) for d in range(10)]

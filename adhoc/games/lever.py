@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adhoc.games.core import GameError
+from adhoc.errors import GameError
 from adhoc.games.matrix import MatrixGame, check_action_count, numbered
 from adhoc.games.symmetry import PermutationGroup
 

@@ -17,8 +17,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from adhoc.games._torch import torch
-from adhoc.games.core import GameError, GameState
+from adhoc._torch import torch
+from adhoc.errors import GameError
+from adhoc.games.core import GameState
 from adhoc.games.symmetry import PermutationGroup, preserves_payoff
 
 MAX_ACTIONS = 4096  # per seat: the payoff matrix and the policy's per-action scores must stay small

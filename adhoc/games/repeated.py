@@ -27,8 +27,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from adhoc.games._torch import torch
-from adhoc.games.core import GameError, GameState, advance, checked_actions
+from adhoc._torch import torch
+from adhoc.errors import GameError
+from adhoc.games.core import GameState, advance, checked_actions
 from adhoc.games.symmetry import PermutationGroup
 
 MAX_ROUNDS = 64

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from adhoc.games.core import GameError
+from adhoc.errors import GameError
 
 MAX_ELEMENTS = 100_000
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from adhoc.games._torch import torch
+from adhoc._torch import torch
 
 from adhoc.errors import UserError
 

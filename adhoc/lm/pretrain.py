@@ -39,7 +39,7 @@ import numpy as np
 
 from adhoc import checkpoint
 from adhoc.errors import Interrupted, UserError
-from adhoc.games._torch import torch
+from adhoc._torch import torch
 from adhoc.lm.base import BUILTIN_MODELS, BuiltinSpec, builtin_model, fingerprint
 
 SYNTHETIC = ("repeat", "recall", "repeat-small", "recall-small")
@@ -348,7 +348,7 @@ def _pretrain(config, spec, model, tokenizer, sampler, writer, progress) -> dict
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
-    from adhoc.population import atomic_write
+    from adhoc.paths import atomic_write
 
     params = [p for _, p in sorted(model.named_parameters())]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adhoc.games._torch import torch
+from adhoc._torch import torch
 from adhoc.methods.selfplay import SelfPlay
 
 

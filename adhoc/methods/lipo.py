@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from adhoc.errors import UserError
-from adhoc.games._torch import torch
-from adhoc.methods.common import (leave_one_out_advantage, member_sum, members_with_data, rollout_entropy,
-                                  rollout_policy_gradient_loss, select_pairs)
+from adhoc._torch import torch
+from adhoc.methods.common import (leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss,
+                                  select_pairs)
 from adhoc.methods.selfplay import SelfPlay
+from adhoc.reductions import member_sum, members_with_data
 
 if TYPE_CHECKING:
     from adhoc.rollout import Trajectories

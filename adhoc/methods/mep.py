@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from adhoc.games._torch import torch
+from adhoc._torch import torch
 from adhoc.methods.common import population_logp
 from adhoc.methods.selfplay import SelfPlay
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adhoc.errors import UserError
-from adhoc.games._torch import torch
+from adhoc._torch import torch
 from adhoc.methods.selfplay import SelfPlay
 
 

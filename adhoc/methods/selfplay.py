@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adhoc.games._torch import torch
-from adhoc.methods.common import (leave_one_out_advantage, members_with_data, rollout_entropy,
-                                  rollout_policy_gradient_loss)
+from adhoc._torch import torch
+from adhoc.methods.common import leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss
+from adhoc.reductions import members_with_data
 
 if TYPE_CHECKING:
     from adhoc.rollout import Trajectories

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adhoc.games._torch import torch
+from adhoc._torch import torch
 from adhoc.methods.common import leave_one_out_advantage, population_logp, select_pairs
 from adhoc.methods.selfplay import SelfPlay
 

@@ -10,42 +10,15 @@ proportional_loss, ci95, row_xp, col_xp, normalised, conventions, member_convent
 
 from __future__ import annotations
 
-import json
 import io
-import re
+import json
 from pathlib import Path
 
 import numpy as np
 
 from adhoc.crossplay import CrossPlayResult, crossplay
-from adhoc.paths import OutputFolder, check_out, unique_default
+from adhoc.paths import check_out, input_label, unique_default, write_folder
 from adhoc.report import heatmap_png, html_report, markdown
-
-
-def write_folder(out: str | Path, kind: str, files: dict[str, bytes | str], overwrite: bool = False,
-                 tb_scalars: dict[str, float] | None = None) -> Path:
-    """Write a derived output (a report) of ``kind``: staged under a lock beside ``out``, renamed into place;
-    an earlier output of the same kind is replaced only with ``overwrite`` (``adhoc.paths.OutputFolder``)."""
-    folder = OutputFolder(out, kind, overwrite=overwrite)
-    try:
-        for name, data in files.items():
-            (folder.staging / name).write_bytes(data.encode() if isinstance(data, str) else data)
-        if tb_scalars:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(folder.staging / "tb"))
-            for key, value in tb_scalars.items():
-                tb.add_scalar(key, value, 0)
-            tb.close()
-    except BaseException:
-        folder.abandon(keep=False)
-        raise
-    return folder.commit()
-
-
-def input_label(path: str | Path) -> str:
-    """A plain name for a default output folder from an input folder or partner spec."""
-    return re.sub(r"[^A-Za-z0-9._+=-]", "_", Path(str(path).rstrip("/")).name or "out").lstrip(".-")[:40] or "out"
 
 
 def write_outputs(result: CrossPlayResult, out: str | Path, overwrite: bool = False) -> Path:

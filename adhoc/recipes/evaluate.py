@@ -59,6 +59,7 @@ import numpy as np
 
 from adhoc.crossplay import bootstrap
 from adhoc.errors import UserError
+from adhoc.paths import check_out, input_label, unique_default, write_folder
 
 
 # ---------------------------------------------------------------------------- pure metrics
@@ -287,7 +288,6 @@ def history_bound(game, policy, ids, seats, agent_seat) -> dict | None:
 
 
 def write_outputs(result: EvaluationResult, out: str | Path, overwrite: bool = False) -> Path:
-    from adhoc.recipes.crossplay import write_folder
     from adhoc.report import evaluation_html, evaluation_markdown, evaluation_png
 
     png = evaluation_png(result)
@@ -302,9 +302,6 @@ def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None
                  transcript: str | None = None) -> tuple[EvaluationResult, Path]:
     """Evaluate and write the report to ``out`` (default ``runs/evaluate-<agent>-<time>-<id>``), checked
     before any episode is played. ``play``: as in ``evaluate``."""
-    from adhoc.paths import check_out, unique_default
-    from adhoc.recipes.crossplay import input_label
-
     out = Path(out) if out is not None else unique_default("evaluate", input_label(agent), "mixture" if mixture else "")
     check_out(out, "evaluation", overwrite, inputs=(agent, *partner_specs))
     result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture, seat=seat,

@@ -207,7 +207,7 @@ class SweepFolder:
         return state
 
     def save(self) -> None:
-        from adhoc.population import atomic_write
+        from adhoc.paths import atomic_write
 
         atomic_write(self.out / SWEEP_FILE, json.dumps(self.state, indent=1))
 
@@ -330,7 +330,7 @@ def run_sweep(configs: list[str], seeds: list[int], overrides: list[str] = (), o
             _run_local(todo, folder.out, episodes, retries, trial_fn, done)
         rows = [records[t.name]["row"] for t in trials if records[t.name].get("status") == "complete"]
         md = table(rows) if rows else "(no trial complete)"
-        from adhoc.population import atomic_write
+        from adhoc.paths import atomic_write
 
         atomic_write(folder.out / TABLE_FILE, md + "\n")
         echo("\n" + md)

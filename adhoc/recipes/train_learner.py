@@ -105,7 +105,7 @@ from adhoc.methods.otherplay import Relabelling
 from adhoc.partners import Partners, load_partners, seats_beside
 from adhoc.paths import OutputFolder, check_out, unique_default
 from adhoc.population import CHECKPOINT, Member, Population, PopulationWriter, atomic_write
-from adhoc.recipes.train_population import check_finite
+from adhoc.engine import check_finite
 from adhoc.rollout import rollout
 from adhoc.solvers import nash_zero_sum, solve
 

@@ -1,141 +1,31 @@
-"""Train a population of LoRA members on one shared base LM with a diversity method.
+"""Train a population of LoRA members on one shared base LM with a diversity method: ``adhoc train-population``.
 
-The loop, written out once for every method (the method only chooses the pairs and the loss):
+1. Check everything a user can get wrong before anything is written: the game and method (``build_game_and_
+   method``: a method refuses, in one line, a game it can't serve), the data-parallel settings, ``--out``.
+2. Build the run (``adhoc.engine.build_run``: game, base model, bank, policy, optimizer, generator) and open
+   the staging folder (``PopulationWriter``: ``.<out>.partial``, locked).
+3. Train: in this process (``adhoc.engine.train_in_process``: the loop, checkpoints, resume, signals), or with
+   ``backend: ray`` on Ray Train workers, data-parallel (``adhoc.distributed.train``), the same loop.
+4. The engine exports the population (``adhoc.engine.export``) and publishes it atomically; a failure keeps
+   the staging folder only when it holds a checkpoint to resume from.
 
-1. Build the game, load the frozen base, stack N members in an AdapterBank (member i seeded by
-   SeedSequence(population.seed, i)), one MemberAdam over all of them.
-2. Each iteration: the method picks pairs [P, 2] → ``rollout`` plays E episodes per pair for all pairs in
-   batched passes → the method turns the trajectories into one loss per member → one backward over the
-   sum (members' adapters are disjoint, so each gets exactly its own gradient) → MemberAdam moves only the
-   members that played.
-3. Every ``train.eval_every`` iterations: each member's self-play return from ``train.eval_episodes``
-   fresh episodes; logged; optional early stop at ``train.target_return``.
-   Every ``train.checkpoint_every`` iterations, and on SIGTERM / Ctrl-C (then the run stops), a checkpoint
-   (``adhoc.checkpoint``) goes into the staging folder; ``resume`` continues from it, bit for bit on CPU.
-4. The method selects the adapters to save (all of them; or, for a method that trains extra adapters —
-   Other-Play restarts, TrajeDi's best response — one per member), then save atomically: member peft folders, ``population.yaml``, ``config.yaml``, TensorBoard logs.
-
-The loop (``train_loop``) is the same on Ray: ``backend: ray`` runs it on every Ray Train worker, each playing a
-block of the pairs, with gradients summed across workers (``adhoc.distributed.train``).
-
-TensorBoard keys: ``train/loss``, ``train/return`` (mean return of the iteration's episodes),
-``train/entropy``, ``eval/self_play_return_mean``, ``eval/self_play_return_min``,
-``eval/self_play_return/<member>``, ``time/iteration_s``.
+The loop itself, its TensorBoard keys and the checkpoint format are described in ``adhoc.engine``.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
-
-from adhoc import checkpoint
-from adhoc.config import RunConfig, entropy_coef_at
-from adhoc.errors import Interrupted, UserError
-from adhoc.games import build_game
-from adhoc.lm.adapters import AdapterBank, MemberAdam
-from adhoc.lm.base import load_base
-from adhoc.lm.policy import Policy
-from adhoc.methods import METHODS
-from adhoc.methods.common import members_with_data, played_steps
+from adhoc.config import RunConfig
+from adhoc.engine import build_game_and_method, build_run, train_in_process
+from adhoc.errors import UserError
 from adhoc.paths import check_out, unique_default
-from adhoc.population import CHECKPOINT, Member, Population, PopulationWriter, atomic_write
-from adhoc.rollout import expected_returns, rollout
-
-
-def member_seeds(seed: int, n: int) -> list[int]:
-    return [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(n)]
+from adhoc.population import CHECKPOINT, Population, PopulationWriter
 
 
 def default_out(config: RunConfig) -> Path:
     return unique_default(config.game.name, config.method.name, f"seed{config.population.seed}")
-
-
-def check_finite(losses: torch.Tensor, optimizer: MemberAdam, iteration: int, names: list[str]) -> None:
-    """Stop with one line when a loss or gradient is NaN/inf, before the optimizer spreads it to the adapters."""
-    bad = ~torch.isfinite(losses.detach()) | ~torch.isfinite(optimizer.grad_norms())
-    if bool(bad.any()):
-        who = ", ".join(names[i] if i < len(names) else f"slot {i}" for i in bad.nonzero()[:, 0].tolist()[:4])
-        raise UserError(f"training diverged at iteration {iteration}: NaN or inf loss or gradient for {who} "
-                        f"(try a smaller train.lr or train.max_grad_norm); nothing was saved as a population")
-
-
-@dataclass
-class Run:
-    """Everything one training process holds: built the same way in this process and on every data-parallel
-    worker (``adhoc.distributed.train``), so both backends run this module's one loop."""
-
-    config: RunConfig
-    game: Any
-    method: Any
-    base: Any
-    bank: AdapterBank
-    policy: Policy
-    optimizer: MemberAdam
-    rng: np.random.Generator
-    names: list[str]
-    seeds: list[int]
-
-    def checkpoint(self, iteration: int, sp: torch.Tensor | None, state: dict) -> tuple[dict, dict]:
-        """(tensors, state) of a checkpoint after ``iteration``; ``state`` adds the caller's records."""
-        tensors = checkpoint.run_tensors(self.bank, self.optimizer) | self.method.state_tensors()
-        if sp is not None:
-            tensors["self_play"] = sp
-        return tensors, {"iteration": iteration, "rng": checkpoint.rng_state(self.rng),
-                         "config": self.config.to_yaml(), **state}
-
-    def restore(self, tensors: dict, state: dict, path: Path) -> tuple[int, torch.Tensor | None]:
-        """Load a checkpoint made by ``checkpoint`` (same config): (its iteration, its self-play returns)."""
-        checkpoint.check_same_config(state, self.config.to_yaml(), path)
-        checkpoint.restore_run_tensors(tensors, self.bank, self.optimizer)
-        self.method.load_state_tensors(tensors)
-        checkpoint.restore_rng(self.rng, state["rng"])
-        return state["iteration"], tensors.get("self_play")
-
-
-def build_game_and_method(config: RunConfig) -> tuple[Any, Any]:
-    """The run's game and method (the method refuses, in one line, a game it can't serve)."""
-    game = build_game(config.game)
-    return game, METHODS[config.method.name].build(config.method, game, config.population.size)
-
-
-def build_run(config: RunConfig, game_and_method: tuple[Any, Any] | None = None) -> Run:
-    """The game, method (``game_and_method`` if already built), base model, bank (member i seeded by
-    SeedSequence(population.seed, i)), policy, optimizer and generator of a run, before its first iteration."""
-    game, method = game_and_method or build_game_and_method(config)
-    n = method.n_members  # adapters trained: population.size, or more when a method trains restarts
-    names = [f"{config.population.member_prefix}-{i:02d}" for i in range(config.population.size)]
-    names += [method.slot_name(i, names) for i in range(len(names), n)]
-    seeds = member_seeds(config.population.seed, n)
-    torch.manual_seed(config.population.seed)
-    base = load_base(config.model.base, config.model.device, config.model.dtype, config.model.cpu_threads)
-    bank = AdapterBank(base.model, n, config.model.lora_rank, config.model.lora_alpha,
-                       config.model.target_modules, base_model_id=base.model_id)
-    bank.init_members(seeds, b_std=config.model.lora_init_std)
-    policy = Policy(base, bank)
-    method.policy = policy
-    optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
-    return Run(config, game, method, base, bank, policy, optimizer, np.random.default_rng(config.population.seed),
-               names, seeds)
-
-
-class InProcess:
-    """The loop's view of its workers when it runs alone: it plays every pair, and sums are the values."""
-
-    shard = None
-
-    def sum(self, value: torch.Tensor) -> torch.Tensor:
-        """Σ over workers of ``value`` (here, the value)."""
-        return value
-
-    def sum_step(self, params: list[torch.Tensor], values: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Σ over workers of the parameters' gradients (in place) and of ``values`` (returned), in one exchange
-        (here, nothing to add)."""
-        return values
 
 
 def train_population(config: RunConfig, out: str | Path | None = None, overwrite: bool = False,
@@ -161,152 +51,7 @@ def train_population(config: RunConfig, out: str | Path | None = None, overwrite
             from adhoc.distributed.train import train_data_parallel
 
             return train_data_parallel(run, writer, start)
-        return _train(run, writer, start, progress, resume)
+        return train_in_process(run, writer, start, progress, resume)
     except BaseException as exc:
         writer.abandon(keep=(writer.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
         raise
-
-
-def _train(run: Run, writer, start, progress, resume) -> Population:
-    from torch.utils.tensorboard import SummaryWriter
-
-    config = run.config
-    checkpoint_file = writer.staging / CHECKPOINT
-    if resume and not checkpoint_file.exists():  # killed before its first checkpoint: start over
-        writer.clear()
-        resume = False
-    iteration, sp, earlier_startup = 0, None, 0.0
-    if resume:
-        tensors, state = checkpoint.load(checkpoint_file)
-        iteration, sp = run.restore(tensors, state, checkpoint_file)
-        start -= state["train_time_s"]
-        earlier_startup = state.get("startup_time_s", 0.0)  # the interrupted parts' start-ups
-        called = start + state["train_time_s"]
-    else:
-        called = start
-        atomic_write(writer.staging / "config.yaml", config.to_yaml())
-    # purge_step: events the interrupted run logged after its checkpoint are dropped, so curves do not repeat
-    tb = SummaryWriter(str(writer.staging / "tb"), purge_step=iteration + 1 if resume else None)
-    # start-up: imports, game, base model, bank and optimizer, up to the first iteration, over every resumed part
-    startup = earlier_startup + time.perf_counter() - called
-    if not resume:
-        tb.add_text("config", "```\n" + config.to_yaml() + "\n```")
-
-    def save_checkpoint(iteration: int, sp: torch.Tensor | None) -> None:
-        checkpoint.save(checkpoint_file, *run.checkpoint(iteration, sp, {
-            "train_time_s": time.perf_counter() - start, "startup_time_s": startup}))
-
-    try:
-        with checkpoint.StopSignals() as stop:
-            iteration, sp = train_loop(run, InProcess(), iteration, sp, tb.add_scalar, save_checkpoint, stop,
-                                       progress, writer.out)
-    finally:
-        tb.close()
-    return finish(run, writer, iteration, sp, time.perf_counter() - start, startup)
-
-
-def train_loop(run: Run, workers, iteration: int, sp: torch.Tensor | None, log, save_checkpoint, stop,
-               progress: bool, out: Path | None = None) -> tuple[int, torch.Tensor]:
-    """Iterations ``iteration + 1`` to ``train.iterations`` (or the early stop): (the last iteration, the
-    members' self-play returns [n_members] measured at it).
-
-    ``workers``: ``InProcess``, or a data-parallel worker's view (``adhoc.distributed.train``): every worker
-    runs this loop with the same generator, so all draw the same pairs; each plays its block of them
-    (``rollout(shard=...)``); the losses read every worker's played steps per member (their denominators) and
-    returns (LIPO's cross-play matrix) from one exchange, and the gradients are summed over workers before the
-    optimizer step, which every worker then takes identically. ``log(key, value, iteration)``;
-    ``save_checkpoint(iteration, sp)`` after every ``train.checkpoint_every`` iterations and on a stop request
-    (``stop.requested``, then ``Interrupted``, which names ``out`` for the resume)."""
-    from tqdm import tqdm
-
-    config, method, bank, optimizer, rng = run.config, run.method, run.bank, run.optimizer, run.rng
-    n = method.n_members
-
-    def evaluate(iteration: int) -> torch.Tensor:
-        members = torch.arange(n)
-        sp = workers.sum(expected_returns(run.game, run.policy, torch.stack([members, members], 1),
-                                          config.train.eval_episodes, rng, shard=workers.shard).cpu())
-        method.on_evaluation(iteration, sp, bank)
-        return sp
-
-    if iteration == 0 and method.evaluate_at_start:
-        evaluate(0)
-    bar = tqdm(range(iteration + 1, config.train.iterations + 1), desc=f"{config.method.name} on {config.game.name}",
-               disable=not progress, unit="it", initial=iteration, total=config.train.iterations)
-    for iteration in bar:
-        t0 = time.perf_counter()
-        # 2. play, score, update
-        pairs = method.pairs(iteration, rng)
-        traj = rollout(run.game, run.policy, pairs, config.train.episodes_per_pair, rng, mode=config.train.rollout,
-                       shard=workers.shard, **method.rollout_options(pairs, config.train.episodes_per_pair, rng))
-        share = 1.0
-        if workers.shard is not None:  # what the losses need of the other workers' pairs
-            share = len(traj.pair_index) / len(pairs)
-            E = config.train.episodes_per_pair
-            returns = torch.zeros(len(pairs), E, device=traj.returns.device).index_copy(0, traj.pair_index, traj.returns)
-            gathered = workers.sum(torch.cat([played_steps(traj, n), returns.reshape(-1)]))
-            traj.total_played, traj.all_returns = gathered[:n], gathered[n:].view(len(pairs), E)
-        losses, metrics = method.loss(traj, entropy_coef_at(config.train, iteration))
-        optimizer.zero_grad()
-        losses.sum().backward()
-        # a method's metric is a mean over its pairs' episodes or members: weighted by this worker's share of pairs
-        stats = torch.tensor([float(traj.returns.sum()), float(traj.returns.numel()),
-                              *(share * value for value in metrics.values())], dtype=torch.float64, device=losses.device)
-        losses, stats = workers.sum_step(bank.member_parameters(), [losses.detach(), stats])
-        check_finite(losses, optimizer, iteration, run.names)
-        optimizer.step(members_with_data(pairs, n))
-        log("train/loss", float(losses.mean()), iteration)
-        log("train/return", float(stats[0] / stats[1]), iteration)
-        for key, value in zip(metrics, stats[2:].tolist()):
-            log(key, value, iteration)
-        log("time/iteration_s", time.perf_counter() - t0, iteration)
-
-        # 3. evaluate
-        done = False
-        if iteration % config.train.eval_every == 0 or iteration == config.train.iterations:
-            sp = evaluate(iteration)
-            log("eval/self_play_return_mean", float(sp.mean()), iteration)
-            log("eval/self_play_return_min", float(sp.min()), iteration)
-            for name, value in zip(run.names, sp.tolist()):
-                log(f"eval/self_play_return/{name}", value, iteration)
-            bar.set_postfix(sp_mean=f"{float(sp.mean()):.3f}", sp_min=f"{float(sp.min()):.3f}")
-            done = config.train.target_return is not None and float(sp.min()) >= config.train.target_return
-        if done or iteration == config.train.iterations:
-            break
-        if checkpoint.due(iteration, config.train.checkpoint_every, stop):
-            save_checkpoint(iteration, sp)
-            if stop.requested is not None:
-                raise Interrupted(out, iteration, stop.requested)
-    return iteration, sp  # the last iteration (or the early stop) has just evaluated: ``sp`` is current
-
-
-def finish(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, startup: float,
-           more: dict | None = None) -> Population:
-    """4. Save atomically the members the method selects (all of them, or the best restart of each);
-    ``more``: more manifest entries (a data-parallel run's workers and time in all-reduces)."""
-    method, bank, config = run.method, run.bank, run.config
-    chosen, objective = method.select(config.train.eval_episodes, run.rng)
-    members = []
-    for k, i in enumerate(chosen):
-        bank.export_member(i, writer.staging / "members" / run.names[k])
-        extra = {} if objective is None else {"restart": i // len(chosen), "objective_return": round(float(objective[i]), 4)}
-        members.append(Member(run.names[k], run.seeds[i], round(float(sp[i]), 4), extra))
-    sp = sp[chosen]
-    for i, weights, label, ret in method.extra_members(sp):
-        name = f"{run.names[i]}-{label}"
-        bank.export_snapshot(i, weights, writer.staging / "members" / name)
-        members.append(Member(name, run.seeds[i], round(ret, 4), {"checkpoint_of": run.names[i], "checkpoint": label}))
-    writer.write_manifest({
-        "game": run.game.params() | {"name": config.game.name},
-        "method": config.to_dict()["method"],
-        "base_model": {"id": run.base.model_id, "fingerprint": run.base.fingerprint},
-        "adapter": {"rank": bank.rank, "alpha": bank.alpha, "target_modules": bank.target_modules},
-        "members": [m.to_dict() for m in members],
-        "training": {"iterations": iteration, "episodes_per_pair": config.train.episodes_per_pair,
-                     "self_play_return_mean": round(float(sp.mean()), 4),
-                     "self_play_return_min": round(float(sp.min()), 4)},
-        "wall_time_s": round(elapsed, 1),  # start-up + training, over every resumed part
-        "startup_s": round(startup, 1),
-        "train_s": round(elapsed - startup, 1),
-    } | (more or {}))
-    return Population.load(writer.commit())

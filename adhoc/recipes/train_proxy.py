@@ -132,7 +132,7 @@ def train_proxy(source: str | Path, out: str | Path | None = None, game_name: st
     from adhoc.lm.policy import Policy
     from adhoc.population import Member, Population, PopulationWriter
     from adhoc.recording import read_steps
-    from adhoc.recipes.train_population import check_finite, member_seeds
+    from adhoc.engine import check_finite, member_seeds
 
     start = time.perf_counter()
     for key, value, lo in (("--iterations", iterations, 1), ("--batch", batch, 1), ("--lora-rank", lora_rank, 1)):
@@ -142,7 +142,7 @@ def train_proxy(source: str | Path, out: str | Path | None = None, game_name: st
         raise UserError(f"--holdout must be in [0, 1) (got {holdout})")
     if not lr > 0:
         raise UserError(f"--lr must be > 0 (got {lr})")
-    from adhoc.recipes.crossplay import input_label
+    from adhoc.paths import input_label
 
     out = Path(out) if out is not None else unique_default("proxy", input_label(Path(source).stem))
     check_out(out, "population", overwrite, inputs=(source,))

@@ -3,7 +3,7 @@
 Game and method modules refer to ``torch`` at module level, but only the functions that step games, sample or
 compute losses touch it. Building a game or a method (``adhoc validate``, ``adhoc list``) therefore never loads
 torch (about a second of start-up), while everything that plays or trains gets the real module on its first
-``torch.X``: ``from adhoc.games._torch import torch`` instead of ``import torch``.
+``torch.X``: ``from adhoc._torch import torch`` instead of ``import torch``.
 """
 
 from __future__ import annotations
