@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 import adhoc.recipes.train_learner as learner_recipe
-import adhoc.recipes.train_population as population_recipe
+import adhoc.engine as engine
+from adhoc.recipes.train_population import train_population
 from adhoc.cli import main
 from adhoc.config import load_config, load_learner_config
 from adhoc.crossplay import crossplay
@@ -61,24 +62,24 @@ def interrupt_at(monkeypatch, module, call: int, how: str) -> None:
                                           ("trajedi", [])])
 def test_interrupted_population_resumes_bit_for_bit(tmp_path, monkeypatch, method, extra):
     config = population_config(method, *extra)
-    whole = population_recipe.train_population(config, tmp_path / "whole", progress=False)
+    whole = train_population(config, tmp_path / "whole", progress=False)
     out = tmp_path / "resumed"
-    interrupt_at(monkeypatch, population_recipe, 5, "sigterm")  # SIGTERM during iteration 5
+    interrupt_at(monkeypatch, engine, 5, "sigterm")  # SIGTERM during iteration 5
     with pytest.raises(Interrupted, match="iteration 5"):
-        population_recipe.train_population(config, out, progress=False)
+        train_population(config, out, progress=False)
     assert (tmp_path / ".resumed.partial" / CHECKPOINT).is_file() and not out.exists()
-    interrupt_at(monkeypatch, population_recipe, 3, "crash")  # iteration 8: back to the checkpoint of 6
+    interrupt_at(monkeypatch, engine, 3, "crash")  # iteration 8: back to the checkpoint of 6
     with pytest.raises(RuntimeError, match="simulated crash"):
-        population_recipe.train_population(config, out, progress=False, resume=True)
+        train_population(config, out, progress=False, resume=True)
     monkeypatch.undo()
-    resumed = population_recipe.train_population(config, out, progress=False, resume=True)
+    resumed = train_population(config, out, progress=False, resume=True)
     assert contents(resumed.path) == contents(whole.path)
     assert not (tmp_path / ".resumed.partial").exists() and not (out / CHECKPOINT).exists()
     assert resumed.manifest["training"]["iterations"] == 10
 
 
 def test_interrupted_learner_resumes_bit_for_bit(tmp_path, monkeypatch):
-    partners = population_recipe.train_population(population_config("selfplay"), tmp_path / "partners",
+    partners = train_population(population_config("selfplay"), tmp_path / "partners",
                                                   progress=False).path
     config = learner_config(partners)
     whole = learner_recipe.train_learner(config, tmp_path / "whole", progress=False)
@@ -97,41 +98,41 @@ def test_interrupted_learner_resumes_bit_for_bit(tmp_path, monkeypatch):
 
 def test_same_seed_same_adapters_and_crossplay_matrix(tmp_path):
     config = population_config("selfplay")
-    a = population_recipe.train_population(config, tmp_path / "a", progress=False)
-    b = population_recipe.train_population(config, tmp_path / "b", progress=False)
+    a = train_population(config, tmp_path / "a", progress=False)
+    b = train_population(config, tmp_path / "b", progress=False)
     assert contents(a.path) == contents(b.path)
     ma = crossplay([str(a.path)], episodes=16, seed=3).matrix
     mb = crossplay([str(b.path)], episodes=16, seed=3).matrix
     assert np.array_equal(ma, mb)
-    other = population_recipe.train_population(population_config("selfplay", "population.seed=1"),
+    other = train_population(population_config("selfplay", "population.seed=1"),
                                                tmp_path / "c", progress=False)
     assert contents(other.path)["files"] != contents(a.path)["files"]  # the seed matters
 
 
 def test_resume_refuses_another_config_and_missing_checkpoints(tmp_path, monkeypatch, capsys):
     config = population_config("selfplay")
-    interrupt_at(monkeypatch, population_recipe, 4, "sigterm")
+    interrupt_at(monkeypatch, engine, 4, "sigterm")
     with pytest.raises(Interrupted):
-        population_recipe.train_population(config, tmp_path / "run", progress=False)
+        train_population(config, tmp_path / "run", progress=False)
     monkeypatch.undo()
     with pytest.raises(UserError, match=r"differs in: -  lr: 0.01; \+  lr: 0.02"):
-        population_recipe.train_population(population_config("selfplay", "train.lr=0.02"), tmp_path / "run",
+        train_population(population_config("selfplay", "train.lr=0.02"), tmp_path / "run",
                                            progress=False, resume=True)
     # without --resume the interrupted run is neither continued nor destroyed
     with pytest.raises(UserError, match="rerun with --resume"):
-        population_recipe.train_population(config, tmp_path / "run", progress=False)
+        train_population(config, tmp_path / "run", progress=False)
     assert (tmp_path / ".run.partial" / CHECKPOINT).is_file()
     # --resume of a run that left nothing (killed in start-up) starts it
-    fresh = population_recipe.train_population(config, tmp_path / "never", progress=False, resume=True)
+    fresh = train_population(config, tmp_path / "never", progress=False, resume=True)
     assert contents(fresh.path)["files"] == contents(
-        population_recipe.train_population(config, tmp_path / "again", progress=False).path)["files"]
+        train_population(config, tmp_path / "again", progress=False).path)["files"]
     # --overwrite starts over in the same staging folder
-    pop = population_recipe.train_population(config, tmp_path / "run", overwrite=True, progress=False)
+    pop = train_population(config, tmp_path / "run", overwrite=True, progress=False)
     assert pop.manifest["training"]["iterations"] == 10
 
 
 def test_cli_sigterm_message_and_exit_code(tmp_path, monkeypatch, capsys):
-    interrupt_at(monkeypatch, population_recipe, 2, "sigterm")
+    interrupt_at(monkeypatch, engine, 2, "sigterm")
     argv = ["train-population", "--quiet", "--crossplay-episodes", "0", "--out", str(tmp_path / "run"), *POPULATION,
             "method.name=selfplay"]
     assert main(["train-population", str(_config_file(tmp_path)), *argv[1:]]) == 128 + signal.SIGTERM

@@ -246,15 +246,16 @@ def test_modes():
 
 
 def test_train_rollout_key_selects_the_path(tmp_path, monkeypatch):
-    import adhoc.recipes.train_population as recipe
+    import adhoc.engine as engine
     from adhoc.config import ROLLOUT_MODES, ConfigError, load_config
+    from adhoc.recipes.train_population import train_population
 
     base = ["game.name=lever", "game.n_levers=4", "method.name=selfplay", "population.size=2", "train.iterations=2",
             "train.episodes_per_pair=8", "train.eval_every=2", "train.eval_episodes=8"]
-    modes, real = [], recipe.rollout
-    monkeypatch.setattr(recipe, "rollout", lambda *a, **k: modes.append(k["mode"]) or real(*a, **k))
+    modes, real = [], engine.rollout
+    monkeypatch.setattr(engine, "rollout", lambda *a, **k: modes.append(k["mode"]) or real(*a, **k))
     for mode in ROLLOUT_MODES:
-        pop = recipe.train_population(load_config(None, [*base, f"train.rollout={mode}"]), out=tmp_path / mode,
+        pop = train_population(load_config(None, [*base, f"train.rollout={mode}"]), out=tmp_path / mode,
                                       progress=False)
         assert len(pop.names) == 2
     assert modes == ["per_row", "per_row", "per_episode", "per_episode"]

@@ -245,9 +245,9 @@ def test_crossplay_in_blocks_locally_is_seeded_per_block(tmp_path, capsys):
 
 
 def test_a_sigterm_stops_the_sweep_with_a_line_saying_how_to_continue(tmp_path, monkeypatch, capsys):
-    from adhoc import engine as recipe
+    from adhoc import engine
 
-    real, count = recipe.rollout, [0]
+    real, count = engine.rollout, [0]
 
     def rollout(*args, **kwargs):
         count[0] += 1
@@ -255,7 +255,7 @@ def test_a_sigterm_stops_the_sweep_with_a_line_saying_how_to_continue(tmp_path, 
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(recipe, "rollout", rollout)
+    monkeypatch.setattr(engine, "rollout", rollout)
     out = tmp_path / "s"
     assert main(["sweep", CONFIG, "--seeds", "0", "1", *TINY, "--out", str(out), "--episodes", "8"]) == 128 + 15
     err = capsys.readouterr().err
