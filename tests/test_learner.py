@@ -21,8 +21,9 @@ from adhoc.population import Population
 from adhoc.lm.adapters import AdapterBank, MemberAdam, read_adapter_folder
 from adhoc.lm.base import load_base
 from adhoc.recipes.evaluate import evaluate, evaluation_metrics
-from adhoc.recipes.train_learner import (draw_training_pairs, grouped_leave_one_out_advantage, learner_mixture,
-                                         mixture_record, oracle_seed, reward_to_go, train_learner)
+from adhoc.psro import (draw_training_pairs, grouped_leave_one_out_advantage, learner_mixture, mixture_record,
+                        oracle_seed, reward_to_go)
+from adhoc.recipes.train_learner import train_learner
 
 ROOT = Path(__file__).parent.parent
 CONFIG = ROOT / "configs/lever-learner.yaml"

@@ -23,8 +23,8 @@ from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.methods.common import rollout_entropy, rollout_policy_gradient_loss
 from adhoc.population import Population
-from adhoc.recipes.train_learner import (draw_training_pairs, grouped_leave_one_out_advantage, reward_to_go,
-                                         slot_losses, train_learner)
+from adhoc.psro import draw_training_pairs, grouped_leave_one_out_advantage, reward_to_go, slot_losses
+from adhoc.recipes.train_learner import train_learner
 from adhoc.rollout import rollout
 from adhoc.scripted import load_scripted_population, scripted_ids
 

@@ -16,7 +16,8 @@ from adhoc.cli import main
 from adhoc.config import load_learner_config
 from adhoc.games import make_game
 from adhoc.recipes.evaluate import evaluate, evaluation_metrics
-from adhoc.recipes.train_learner import draw_training_pairs, train_learner
+from adhoc.psro import draw_training_pairs
+from adhoc.recipes.train_learner import train_learner
 
 ROOT = Path(__file__).parent.parent
 CONFIG = ROOT / "configs/warehouse-learner.yaml"

@@ -95,124 +95,20 @@ import torch
 
 from adhoc import checkpoint
 from adhoc.config import LearnerRunConfig, ModelConfig, entropy_coef_at
+from adhoc.engine import check_finite, resume_point, tensorboard
 from adhoc.errors import Interrupted, UserError
 from adhoc.games import build_game
 from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
-from adhoc.methods.common import rollout_entropy, rollout_policy_gradient_loss
 from adhoc.methods.otherplay import Relabelling
 from adhoc.partners import Partners, load_partners, seats_beside
-from adhoc.paths import OutputFolder, check_out, unique_default
-from adhoc.population import CHECKPOINT, Member, Population, PopulationWriter, atomic_write
-from adhoc.engine import check_finite
+from adhoc.paths import OutputFolder, atomic_write, check_out, unique_default
+from adhoc.population import CHECKPOINT, Member, Population, PopulationWriter
+from adhoc.psro import (best_returns, draw_training_pairs, learner_mixture, matrix_markdown, mixture_record,
+                        oracle_seed, regret_summary, slot_losses)
 from adhoc.rollout import rollout
-from adhoc.solvers import nash_zero_sum, solve
-
-
-# ---------------------------------------------------------------------------- pure helpers
-def grouped_leave_one_out_advantage(returns: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """A_e = G_e − mean of the OTHER episodes of e's group. returns [B] (or [B, T]: per step, each column
-    baselined alike), groups [B] → the shape of returns.
-
-    An episode alone in its group is baselined by the mean of all other episodes of the batch (still
-    independent of its own actions, so still unbiased); a batch of one episode gets no baseline.
-    """
-    B = returns.shape[0]
-    _, inverse = torch.unique(groups, return_inverse=True)
-    G = int(inverse.max()) + 1 if B else 0
-    total = torch.zeros((G, *returns.shape[1:]), dtype=returns.dtype, device=returns.device).index_add(0, inverse, returns)
-    count = torch.zeros(G, dtype=returns.dtype, device=returns.device).index_add(0, inverse, torch.ones(B, dtype=returns.dtype, device=returns.device))
-    own_total, own_count = total[inverse], count[inverse].view(-1, *[1] * (returns.dim() - 1))
-    in_group = (own_total - returns) / (own_count - 1).clamp(min=1)
-    batch = (returns.sum(0) - returns) / max(B - 1, 1)
-    return returns - torch.where(own_count > 1, in_group, batch if B > 1 else torch.zeros_like(returns))
-
-
-def reward_to_go(rewards: torch.Tensor) -> torch.Tensor:
-    """G_t = Σ_{t' ≥ t} r_t' (undiscounted): [..., T] → [..., T]. With ``learner.credit: reward_to_go`` the
-    action of step t is credited with G_t only: rewards earned before it cannot depend on it, so dropping
-    them keeps the policy gradient unbiased and removes their variance (in a repeated game, round 1's luck
-    no longer blurs what the later rounds' actions earned)."""
-    return rewards.flip(-1).cumsum(-1).flip(-1)
-
-
-def draw_training_pairs(meta_strategy: np.ndarray, episodes: int, learner: int,
-                        rng: np.random.Generator, partner_ids: torch.Tensor | None = None,
-                        partner_seats: list[tuple[int, ...]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One episode per row: partner i ~ σ independently per episode; the first ⌈B/2⌉ rows seat the learner
-    in seat 0, the rest in seat 1, except that a partner playing one seat only (``partner_seats[i]``, default
-    both) gets the learner in the other seat. Rows are sorted by (seating, partner). Returns (pairs [B, 2]
-    with partner i as member ``partner_ids[i]`` (default i), group [B]) with group = seating · P + partner."""
-    P = meta_strategy.shape[0]
-    partner = rng.choice(P, size=episodes, p=meta_strategy)
-    seat = (np.arange(episodes) >= (episodes + 1) // 2).astype(np.int64)  # the learner's seat
-    if partner_seats is not None:
-        # allowed[i, s]: the learner may take seat s with partner i (the partner plays 1 − s)
-        allowed = np.array([[1 in s, 0 in s] for s in partner_seats], dtype=bool)  # [P, 2]
-        seat = np.where(allowed[partner, seat], seat, 1 - seat)
-    order = np.lexsort((partner, seat))
-    partner, seat = torch.as_tensor(partner[order]), torch.as_tensor(seat[order])
-    groups = seat * P + partner
-    if partner_ids is not None:
-        partner = torch.as_tensor(partner_ids).long().cpu()[partner]
-    learner_col = torch.full_like(partner, learner)
-    pairs = torch.where(seat[:, None] == 0, torch.stack([learner_col, partner], 1), torch.stack([partner, learner_col], 1))
-    return pairs, groups
-
-
-def oracle_seed(learner_seed: int, epoch: int) -> int:
-    """The LoRA init seed of the learner trained in ``epoch``: epoch 0 (and every epoch with ``oracle:
-    continue``) uses the learner's initial seed; ``oracle: fresh`` derives a new one for every epoch k ≥ 1."""
-    key = [int(learner_seed), 1 << 20] + ([int(epoch)] if epoch > 0 else [])
-    return int(np.random.SeedSequence(key).generate_state(1)[0])
-
-
-def learner_mixture(matrix: np.ndarray, solver: str, best: np.ndarray | None = None) -> np.ndarray:
-    """The learner-side meta-strategy over the rows of M [snapshots, partners]: the row player's maximin
-    mixture x = argmax_{x∈Δ} min_j (xᵀA)_j of the zero-sum game A = M, or A = M − best (= −regret) for
-    ``minimax_regret`` (x then minimises the worst-case regret). Every other solver uses A = M: the partner
-    meta-strategies of uniform / prioritized / prd / alpharank have no learner-side counterpart here."""
-    A = np.asarray(matrix, dtype=np.float64)
-    if solver == "minimax_regret":
-        A = A - np.asarray(best if best is not None else A.max(0), dtype=np.float64)[None, :]
-    return nash_zero_sum(A)[0]
-
-
-def regret_summary(best: np.ndarray, returns: np.ndarray) -> tuple[float | None, float | None]:
-    """(mean, max) of best − returns over the partners with a best return (finite ``best``; scripted
-    partners have none); (None, None) when no partner has one."""
-    regret = np.asarray(best, dtype=np.float64) - np.asarray(returns, dtype=np.float64)
-    regret = regret[np.isfinite(regret)]
-    if not len(regret):
-        return None, None
-    return round(float(regret.mean()), 4), round(float(regret.max()), 4)
-
-
-def best_returns(partner_sp: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Each partner's best achievable return for ``minimax_regret``: its self-play return, or for a partner
-    without one (NaN: a scripted partner) the column maximum of M (the best return any snapshot reached)."""
-    sp = np.asarray(partner_sp, dtype=np.float64)
-    return np.where(np.isfinite(sp), sp, np.asarray(matrix, dtype=np.float64).max(0))
-
-
-def mixture_record(matrix: np.ndarray, x: np.ndarray, best: np.ndarray, names: list[str],
-                   members: list[str], solver: str) -> dict:
-    """Σ_k x_k M[k, j] per partner j, its mean / worst case / regrets (over partners with a finite ``best``),
-    and the nonzero weights by member."""
-    ret = x @ np.asarray(matrix, dtype=np.float64)
-    regret_mean, regret_max = regret_summary(best, ret)
-    return {"weights": {m: round(float(w), 6) for m, w in zip(members, x) if w > 1e-9},
-            "game": "regret" if solver == "minimax_regret" else "return",
-            "return_mean": round(float(ret.mean()), 4), "return_worst": round(float(ret.min()), 4),
-            "worst_partner": names[int(ret.argmin())], "regret_mean": regret_mean,
-            "regret_max": regret_max, "returns": [round(float(v), 4) for v in ret]}
-
-
-def _matrix_markdown(matrix: np.ndarray, names: list[str], sigma: np.ndarray) -> str:
-    head = "| snapshot | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
-    rows = "".join(f"| {k} | " + " | ".join(f"{v:.3f}" for v in row) + " |\n" for k, row in enumerate(matrix))
-    return head + rows + "| **σ** | " + " | ".join(f"{v:.3f}" for v in sigma) + " |\n"
+from adhoc.solvers import solve
 
 
 def learner_adapter(config: LearnerRunConfig, partners: Partners) -> dict:
@@ -380,27 +276,6 @@ def slot_returns(game, policy: Policy, slots: list[Slot], episodes: int, rng: np
     return result
 
 
-def slot_losses(traj, slot_rows: list[slice], groups: list[torch.Tensor], members: list[int], n_ids: int,
-                credit: str, entropy_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The REINFORCE losses [M] of the learner slots ``members`` from one rollout whose rows ``slot_rows[k]``
-    (one episode each, partners drawn by ``draw_training_pairs``) are slot k's, and their entropies [M].
-
-    Each slot's loss is the single learner's loss on its own episodes alone: leave-one-out baselines within
-    ITS episodes (``groups[k]``: seating and partner; a partner shared by two slots is baselined separately
-    in each), and the per-step mean over the steps ITS member played (``rollout_policy_gradient_loss`` and
-    ``rollout_entropy`` normalise per member), minus ``entropy_coef`` × its entropy. A slot's LoRA only
-    enters its own log-probabilities, so the gradient of the sum is every slot's own gradient."""
-    if credit == "reward_to_go":  # [B, T]: step t credited with G_t
-        values = reward_to_go(traj.rewards[:, 0] * traj.alive[:, 0])
-    else:  # [B]: every step credited with the episode's return
-        values = traj.returns[:, 0]
-    advantages = torch.cat([grouped_leave_one_out_advantage(values[rows], g.to(values.device))
-                            for rows, g in zip(slot_rows, groups)])[:, None]
-    pg = rollout_policy_gradient_loss(traj, advantages, n_ids)[members]
-    ent = rollout_entropy(traj, n_ids)[members]
-    return pg - entropy_coef * ent, ent
-
-
 class Discarded(Interrupted):
     """A ``learners:`` run stopped by SIGTERM / SIGINT: it keeps no checkpoint, so nothing of it is kept."""
 
@@ -481,13 +356,10 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
     return [Population.load(out / pop.path.name) for pop in pops]
 
 
-def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progress, resume) -> list[Population]:
-    solver_params = {k: v for k, v in config.solver.items() if k != "name"}
-    batched = config.learners is not None
-
-    # 1. game, one bank (the LoRA partners of every slot, then one learner per slot), scripted partners after
-    #    the bank, policy, optimizer that only ever moves the learners
-    game = build_game(slots[0].partners.game)
+def _build(config, slots: list[Slot], adapter: dict, base) -> tuple[AdapterBank, Policy, MemberAdam, int]:
+    """Step 1: one bank (the LoRA partners of every slot, then one learner per slot; ``slot.member`` set),
+    scripted partners after the bank (``slot.partner_ids`` set), the policy, and an optimizer over the bank of
+    which only the learners are ever stepped; also the number of member ids a pair can hold."""
     loaded, lora_ids = _lora_partners(slots)
     n_lora = len(loaded)
     torch.manual_seed(config.learner.seed)
@@ -501,29 +373,29 @@ def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progr
         bank.import_member(bank_slot, pop.member_dir(member))
     policy = Policy(base, bank)
     _set_partner_ids(slots, lora_ids, policy)  # [P] per slot: bank slots, then scripted ids
-    n_ids = bank.n_members + len(policy.scripted)  # every member id a pair can hold
     optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
-    members = [s.member for s in slots]
-    only_learners = torch.zeros(bank.n_members, dtype=torch.bool)
-    only_learners[members] = True
+    return bank, policy, optimizer, bank.n_members + len(policy.scripted)
+
+
+def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progress, resume) -> list[Population]:
+    batched = config.learners is not None
+
+    game = build_game(slots[0].partners.game)
+    bank, policy, optimizer, n_ids = _build(config, slots, adapter, base)
     owner = {s.member: s.name for s in slots}
     member_names = [owner.get(i, f"partner slot {i}") for i in range(bank.n_members)]
     # one generator for the whole run (draws, rollouts, evaluations): the slots' seeds set their LoRA inits
     rng = np.random.default_rng(config.learner.seed)
     episodes = config.train.eval_episodes
-    from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
     writer = slots[0].writer
     checkpoint_file = writer.staging / CHECKPOINT
     config_yaml = config.to_yaml()
-    if resume and not checkpoint_file.exists():  # killed before its first checkpoint: start over
-        writer.clear()
-        resume = False
+    point = resume_point(writer, resume)  # one slot only (train_learner refuses --resume with learners:)
     iteration, first_epoch, done_in_epoch = 0, 0, 0
-    if resume:  # one slot only (train_learner refuses --resume with learners:)
-        slot = slots[0]
-        tensors, state = checkpoint.load(checkpoint_file)
+    if point is not None:
+        slot, (tensors, state) = slots[0], point
         checkpoint.check_same_config(state, config_yaml, checkpoint_file)
         checkpoint.restore_run_tensors(tensors, bank, optimizer)
         checkpoint.restore_rng(rng, state["rng"])
@@ -541,10 +413,9 @@ def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progr
             slot.first = returns.mean(-1)
         for slot in slots:
             atomic_write(slot.writer.staging / "config.yaml", config_yaml)
+    resume = point is not None
     for slot in slots:
-        slot.tb = SummaryWriter(str(slot.writer.staging / "tb"), purge_step=iteration + 1 if resume else None)
-        if not resume:
-            slot.tb.add_text("config", "```\n" + config_yaml + "\n```")
+        slot.tb = tensorboard(slot.writer.staging / "tb", config_yaml, iteration if resume else None)
     desc = f"learner ({config.solver['name']}) on {game.name}" if not batched else \
         f"{len(slots)} learners ({config.solver['name']}) on {game.name}"
     bar = tqdm(total=config.train.iterations, initial=iteration, disable=not progress, unit="it", desc=desc)
@@ -582,63 +453,16 @@ def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progr
         bar.set_postfix(mean=f"{np.mean([r.mean() for r in rows]):.3f}", worst=f"{min(r.min() for r in rows):.3f}")
         return records
 
-    def _next_epoch(slot: Slot, record: dict, epoch: int) -> None:
-        """Steps 2b-2d of an epoch for one slot (2a, its new row of M, is ``record``): the meta-strategy σ,
-        snapshot k, a fresh oracle."""
-        matrix = np.stack(slot.rows)  # [snapshots, partners]
-        names = slot.partners.names
-        # 2b. solve the meta-game for the partner mixture to train against
-        extra = {"best": best_returns(slot.partner_sp, matrix)} if config.solver["name"] == "minimax_regret" else {}
-        slot.sigma = solve(config.solver["name"], matrix, **solver_params, **extra)
-        record["meta_strategy"] = [round(float(v), 6) for v in slot.sigma]
-        slot.history.append(record)
-        for name, value in zip(names, slot.sigma.tolist()):
-            slot.tb.add_scalar(f"meta_strategy/{name}", value, iteration)
-        slot.tb.add_text("meta_game/matrix", _matrix_markdown(matrix, names, slot.sigma), iteration)
-        # 2c. snapshot k, written straight into the staging folder
-        snap = f"{slot.name}-epoch-{epoch:02d}"
-        bank.export_member(slot.member, slot.writer.staging / "members" / snap)
-        slot.snapshots.append(Member(snap, slot.init_seed, None,
-                                     {"snapshot_of": slot.name, "epoch": epoch, "iteration": iteration,
-                                      "return_mean": record["return_mean"], "return_worst": record["return_worst"]}))
-        # 2d. a fresh oracle for this epoch (PSRO): new LoRA init, Adam state forgotten
-        if config.learner.oracle == "fresh" and epoch > 0:
-            slot.init_seed = oracle_seed(slot.seed, epoch)
-            bank.init_member(slot.member, slot.init_seed, b_std=config.model.lora_init_std)
-            optimizer.reset(slot.member)
-
     with checkpoint.StopSignals() as stop:
         for epoch in range(first_epoch, config.train.epochs):
             if epoch > first_epoch or not resume:  # a resumed epoch has done 2a-2d already
                 for slot, record in zip(slots, evaluate(epoch)):  # 2a. a new row of every slot's meta-game
-                    _next_epoch(slot, record, epoch)
+                    _next_epoch(config, slot, record, epoch, iteration, bank, optimizer)
                 done_in_epoch = 0
             # 2e. train against sigma
             for done in range(done_in_epoch + 1, config.train.iterations_per_epoch + 1):
                 iteration += 1
-                t0 = time.perf_counter()
-                drawn = [draw_training_pairs(s.sigma, config.train.episodes, s.member, rng, s.partner_ids,
-                                             s.training_seats) for s in slots]
-                pairs = torch.cat([p for p, _ in drawn])
-                bounds = np.cumsum([0] + [len(p) for p, _ in drawn])
-                slot_rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-                extra = {} if relabel is None else relabel.options(pairs.shape[0], rng)
-                traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False, **extra)
-                returns = traj.returns[:, 0]  # [B]
-                loss, ent = slot_losses(traj, slot_rows, [g for _, g in drawn], members, n_ids,
-                                        config.learner.credit, entropy_coef_at(config.train, iteration))
-                optimizer.zero_grad()
-                loss.sum().backward()
-                losses = torch.zeros(bank.n_members, dtype=loss.dtype).index_copy(0, torch.tensor(members),
-                                                                                  loss.detach().cpu())
-                check_finite(losses, optimizer, iteration, member_names)
-                optimizer.step(only_learners)
-                elapsed = time.perf_counter() - t0
-                for k, slot in enumerate(slots):
-                    slot.tb.add_scalar("train/loss", float(loss[k].detach()), iteration)
-                    slot.tb.add_scalar("train/return", float(returns[slot_rows[k]].mean()), iteration)
-                    slot.tb.add_scalar("train/entropy", float(ent[k].detach()), iteration)
-                    slot.tb.add_scalar("time/iteration_s", elapsed, iteration)
+                _train_step(config, slots, game, policy, optimizer, relabel, rng, iteration, n_ids, member_names)
                 bar.update(1)
                 if batched and stop.requested is not None:  # no checkpoint: the run is discarded
                     raise Discarded(iteration, stop.requested)
@@ -652,6 +476,67 @@ def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progr
     finals = evaluate(config.train.epochs)
     bar.close()
     return [_save(config, slot, final, bank, base, adapter, iteration, start) for slot, final in zip(slots, finals)]
+
+
+def _next_epoch(config, slot: Slot, record: dict, epoch: int, iteration: int, bank: AdapterBank,
+                optimizer: MemberAdam) -> None:
+    """Steps 2b-2d of an epoch for one slot (2a, its new row of M, is ``record``): the meta-strategy σ,
+    snapshot k, a fresh oracle."""
+    matrix = np.stack(slot.rows)  # [snapshots, partners]
+    names = slot.partners.names
+    # 2b. solve the meta-game for the partner mixture to train against
+    extra = {"best": best_returns(slot.partner_sp, matrix)} if config.solver["name"] == "minimax_regret" else {}
+    solver_params = {k: v for k, v in config.solver.items() if k != "name"}
+    slot.sigma = solve(config.solver["name"], matrix, **solver_params, **extra)
+    record["meta_strategy"] = [round(float(v), 6) for v in slot.sigma]
+    slot.history.append(record)
+    for name, value in zip(names, slot.sigma.tolist()):
+        slot.tb.add_scalar(f"meta_strategy/{name}", value, iteration)
+    slot.tb.add_text("meta_game/matrix", matrix_markdown(matrix, names, slot.sigma), iteration)
+    # 2c. snapshot k, written straight into the staging folder
+    snap = f"{slot.name}-epoch-{epoch:02d}"
+    bank.export_member(slot.member, slot.writer.staging / "members" / snap)
+    slot.snapshots.append(Member(snap, slot.init_seed, None,
+                                 {"snapshot_of": slot.name, "epoch": epoch, "iteration": iteration,
+                                  "return_mean": record["return_mean"], "return_worst": record["return_worst"]}))
+    # 2d. a fresh oracle for this epoch (PSRO): new LoRA init, Adam state forgotten
+    if config.learner.oracle == "fresh" and epoch > 0:
+        slot.init_seed = oracle_seed(slot.seed, epoch)
+        bank.init_member(slot.member, slot.init_seed, b_std=config.model.lora_init_std)
+        optimizer.reset(slot.member)
+
+
+def _train_step(config, slots: list[Slot], game, policy: Policy, optimizer: MemberAdam, relabel, rng,
+                iteration: int, n_ids: int, member_names: list[str]) -> None:
+    """Step 2e, one iteration: every slot's ``train.episodes`` episodes drawn from its σ, all played in one
+    rollout; each learner's REINFORCE loss on its own episodes (``slot_losses``); one optimizer step that
+    moves only the learners."""
+    members = [s.member for s in slots]
+    t0 = time.perf_counter()
+    drawn = [draw_training_pairs(s.sigma, config.train.episodes, s.member, rng, s.partner_ids,
+                                 s.training_seats) for s in slots]
+    pairs = torch.cat([p for p, _ in drawn])
+    bounds = np.cumsum([0] + [len(p) for p, _ in drawn])
+    slot_rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    extra = {} if relabel is None else relabel.options(pairs.shape[0], rng)
+    traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False, **extra)
+    returns = traj.returns[:, 0]  # [B]
+    loss, ent = slot_losses(traj, slot_rows, [g for _, g in drawn], members, n_ids,
+                            config.learner.credit, entropy_coef_at(config.train, iteration))
+    optimizer.zero_grad()
+    loss.sum().backward()
+    n_members = policy.bank.n_members
+    losses = torch.zeros(n_members, dtype=loss.dtype).index_copy(0, torch.tensor(members), loss.detach().cpu())
+    check_finite(losses, optimizer, iteration, member_names)
+    only_learners = torch.zeros(n_members, dtype=torch.bool)
+    only_learners[members] = True
+    optimizer.step(only_learners)
+    elapsed = time.perf_counter() - t0
+    for k, slot in enumerate(slots):
+        slot.tb.add_scalar("train/loss", float(loss[k].detach()), iteration)
+        slot.tb.add_scalar("train/return", float(returns[slot_rows[k]].mean()), iteration)
+        slot.tb.add_scalar("train/entropy", float(ent[k].detach()), iteration)
+        slot.tb.add_scalar("time/iteration_s", elapsed, iteration)
 
 
 def _save(config, slot: Slot, final: dict, bank, base, adapter, iteration: int, start: float) -> Population:
