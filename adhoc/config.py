@@ -36,9 +36,9 @@ from adhoc.errors import UserError
 from adhoc.games import GAMES, GameError, build_game
 from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, DTYPES, builtin_vocab
 from adhoc.methods import METHODS
-from adhoc.params import (MAX_COEF, MAX_SEED, ConfigError, Range, field_choices, field_ranges, param_choices,
+from adhoc.params import (COEF, MAX_SEED, ConfigError, Range, field_choices, field_ranges, param_choices,
                           param_ranges)
-from adhoc.params import MAX_RESTARTS, MAX_SOLVER_STEPS  # noqa: F401 (re-exported with the other limits)
+from adhoc.params import MAX_COEF, MAX_RESTARTS, MAX_SOLVER_STEPS  # noqa: F401 (re-exported with the other limits)
 from adhoc.paths import check_name
 from adhoc.solvers import SOLVERS, solve
 
@@ -162,7 +162,7 @@ MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # a linear layer's attribu
 LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")  # builtin:* layers
 
 _ITER = Range(1, MAX_ITERATIONS)
-_COEF = Range(0, MAX_COEF)
+_COEF = COEF  # entropy coefficients here, the loss weights the methods declare
 _SEED = Range(0, MAX_SEED, hi_open=True)
 # section.key -> range, for the sections of both kinds of config (train.lr is the population's and the learner's)
 RANGES: dict[str, Range] = {
