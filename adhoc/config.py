@@ -7,8 +7,9 @@ one line naming the key and the allowed values (``ConfigError``, exit code 2 fro
 
 Every parameter has a validated range, checked before any work (``check``/``check_learner``, which
 ``load_config``/``load_learner_config`` and ``adhoc validate`` run): every float anywhere (game, method and
-solver parameters included) must be finite; numbers lie in the ranges of ``RANGES``, ``METHOD_RANGES`` and
-``SOLVER_RANGES``; sizes have upper bounds (``MAX_*``) whose messages say roughly what the value would take
+solver parameters included) must be finite; numbers lie in their ranges: ``RANGES`` for the sections defined
+here, the ranges each method's config dataclass declares on its fields and each solver declares on its function
+(``adhoc.params``: ``field_ranges``, ``param_ranges``); sizes have upper bounds (``MAX_*``) whose messages say roughly what the value would take
 in memory; names that become paths are one plain path component; ``device``, ``dtype`` and ``model.base``
 are values the loader accepts. The YAML file itself is read strictly (``_load_yaml``): UTF-8 text, one
 mapping, no duplicate keys, no tags, a bounded size.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import json
 import math
 import re
@@ -31,15 +33,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from adhoc.errors import UserError
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class ConfigError(UserError):
-    """A bad config; its message is always one line (control characters in user values are escaped)."""
-
-    def __init__(self, message: object = "") -> None:
-        super().__init__(_CONTROL.sub(lambda m: repr(m.group())[1:-1], str(message)))
+from adhoc.games import GAMES, GameError, build_game
+from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, DTYPES, builtin_vocab
+from adhoc.methods import METHODS
+from adhoc.params import (COEF, MAX_SEED, ConfigError, Range, field_choices, field_ranges, param_choices,
+                          param_ranges)
+from adhoc.params import MAX_COEF, MAX_RESTARTS, MAX_SOLVER_STEPS  # noqa: F401 (re-exported with the other limits)
+from adhoc.paths import check_name
+from adhoc.solvers import SOLVERS, solve
 
 
 @dataclass
@@ -138,21 +139,19 @@ MAX_LORA_RANK = 1024
 MAX_LORA_ALPHA = 4096.0  # LoRA deltas are scaled by alpha / rank
 MAX_LORA_INIT_STD = 10.0
 MAX_LR = 10.0
-MAX_COEF = 1000.0  # entropy coefficients and the methods' loss weights
+# MAX_COEF: entropy coefficients and the methods' loss weights (adhoc.params, with MAX_RESTARTS, MAX_SOLVER_STEPS
+# and MAX_SEED: the methods and solvers declare their ranges with them)
 MAX_ITERATIONS = 1_000_000  # also eval_every, checkpoint_every, entropy_anneal_iterations
 MAX_EPOCHS = 1000  # train-learner: one snapshot adapter per epoch
-MAX_RESTARTS = 64  # Other-Play restarts per member
 MAX_ROLLOUT_ROWS = 1 << 20  # episodes played in one batched training rollout (episodes x pairs)
 MAX_EVAL_EPISODES = 1 << 20
 MAX_CPU_THREADS = 1024
-MAX_SEED = 2**63  # seeds are in [0, 2**63)
 MAX_PAYOFF = 1e6  # |any game float|: rewards are float32 and advantages multiply them
 MAX_NAME = 100  # characters of a name that becomes a path (member names append -NN and -init/-half/-epoch-NN)
 MAX_ADAPTER_BYTES = 64 << 30  # trained adapters: weights, gradients and Adam moments in float32
 MAX_ROLLOUT_BYTES = 64 << 30  # one training rollout batch (rough estimate, see _row_bytes)
 MAX_CONFIG_BYTES = 8 << 20  # a config file
 MAX_CONFIG_VALUES = 100_000  # values in a config file after YAML aliases are expanded (OmegaConf is slow beyond)
-MAX_SOLVER_STEPS = 1_000_000
 MAX_RAY_WORKERS = 4096  # concurrent Ray trials or cross-play workers
 MAX_RAY_GPUS = 64  # GPUs of one Ray worker
 
@@ -162,39 +161,8 @@ HF_ID = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/)?[A-Za-
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # a linear layer's attribute name (AdapterBank matches the last dotted part)
 LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")  # builtin:* layers
 
-
-@dataclass(frozen=True)
-class Range:
-    """``lo <= value <= hi`` (``lo_open``/``hi_open``: strict); None: unbounded on that side. ``why`` explains it."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-    why: str = ""
-
-    def text(self) -> str:
-        parts = [f"{'>' if self.lo_open else '>='} {_num(self.lo)}" if self.lo is not None else "",
-                 f"{'<' if self.hi_open else '<='} {_num(self.hi)}" if self.hi is not None else ""]
-        return " and ".join(p for p in parts if p) or "finite"
-
-    def check(self, key: str, value: Any, note: str = "") -> None:
-        """One-line ConfigError unless ``value`` (None: unset, allowed) lies in the range; ``note`` says what a
-        value above the upper bound would take."""
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            return
-        why = f" ({self.why})" if self.why else ""
-        shown = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) and value.bit_length() > 64 \
-            else value
-        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
-            raise ConfigError(f"config error: {key} must be {self.text()} (got {shown}){why}")
-        if self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi):
-            raise ConfigError(f"config error: {key}={shown} is {'not below' if self.hi_open else 'above'} the limit "
-                              f"{_num(self.hi)}{note or why}")
-
-
 _ITER = Range(1, MAX_ITERATIONS)
-_COEF = Range(0, MAX_COEF)
+_COEF = COEF  # entropy coefficients here, the loss weights the methods declare
 _SEED = Range(0, MAX_SEED, hi_open=True)
 # section.key -> range, for the sections of both kinds of config (train.lr is the population's and the learner's)
 RANGES: dict[str, Range] = {
@@ -225,28 +193,9 @@ RANGES: dict[str, Range] = {
     "ray.gpus_per_worker": Range(0, MAX_RAY_GPUS, why="a fraction shares one GPU"),
     "ray.max_failures": Range(0, 100),
 }
-# method name -> key -> range (the config classes in adhoc/methods/*.py)
-METHOD_RANGES: dict[str, dict[str, Range]] = {
-    "mep": {"alpha": _COEF},  # weight of the population-entropy bonus
-    "trajedi": {"alpha": _COEF,  # weight of the JSD term
-                "gamma": Range(0, 1, why="the action discount: 0 per action, 1 the whole trajectory")},
-    "lipo": {"lambda_xp": _COEF},  # weight of the negated cross-play term
-    "otherplay": {"restarts": Range(1, MAX_RESTARTS)},
-}
-# solver name -> parameter -> range (adhoc/solvers.py); the solvers re-check their own parameters when run
-SOLVER_RANGES: dict[str, dict[str, Range]] = {
-    "prioritized": {"beta": Range(0, 100)},
-    "prd": {"gamma": Range(0, 1, hi_open=True), "dt": Range(0, 1, lo_open=True), "steps": Range(1, MAX_SOLVER_STEPS)},
-    "alpharank": {"alpha": Range(0, 1e6, lo_open=True), "m": Range(2, 1_000_000)},
-}
-SOLVER_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"alpharank": {"population": ("auto", "single", "two")},
-                                                          "prd": {"floor": ("openspiel", "scaled")}}
-
-
-def _num(x: float | None) -> str:
-    if x == MAX_SEED:
-        return "2**63"
-    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+# Methods and solvers declare their parameters' ranges themselves, next to the parameter (adhoc.params): a method
+# on its config dataclass's fields (field_ranges, field_choices), a solver on its function (param_ranges,
+# param_choices); the solvers re-check their own parameters when run.
 
 
 def _bytes(n: float) -> str:
@@ -579,9 +528,6 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> "RunConfi
 
     A file with a ``learner`` section is a robust-learner config (``adhoc train-learner``): see
     ``load_learner_config``."""
-    from adhoc.games import GAMES
-    from adhoc.methods import METHODS
-
     if is_learner_config(path):
         return load_learner_config(path, overrides)
     raw = _read(path, overrides, {"game": GAMES, "method": METHODS})
@@ -599,8 +545,6 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> "RunConfi
 def check(config: RunConfig) -> None:
     """Value checks a type cannot express (see the module docstring); also builds the game and the method once
     so impossible parameters fail here, and bounds what the run would allocate."""
-    from adhoc.methods import METHODS
-
     for section in ("game", "method", "model", "population", "train"):
         _check_finite(section, getattr(config, section))
     _check_model(config.model)
@@ -620,9 +564,11 @@ def check(config: RunConfig) -> None:
                                                   f"{_bytes(v * _clamp(n, 1, MAX_POPULATION) * _row_bytes(game, dims))})"}
     for section in ("model", "population", "train"):
         _check_ranges(section, getattr(config, section), RANGES, notes)
-    _check_ranges("method", config.method, METHOD_RANGES.get(config.method.name, {}), prefix="")
+    spec = METHODS[config.method.name]
+    _check_ranges("method", config.method, field_ranges(spec.config_cls), prefix="")
+    _check_choices("method", config.method, field_choices(spec.config_cls))
     try:
-        method = METHODS[config.method.name].build(config.method, game, n)  # e.g. otherplay needs symmetries
+        method = spec.build(config.method, game, n)  # e.g. otherplay needs symmetries
     except UserError as exc:
         raise ConfigError(f"config error: {str(exc).removeprefix('config error: ')}") from None
     adapters = getattr(method, "n_members", n)
@@ -816,9 +762,6 @@ def _partner_overrides(overrides: list[str]) -> tuple[list[str], list[str] | Non
 def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> LearnerRunConfig:
     """Load a robust-learner config: sections ``game`` (optional), ``partners``, ``solver``, ``model``,
     ``learner``, ``train``; overrides as for ``load_config``, plus repeatable ``partners=DIR``."""
-    from adhoc.games import GAMES
-    from adhoc.solvers import SOLVERS
-
     overrides, partners = _partner_overrides(list(overrides))
     raw = _read(path, overrides, {"game": GAMES, "solver": SOLVERS})
     allowed = ["game", "partners", "solver", *LEARNER_SECTIONS, "learners"]
@@ -912,10 +855,6 @@ def _solver_value(key: str, value: Any, default: Any) -> Any:
 
 def _solver_section(values: Any) -> dict[str, Any]:
     """``solver: maximin`` or ``solver: {name: prioritized, beta: 3}``; parameters are the solver function's."""
-    import inspect
-
-    from adhoc.solvers import SOLVERS
-
     allowed = ", ".join(sorted(SOLVERS))
     if values is None:
         values = {"name": "uniform"}
@@ -941,8 +880,6 @@ def _solver_section(values: Any) -> dict[str, Any]:
 
 def check_learner(config: LearnerRunConfig) -> None:
     """Value checks of a learner config; runs the solver once on a tiny matrix so bad parameters fail here."""
-    from adhoc.solvers import solve
-
     for section in ("game", "solver", "model", "learner", "train"):
         _check_finite(section, getattr(config, section))
     m, t, name = config.model, config.train, config.solver["name"]
@@ -976,10 +913,8 @@ def check_learner(config: LearnerRunConfig) -> None:
                           f"{t.epochs * t.iterations_per_epoch:,} iterations is above the limit {MAX_ITERATIONS:,}")
     _check_rollout(f"train.episodes={t.episodes}", t.episodes, _row_bytes(game, dims), dims)
     params = {k: v for k, v in config.solver.items() if k != "name"}
-    _check_ranges("solver", params, SOLVER_RANGES.get(name, {}), prefix="")
-    for key, choices in SOLVER_CHOICES.get(name, {}).items():
-        if key in params and params[key] not in choices:
-            raise ConfigError(f"config error: solver.{key} must be one of {', '.join(choices)} (got {params[key]!r})")
+    _check_ranges("solver", params, param_ranges(SOLVERS[name]), prefix="")
+    _check_choices("solver", params, param_choices(SOLVERS[name]))
     if "steps" in params:  # validated above; a few steps are enough to exercise the parameters
         params["steps"] = min(params["steps"], 10)
     try:
@@ -1031,9 +966,16 @@ def _check_ranges(section: str, obj: Any, table: dict[str, Range], notes: dict[s
             spec.check(full, value, notes[full](value) if above and notes and full in notes else "")
 
 
-def _check_name(value: Any, key: str) -> None:
-    from adhoc.paths import check_name
+def _check_choices(section: str, obj: Any, table: dict[str, tuple[str, ...]]) -> None:
+    """Every field of ``obj`` (a dataclass or a dict) that ``table`` names holds one of its choices."""
+    values = obj if isinstance(obj, dict) else {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    for key, choices in table.items():
+        if key in values and values[key] not in choices:
+            raise ConfigError(f"config error: {section}.{key} must be one of {', '.join(choices)} "
+                              f"(got {values[key]!r})")
 
+
+def _check_name(value: Any, key: str) -> None:
     try:
         check_name(value, key)
     except UserError as exc:
@@ -1045,8 +987,6 @@ def _check_name(value: Any, key: str) -> None:
 
 def _check_model(m: Any) -> None:
     """device, dtype, base and target_modules of a ModelConfig or LearnerModelConfig."""
-    from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, DTYPES
-
     if not DEVICE.fullmatch(m.device):
         raise ConfigError(f"config error: model.device must be auto, cpu, cuda or cuda:N (got {m.device!r})")
     if m.dtype != "auto" and m.dtype not in DTYPES:
@@ -1086,8 +1026,6 @@ def _check_model(m: Any) -> None:
 
 
 def _build_game(game_config: Any) -> Any:
-    from adhoc.games import GameError, build_game
-
     try:
         return build_game(game_config)
     except GameError as exc:
@@ -1113,8 +1051,6 @@ class _Dims(NamedTuple):
 
 
 def _base_dims(base: str | None) -> _Dims:
-    from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, builtin_vocab
-
     if base is not None and base.startswith(BUILTIN_PREFIX) and base[len(BUILTIN_PREFIX):] in BUILTIN_MODELS:
         s = BUILTIN_MODELS[base[len(BUILTIN_PREFIX):]]
         return _Dims(s.hidden_size, s.intermediate_size, s.num_hidden_layers, len(builtin_vocab()))

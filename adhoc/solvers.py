@@ -38,6 +38,10 @@ Solvers (``SOLVERS`` maps the name to the function; ``solve(name, M, **params)``
 - ``maximin``       Nash of the zero-sum game by linear program (HiGHS): argmin_y max_k (M y)_k.
 - ``minimax_regret`` the same LP on the regret matrix: the adversary's regret-maximising partner mixture.
 
+A solver's parameters are its keyword arguments; their ranges and choices are declared right above it with
+``@declare`` (``adhoc.params``), which ``adhoc.config`` checks before any run (a new numeric or string
+parameter needs one: tests/test_bad_config.py fails without it). The solvers also re-check them when run.
+
 ``nash_zero_sum(A) -> (x, y, value)`` solves a general matrix game with a row maximiser.
 
 Scale: replicator dynamics and α-Rank are NOT invariant to the scale of the payoffs (dt and α multiply them).
@@ -55,6 +59,7 @@ from scipy.optimize import linprog
 from scipy.stats import rankdata
 
 from adhoc.errors import UserError
+from adhoc.params import MAX_SOLVER_STEPS, Range, declare
 
 __all__ = ["SOLVERS", "solve", "uniform", "prioritized", "prd", "alpharank", "maximin", "minimax_regret",
            "nash_zero_sum"]
@@ -117,6 +122,7 @@ def uniform(M: Any) -> np.ndarray:
     return np.full(A.shape[1], 1.0 / A.shape[1])
 
 
+@declare(beta=Range(0, 100))
 def prioritized(M: Any, beta: float = 3.0) -> np.ndarray:
     """MEP (Zhao et al. 2023): p_i ∝ rank(1/(J_i + 1e-6))^β, J = last row of M, dense rank (ties share one).
 
@@ -138,6 +144,8 @@ def prioritized(M: Any, beta: float = 3.0) -> np.ndarray:
 PRD_FLOORS = ("openspiel", "scaled")
 
 
+@declare(gamma=Range(0, 1, hi_open=True), dt=Range(0, 1, lo_open=True), steps=Range(1, MAX_SOLVER_STEPS),
+         floor=PRD_FLOORS)
 def prd(M: Any, gamma: float = 1e-6, dt: float = 1e-2, steps: int = 10_000,
         normalize: bool = True, floor: str = "openspiel") -> np.ndarray:
     """Projected replicator dynamics (Lanctot et al. 2017) on the zero-sum game (learner max, partner min).
@@ -211,6 +219,7 @@ def _stationary(C: np.ndarray) -> np.ndarray:
     return _clean(pi)
 
 
+@declare(alpha=Range(0, 1e6, lo_open=True), m=Range(2, 1_000_000), population=("auto", "single", "two"))
 def alpharank(M: Any, alpha: float = 10.0, m: int = 50, population: str = "auto",
               normalize: bool = True) -> np.ndarray:
     """α-Rank (Omidshafiei et al. 2019) of the zero-sum game (learner maximises M, partner minimises it).

@@ -350,6 +350,7 @@ def test_every_numeric_parameter_has_a_range():
     """Every int or float of every section, method config and solver is in a range table: a new parameter
     without one fails here."""
     from adhoc.methods import METHODS
+    from adhoc.params import field_ranges, param_choices, param_ranges
     from adhoc.solvers import SOLVERS
 
     for sections in (C.SECTIONS, C.LEARNER_SECTIONS):
@@ -364,7 +365,7 @@ def test_every_numeric_parameter_has_a_range():
         hints = typing.get_type_hints(spec.config_cls)
         for f in dataclasses.fields(spec.config_cls):
             if hints[f.name] in (int, float):
-                assert f.name in C.METHOD_RANGES.get(name, {}), f"method {name}.{f.name} has no range"
+                assert f.name in field_ranges(spec.config_cls), f"method {name}.{f.name} has no range"
     for name, fn in SOLVERS.items():
         for p in inspect.signature(fn).parameters.values():
             if p.name == "M" or p.name in C.SOLVER_FIXED_PARAMS:
@@ -372,9 +373,63 @@ def test_every_numeric_parameter_has_a_range():
             if isinstance(p.default, bool):
                 continue
             if isinstance(p.default, (int, float)):
-                assert p.name in C.SOLVER_RANGES.get(name, {}), f"solver {name}.{p.name} has no range"
+                assert p.name in param_ranges(fn), f"solver {name}.{p.name} has no range"
             elif isinstance(p.default, str):
-                assert p.name in C.SOLVER_CHOICES.get(name, {}), f"solver {name}.{p.name} has no choices"
+                assert p.name in param_choices(fn), f"solver {name}.{p.name} has no choices"
+
+
+def test_declared_ranges_are_what_the_config_check_enforces(tmp_path, monkeypatch):
+    """A method declares its ranges on its config dataclass's fields, a solver on its function (adhoc.params);
+    the config check reads them from there, with the messages it always gave."""
+    import ast
+
+    from adhoc.methods import METHODS
+    from adhoc.methods.mep import MEPConfig
+    from adhoc.methods.otherplay import OtherPlayConfig
+    from adhoc.methods.trajedi import TrajeDiConfig
+    from adhoc.params import ConfigError, Range, field_ranges, param_choices, param_ranges
+    from adhoc.solvers import SOLVERS, alpharank, prd
+
+    assert C.ConfigError is ConfigError and C.Range is Range  # re-exported by adhoc.config
+    assert field_ranges(MEPConfig) == {"alpha": Range(0, C.MAX_COEF)}
+    assert field_ranges(TrajeDiConfig)["gamma"] == Range(0, 1, why="the action discount: 0 per action, 1 the whole "
+                                                                    "trajectory")
+    assert field_ranges(OtherPlayConfig) == {"restarts": Range(1, C.MAX_RESTARTS)}
+    assert param_ranges(prd)["steps"] == Range(1, C.MAX_SOLVER_STEPS)
+    assert param_choices(alpharank) == {"population": ("auto", "single", "two")}
+    assert MEPConfig().alpha == 0.01 and OtherPlayConfig().restarts == 1  # defaults unchanged
+
+    def refused(path, overrides):
+        with pytest.raises(ConfigError) as exc:
+            C.load_config(path, overrides)
+        return str(exc.value)
+
+    pop = ["game=lever", "model.device=cpu", "population.size=2"]
+    assert refused(None, [*pop, "method=mep", "method.alpha=-1"]) == \
+        "config error: method.alpha must be >= 0 and <= 1000 (got -1.0)"
+    assert refused(None, [*pop, "method=trajedi", "method.gamma=2"]) == \
+        "config error: method.gamma=2.0 is above the limit 1 (the action discount: 0 per action, 1 the whole trajectory)"
+    assert refused(None, [*pop, "method=otherplay", "method.restarts=65"]) == \
+        "config error: method.restarts=65 is above the limit 64"
+    learner = tmp_path / "learner.yaml"
+    learner.write_text(yaml.safe_dump(LEARNER))
+    assert refused(learner, ["solver=prd", "solver.gamma=1"]) == "config error: solver.gamma=1.0 is not below the limit 1"
+    assert refused(learner, ["solver=prd", "solver.floor=x"]) == \
+        "config error: solver.floor must be one of openspiel, scaled (got 'x')"
+    # the declaration is what is checked: a narrower one (here patched in) is enforced at once
+    monkeypatch.setitem(SOLVERS["prd"].param_ranges, "dt", Range(0, 0.5, lo_open=True))
+    assert refused(learner, ["solver=prd", "solver.dt=0.6"]) == "config error: solver.dt=0.6 is above the limit 0.5"
+    narrow = dataclasses.make_dataclass("NarrowMEPConfig", [("name", str, "mep"), ("alpha", float, dataclasses.field(
+        default=0.01, metadata={"range": Range(0, 1)}))])
+    monkeypatch.setitem(METHODS, "mep", dataclasses.replace(METHODS["mep"], config_cls=narrow))
+    assert refused(None, [*pop, "method=mep", "method.alpha=2"]) == "config error: method.alpha=2.0 is above the limit 1"
+    # adhoc.config imports the registries at module level, none inside a function
+    tree = ast.parse(Path(C.__file__).read_text())
+    nested = [node.lineno for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+              for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom))
+              and any(name.startswith("adhoc") for name in
+                      ([node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]))]
+    assert nested == [], f"adhoc/config.py imports adhoc modules inside functions (lines {nested})"
 
 
 def _method_variants():

@@ -2,6 +2,11 @@
 
 A method decides who plays with whom in an iteration (``pairs``) and turns the resulting trajectories into
 one loss per member (``loss``); the training loop in ``adhoc.recipes.train_population`` is shared.
+
+A method's parameters are the fields of its config dataclass, and each numeric field declares its range right
+there, ``alpha: float = ranged(0.01, 0, MAX_COEF)`` (``adhoc.params``; ``chosen`` for a string with fixed
+values): ``adhoc.config`` checks every config against those before any work, and tests/test_bad_config.py
+fails for a numeric field without one.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from adhoc._torch import torch
 from adhoc.methods.common import (leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss,
                                   select_pairs)
 from adhoc.methods.selfplay import SelfPlay
+from adhoc.params import MAX_COEF, ranged
 from adhoc.reductions import member_sum, members_with_data
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 @dataclass
 class LIPOConfig:
     name: str = "lipo"
-    lambda_xp: float = 1.0  # weight of the (negated) cross-play term; the released CMG runs use 1.0
+    lambda_xp: float = ranged(1.0, 0, MAX_COEF)  # weight of the (negated) cross-play term; the released CMG runs use 1.0
 
 
 def most_compatible_partner(cross_play: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from adhoc._torch import torch
 from adhoc.methods.common import population_logp
 from adhoc.methods.selfplay import SelfPlay
+from adhoc.params import MAX_COEF, ranged
 
 if TYPE_CHECKING:
     from adhoc.rollout import Trajectories
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 @dataclass
 class MEPConfig:
     name: str = "mep"
-    alpha: float = 0.01  # weight of the population-entropy bonus (the MEP README's value)
+    alpha: float = ranged(0.01, 0, MAX_COEF)  # weight of the population-entropy bonus (the MEP README's value)
 
 
 def population_entropy_bonus(population_logp: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -34,12 +34,13 @@ import numpy as np
 from adhoc.errors import UserError
 from adhoc._torch import torch
 from adhoc.methods.selfplay import SelfPlay
+from adhoc.params import MAX_RESTARTS, ranged
 
 
 @dataclass
 class OtherPlayConfig:
     name: str = "otherplay"
-    restarts: int = 1  # independently seeded restarts per member; the best by J_OP is saved
+    restarts: int = ranged(1, 1, MAX_RESTARTS)  # independently seeded restarts per member; the best by J_OP is saved
 
 
 class Relabelling:

@@ -50,6 +50,7 @@ import numpy as np
 from adhoc._torch import torch
 from adhoc.methods.common import leave_one_out_advantage, population_logp, select_pairs
 from adhoc.methods.selfplay import SelfPlay
+from adhoc.params import MAX_COEF, ranged
 
 if TYPE_CHECKING:
     from adhoc.rollout import Trajectories
@@ -58,8 +59,9 @@ if TYPE_CHECKING:
 @dataclass
 class TrajeDiConfig:
     name: str = "trajedi"
-    alpha: float = 1.0  # weight of the JSD term (the paper's toy runs use a high weight)
-    gamma: float = 1.0  # action discount of the local approximation (1: whole trajectory, 0: per action)
+    alpha: float = ranged(1.0, 0, MAX_COEF)  # weight of the JSD term (the paper's toy runs use a high weight)
+    # action discount of the local approximation (1: whole trajectory, 0: per action)
+    gamma: float = ranged(1.0, 0, 1, why="the action discount: 0 per action, 1 the whole trajectory")
     best_response: bool = False  # train a common best response to the population jointly (paper section 4.3)
 
 
