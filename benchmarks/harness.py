@@ -18,6 +18,8 @@ The API (tests/test_bench_harness.py checks it with a fake clock):
 - ``interleaved({name: fn}, repeats, warmup, ...) -> {name: Timing}``: several variants timed one call of each in
   turn, so a change in the machine's load falls on all of them alike (``repeats``/``warmup`` may be per name).
 - ``measure(fn, clock=..., sync=None) -> (seconds, result)``: one timed call (setup phases, single runs).
+- ``Laps``: checkpoints inside one timed interval (``lap(name)``, ``total()``); ``Parts``: wall time spent inside
+  wrapped functions, per part (``wrap(part, fn)``, ``reset()``, ``parts[part]``).
 - ``ratio(a, b)``: a / b of two timings (``Timing`` medians or seconds) measured in the same run.
 - ``median(xs)``, ``spread(xs)``.
 - ``cuda_sync(device)``: ``torch.cuda.synchronize`` for a CUDA device, else None (pass it as ``sync=``, so a
@@ -41,6 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -143,6 +146,49 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], repeats: int | Mapping[str
                 seconds, out[key].result = measure(fn, clock, sync)
                 out[key].times.append(seconds)
     return out
+
+
+class Laps:
+    """Checkpoints inside one timed interval: ``lap(name)`` records (and returns) the seconds since the previous
+    checkpoint (the start for the first); ``total()`` is the seconds since the start."""
+
+    def __init__(self, clock: Clock = time.perf_counter) -> None:
+        self.clock = clock
+        self.start = self.last = clock()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> float:
+        now = self.clock()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self.last
+        self.last = now
+        return self.laps[name]
+
+    def total(self) -> float:
+        return self.clock() - self.start
+
+
+class Parts:
+    """Wall time spent inside wrapped functions, per part (a function wrapped under an existing part adds to it),
+    since the last ``reset``."""
+
+    def __init__(self, clock: Clock = time.perf_counter) -> None:
+        self.clock = clock
+        self.spent: dict[str, float] = defaultdict(float)
+
+    def wrap(self, part: str, fn: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            t0 = self.clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.spent[part] += self.clock() - t0
+        return timed
+
+    def reset(self) -> None:
+        self.spent.clear()
+
+    def __getitem__(self, part: str) -> float:
+        return self.spent[part]
 
 
 def cuda_sync(device: Any) -> Callable[[], None] | None:
