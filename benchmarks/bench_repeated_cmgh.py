@@ -47,7 +47,7 @@ def child(args: argparse.Namespace) -> None:
     run.policy.score_budget = None if args.budget == 0 else args.budget
     counter = iter(range(1, args.iterations + 1))
 
-    def step() -> tuple[int, "torch.Tensor"]:
+    def step() -> tuple[int, torch.Tensor]:
         iteration = next(counter)
         pairs = run.method.pairs(iteration, run.rng)
         traj = _rollout(run, config, pairs)

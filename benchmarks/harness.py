@@ -64,7 +64,7 @@ def spread(values: Iterable[float]) -> float:
     return max(values) - min(values)
 
 
-def ratio(a: "Timing | float", b: "Timing | float") -> float:
+def ratio(a: Timing | float, b: Timing | float) -> float:
     """a / b: two timings (their medians) or two numbers measured in the same run; inf when b is 0."""
     a = a.median if isinstance(a, Timing) else float(a)
     b = b.median if isinstance(b, Timing) else float(b)
