@@ -15,7 +15,7 @@ Two modes (``mode``, config key ``train.rollout``), with the same law:
   Σ_{u,a} (Σ_{e in u, a_e = a} w_e) log π_u(a), the same sum, so the same loss and gradients, without any
   [episodes, actions] tensor. The per-episode views ``logp``, ``entropy`` and ``logp_all`` are gathered
   from the rows on first use, for the methods that need them (TrajeDi's trajectory log-probabilities).
-- ``per_episode``: the earlier path, kept for comparison (``scripts/bench_train.py``): rows are scored once,
+- ``per_episode``: the earlier path, kept for comparison (``benchmarks/bench_train.py``): rows are scored once,
   then every episode gets its own copy of its row's distribution, is sampled on its own (``multinomial``
   over [episodes, actions]) and keeps per-episode log-probabilities for the loss.
 

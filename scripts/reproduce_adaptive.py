@@ -168,7 +168,7 @@ STAGES = {"lever": f"Repeated lever ({LEVERS} levers, K = {K})",
           "cmg-h": f"Repeated CMG-H (528 actions in blocks of 32, 31, ..., 1; K = {K})"}
 NAMES = {"selfplay": "self-play", "trajedi": "TrajeDi", "lipo": "LIPO", "otherplay": "Other-Play"}
 # (label, population method, one member only). TrajeDi's trajectory-divergence term re-scores every member's
-# transcripts under all members (``population_logp``, with prefix reuse across rounds: scripts/bench_population_logp.py)
+# transcripts under all members (``population_logp``, with prefix reuse across rounds: benchmarks/bench_population_logp.py)
 CONDITIONS = [("1 self-play", "selfplay", True), ("8 self-play", "selfplay", False), ("8 LIPO", "lipo", False),
               ("8 Other-Play", "otherplay", False), ("8 TrajeDi", "trajedi", False)]
 CONFIGS = CONFIG.parent

@@ -1,5 +1,5 @@
 """The README's main job, end to end, against the issue's targets (slow: run with -m slow). The wall-time
-target (<= 60 s) is measured by scripts/bench_quickstart.py, not asserted here."""
+target (<= 60 s) is measured by benchmarks/bench_quickstart.py, not asserted here."""
 
 import subprocess
 import sys

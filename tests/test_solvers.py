@@ -135,7 +135,7 @@ def exploitability(M, y):
 
 
 def test_prd_approaches_the_nash_of_a_random_10x10_game():
-    # speed is measured by scripts/bench_solvers.py; here only the answer counts
+    # speed is measured by benchmarks/bench_solvers.py; here only the answer counts
     M = np.random.default_rng(0).normal(size=(10, 10))
     span = M.max() - M.min()
     y = prd(M)

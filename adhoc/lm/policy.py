@@ -15,7 +15,7 @@ three-digit actions "000".."527" are 6 + 53 = 59 nodes, against 528 · 2 tokens 
 row after the row's cache, with a 4D attention mask that lets each node see the prompt and its own ancestors;
 rows go in chunks bounded by ``Policy.score_budget``, checkpointed when there are gradients and several chunks.
 ``Policy.action_scoring = "repeat"`` is the earlier second pass (the cache repeated once per action, every
-action's tokens on their own), kept for comparison (``scripts/bench_repeated_cmgh.py``); the two give the same
+action's tokens on their own), kept for comparison (``benchmarks/bench_repeated_cmgh.py``); the two give the same
 scores up to float rounding. When action token sequences are not prefix-free (e.g. "1" and "12"), an
 end-of-sequence token is appended to every action so the scores are a proper distribution over strings.
 """

@@ -164,7 +164,7 @@ def _seat_population_logp(policy, game, traj, t: int, s: int, alive: torch.Tenso
 
 def population_logp_reference(policy, game, traj, n_members: int) -> torch.Tensor:
     """``population_logp`` computed the straightforward way, kept as its reference (tests) and baseline
-    (``scripts/bench_population_logp.py``): at every (step, seat) each distinct observation is encoded WHOLE
+    (``benchmarks/bench_population_logp.py``): at every (step, seat) each distinct observation is encoded WHOLE
     under every member (no prefix reuse across steps), and the legal masks are read off the per-episode
     ``traj.logp_all`` [P, E, T, 2, A]. On a multi-step game with transcripts as observations this re-encodes
     the whole history at every step (about 80 s per TrajeDi iteration of 8 members on the repeated lever game).

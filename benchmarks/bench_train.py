@@ -32,14 +32,15 @@ episodes each, 500 bootstrap resamples) plus its heatmap, once with each rollout
 wall time, the part spent playing the episodes (``episode_returns``) and the process's peak RSS.
 
 Torch threads follow adhoc's policy (``model.cpu_threads=0``: one thread for a model under 50M parameters on a
-CPU) unless ``--threads`` sets them.
+CPU) unless ``--threads`` sets them. Run from the repository root; timing, flags and ``--json PATH`` (every
+measurement) come from benchmarks/harness.py.
 
 Run (about 2-4 minutes on 2 CPU cores)::
 
-    .venv/bin/python scripts/bench_train.py
-    .venv/bin/python scripts/bench_train.py --games lever --sizes 64 --threads 2
-    .venv/bin/python scripts/bench_train.py --crossplay 256 --sizes    # cross-play only (an empty --sizes: no iterations)
-    .venv/bin/python scripts/bench_train.py --games lever --sizes 64 --repeats 9 --json bench_train.json
+    .venv/bin/python benchmarks/bench_train.py
+    .venv/bin/python benchmarks/bench_train.py --games lever --sizes 64 --threads 2
+    .venv/bin/python benchmarks/bench_train.py --crossplay 256 --sizes    # cross-play only (an empty --sizes: no iterations)
+    .venv/bin/python benchmarks/bench_train.py --games lever --sizes 64 --repeats 9 --json bench_train.json
 """
 
 from __future__ import annotations
@@ -47,11 +48,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
-import time
-from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +67,7 @@ from adhoc.lm.policy import Policy  # noqa: E402
 from adhoc.methods import METHODS  # noqa: E402
 from adhoc.reductions import members_with_data  # noqa: E402
 from adhoc.engine import member_seeds  # noqa: E402
+from benchmarks import harness  # noqa: E402
 
 PARTS = ("forward", "sampling", "loss", "backward", "overhead")
 # CMG-H's 528 actions are several tokens each: scoring one row runs every action's tokens, so at N = 256 the model
@@ -77,26 +76,7 @@ DEFAULT_SIZES = {"lever": [8, 64, 256], "cmg-h": [8, 64]}
 MODES = ("per_row", "per_episode")
 
 
-class Timers:
-    """Wall time spent inside wrapped functions, per part, since the last ``reset``."""
-
-    def __init__(self) -> None:
-        self.spent: dict[str, float] = defaultdict(float)
-
-    def wrap(self, part: str, fn):
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.spent[part] += time.perf_counter() - t0
-        return timed
-
-    def reset(self) -> None:
-        self.spent.clear()
-
-
-TIMERS = Timers()
+TIMERS = harness.Parts()  # wall time spent inside the wrapped functions, per part
 
 
 def instrument() -> None:
@@ -129,20 +109,20 @@ class Setup:
     def iteration(self, mode: str) -> dict[str, float]:
         """One training iteration; wall time per part (seconds) and its total."""
         TIMERS.reset()
-        t0 = time.perf_counter()
+        laps = harness.Laps()
         pairs = self.method.pairs(1, self.rng)
         traj = rollout_module.rollout(self.game, self.policy, pairs, self.episodes, self.rng, mode=mode,
                                       **self.method.rollout_options(pairs, self.episodes, self.rng))
-        t1 = time.perf_counter()
+        laps.lap("rollout")
         losses, _ = self.method.loss(traj, entropy_coef_at(self.config.train, 1))
-        t2 = time.perf_counter()
+        laps.lap("loss")
         self.optimizer.zero_grad()
         losses.sum().backward()
-        t3 = time.perf_counter()
+        laps.lap("backward")
         self.optimizer.step(members_with_data(pairs, self.method.n_members))
-        total = time.perf_counter() - t0
-        parts = {"forward": TIMERS.spent["forward"], "sampling": TIMERS.spent["sampling"], "loss": t2 - t1,
-                 "backward": t3 - t2}
+        total = laps.total()
+        parts = {"forward": TIMERS["forward"], "sampling": TIMERS["sampling"], "loss": laps.laps["loss"],
+                 "backward": laps.laps["backward"]}
         parts["overhead"] = total - sum(parts.values())
         parts["total"] = total
         return parts
@@ -152,16 +132,18 @@ class Setup:
         pairs = self.method.pairs(1, self.rng)
         state = self.game.reset(1, self.rng)
         self.optimizer.zero_grad()
-        t0 = time.perf_counter()
-        total = 0.0
-        for s in (0, 1):
-            members = pairs[:, s].unique()
-            observation = self.game.observe(state, s)[0]
-            table = self.policy.actions(self.game.action_names(s))
-            scores = self.policy.scores(members, [observation] * len(members), table)
-            total = total + scores.sum()
-        total.backward()
-        return time.perf_counter() - t0
+
+        def forward_backward() -> None:
+            total = 0.0
+            for s in (0, 1):
+                members = pairs[:, s].unique()
+                observation = self.game.observe(state, s)[0]
+                table = self.policy.actions(self.game.action_names(s))
+                scores = self.policy.scores(members, [observation] * len(members), table)
+                total = total + scores.sum()
+            total.backward()
+
+        return harness.measure(forward_backward)[0]
 
     def flops(self) -> int:
         from torch.utils.flop_counter import FlopCounterMode
@@ -175,15 +157,8 @@ class Setup:
 def matmul_peak(size: int) -> float:
     """Best of 5 fp32 square matmuls at the current thread count: GFLOP/s."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(5))
+    best = harness.timeit(lambda: torch.mm(a, b), repeats=5, warmup=1).min
     return 2 * size**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -191,12 +166,11 @@ def main() -> None:
     ap.add_argument("--games", nargs="+", default=["lever", "cmg-h"])
     ap.add_argument("--sizes", nargs="*", type=int, default=None,
                     help="population sizes (default: 8 64 256 on lever, 8 64 on CMG-H, see DEFAULT_SIZES)")
-    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--peak-size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads (model.cpu_threads; default 0: adhoc's policy, one thread for small models)")
     ap.add_argument("--crossplay", type=int, default=0, metavar="N", help="also time an N-member cross-play per mode")
-    ap.add_argument("--json", type=Path, help="write every measurement here")
+    harness.add_common_args(ap, repeats=5, json_help="write every measurement here")
     ap.add_argument("--crossplay-run", nargs=2, metavar=("MODE", "POPULATION"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.crossplay_run:
@@ -221,10 +195,11 @@ def main() -> None:
                 model.append(setup.model_cost())
             flops = setup.flops()
             row = {"game": game_name, "members": n, "episodes_per_pair": setup.episodes,
-                   "episodes": n * setup.episodes, "model_s": statistics.median(model), "flops": flops,
+                   "episodes": n * setup.episodes, "model_s": harness.median(model), "flops": flops,
                    "peak_gflops": peak, "threads": torch.get_num_threads()}
             for mode in MODES:
-                row[mode] = {k: statistics.median(r[k] for r in runs[mode]) for k in (*PARTS, "total")}
+                row[mode] = {k: harness.median(r[k] for r in runs[mode]) for k in (*PARTS, "total")}
+                row[mode]["spread_total"] = harness.spread(r["total"] for r in runs[mode])
             results.append(row)
             _print(row)
             del setup
@@ -232,8 +207,9 @@ def main() -> None:
         print_table(results, peak)
     if args.crossplay:
         results.append(crossplay_bench(args.crossplay, args.threads))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    record = harness.Record("bench_train", args)
+    record["rows"] = results
+    record.finish(args.json)
 
 
 def print_table(results: list[dict], peak: float) -> None:
@@ -245,7 +221,7 @@ def print_table(results: list[dict], peak: float) -> None:
     for row in results:
         for mode in MODES:
             r = row[mode]
-            speedup = row["per_episode"]["total"] / row["per_row"]["total"]
+            speedup = harness.ratio(row["per_episode"]["total"], row["per_row"]["total"])
             gflops = row["flops"] / r["total"] / 1e9
             print(f"| {row['game']} | {row['members']} | {row['episodes']:,} | {mode} | {1e3 * r['total']:.1f} | "
                   + " | ".join(f"{1e3 * r[k]:.1f}" for k in PARTS)
@@ -253,8 +229,8 @@ def print_table(results: list[dict], peak: float) -> None:
                   + (f"{speedup:.1f}x" if mode == "per_row" else "") + f" | {gflops:.2f} ({100 * gflops / peak:.1f}%) |")
     for row in results:
         if row["game"] == "lever" and row["members"] == 64:
-            over = row["per_row"]["total"] / row["model_s"]
-            speedup = row["per_episode"]["total"] / row["per_row"]["total"]
+            over = harness.ratio(row["per_row"]["total"], row["model_s"])
+            speedup = harness.ratio(row["per_episode"]["total"], row["per_row"]["total"])
             print(f"\ntarget at N = 64 on lever: iteration <= 2x model fwd+bwd: {over:.2f}x "
                   f"({'PASS' if over <= 2 else 'FAIL'}); per_row >= 5x faster than per_episode: {speedup:.1f}x "
                   f"({'PASS' if speedup >= 5 else 'FAIL'})")
@@ -268,15 +244,16 @@ def crossplay_run(mode: str, population: str) -> dict:
     played = {}
 
     def play(game, policy, pairs, episodes, seed):
-        t0 = time.perf_counter()
-        out = rollout_module.episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed), mode=mode)
-        played["s"] = time.perf_counter() - t0
+        played["s"], out = harness.measure(lambda: rollout_module.episode_returns(
+            game, policy, pairs, episodes, np.random.default_rng(seed), mode=mode))
         return out
 
-    t0 = time.perf_counter()
-    result = crossplay([population], episodes=64, play=play)
-    heatmap_png(result)
-    total = time.perf_counter() - t0
+    def crossplay_and_heatmap():
+        result = crossplay([population], episodes=64, play=play)
+        heatmap_png(result)
+        return result
+
+    total, result = harness.measure(crossplay_and_heatmap)
     return {"mode": mode, "total_s": total, "episodes_s": played["s"], "sp_mean": result.metrics["sp_mean"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

@@ -11,42 +11,41 @@
 (d) cross-play of one population in blocks in this process against the same blocks on Ray workers (identical
     returns), the Ray figure with its cluster start and each worker's model load.
 
-    .venv/bin/python scripts/bench_ray.py                       # docs/ray.md: ~5 minutes on 2 cores
-    .venv/bin/python scripts/bench_ray.py --iterations 30 --size 4   # short runs: start-up dominates
-    .venv/bin/python scripts/bench_ray.py --skip-sweep --json runs/bench_ray.json
+    .venv/bin/python benchmarks/bench_ray.py                       # docs/ray.md: ~5 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_ray.py --iterations 30 --size 4   # short runs: start-up dominates
+    .venv/bin/python benchmarks/bench_ray.py --skip-sweep --json runs/bench_ray.json
+
+Run from the repository root; timing, flags and ``--json PATH`` come from benchmarks/harness.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks import harness  # noqa: E402
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - t0, out
+    return harness.measure(lambda: fn(*args, **kwargs))
 
 
 def bench_startup() -> dict:
     import ray
 
-    t0 = time.perf_counter()
+    laps = harness.Laps()
     ray.init(address="local", include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    t_init = time.perf_counter() - t0
+    t_init = laps.lap("init")
     ray.get(ray.remote(lambda: 1).remote())
-    t_task = time.perf_counter() - t0 - t_init
-    t1 = time.perf_counter()
-    ray.shutdown()
-    return {"init_s": t_init, "first_task_s": t_task, "shutdown_s": time.perf_counter() - t1}
+    t_task = laps.lap("first task")
+    t_shutdown, _ = harness.measure(ray.shutdown)
+    return {"init_s": t_init, "first_task_s": t_task, "shutdown_s": t_shutdown}
 
 
 def bench_sweep(tmp: Path, workers: int, overrides: list[str]) -> dict:
@@ -138,7 +137,7 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=32, help="cross-play block side T (d)")
     ap.add_argument("--checkpoint-every", type=int, default=10, help="iterations between checkpoints (a, b)")
     ap.add_argument("--skip-sweep", action="store_true", help="only (b), (c) and (d)")
-    ap.add_argument("--json", type=Path, help="also write the numbers here")
+    harness.add_common_args(ap, json_help="also write the numbers here")
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     overrides = [f"population.size={args.size}", f"train.iterations={args.iterations}", "train.episodes_per_pair=256",
@@ -171,9 +170,9 @@ def main() -> None:
         print(f"(d) cross-play of {x['members']} members x {x['episodes']} episodes: one stream {x['one_stream_s']:.1f} s, "
               f"{x['block']}x{x['block']} blocks here {x['blocks_local_s']:.1f} s, on Ray ({args.workers} workers, "
               f"start-up included) {x['blocks_ray_s']:.1f} s; identical: {x['identical']}", flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
+    record = harness.Record("bench_ray", args)
+    record.add(**results)
+    record.finish(args.json)
 
 
 if __name__ == "__main__":

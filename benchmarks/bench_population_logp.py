@@ -12,17 +12,17 @@ after one untimed warm-up iteration of each); the members are the config's fresh
 median seconds per iteration, its CPU time, its parts (rollout, re-scoring, the rest of the loss, backward),
 and the ratio.
 
-    .venv/bin/python scripts/bench_population_logp.py                         # the shipped config, 2 repeats
-    .venv/bin/python scripts/bench_population_logp.py --episodes 32 --repeats 3
-    .venv/bin/python scripts/bench_population_logp.py --size 4 game.rounds=8  # any config override
+    .venv/bin/python benchmarks/bench_population_logp.py                         # the shipped config, 2 repeats
+    .venv/bin/python benchmarks/bench_population_logp.py --episodes 32 --repeats 3
+    .venv/bin/python benchmarks/bench_population_logp.py --size 4 game.rounds=8  # any config override
 
-Torch threads follow adhoc's policy (``model.cpu_threads=0``: one thread for builtin:tiny on a CPU).
+Torch threads follow adhoc's policy (``model.cpu_threads=0``: one thread for builtin:tiny on a CPU). Run from the
+repository root; timing, flags and ``--json PATH`` come from benchmarks/harness.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -44,6 +44,7 @@ from adhoc.methods.common import population_logp, population_logp_reference  # n
 from adhoc.reductions import members_with_data  # noqa: E402
 from adhoc.engine import member_seeds  # noqa: E402
 from adhoc.rollout import rollout  # noqa: E402
+from benchmarks import harness  # noqa: E402
 
 IMPLEMENTATIONS = {"old": population_logp_reference, "new": population_logp}
 
@@ -53,9 +54,9 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "configs/repeated-lever-trajedi.yaml"))
     ap.add_argument("--size", type=int, default=8, help="population.size")
     ap.add_argument("--episodes", type=int, default=None, help="train.episodes_per_pair (default: the config's)")
-    ap.add_argument("--repeats", type=int, default=2, help="iterations of each implementation (the median is shown)")
     ap.add_argument("--only", choices=list(IMPLEMENTATIONS), help="time one implementation only")
     ap.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    harness.add_common_args(ap, repeats=2)
     args = ap.parse_args()
     overrides = [f"population.size={args.size}", *args.overrides]
     if args.episodes is not None:
@@ -76,34 +77,26 @@ def main() -> None:
           f"{episodes} episodes per pair, torch threads {torch.get_num_threads()}")
 
     def iteration(name: str, seed: int) -> dict[str, float]:
-        spent = {"rescore": 0.0}
-        score = IMPLEMENTATIONS[name]
-
-        def timed(*a, **k):
-            t = time.perf_counter()
-            try:
-                return score(*a, **k)
-            finally:
-                spent["rescore"] += time.perf_counter() - t
-
-        trajedi_module.population_logp = timed
+        spent = harness.Parts()
+        trajedi_module.population_logp = spent.wrap("rescore", IMPLEMENTATIONS[name])
         rng = np.random.default_rng(seed)
         cpu0 = time.process_time()
-        t0 = time.perf_counter()
+        laps = harness.Laps()
         pairs = method.pairs(1, rng)
         traj = rollout(game, policy, pairs, episodes, rng, mode=config.train.rollout,
                        **method.rollout_options(pairs, episodes, rng))
-        t1 = time.perf_counter()
+        laps.lap("rollout")
         losses, metrics = method.loss(traj, entropy_coef_at(config.train, 1))
-        t2 = time.perf_counter()
+        laps.lap("loss")
         optimizer.zero_grad()
         losses.sum().backward()
-        t3 = time.perf_counter()
+        laps.lap("backward")
         optimizer.step(members_with_data(pairs, method.n_members))
-        total = time.perf_counter() - t0
-        return {"total": total, "cpu": time.process_time() - cpu0, "rollout": t1 - t0, "rescore": spent["rescore"],
-                "loss rest": t2 - t1 - spent["rescore"], "backward": t3 - t2,
-                "jsd": metrics["train/trajedi_jsd"], "loss": float(losses.detach().sum())}
+        total = laps.total()
+        return {"total": total, "cpu": time.process_time() - cpu0, "rollout": laps.laps["rollout"],
+                "rescore": spent["rescore"], "loss rest": laps.laps["loss"] - spent["rescore"],
+                "backward": laps.laps["backward"], "jsd": metrics["train/trajedi_jsd"],
+                "loss": float(losses.detach().sum())}
 
     names = [args.only] if args.only else list(IMPLEMENTATIONS)
     runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
@@ -120,12 +113,17 @@ def main() -> None:
     print(f"\nmedian seconds per iteration over {args.repeats} repeats (cpu: the process's CPU time, less sensitive "
           "to other processes' load than the wall-clock parts)")
     print(f"{'':>4}  " + "  ".join(f"{p:>9}" for p in parts))
-    median = {n: {p: statistics.median(x[p] for x in runs[n]) for p in parts} for n in names}
+    median = {n: {p: harness.median(x[p] for x in runs[n]) for p in parts} for n in names}
     for name in names:
         print(f"{name:>4}  " + "  ".join(f"{median[name][p]:9.3f}" for p in parts))
+    record = harness.Record("bench_population_logp", args)
+    record.add(method=config.method.name, game=config.game.name, members=config.population.size,
+               episodes_per_pair=episodes, torch_threads=torch.get_num_threads(), runs=runs, median=median)
     if len(names) == 2:
-        print(f"\nold / new per iteration: {median['old']['total'] / median['new']['total']:.1f}x "
-              f"(re-scoring alone {median['old']['rescore'] / median['new']['rescore']:.1f}x)")
+        total, rescore = (harness.ratio(median["old"][p], median["new"][p]) for p in ("total", "rescore"))
+        record.add(old_over_new=total, old_over_new_rescore=rescore)
+        print(f"\nold / new per iteration: {total:.1f}x (re-scoring alone {rescore:.1f}x)")
+    record.finish(args.json)
 
 
 if __name__ == "__main__":

@@ -33,20 +33,23 @@ those of the peft model's adapters loaded with the same weights (tolerance 1e-5)
 
 Run (defaults take ~1-3 min on 2 CPU cores)::
 
-    .venv/bin/python scripts/bench_adapters.py
-    .venv/bin/python scripts/bench_adapters.py --model small --configs 64x4 --repeats 3 --json bench.json
-    .venv/bin/python scripts/bench_adapters.py --no-memory --threads 1
-    .venv/bin/python scripts/bench_adapters.py --model ~/models/Qwen2.5-0.5B --configs 8x4 --no-memory
+    .venv/bin/python benchmarks/bench_adapters.py
+    .venv/bin/python benchmarks/bench_adapters.py --model small --configs 64x4 --repeats 3 --json bench.json
+    .venv/bin/python benchmarks/bench_adapters.py --no-memory --threads 1
+    .venv/bin/python benchmarks/bench_adapters.py --model ~/models/Qwen2.5-0.5B --configs 8x4 --no-memory
 
 ``--model``: a built-in base (``tiny``, ``small``) or any local Hugging Face causal-LM folder (loaded as adhoc
 loads a base model, ``adhoc.lm.base.load_base``, in fp32). Torch threads follow adhoc's policy for that model
 (``model.cpu_threads=0``, ``adhoc.lm.base.set_cpu_threads``: one thread below 50M parameters on a CPU, torch's
 default above; docs/performance.md says why) unless ``--threads`` sets them.
-    python3 scripts/bench_adapters.py --device cuda --configs 64x4    # on a GPU (fp32)
+    python3 benchmarks/bench_adapters.py --device cuda --configs 64x4    # on a GPU (fp32)
 
 With ``--device cuda`` every variant runs on the GPU, each timed step ends with ``torch.cuda.synchronize()``,
 and the memory columns report the peak CUDA memory allocated (``torch.cuda.max_memory_allocated``) over the
 allocation before the variant was built, instead of the peak RSS.
+
+Run from the repository root; timing, medians, ratios, the common flags (``--repeats``, ``--warmup``, ``--json``)
+and the JSON record come from benchmarks/harness.py.
 """
 
 from __future__ import annotations
@@ -56,12 +59,9 @@ import copy
 import gc
 import json
 import os
-import platform
 import resource
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -72,6 +72,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from adhoc.lm.adapters import AdapterBank, MemberAdam  # noqa: E402
 from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, load_base  # noqa: E402
+from benchmarks import harness  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
@@ -278,12 +279,9 @@ def time_steps(steps: dict, ids, member_of_row, repeats, warmup, budget_s=SLOW_V
     of them alike and the ratios stay meaningful. The first warm-up step estimates a variant's cost: one
     slower than ``budget_s`` over warm-up + repeats gets 1 warm-up and fewer repeats (at least 2)."""
     plan, notes = {}, {}
+    sync_fn = harness.cuda_sync(DEVICE)
     for key, step in steps.items():
-        sync()
-        t0 = time.perf_counter()
-        step(ids, member_of_row)  # first warm-up step
-        sync()
-        first = time.perf_counter() - t0
+        first, _ = harness.measure(lambda: step(ids, member_of_row), sync=sync_fn)  # first warm-up step
         w, r = warmup, repeats
         if first * (warmup - 1 + repeats) > budget_s:
             r = max(2, min(repeats, int(budget_s / max(first, 1e-9))))
@@ -292,16 +290,9 @@ def time_steps(steps: dict, ids, member_of_row, repeats, warmup, budget_s=SLOW_V
         for _ in range(w - 1):
             step(ids, member_of_row)
         plan[key] = r
-    times = {key: [] for key in steps}
-    for i in range(max(plan.values())):
-        for key, step in steps.items():
-            if i < plan[key]:
-                sync()
-                t0 = time.perf_counter()
-                step(ids, member_of_row)
-                sync()
-                times[key].append(time.perf_counter() - t0)
-    return {key: (statistics.median(times[key]), plan[key], notes.get(key, "")) for key in steps}
+    times = harness.interleaved({key: (lambda step=step: step(ids, member_of_row)) for key, step in steps.items()},
+                                plan, sync=sync_fn)
+    return {key: (times[key].median, plan[key], notes.get(key, "")) for key in steps}
 
 
 def parse_configs(text: str) -> list[tuple[int, int]]:
@@ -534,14 +525,12 @@ def main(argv=None) -> None:
     p.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default 2 x rank)")
     p.add_argument("--targets", default="q_proj,v_proj", help='comma list, e.g. "q_proj,k_proj,v_proj,o_proj,lm_head"')
     p.add_argument("--configs", default="64x4,8x32,256x1", help="comma list of NxB (members x sequences per member)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: adhoc's policy for the model, as model.cpu_threads=0)")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="per-member clipping in bank and peft (0: off)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (cuda when available); default cpu")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    p.add_argument("--json", default=None, help="also write the results and the markdown table here")
+    harness.add_common_args(p, repeats=5, warmup=2, json_help="also write the results and the markdown table here")
     p.add_argument("--measure-memory", nargs=3, metavar=("VARIANT", "N", "B"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.alpha is None:
@@ -564,7 +553,7 @@ def main(argv=None) -> None:
     except UserError as exc:
         sys.exit(f"bench_adapters: error: {exc}")
 
-    t_start = time.perf_counter()
+    clock = harness.Laps()
     targets = [t for t in args.targets.split(",") if t]
     configs = parse_configs(args.configs)
     vocab = build_vocab_size(args.model)
@@ -596,8 +585,8 @@ def main(argv=None) -> None:
                 notes.append(f"{n}x{b} {key}: {note}")
         del runners, bank_r, peft_r
         gc.collect()
-        res["peft_over_bank"] = res["peft_s"] / res["bank_s"]
-        res["bank_over_base"] = res["bank_s"] / res["base_s"]
+        res["peft_over_bank"] = harness.ratio(res["peft_s"], res["bank_s"])
+        res["bank_over_base"] = harness.ratio(res["bank_s"], res["base_s"])
         mark = ""
         if (n, b) == TARGET_CONFIG:
             ok1 = res["peft_over_bank"] >= TARGET_PEFT_OVER_BANK
@@ -611,7 +600,7 @@ def main(argv=None) -> None:
               f"{mark}", flush=True)
     for note in notes:
         print(f"  note: {note}")
-    t_timing = time.perf_counter() - t_start
+    t_timing = clock.lap("timing")
 
     mem_rows = []
     if not args.no_memory:
@@ -638,19 +627,16 @@ def main(argv=None) -> None:
             mem_rows.append(row)
 
     md = markdown_tables(args, rows, mem_rows)
-    total = time.perf_counter() - t_start
+    total = clock.total()
     print("\n" + md)
     print(f"\n# total {total:.0f} s (timing {t_timing:.0f} s, memory {total - t_timing:.0f} s)")
-    if args.json:
-        out = {"args": {k: v for k, v in vars(args).items() if k != "measure_memory"},
-               "env": {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
-                       "machine": platform.machine(), "cpu_count": os.cpu_count(), "device": device_label(),
-                       "loadavg_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
-               "targets": {"config": list(TARGET_CONFIG), "peft_over_bank_min": TARGET_PEFT_OVER_BANK,
-                           "bank_over_base_max": TARGET_BANK_OVER_BASE},
-               "timing": rows, "memory": mem_rows, "notes": notes, "markdown": md, "total_s": total}
-        Path(args.json).write_text(json.dumps(out, indent=2))
-        print(f"# wrote {args.json}")
+    record = harness.Record("bench_adapters", {k: v for k, v in vars(args).items() if k != "measure_memory"})
+    record.add(device_label=device_label(),
+               targets={"config": list(TARGET_CONFIG), "peft_over_bank_min": TARGET_PEFT_OVER_BANK,
+                        "bank_over_base_max": TARGET_BANK_OVER_BASE},
+               timing=rows, memory=mem_rows, notes=notes, markdown=md, total_s=total,
+               loadavg_end=os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
+    record.finish(args.json, device=DEVICE)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Compared in the same run, on the same population:
 The population is trained first with configs/lever-selfplay.yaml at 64 members (setup, not timed).
 Target: adhoc ≤ 10 s on 2 CPU cores.
 
-    .venv/bin/python scripts/bench_crossplay.py [--members 64] [--episodes 64] [--sample-pairs 256]
+    .venv/bin/python benchmarks/bench_crossplay.py [--members 64] [--episodes 64] [--sample-pairs 256]
 
 ``--report-parts`` times instead what a cross-play adds to playing the episodes, at 256 members by default
 (members trained for 2 iterations only: the cost of playing does not depend on what they learnt):
@@ -19,20 +19,25 @@ Target: adhoc ≤ 10 s on 2 CPU cores.
   on the same returns, with the largest difference between the two intervals;
 - the heatmap (``adhoc.report.heatmap_png``).
 
-    .venv/bin/python scripts/bench_crossplay.py --report-parts [--members 256] [--episodes 64]
+    .venv/bin/python benchmarks/bench_crossplay.py --report-parts [--members 256] [--episodes 64]
+
+Run from the repository root; timing and ``--json PATH`` come from benchmarks/harness.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-ROOT = Path(__file__).resolve().parent.parent
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks import harness  # noqa: E402
 
 
 def main() -> None:
@@ -43,11 +48,18 @@ def main() -> None:
     ap.add_argument("--report-parts", action="store_true",
                     help="time the bootstrap (vectorised vs the old loop) and the heatmap against playing the episodes")
     ap.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples (--report-parts)")
+    harness.add_common_args(ap)
     args = ap.parse_args()
+    record = harness.Record("bench_crossplay", args)
     if args.report_parts:
-        report_parts(args.members if args.members != 64 else 256, args.episodes, args.n_boot)
-        return
+        report_parts(args.members if args.members != 64 else 256, args.episodes, args.n_boot, record)
+    else:
+        compare(args, record)
+    record.finish(args.json)
 
+
+def compare(args: argparse.Namespace, record: harness.Record) -> None:
+    """adhoc's batched cross-play against peft pair by pair (extrapolated from a sample of pairs)."""
     from adhoc.config import load_config
     from adhoc.crossplay import crossplay
     from adhoc.games import build_game
@@ -57,14 +69,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     config = load_config(ROOT / "configs/lever-selfplay.yaml", [f"population.size={args.members}",
                                                                 "train.eval_every=80"])
-    t0 = time.perf_counter()
-    pop = train_population(config, out=tmp / "pop", progress=False)
-    print(f"trained {args.members} members in {time.perf_counter() - t0:.1f} s (setup, not timed)")
+    t_setup, pop = harness.measure(lambda: train_population(config, out=tmp / "pop", progress=False))
+    print(f"trained {args.members} members in {t_setup:.1f} s (setup, not timed)")
 
     # --- adhoc: all ordered pairs batched through one bank (model load + bank build included)
-    t0 = time.perf_counter()
-    result = crossplay([pop.path], episodes=args.episodes, n_boot=200)
-    t_adhoc = time.perf_counter() - t0
+    t_adhoc, result = harness.measure(lambda: crossplay([pop.path], episodes=args.episodes, n_boot=200))
     n_pairs = args.members ** 2
     print(f"adhoc crossplay: {n_pairs} pairs x {args.episodes} episodes in {t_adhoc:.2f} s "
           f"(SP {result.metrics['sp_mean']:.3f}, XP {result.metrics['xp_mean']:.3f}, {len(result.conventions)} conventions)")
@@ -87,8 +96,9 @@ def main() -> None:
     sample = rng.choice(n_pairs, size=min(args.sample_pairs, n_pairs), replace=False)
     gen = torch.Generator().manual_seed(0)
     peft_matrix = {}
-    t0 = time.perf_counter()
-    with torch.no_grad():
+
+    @torch.no_grad()
+    def pair_by_pair() -> None:
         for k in sample:
             i, j = divmod(int(k), args.members)
             acts = []
@@ -97,7 +107,8 @@ def main() -> None:
                 logits = model(input_ids=prompts[seat]).logits[0, -1, action_tokens]
                 acts.append(torch.multinomial(torch.softmax(logits, -1), args.episodes, replacement=True, generator=gen))
             peft_matrix[(i, j)] = float(payoff[acts[0], acts[1]].mean())
-    t_sample = time.perf_counter() - t0
+
+    t_sample, _ = harness.measure(pair_by_pair)
     t_peft = t_sample * n_pairs / len(sample)
     err = max(abs(peft_matrix[(i, j)] - result.matrix[i, j]) for i, j in peft_matrix)
     print(f"peft pair by pair: {len(sample)} pairs in {t_sample:.2f} s -> {t_peft:.1f} s extrapolated to {n_pairs} pairs")
@@ -106,8 +117,12 @@ def main() -> None:
     print("| cross-play | time (s) | ratio |")
     print("|---|---:|---:|")
     print(f"| adhoc, batched ({args.members}x{args.members}, {args.episodes} episodes/pair) | {t_adhoc:.2f} | 1.0x |")
-    print(f"| peft, pair by pair (extrapolated) | {t_peft:.1f} | {t_peft / t_adhoc:.1f}x slower |")
+    print(f"| peft, pair by pair (extrapolated) | {t_peft:.1f} | {harness.ratio(t_peft, t_adhoc):.1f}x slower |")
     print(f"target adhoc <= 10 s: {'PASS' if t_adhoc <= 10 else 'FAIL'}")
+    record.add(setup_s=t_setup, adhoc_s=t_adhoc, pairs=n_pairs, sp_mean=result.metrics["sp_mean"],
+               xp_mean=result.metrics["xp_mean"], conventions=len(result.conventions), peft_sample_pairs=len(sample),
+               peft_sample_s=t_sample, peft_extrapolated_s=t_peft, peft_over_adhoc=harness.ratio(t_peft, t_adhoc),
+               max_sampled_difference=err, target_adhoc_s=10, target_pass=t_adhoc <= 10)
 
 
 def loop_bootstrap_ci(returns: np.ndarray, n_boot: int = 500, seed: int = 0, level: float = 0.95) -> dict:
@@ -124,7 +139,7 @@ def loop_bootstrap_ci(returns: np.ndarray, n_boot: int = 500, seed: int = 0, lev
     return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(("sp_mean", "xp_mean", "gap"))}
 
 
-def report_parts(members: int, episodes: int, n_boot: int) -> None:
+def report_parts(members: int, episodes: int, n_boot: int, record: harness.Record) -> None:
     import adhoc.crossplay as cp
     from adhoc.config import load_config
     from adhoc.recipes.train_population import train_population
@@ -134,33 +149,25 @@ def report_parts(members: int, episodes: int, n_boot: int) -> None:
     config = load_config(ROOT / "configs/lever-selfplay.yaml", [f"population.size={members}", "train.iterations=2",
                                                                 "train.eval_every=2", "train.episodes_per_pair=64",
                                                                 "train.eval_episodes=64"])
-    t0 = time.perf_counter()
-    pop = train_population(config, out=tmp / "pop", progress=False)
-    print(f"trained {members} members for 2 iterations in {time.perf_counter() - t0:.1f} s (setup, not timed)")
+    t_setup, pop = harness.measure(lambda: train_population(config, out=tmp / "pop", progress=False))
+    print(f"trained {members} members for 2 iterations in {t_setup:.1f} s (setup, not timed)")
 
     seen = {}
     vectorised = cp.bootstrap_ci
 
     def timed_bootstrap_ci(returns, **kwargs):  # the returns crossplay computes, and the time the CIs take
-        t = time.perf_counter()
-        out = vectorised(returns, **kwargs)
-        seen.update(returns=returns, t=time.perf_counter() - t, ci=out)
+        t, out = harness.measure(lambda: vectorised(returns, **kwargs))
+        seen.update(returns=returns, t=t, ci=out)
         return out
 
     cp.bootstrap_ci = timed_bootstrap_ci
-    t0 = time.perf_counter()
-    result = cp.crossplay([pop.path], episodes=episodes, n_boot=n_boot)
-    t_total = time.perf_counter() - t0
+    t_total, result = harness.measure(lambda: cp.crossplay([pop.path], episodes=episodes, n_boot=n_boot))
     cp.bootstrap_ci = vectorised
     t_new, returns = seen["t"], seen["returns"]
     t_play = t_total - t_new
-    t0 = time.perf_counter()
-    old = loop_bootstrap_ci(returns, n_boot=n_boot)
-    t_old = time.perf_counter() - t0
+    t_old, old = harness.measure(lambda: loop_bootstrap_ci(returns, n_boot=n_boot))
     diff = max(abs(a - b) for k in old for a, b in zip(old[k], seen["ci"][k]))
-    t0 = time.perf_counter()
-    png = heatmap_png(result)
-    t_heat = time.perf_counter() - t0
+    t_heat, png = harness.measure(lambda: heatmap_png(result))
     print(f"{members}x{members} cross-play, {episodes} episodes per ordered pair, {n_boot} bootstrap resamples")
     print(f"max |difference| between the old and the vectorised intervals: {diff:.2e}")
     print()
@@ -171,7 +178,10 @@ def report_parts(members: int, episodes: int, n_boot: int) -> None:
                             ("bootstrap CIs, vectorised", t_new, t_play + t_new + t_heat),
                             (f"heatmap PNG ({len(png) // 1024} KiB)", t_heat, t_play + t_new + t_heat)):
         print(f"| {label} | {t:.3f} | {100 * t / total:.1f}% |")
-    print(f"bootstrap: vectorised {t_old / t_new:.0f}x faster than the loop")
+    print(f"bootstrap: vectorised {harness.ratio(t_old, t_new):.0f}x faster than the loop")
+    record.add(members=members, episodes=episodes, n_boot=n_boot, setup_s=t_setup, crossplay_without_cis_s=t_play,
+               bootstrap_loop_s=t_old, bootstrap_vectorised_s=t_new, heatmap_s=t_heat, heatmap_bytes=len(png),
+               max_interval_difference=diff, loop_over_vectorised=harness.ratio(t_old, t_new))
 
 
 if __name__ == "__main__":

@@ -8,34 +8,32 @@ OpenSpiel's ``projected_replicator_dynamics`` on the same matrices.
 
 Speed lives here, never in the tests (tests/test_solvers.py checks the answers only).
 
-    .venv/bin/python scripts/bench_solvers.py [--sizes 4 10 32] [--repeats 5]
+    .venv/bin/python benchmarks/bench_solvers.py [--sizes 4 10 32] [--repeats 5] [--json PATH]
+
+Run from the repository root; timing, flags and ``--json`` come from benchmarks/harness.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 
-def median_time(fn, repeats: int) -> tuple[float, np.ndarray]:
-    """(median wall time of ``repeats`` calls, the last call's answer)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        answer = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), answer
+from benchmarks import harness  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[4, 10, 32], help="K = P of the square meta-games")
-    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    harness.add_common_args(ap, repeats=5)
     args = ap.parse_args()
+    record = harness.Record("bench_solvers", args)
 
     from adhoc.solvers import alpharank, maximin, nash_zero_sum, prd
 
@@ -63,9 +61,11 @@ def main() -> None:
                 [M, -M], prd_iterations=10_000, prd_dt=1e-2)[1]))
         for name, fn in runs:
             repeats = 1 if "1e5" in name else args.repeats
-            seconds, answer = median_time(fn, repeats)
-            shown = "-" if name == "alpharank" else gap(answer)  # alpha-rank is no equilibrium solver
-            print(f"| {n} x {n} | {name} | {seconds:.3f} | {shown} |")
+            timing = harness.timeit(fn, repeats)
+            shown = "-" if name == "alpharank" else gap(timing.result)  # alpha-rank is no equilibrium solver
+            record[f"{n}x{n} {name}"] = {**timing.as_dict(), "exploitability_over_range": shown}
+            print(f"| {n} x {n} | {name} | {timing.median:.3f} | {shown} |")
+    record.finish(args.json)
 
 
 if __name__ == "__main__":
