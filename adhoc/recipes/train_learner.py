@@ -330,7 +330,7 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         pops = _train(config, slots, adapter, base, seat, relabel, start, progress, folder, point)
         if not batched:
             return pops[0]  # committed by _save
-        (folder.staging / CHECKPOINT).unlink()  # every slot is written: the checkpoint never reaches out
+        (folder.staging / CHECKPOINT).unlink(missing_ok=True)  # all slots written: no checkpoint reaches out
     except BaseException as exc:
         folder.abandon(keep=(folder.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
         raise
