@@ -1,7 +1,7 @@
 """Checkpoints, resume and determinism: a run interrupted (SIGTERM, or a crash after a checkpoint) and resumed
 ends with the same population (a learners: run, the same populations), bit for bit, as an uninterrupted run
-with the same seed; the same config and
-seed give identical adapters and cross-play matrices; a resume refuses a changed config."""
+with the same seed; the same config and seed give identical adapters and cross-play matrices; a resume
+refuses a changed config."""
 
 import os
 import signal

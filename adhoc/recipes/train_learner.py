@@ -69,7 +69,8 @@ init and fresh-oracle seeds. A batched run keeps ONE checkpoint for all slots (`
 the bank and Adam state; the generator; per slot its epoch-0 returns, σ, rows of M, history, snapshots and
 oracle seed) in the staging folder of ``--out DIR`` (``.DIR.partial/checkpoint.safetensors``, beside the
 slots' staged populations, never in DIR), and stops, resumes (``--resume``, bit for bit) and overwrites
-(``--overwrite``: an earlier ``learners:`` output only) as a single learner does. Without ``learners:`` there is one slot and the computation is exactly the single learner's.
+(``--overwrite``: an earlier ``learners:`` output only) as a single learner does. Without ``learners:`` there
+is one slot and the computation is exactly the single learner's.
 
 Choices and deviations: PSRO's output is the mixture over its oracles; here there are two agents: the final
 learner (one adapter; the first member, what ``adhoc evaluate`` plays by default) and the mixture over the
