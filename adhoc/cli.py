@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(population folders, or the scripted teachers of the config's game), solver=NAME the meta-solver")
     p.add_argument("--out", help="learner population folder to write (default runs/<game>-learner-<solver>-seed<S>-<time>-<id>); "
                                  "with a learners: list, the folder of one population per slot, OUT/<name>")
-    _write_options(p, "population", resume=True)
+    _write_options(p, "population (with a learners: list: an earlier learners: output)", resume=True)
     p.set_defaults(func=_train_learner)
 
     p = sub.add_parser("evaluate", help="an agent's returns with (held-out) partner populations: mean, worst case, regret")

@@ -7,7 +7,8 @@ not create is ever deleted.
   (``.<name>.partial``), holds an exclusive lock on it while it runs (``fcntl.flock``: released by the
   kernel when the process dies, even on SIGKILL, so a stale lock never blocks a later run), and renames it
   into place when everything is written. An existing ``--out`` is replaced only with ``overwrite`` and only if
-  it holds nothing but an earlier output of the same kind (``KINDS``); ``/``, the home folder, the working
+  it holds nothing but an earlier output of the same kind (``KINDS``, or a ``learners:`` run's folder of
+  learner populations, ``kind_of``); ``/``, the home folder, the working
   directory, their ancestors and the command's own inputs (or a folder holding them) are always refused.
 - ``unique_default``: default output names carry a time stamp and a random suffix, so two runs started in the
   same second never share a folder.
@@ -40,6 +41,7 @@ KINDS: dict[str, dict] = {
              "entries": {"card.json", "README.md", "config.json", "generation_config.json", "model.safetensors",
                          "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tb"}},
 }
+LEARNERS = "learner populations"  # a learners: run's --out: one learner population per slot (see kind_of)
 LOCK = ".lock"
 
 
@@ -71,10 +73,39 @@ def kind_of(folder: Path) -> str | None:
         entries = {p.name for p in folder.iterdir()}
     except OSError:
         return None
+    return _kind(folder, entries) or (LEARNERS if _learner_populations(folder, entries) else None)
+
+
+def _kind(folder: Path, entries: set[str]) -> str | None:
     for kind, spec in KINDS.items():
         if spec["marker"] in entries and entries <= spec["entries"] and not (folder / spec["marker"]).is_symlink():
             return kind
     return None
+
+
+def _learner_populations(folder: Path, entries: set[str]) -> bool:
+    """``folder`` holds a ``learners:`` run's output and nothing else: one population folder per slot, and every
+    one's ``config.yaml`` records a ``learners:`` list whose names are exactly these folders (a folder of
+    unrelated populations, e.g. ``runs/``, is not one)."""
+    import yaml
+
+    if not entries:
+        return False
+    for name in entries:
+        sub, config = folder / name, folder / name / "config.yaml"
+        if sub.is_symlink() or not sub.is_dir() or config.is_symlink():
+            return False
+        try:
+            if _kind(sub, {p.name for p in sub.iterdir()}) != "population":
+                return False
+            data = yaml.safe_load(config.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return False
+        slots = data.get("learners") if isinstance(data, dict) else None
+        names = [s.get("name") for s in slots if isinstance(s, dict)] if isinstance(slots, list) else []
+        if not names or len(names) != len(slots) or set(names) != entries:
+            return False
+    return True
 
 
 def split_member(spec: str) -> tuple[str, str | None]:

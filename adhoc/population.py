@@ -220,9 +220,7 @@ class PopulationWriter(OutputFolder):
         super().__init__(out, "population", overwrite=overwrite, resume=resume, inputs=inputs)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        manifest = {"format": FORMAT, "created": _dt.datetime.now().isoformat(timespec="seconds"),
-                    "versions": package_versions(), **manifest}
-        atomic_write(self.staging / MANIFEST, yaml.safe_dump(manifest, sort_keys=False))
+        write_manifest(self.staging, manifest)
 
     def commit(self) -> Path:
         Population.load(self.staging)  # never publish what we could not read back
@@ -230,3 +228,27 @@ class PopulationWriter(OutputFolder):
         if checkpoint.exists():
             checkpoint.unlink()
         return super().commit()
+
+
+class NestedPopulationWriter:
+    """A population written straight into ``folder`` inside another output's (locked) staging folder, e.g. one
+    slot of a ``learners:`` run: that output's lock, checkpoint and commit cover it; ``commit`` only checks that
+    it reads back and returns ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.staging = Path(folder)
+        self.staging.mkdir(exist_ok=True)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_manifest(self.staging, manifest)
+
+    def commit(self) -> Path:
+        Population.load(self.staging)
+        return self.staging
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """``folder``'s manifest (atomic): the format, a time stamp and the package versions, then ``manifest``."""
+    manifest = {"format": FORMAT, "created": _dt.datetime.now().isoformat(timespec="seconds"),
+                "versions": package_versions(), **manifest}
+    atomic_write(folder / MANIFEST, yaml.safe_dump(manifest, sort_keys=False))

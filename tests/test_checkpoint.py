@@ -1,6 +1,7 @@
 """Checkpoints, resume and determinism: a run interrupted (SIGTERM, or a crash after a checkpoint) and resumed
-ends with the same population, bit for bit, as an uninterrupted run with the same seed; the same config and
-seed give identical adapters and cross-play matrices; a resume refuses a changed config."""
+ends with the same population (a learners: run, the same populations), bit for bit, as an uninterrupted run
+with the same seed; the same config and seed give identical adapters and cross-play matrices; a resume
+refuses a changed config."""
 
 import os
 import signal
@@ -147,3 +148,98 @@ def _config_file(tmp_path: Path) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text("game: lever\nmethod: selfplay\n")
     return path
+
+
+# ------------------------------------------------------------------ learner slots (learners: in one batched run)
+SLOTS = ["solver=maximin", "learner.oracle=fresh", "train.epochs=3", "train.iterations_per_epoch=4",
+         "train.episodes=16", "train.eval_episodes=8", "train.checkpoint_every=3", "train.lr=0.05"]
+
+
+@pytest.fixture(scope="module")
+def slots_setup(tmp_path_factory):
+    """Two learner slots on the lever game (forced partners; slot b with two of them), and the populations of
+    an uninterrupted run."""
+    from test_crossplay import forced_population
+
+    from adhoc.games import make_game
+
+    root = tmp_path_factory.mktemp("learner-slots")
+    partners = forced_population(root / "partners", make_game("lever"), "lever", [3, 3, 5])
+    config_file = root / "slots.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "game": {"name": "lever", "n_levers": 10}, "partners": [str(partners)],
+        "learners": [{"name": "a", "seed": 0}, {"name": "b", "seed": 1, "partners": [f"{partners}:m0,m2"]}]}))
+    whole = learner_recipe.train_learner(load_learner_config(config_file, SLOTS), root / "whole", progress=False)
+    return config_file, root / "whole", {pop.path.name: contents(pop.path) for pop in whole}
+
+
+def slots_contents(out: Path) -> dict:
+    return {p.name: contents(p) for p in sorted(out.iterdir())}
+
+
+def test_interrupted_learner_slots_resume_bit_for_bit(slots_setup, tmp_path, monkeypatch, capsys):
+    config_file, _, whole = slots_setup
+    out = tmp_path / "run"
+    argv = ["train-learner", str(config_file), *SLOTS, "--quiet", "--out", str(out)]
+    interrupt_at(monkeypatch, learner_recipe, 5, "sigterm")  # iteration 5: epoch 1, after the fresh oracles
+    assert main(argv) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM at iteration 5; checkpoint saved" in err and f"--resume --out {out}" in err
+    staging = tmp_path / ".run.partial"
+    assert (staging / CHECKPOINT).is_file() and not out.exists()
+    assert sorted(p.name for p in staging.iterdir()) == [".lock", "a", "b", CHECKPOINT]
+    assert not list((staging / "a").rglob(CHECKPOINT)) + list((staging / "b").rglob(CHECKPOINT))  # one, for the run
+    # a changed config is refused in one line; the checkpoint stays
+    assert main(["train-learner", str(config_file), *SLOTS, "train.lr=0.06", "--quiet", "--out", str(out),
+                 "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("adhoc: error: --resume needs the config the run started with") and "\n" not in err
+    assert "lr: 0.05" in err and (staging / CHECKPOINT).is_file()
+    # without --resume the interrupted run is neither continued nor destroyed
+    assert main(argv) == 2 and "rerun with --resume" in capsys.readouterr().err
+    interrupt_at(monkeypatch, learner_recipe, 4, "crash")  # iteration 9 (epoch 2): back to the checkpoint of 6
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        learner_recipe.train_learner(load_learner_config(config_file, SLOTS), out, progress=False, resume=True)
+    assert (staging / CHECKPOINT).is_file()
+    monkeypatch.undo()
+    assert main([*argv, "--resume"]) == 0
+    assert slots_contents(out) == whole
+    assert not staging.exists() and not list(out.rglob(CHECKPOINT))
+    assert [len(c["manifest"]["learner"]["history"]) for c in whole.values()] == [4, 4]  # epochs 0-2, final
+
+
+def test_learner_slots_killed_before_a_checkpoint_start_over(slots_setup, tmp_path, monkeypatch, capsys):
+    """A run killed (SIGKILL: its staging folder left, its lock released) before its first checkpoint starts
+    over on --resume; --overwrite replaces a finished learners: output, and nothing else."""
+    import shutil
+
+    from adhoc.paths import OutputFolder
+
+    config_file, whole_out, whole = slots_setup
+    config = load_learner_config(config_file, SLOTS)
+    out = tmp_path / "run"
+    interrupt_at(monkeypatch, learner_recipe, 2, "crash")  # before the first checkpoint (iteration 3)
+    monkeypatch.setattr(OutputFolder, "abandon", lambda self, keep: self._release())  # as if killed
+    with pytest.raises(RuntimeError):
+        learner_recipe.train_learner(config, out, progress=False)
+    monkeypatch.undo()
+    staging = tmp_path / ".run.partial"
+    assert (staging / "a" / "config.yaml").is_file() and not (staging / CHECKPOINT).exists()
+    pops = learner_recipe.train_learner(config, out, progress=False, resume=True)
+    assert [p.path for p in pops] == [out / "a", out / "b"] and slots_contents(out) == whole
+    with pytest.raises(UserError, match="already complete"):
+        learner_recipe.train_learner(config, out, progress=False, resume=True)
+    # --overwrite: a finished learners: output is replaced ...
+    (out / "a" / "population.yaml").write_text((out / "a" / "population.yaml").read_text() + "# edited\n")
+    learner_recipe.train_learner(config, out, overwrite=True, progress=False)
+    assert slots_contents(out) == whole and not staging.exists()
+    # ... but not one slot's population, nor a folder of populations that is no learners: output
+    others = tmp_path / "others"
+    others.mkdir()
+    shutil.copytree(whole_out / "a", others / "a")
+    shutil.copytree(whole_out / "b", others / "c")
+    for target, match in [(out / "a", "is not a learner populations output"),
+                          (others, "is not a learner populations output")]:
+        with pytest.raises(UserError, match=match):
+            learner_recipe.train_learner(config, target, overwrite=True, progress=False)
+    assert sorted(p.name for p in others.iterdir()) == ["a", "c"] and slots_contents(out) == whole

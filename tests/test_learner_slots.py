@@ -220,10 +220,9 @@ def test_bad_learner_slots_runs_are_refused_before_writing(lever_partners, slots
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(ok))
     for argv, match in [
         (["train-learner", str(config), "--out", str(out)], "learner b: partner population"),
-        (["train-learner", str(tmp_path / "ok.yaml"), "--out", str(out), "--resume"],
-         "--resume is not supported with a learners: list"),
-        (["train-learner", str(tmp_path / "ok.yaml"), "--out", str(slots_run), "--overwrite"],
-         "--overwrite is not supported with a learners: list"),
+        (["train-learner", str(tmp_path / "ok.yaml"), "--out", str(slots_run / "s0"), "--overwrite"],
+         "is not a learner populations output (it is a population)"),
+        (["train-learner", str(tmp_path / "ok.yaml"), "--out", str(slots_run), "--resume"], "already complete"),
         (["train-learner", str(tmp_path / "ok.yaml"), "--out", str(slots_run)], "already exists"),
         (["train-learner", str(tmp_path / "ok.yaml"), "--out", str(slots_run / "s0")], "already exists"),
     ]:

@@ -65,8 +65,12 @@ the single learner's loss on its own episodes: its own leave-one-out groups, its
 entropy term; ``MemberAdam.step`` moves only the learners. Step 3 writes one ordinary learner population
 per slot, ``--out DIR/<slot name>``, staged together so that DIR appears complete. One generator
 (``learner.seed``) serves every slot (partner draws, rollouts, evaluation); a slot's ``seed`` sets its LoRA
-init and fresh-oracle seeds. A batched run keeps no checkpoint (``--resume`` and ``--overwrite`` are
-refused). Without ``learners:`` there is one slot and the computation is exactly the single learner's.
+init and fresh-oracle seeds. A batched run keeps ONE checkpoint for all slots (``checkpoint.run_tensors``:
+the bank and Adam state; the generator; per slot its epoch-0 returns, σ, rows of M, history, snapshots and
+oracle seed) in the staging folder of ``--out DIR`` (``.DIR.partial/checkpoint.safetensors``, beside the
+slots' staged populations, never in DIR), and stops, resumes (``--resume``, bit for bit) and overwrites
+(``--overwrite``: an earlier ``learners:`` output only) as a single learner does. Without ``learners:`` there
+is one slot and the computation is exactly the single learner's.
 
 Choices and deviations: PSRO's output is the mixture over its oracles; here there are two agents: the final
 learner (one adapter; the first member, what ``adhoc evaluate`` plays by default) and the mixture over the
@@ -103,8 +107,8 @@ from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
 from adhoc.methods.otherplay import Relabelling
 from adhoc.partners import Partners, load_partners, seats_beside
-from adhoc.paths import OutputFolder, atomic_write, check_out, unique_default
-from adhoc.population import CHECKPOINT, Member, Population, PopulationWriter
+from adhoc.paths import LEARNERS, OutputFolder, atomic_write, check_out, unique_default
+from adhoc.population import CHECKPOINT, Member, NestedPopulationWriter, Population, PopulationWriter
 from adhoc.psro import (best_returns, draw_training_pairs, learner_mixture, matrix_markdown, mixture_record,
                         oracle_seed, regret_summary, slot_losses)
 from adhoc.rollout import rollout
@@ -276,17 +280,6 @@ def slot_returns(game, policy: Policy, slots: list[Slot], episodes: int, rng: np
     return result
 
 
-class Discarded(Interrupted):
-    """A ``learners:`` run stopped by SIGTERM / SIGINT: it keeps no checkpoint, so nothing of it is kept."""
-
-    def __init__(self, iteration: int, signum: int) -> None:
-        import signal
-
-        super().__init__(None, iteration, signum)
-        self.args = (f"stopped by {signal.Signals(signum).name} at iteration {iteration}; a run with a learners: "
-                     f"list keeps no checkpoint, so nothing was written",)
-
-
 # ---------------------------------------------------------------------------- the recipe
 def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overwrite: bool = False,
                   progress: bool = True, resume: bool = False) -> Population | list[Population]:
@@ -295,15 +288,11 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
 
     With ``learners:`` (M slots) train them all in one batched pass and return their M populations,
     ``out/<slot name>``, each a single learner's population; the folder ``out`` appears only when all are
-    written. Such a run keeps no checkpoint: ``--resume`` and ``--overwrite`` are refused, and a stop (SIGTERM,
-    Ctrl-C) discards it."""
+    written. Such a run keeps ONE checkpoint for all slots, in the staging folder of ``out``
+    (``.<out>.partial/checkpoint.safetensors``, beside the slots' staged populations), and resumes and
+    overwrites as a single learner does (``--overwrite`` replaces only an earlier ``learners:`` output)."""
     start = time.perf_counter()
     batched = config.learners is not None
-    if batched and resume:
-        raise UserError("--resume is not supported with a learners: list (the batched run keeps no checkpoint); "
-                        "run it again with a new --out")
-    if batched and overwrite:
-        raise UserError("--overwrite is not supported with a learners: list; choose a new --out")
     if resume and out is None:
         raise UserError("--resume needs the --out of the run to continue")
     game_spec = None
@@ -318,13 +307,9 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
         learner_adapter(config, slot.partners)
     inputs = tuple(dict.fromkeys(spec for slot in slots for spec in slot.specs))
     out = Path(out) if out is not None else default_out(config, partners)
-    if batched and out.exists():
-        raise UserError(f"{out} already exists (choose another --out; a learners: run never replaces anything)")
-    if batched and (out.parent / f".{out.name}.partial").exists():
-        raise UserError(f"{out.parent / f'.{out.name}.partial'} exists (another run writing {out}, or one that was "
-                        f"killed; a learners: run cannot resume it): choose another --out")
+    kind = LEARNERS if batched else "population"
     if not resume:
-        check_out(out, "population", overwrite, inputs=inputs)  # before the base is loaded
+        check_out(out, kind, overwrite, inputs=inputs)  # before the base is loaded
     default_base = next((s.partners.base_model["id"] for s in slots if s.partners.base_model), ModelConfig.base)
     base = load_base(config.model.base or default_base, config.model.device, config.model.dtype,
                      config.model.cpu_threads)
@@ -333,26 +318,24 @@ def train_learner(config: LearnerRunConfig, out: str | Path | None = None, overw
             pop.check_base(base.model_id, base.fingerprint)  # a different base model: refused before any write
     # symmetry augmentation; a game without symmetries is refused here, before anything is written
     relabel = Relabelling(build_game(partners.game), "learner.augment") if config.learner.augment else None
-    if not batched:
-        writer = PopulationWriter(out, overwrite=overwrite, resume=resume, inputs=inputs)
-        slots[0].writer = writer
-        try:
-            return _train(config, slots, adapter, base, seat, relabel, start, progress, resume)[0]
-        except BaseException as exc:
-            writer.abandon(keep=(writer.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
-            raise
-    folder = OutputFolder(out, "learner populations", inputs=inputs)  # staged whole: out appears complete
+    # the run's output folder, which holds its checkpoint: the population itself, or (learners:) the folder of
+    # the slots' populations, staged whole so that out appears complete
+    folder = PopulationWriter(out, overwrite=overwrite, resume=resume, inputs=inputs) if not batched else \
+        OutputFolder(out, kind, overwrite=overwrite, resume=resume, inputs=inputs)
     try:
+        point = resume_point(folder, resume)  # None: a new run (or one killed before its first checkpoint)
+        if point is not None:
+            checkpoint.check_same_config(point[1], config.to_yaml(), folder.staging / CHECKPOINT)
         for slot in slots:
-            slot.writer = PopulationWriter(folder.staging / slot.name, inputs=tuple(slot.specs))
-        pops = _train(config, slots, adapter, base, seat, relabel, start, progress, False)
-        folder.commit()
-    except BaseException:
-        for slot in slots:
-            if slot.writer is not None:
-                slot.writer.abandon(keep=False)
-        folder.abandon(keep=False)
+            slot.writer = folder if not batched else NestedPopulationWriter(folder.staging / slot.name)
+        pops = _train(config, slots, adapter, base, seat, relabel, start, progress, folder, point)
+        if not batched:
+            return pops[0]  # committed by _save
+        (folder.staging / CHECKPOINT).unlink(missing_ok=True)  # all slots written: no checkpoint reaches out
+    except BaseException as exc:
+        folder.abandon(keep=(folder.staging / CHECKPOINT).exists() and not isinstance(exc, UserError))
         raise
+    folder.commit()  # (out appeared meanwhile: refused, and the staged output is kept)
     return [Population.load(out / pop.path.name) for pop in pops]
 
 
@@ -377,7 +360,10 @@ def _build(config, slots: list[Slot], adapter: dict, base) -> tuple[AdapterBank,
     return bank, policy, optimizer, bank.n_members + len(policy.scripted)
 
 
-def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progress, resume) -> list[Population]:
+def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progress, folder,
+           point) -> list[Population]:
+    """Steps 1-3 for every slot; ``folder`` (the run's output folder) holds the run's one checkpoint, ``point``
+    (tensors, state) the checkpoint to continue from (None: a new run)."""
     batched = config.learners is not None
 
     game = build_game(slots[0].partners.game)
@@ -389,21 +375,18 @@ def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progr
     episodes = config.train.eval_episodes
     from tqdm import tqdm
 
-    writer = slots[0].writer
-    checkpoint_file = writer.staging / CHECKPOINT
+    checkpoint_file = folder.staging / CHECKPOINT
     config_yaml = config.to_yaml()
-    point = resume_point(writer, resume)  # one slot only (train_learner refuses --resume with learners:)
     iteration, first_epoch, done_in_epoch = 0, 0, 0
     if point is not None:
-        slot, (tensors, state) = slots[0], point
-        checkpoint.check_same_config(state, config_yaml, checkpoint_file)
+        tensors, state = point
         checkpoint.restore_run_tensors(tensors, bank, optimizer)
         checkpoint.restore_rng(rng, state["rng"])
-        slot.first, slot.sigma = tensors["first"].numpy(), tensors["sigma"].numpy()
-        slot.rows = list(tensors["rows"].numpy())
-        slot.history, slot.init_seed = state["history"], state["seed"]
-        slot.snapshots = [Member(m.pop("name"), m.pop("seed"), m.pop("self_play_return"), m)
-                          for m in state["snapshots"]]
+        if batched:  # per slot: tensors slots.<k>.first / sigma / rows, state["slots"][k]
+            for k, (slot, slot_state) in enumerate(zip(slots, state["slots"])):
+                _restore_slot(slot, tensors, slot_state, f"slots.{k}.")
+        else:  # the single learner's checkpoint: its slot's tensors and records at the top level
+            _restore_slot(slots[0], tensors, state, "")
         iteration, first_epoch, done_in_epoch = state["iteration"], state["epoch"], state["done_in_epoch"]
         start -= state["train_time_s"]
     else:
@@ -421,14 +404,17 @@ def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progr
     bar = tqdm(total=config.train.iterations, initial=iteration, disable=not progress, unit="it", desc=desc)
 
     def save_checkpoint(epoch: int, done: int) -> None:
-        slot = slots[0]
         tensors = checkpoint.run_tensors(bank, optimizer)
-        tensors.update(first=torch.as_tensor(slot.first), sigma=torch.as_tensor(slot.sigma),
-                       rows=torch.as_tensor(np.stack(slot.rows)))
-        checkpoint.save(checkpoint_file, tensors, {
-            "iteration": iteration, "epoch": epoch, "done_in_epoch": done, "rng": checkpoint.rng_state(rng),
-            "seed": slot.init_seed, "history": slot.history, "snapshots": [m.to_dict() for m in slot.snapshots],
-            "config": config_yaml, "train_time_s": time.perf_counter() - start})
+        head = {"iteration": iteration, "epoch": epoch, "done_in_epoch": done, "rng": checkpoint.rng_state(rng)}
+        tail = {"config": config_yaml, "train_time_s": time.perf_counter() - start}
+        if batched:
+            for k, slot in enumerate(slots):
+                tensors.update(_slot_tensors(slot, f"slots.{k}."))
+            state = {**head, "slots": [{"name": slot.name, **_slot_state(slot)} for slot in slots], **tail}
+        else:
+            tensors.update(_slot_tensors(slots[0], ""))
+            state = {**head, **_slot_state(slots[0]), **tail}
+        checkpoint.save(checkpoint_file, tensors, state)
 
     def evaluate(epoch: int) -> list[dict]:
         """A new row of M for every slot (epoch 0: from the first evaluation); their records."""
@@ -464,18 +450,35 @@ def _train(config, slots: list[Slot], adapter, base, seat, relabel, start, progr
                 iteration += 1
                 _train_step(config, slots, game, policy, optimizer, relabel, rng, iteration, n_ids, member_names)
                 bar.update(1)
-                if batched and stop.requested is not None:  # no checkpoint: the run is discarded
-                    raise Discarded(iteration, stop.requested)
-                if not batched and iteration < config.train.iterations and \
+                if iteration < config.train.iterations and \
                         checkpoint.due(iteration, config.train.checkpoint_every, stop):
                     save_checkpoint(epoch, done)
                     if stop.requested is not None:
-                        slots[0].tb.close()
-                        raise Interrupted(writer.out, iteration, stop.requested)
+                        for slot in slots:
+                            slot.tb.close()
+                        raise Interrupted(folder.out, iteration, stop.requested)
     # 3. the final learners: last row of every meta-game, then save
     finals = evaluate(config.train.epochs)
     bar.close()
     return [_save(config, slot, final, bank, base, adapter, iteration, start) for slot, final in zip(slots, finals)]
+
+
+def _slot_tensors(slot: Slot, prefix: str) -> dict[str, torch.Tensor]:
+    """A slot's PSRO tensors for the checkpoint: its epoch-0 returns, σ and rows of M."""
+    return {f"{prefix}first": torch.as_tensor(slot.first), f"{prefix}sigma": torch.as_tensor(slot.sigma),
+            f"{prefix}rows": torch.as_tensor(np.stack(slot.rows))}
+
+
+def _slot_state(slot: Slot) -> dict:
+    """A slot's PSRO records for the checkpoint: its oracle's init seed, history and snapshots."""
+    return {"seed": slot.init_seed, "history": slot.history, "snapshots": [m.to_dict() for m in slot.snapshots]}
+
+
+def _restore_slot(slot: Slot, tensors: dict[str, torch.Tensor], state: dict, prefix: str) -> None:
+    slot.first, slot.sigma = tensors[f"{prefix}first"].numpy(), tensors[f"{prefix}sigma"].numpy()
+    slot.rows = list(tensors[f"{prefix}rows"].numpy())
+    slot.history, slot.init_seed = state["history"], state["seed"]
+    slot.snapshots = [Member(m.pop("name"), m.pop("seed"), m.pop("self_play_return"), m) for m in state["snapshots"]]
 
 
 def _next_epoch(config, slot: Slot, record: dict, epoch: int, iteration: int, bank: AdapterBank,
