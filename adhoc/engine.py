@@ -38,6 +38,7 @@ import torch
 
 from adhoc import checkpoint
 from adhoc.config import RunConfig, entropy_coef_at
+from adhoc.diagnostics import chance_return, member_warnings
 from adhoc.errors import Interrupted, UserError
 from adhoc.games import build_game
 from adhoc.lm.adapters import AdapterBank, MemberAdam
@@ -285,6 +286,9 @@ def export(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, s
         name = f"{run.names[i]}-{label}"
         bank.export_snapshot(i, weights, writer.staging / "members" / name)
         members.append(Member(name, run.seeds[i], round(ret, 4), {"checkpoint_of": run.names[i], "checkpoint": label}))
+    chance, scale = chance_return(run.game)
+    trained = members[:len(chosen)]  # not a method's extra checkpoints (FCP's untrained ones, say)
+    warnings = member_warnings([m.name for m in trained], [m.self_play_return for m in trained], chance, scale)
     writer.write_manifest({
         "game": run.game.params() | {"name": config.game.name},
         "method": config.to_dict()["method"],
@@ -297,5 +301,5 @@ def export(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, s
         "wall_time_s": round(elapsed, 1),  # start-up + training, over every resumed part
         "startup_s": round(startup, 1),
         "train_s": round(elapsed - startup, 1),
-    } | (more or {}))
+    } | ({"warnings": warnings} if warnings else {}) | (more or {}))
     return Population.load(writer.commit())

@@ -188,7 +188,12 @@ class Population:
         for mem in self.members:
             sp = mem.get("self_play_return")
             lines.append(f"  {mem['name']:<{width}}  {str(mem.get('seed')):>10}  {'-' if sp is None else f'{sp:.3f}'}")
-        return "\n".join(lines)
+        return "\n".join(lines + warning_lines(m))
+
+
+def warning_lines(manifest: dict) -> list[str]:
+    """The manifest's ``warnings`` (``adhoc.diagnostics``: suspect members, proxies, mixtures), one line each."""
+    return [f"warning: {w}" for w in manifest.get("warnings") or []]
 
 
 def _inside(root: Path, item: Path) -> None:

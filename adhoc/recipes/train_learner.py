@@ -99,6 +99,7 @@ import torch
 
 from adhoc import checkpoint
 from adhoc.config import LearnerRunConfig, ModelConfig, entropy_coef_at
+from adhoc.diagnostics import mixture_warning
 from adhoc.engine import check_finite, resume_point, tensorboard
 from adhoc.errors import Interrupted, UserError
 from adhoc.games import build_game
@@ -108,7 +109,8 @@ from adhoc.lm.policy import Policy
 from adhoc.methods.otherplay import Relabelling
 from adhoc.partners import Partners, load_partners, seats_beside
 from adhoc.paths import LEARNERS, OutputFolder, atomic_write, check_out, unique_default
-from adhoc.population import CHECKPOINT, Member, NestedPopulationWriter, Population, PopulationWriter
+from adhoc.population import (CHECKPOINT, Member, NestedPopulationWriter, Population, PopulationWriter,
+                              warning_lines)
 from adhoc.psro import (best_returns, draw_training_pairs, learner_mixture, matrix_markdown, mixture_record,
                         oracle_seed, regret_summary, slot_losses)
 from adhoc.rollout import rollout
@@ -552,6 +554,7 @@ def _save(config, slot: Slot, final: dict, bank, base, adapter, iteration: int, 
     row_members = [m.name for m in slot.snapshots] + [slot.name]
     x = learner_mixture(matrix, config.solver["name"], best_returns(partner_sp, matrix))
     mixture = mixture_record(matrix, x, partner_sp, names, row_members, config.solver["name"])
+    warning = mixture_warning(mixture["weights"], row_members[0], matrix)
     for key in ("return_mean", "return_worst", "regret_max"):
         if mixture[key] is not None:
             tb.add_scalar(f"mixture/{key}", mixture[key], iteration)
@@ -584,7 +587,7 @@ def _save(config, slot: Slot, final: dict, bank, base, adapter, iteration: int, 
                      "eval_episodes": config.train.eval_episodes, "return_mean": final["return_mean"],
                      "return_worst": final["return_worst"]},
         "wall_time_s": round(time.perf_counter() - start, 1),
-    })
+    } | ({"warnings": [warning]} if warning else {}))
     return Population.load(slot.writer.commit())
 
 
@@ -611,7 +614,7 @@ def summary(pop: Population) -> str:
         lines.append(f"  with the training partners (from M): mean {mix['return_mean']:.3f}, worst "
                      f"{mix['return_worst']:.3f} ({mix['worst_partner']}), max regret "
                      f"{_fmt(mix['regret_max']).strip()}")
-    return "\n".join(lines)
+    return "\n".join(lines + warning_lines(pop.manifest))
 
 
 def _fmt(value: float | None) -> str:

@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from adhoc.diagnostics import proxy_warning
 from adhoc.errors import UserError
 from adhoc.paths import check_name, check_out, unique_default
+from adhoc.population import warning_lines
 
 TARGET_MODULES = ["q_proj", "v_proj", "lm_head"]  # the shipped configs' adapter shape
 
@@ -202,6 +204,8 @@ def train_proxy(source: str | Path, out: str | Path | None = None, game_name: st
             per = {"train": prediction_metrics(policy, game, mine(train, train_members), [k] * len(mine(train, train_members))),
                    "heldout": prediction_metrics(policy, game, mine(held, held_members), [k] * len(mine(held, held_members)))}
             members.append(Member(name, seeds[k], None, {"participant": participants[k], **per}))
+        heldout = [(m.name, m.extra["heldout"]) for m in members if m.extra["heldout"]]
+        warnings = [w for name, r in heldout if (w := proxy_warning(name, r["loglik"], r["uniform_loglik"]))]
         writer.write_manifest({
             "game": game_dict,
             "method": {"name": "behaviour-cloning", "pooled": pooled, "source": str(source),
@@ -212,7 +216,7 @@ def train_proxy(source: str | Path, out: str | Path | None = None, game_name: st
             "proxy": {"participants": participants if not pooled else sorted({str(r["participant"]) for r in rows}),
                       "episodes": len({(r["session"], r["episode"]) for r in rows}), **policy_metrics},
             "wall_time_s": round(time.perf_counter() - start, 1),
-        })
+        } | ({"warnings": warnings} if warnings else {}))
         return Population.load(writer.commit())
     except BaseException:
         writer.abandon(keep=False)
@@ -232,4 +236,4 @@ def proxy_summary(pop) -> str:
                              f"{r['loglik']:>8.3f} {r['uniform_loglik']:>8.3f}")
             elif split == "heldout":
                 lines.append(f"  {m['name']:<24} {split:<8} {'-':>9}  (one episode only: nothing held out)")
-    return "\n".join(lines)
+    return "\n".join(lines + warning_lines(pop.manifest))
