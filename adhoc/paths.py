@@ -7,8 +7,10 @@ not create is ever deleted.
   (``.<name>.partial``), holds an exclusive lock on it while it runs (``fcntl.flock``: released by the
   kernel when the process dies, even on SIGKILL, so a stale lock never blocks a later run), and renames it
   into place when everything is written. An existing ``--out`` is replaced only with ``overwrite`` and only if
-  it holds nothing but an earlier output of the same kind (``KINDS``); ``/``, the home folder, the working
-  directory, their ancestors and the command's own inputs (or a folder holding them) are always refused.
+  EVERY file in it, recursively, is one an output of the same kind writes there, by name and by content
+  (``foreign_file``: a bounded walk that never follows a link; checked again just before the replacement);
+  ``/``, the home folder, the working directory, their ancestors and the command's own inputs (or a folder
+  holding them) are always refused.
 - ``unique_default``: default output names carry a time stamp and a random suffix, so two runs started in the
   same second never share a folder.
 """

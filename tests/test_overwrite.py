@@ -57,7 +57,7 @@ def made(tmp_path_factory):
 
 
 def member(folder: Path) -> str:
-    return sorted(p.name for p in (folder / "members").iterdir())[0]
+    return min(p.name for p in (folder / "members").iterdir())
 
 
 def events(folder: Path) -> str:
