@@ -7,9 +7,11 @@ not create is ever deleted.
   (``.<name>.partial``), holds an exclusive lock on it while it runs (``fcntl.flock``: released by the
   kernel when the process dies, even on SIGKILL, so a stale lock never blocks a later run), and renames it
   into place when everything is written. An existing ``--out`` is replaced only with ``overwrite`` and only if
-  it holds nothing but an earlier output of the same kind (``KINDS``, or a ``learners:`` run's folder of
-  learner populations, ``kind_of``); ``/``, the home folder, the working
-  directory, their ancestors and the command's own inputs (or a folder holding them) are always refused.
+  EVERY file in it, recursively, is one an output of the same kind (``KINDS``, or a ``learners:`` run's folder
+  of learner populations, ``kind_of``) writes there, by name and by content
+  (``foreign_file``: a bounded walk that never follows a link; checked again just before the replacement);
+  ``/``, the home folder, the working directory, their ancestors and the command's own inputs (or a folder
+  holding them) are always refused.
 - ``unique_default``: default output names carry a time stamp and a random suffix, so two runs started in the
   same second never share a folder.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import re
 import secrets
@@ -29,7 +32,8 @@ from adhoc.errors import UserError
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+=-]{0,127}")
 
-# what each kind of output folder may hold: an existing --out is replaced only if it holds nothing else
+# what each kind of output folder may hold at its top level (``kind_of``: a cheap guess for messages); what it
+# may hold recursively, by name and content, is checked by ``foreign_file`` before anything is replaced
 KINDS: dict[str, dict] = {
     "population": {"marker": "population.yaml",
                    "entries": {"population.yaml", "config.yaml", "members", "tb", "crossplay", "evaluation"}},
@@ -108,6 +112,261 @@ def _learner_populations(folder: Path, entries: set[str]) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------- what --overwrite may replace
+MAX_ENTRIES = 100_000  # files and folders --overwrite looks at before it refuses a tree as too large
+MAX_DEPTH = 16  # folder depth looked into (only inside a foreign folder, to name its first file)
+MAX_TEXT = 64 << 20  # bytes of a JSON / YAML file (or safetensors header) parsed
+POPULATION_KEYS = ("format", "game", "method", "base_model", "adapter", "members")  # adhoc.population.REQUIRED
+CONFIG_KEYS = {"game", "method", "model", "population", "train", "ray", "backend",  # RunConfig and
+               "partners", "solver", "learner", "learners"}  # LearnerRunConfig: a run's config.yaml
+TB_EVENTS = "events.out.tfevents."
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read(path: Path, limit: int = MAX_TEXT) -> bytes | None:
+    """The bytes of a regular file of at most ``limit`` bytes, else None (never follows a link)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
+def _json(*keys: str):
+    """A check: the file parses as a JSON object holding ``keys``."""
+    def check(path: Path) -> bool:
+        data = _read(path)
+        try:
+            value = json.loads(data) if data is not None else None
+        except (ValueError, RecursionError):
+            return False
+        return isinstance(value, dict) and all(k in value for k in keys)
+    return check
+
+
+def _yaml(path: Path) -> object:
+    """The file parsed as safe YAML (None if it is not a readable, small, parseable file)."""
+    import yaml
+
+    data = _read(path)
+    try:
+        return yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if data is not None else None
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return None
+
+
+def _config_yaml(path: Path) -> bool:
+    value = _yaml(path)
+    return isinstance(value, dict) and {"model", "train"} <= set(value) and set(value) <= CONFIG_KEYS
+
+
+def _starts(prefix: bytes):
+    """A check: the file begins with ``prefix`` (a PNG's or .npy's signature, the first line adhoc writes)."""
+    def check(path: Path) -> bool:
+        with open(path, "rb") as f:
+            return f.read(len(prefix)) == prefix
+    return check
+
+
+def _safetensors(path: Path) -> bool:
+    """A complete safetensors file: an 8-byte header length, a JSON header of tensors whose data ends exactly
+    at the end of the file."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 2 <= n <= min(MAX_TEXT, size - 8):
+                return False
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, RecursionError):
+        return False
+    if not isinstance(header, dict):
+        return False
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict):
+                return False
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and isinstance(entry.get("shape"), list)
+                and isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
+            return False
+        end = max(end, offsets[1])
+    return 8 + n + end == size
+
+
+def _crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = _crc32c(data)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _tb_events(path: Path) -> bool:
+    """A TensorBoard event file: its first record (length, CRC-32C of the length, data, CRC-32C of the data) is
+    intact and is the file-version event (``brain.Event:``) every event file starts with."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or int.from_bytes(head[8:], "little") != _masked_crc(head[:8]):
+                return False
+            n = int.from_bytes(head[:8], "little")
+            if n > 4096:
+                return False
+            data, crc = f.read(n), f.read(4)
+    except OSError:
+        return False
+    return len(data) == n and int.from_bytes(crc, "little") == _masked_crc(data) and b"brain.Event:" in data
+
+
+def _population_manifest(path: Path) -> set[str] | None:
+    """The member names of a population manifest (safe YAML, the keys adhoc writes), or None."""
+    m = _yaml(path)
+    if not isinstance(m, dict) or any(k not in m for k in POPULATION_KEYS) or \
+            not str(m["format"]).startswith("adhoc-population/") or not isinstance(m["members"], list):
+        return None
+    names = [e.get("name") if isinstance(e, dict) else None for e in m["members"]]
+    if not all(isinstance(n, str) and NAME.fullmatch(n) for n in names):
+        return None
+    return set(names)
+
+
+HTML = _starts(b"<!doctype html>\n<html")
+PNG = _starts(b"\x89PNG\r\n\x1a\n")
+MEMBER_FILES = {"adapter_config.json": _json("peft_type", "r", "lora_alpha", "target_modules"),
+                "adapter_model.safetensors": _safetensors}  # AdapterBank.export_member: a peft folder
+CROSSPLAY_FILES = {"crossplay.json": _json("game", "members", "matrix", "episodes", "sp_mean", "xp_mean"),
+                   "matrix.npy": _starts(b"\x93NUMPY"), "heatmap.png": PNG,
+                   "report.md": _starts(b"# Cross-play report: "), "report.html": HTML}
+EVALUATION_FILES = {"evaluation.json": _json("agent", "game", "partner_populations", "episodes"),
+                    "returns.png": PNG, "report.md": _starts(b"# Evaluation: "), "report.html": HTML}
+BASE_FILES = {"card.json": _json("shape", "parameters", "arch", "data", "steps", "fingerprint"),
+              "README.md": _starts(b"# A base pretrained by `adhoc pretrain-base`"),
+              "config.json": _json("model_type"), "generation_config.json": _json("transformers_version"),
+              "model.safetensors": _safetensors, "tokenizer.json": _json("version", "model"),
+              "tokenizer_config.json": _json(), "special_tokens_map.json": _json()}
+
+
+class _Walk:
+    """One bounded walk of an output folder: at most ``MAX_ENTRIES`` entries, links never followed."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def entries(self, folder: Path) -> list[os.DirEntry]:
+        found = []
+        with os.scandir(folder) as it:
+            for entry in it:
+                self.seen += 1
+                if self.seen > MAX_ENTRIES:
+                    raise _TooLarge
+                found.append(entry)
+        return sorted(found, key=lambda e: e.name)
+
+    def first_file(self, folder: Path, rel: str, depth: int = 0) -> str:
+        """The first file (or link, or deepest empty folder) in a foreign folder: what the user would look for."""
+        if depth < MAX_DEPTH:
+            for e in self.entries(folder):
+                if e.is_dir(follow_symlinks=False):
+                    return self.first_file(Path(e.path), f"{rel}/{e.name}", depth + 1)
+                return f"{rel}/{e.name}"
+        return f"{rel}/"
+
+    def folder(self, folder: Path, rel: str, files, folders=None) -> str | None:
+        """The first entry of ``folder`` that is not ours: ``files(name)`` / ``folders(name)`` give the check of a
+        regular file / the walk of a folder of that name (None: no such file or folder is ever written)."""
+        for e in self.entries(folder):
+            path, name = Path(e.path), rel + e.name
+            if e.is_symlink():
+                return name
+            if e.is_dir(follow_symlinks=False):
+                walk = folders(e.name) if folders else None
+                found = self.first_file(path, name) if walk is None else walk(path, name + "/")
+                if found is not None:
+                    return found
+            elif not e.is_file(follow_symlinks=False):
+                return name  # a fifo, socket or device
+            else:
+                check = files(e.name)
+                try:
+                    if check is None or not check(path):
+                        return name
+                except OSError:
+                    return name
+        return None
+
+    def tb(self, folder: Path, rel: str) -> str | None:
+        return self.folder(folder, rel, lambda n: _tb_events if n.startswith(TB_EVENTS) else None)
+
+    def kind(self, kind: str, folder: Path, rel: str = "") -> str | None:
+        if kind == "crossplay":
+            return self.folder(folder, rel, CROSSPLAY_FILES.get, {"tb": self.tb}.get)
+        if kind == "evaluation":
+            return self.folder(folder, rel, EVALUATION_FILES.get)
+        if kind == "base":
+            return self.folder(folder, rel, BASE_FILES.get, {"tb": self.tb}.get)
+        if kind == LEARNERS:  # one population folder per learner slot (kind_of checked their names)
+            return self.folder(folder, rel, lambda n: None, lambda n: lambda p, r: self.kind("population", p, r))
+        if kind != "population":
+            return rel or "."
+        manifest = folder / KINDS[kind]["marker"]
+        names = _population_manifest(manifest) if manifest.is_file() and not manifest.is_symlink() else None
+        if names is None:
+            return rel + manifest.name
+        member = lambda path, r: self.folder(path, r, MEMBER_FILES.get)  # noqa: E731
+        members = lambda path, r: self.folder(path, r, lambda n: None,  # noqa: E731
+                                              lambda n: member if n in names else None)
+        return self.folder(folder, rel, {manifest.name: lambda p: True, "config.yaml": _config_yaml}.get,
+                           {"members": members, "tb": self.tb,
+                            "crossplay": lambda p, r: self.kind("crossplay", p, r),
+                            "evaluation": lambda p, r: self.kind("evaluation", p, r)}.get)
+
+
+def foreign_file(folder: Path, kind: str) -> str | None:
+    """The relative path of the first file in ``folder`` (recursively, in name order) that no adhoc output of
+    ``kind`` writes there, checked by name and content (manifests parse with the keys adhoc writes, member
+    folders hold a peft adapter, ``tb/`` holds TensorBoard event files, ...; a link or a folder where a file
+    belongs is foreign); None if every file is ours. A tree of more than ``MAX_ENTRIES`` entries: UserError."""
+    try:
+        return _Walk().kind(kind, Path(folder))
+    except _TooLarge:
+        raise UserError(f"{folder} holds more than {MAX_ENTRIES} files and folders, too many to check that all "
+                        f"are an earlier {kind} output's; nothing was changed: choose another --out") from None
+
+
+def check_replaceable(out: Path, kind: str) -> None:
+    """Refuse (one line) to replace ``out`` unless it is an earlier output of ``kind`` and holds nothing else."""
+    marker = out / KINDS[kind]["marker"] if kind in KINDS else None
+    if kind == LEARNERS:
+        wrong = kind_of(out) != LEARNERS
+    else:
+        wrong = marker is None or not out.is_dir() or not (marker.exists() or marker.is_symlink())
+    if wrong:
+        found = kind_of(out) if out.is_dir() else None
+        raise UserError(f"{out} exists and is not {_a(kind)} output" + (f" (it is {_a(found)})" if found else
+                        " folder written by adhoc") + "; --overwrite replaces only that, so nothing was changed: "
+                        "choose another --out")
+    foreign = foreign_file(out, kind)
+    if foreign is not None:
+        raise UserError(f"{out} holds {foreign}, which is not a file of {_a(kind)} output written by adhoc; "
+                        f"--overwrite replaces only an output holding nothing else, so nothing was changed: move "
+                        f"it away or choose another --out")
+
+
 def split_member(spec: str) -> tuple[str, str | None]:
     """``DIR:MEMBERS`` → (DIR, MEMBERS) (``DIR:`` → (DIR, "")); a spec that exists as a path (a folder whose own
     name holds ':'), or holds no ':', → (spec, None). ``scripted:GAME`` splits too: callers check that DIR is a
@@ -145,10 +404,7 @@ def check_out(out: str | Path, kind: str, overwrite: bool = False, inputs: tuple
         if not overwrite:
             raise UserError(f"{out} already exists (choose another --out, or pass --overwrite to replace "
                             f"an earlier {kind} there)")
-        found = kind_of(out) if out.is_dir() else None
-        if found != kind:
-            raise UserError(f"{out} exists and is not {_a(kind)} output" + (f" (it is {_a(found)})" if found else
-                            " folder written by adhoc") + "; --overwrite replaces only that, so choose another --out")
+        check_replaceable(out, kind)
     parent = out.parent if str(out.parent) else Path(".")
     probe = next((p for p in [parent, *parent.parents] if p.exists()), None)
     if probe is None or not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
@@ -221,9 +477,14 @@ class OutputFolder:
         (self.staging / LOCK).unlink()
         old = None
         if self.out.exists():
-            if not self.overwrite or kind_of(self.out) != self.kind:
+            try:
+                if not self.overwrite:
+                    raise UserError("")
+                check_replaceable(self.out, self.kind)  # again: a file may have been put there meanwhile
+            except UserError:
                 self._release()
-                raise UserError(f"{self.out} appeared while this run was writing; the new output stays in {self.staging}")
+                raise UserError(f"{self.out} appeared or changed while this run was writing; nothing in it was "
+                                f"changed, and the new output stays in {self.staging}") from None
             old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
             os.rename(self.out, old)
         os.rename(self.staging, self.out)

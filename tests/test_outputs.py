@@ -302,7 +302,8 @@ def test_output_folder_lock_in_one_process(tmp_path):
     first = OutputFolder(tmp_path / "x", "crossplay")
     with pytest.raises(UserError, match="another adhoc run is writing"):
         OutputFolder(tmp_path / "x", "crossplay", overwrite=True)
-    (first.staging / "crossplay.json").write_text("{}")
+    (first.staging / "crossplay.json").write_text('{"game": "lever", "members": [], "matrix": [], "episodes": 1, '
+                                                   '"sp_mean": 0, "xp_mean": 0}')  # what --overwrite takes for ours
     assert first.commit() == tmp_path / "x" and not (tmp_path / "x" / ".lock").exists()
     again = OutputFolder(tmp_path / "x", "crossplay", overwrite=True)  # released: an overwrite may follow
     again.abandon(keep=False)
