@@ -196,18 +196,31 @@ def test_a_foreign_population_manifest_and_members_is_not_a_population(made, tmp
         assert files(tmp_path) == before
 
 
-def test_learners_runs_never_overwrite(made, tmp_path, capsys):
-    """A ``learners:`` run (one population per slot) refuses --overwrite outright, over any folder."""
+def test_learners_runs_overwrite_only_their_own_output(made, tmp_path, capsys):
+    """A ``learners:`` run (one population per slot) replaces only an earlier learners: output holding nothing
+    else: not a single learner's population, and not one with a user's file planted in a slot."""
     config = yaml.safe_load(Path(made["argv"]["train-learner"][1]).read_text())
     config["learners"] = [{"name": "s0"}, {"name": "s1"}]
     path = tmp_path / "slots.yaml"
     path.write_text(yaml.safe_dump(config))
-    out = shutil.copytree(made["out"]["train-learner"], tmp_path / "out")
-    (out / "notes.txt").write_text("mine\n")
+    argv = ["train-learner", str(path), *made["argv"]["train-learner"][2:]]
+    single = shutil.copytree(made["out"]["train-learner"], tmp_path / "single")
     before = files(tmp_path)
-    assert main(["train-learner", str(path), "--quiet", "--out", str(out), "--overwrite"]) == 2
-    assert "--overwrite is not supported with a learners: list" in capsys.readouterr().err
+    assert main([*argv, "--out", str(single), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a learner populations output" in err and err.count("\n") == 1
     assert files(tmp_path) == before
+    out = tmp_path / "slots"
+    assert main([*argv, "--out", str(out)]) == 0
+    (out / "s1" / "members" / "notes.txt").write_text("mine\n")
+    capsys.readouterr()
+    before = files(tmp_path)
+    assert main([*argv, "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "holds s1/members/notes.txt, which is not a file of a learner populations output" in err
+    assert files(tmp_path) == before
+    (out / "s1" / "members" / "notes.txt").unlink()
+    assert main([*argv, "--out", str(out), "--overwrite"]) == 0
 
 
 def test_a_too_large_tree_is_refused_in_one_line(made, tmp_path, capsys, monkeypatch):
