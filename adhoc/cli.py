@@ -251,12 +251,10 @@ def _train_proxy(args: argparse.Namespace) -> None:
 
 def _populations_ls(args: argparse.Namespace) -> None:
     """Populations in the folders (a folder that is one, or its sub-folders that are): one row each."""
-    import json
     from pathlib import Path
 
-    import yaml
-
-    from adhoc.population import MANIFEST
+    from adhoc.population import MANIFEST, check_manifest
+    from adhoc.readers import parse_json, read_text
 
     folders = [Path(f) for f in args.folders or ["runs", "populations"]]
     missing = [str(f) for f in folders if not f.is_dir()]
@@ -266,18 +264,20 @@ def _populations_ls(args: argparse.Namespace) -> None:
     for folder in (f for f in folders if f.is_dir()):
         for path in [folder] if (folder / MANIFEST).is_file() else sorted(p for p in folder.iterdir() if (p / MANIFEST).is_file()):
             try:
-                m = yaml.safe_load((path / MANIFEST).read_text())
+                m = parse_yaml(read_text(path / MANIFEST, MANIFEST), MANIFEST)
+                check_manifest(m, path)
                 row = [str(path), m["game"]["name"], m["method"]["name"], str(len(m["members"])), m["base_model"]["id"]]
-            except (OSError, yaml.YAMLError, TypeError, KeyError) as exc:
-                rows.append([str(path), "(unreadable manifest: " + type(exc).__name__ + ")", "", "", "", ""])
+            except UserError as exc:
+                why = str(exc).replace(f"population {path}: ", "")
+                rows.append([str(path), f"(unreadable manifest: {why})", "", "", "", ""])
                 continue
             xp = "-"
             for f in (path / "crossplay" / "crossplay.json", path / "crossplay.json"):
                 try:
-                    d = json.loads(f.read_text())
+                    d = parse_json(read_text(f, str(f)), str(f))
                     xp = f"sp {d['sp_mean']:.3f}  xp {d['xp_mean']:.3f}  conventions {d['n_conventions']}"
                     break
-                except (OSError, ValueError, TypeError, KeyError):
+                except (UserError, ValueError, TypeError, KeyError):
                     continue
             rows.append(row + [xp])
     if not rows:
