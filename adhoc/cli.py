@@ -254,7 +254,7 @@ def _populations_ls(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from adhoc.population import MANIFEST, check_manifest
-    from adhoc.readers import parse_json, read_text
+    from adhoc.readers import parse_json, parse_yaml, read_text
 
     folders = [Path(f) for f in args.folders or ["runs", "populations"]]
     missing = [str(f) for f in folders if not f.is_dir()]
