@@ -49,7 +49,7 @@ def read_text(path: str | Path, what: str, max_bytes: int = MAX_FILE_BYTES) -> s
             raise UserError(f"{what} is {_size(size)}, above the limit of {_size(max_bytes)}")
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise UserError(f"{what} is not UTF-8 text") from None
+        raise UserError(f"{what} does not parse (not UTF-8 text)") from None
     except OSError as exc:
         raise UserError(f"{what} cannot be read ({exc.strerror or type(exc).__name__})") from None
 
