@@ -14,11 +14,16 @@ from adhoc.errors import Interrupted, UserError
 
 def _train_population(args: argparse.Namespace) -> None:
     from adhoc.config import RunConfig, load_config
-    from adhoc.recipes.train_population import train_population
 
     config = load_config(args.config, args.overrides)
     if not isinstance(config, RunConfig):
         raise UserError(f"{args.config} is a learner config: run it with adhoc train-learner")
+    if config.backend == "ray":  # an unreachable cluster is found before torch, transformers and Ray load
+        from adhoc.distributed.cluster import check_reachable
+
+        check_reachable(config.ray)
+    from adhoc.recipes.train_population import train_population
+
     pop = train_population(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
     print(pop.summary())
     print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
@@ -246,12 +251,10 @@ def _train_proxy(args: argparse.Namespace) -> None:
 
 def _populations_ls(args: argparse.Namespace) -> None:
     """Populations in the folders (a folder that is one, or its sub-folders that are): one row each."""
-    import json
     from pathlib import Path
 
-    import yaml
-
-    from adhoc.population import MANIFEST
+    from adhoc.population import MANIFEST, check_manifest
+    from adhoc.readers import parse_json, parse_yaml, read_text
 
     folders = [Path(f) for f in args.folders or ["runs", "populations"]]
     missing = [str(f) for f in folders if not f.is_dir()]
@@ -261,18 +264,20 @@ def _populations_ls(args: argparse.Namespace) -> None:
     for folder in (f for f in folders if f.is_dir()):
         for path in [folder] if (folder / MANIFEST).is_file() else sorted(p for p in folder.iterdir() if (p / MANIFEST).is_file()):
             try:
-                m = yaml.safe_load((path / MANIFEST).read_text())
+                m = parse_yaml(read_text(path / MANIFEST, MANIFEST), MANIFEST)
+                check_manifest(m, path)
                 row = [str(path), m["game"]["name"], m["method"]["name"], str(len(m["members"])), m["base_model"]["id"]]
-            except (OSError, yaml.YAMLError, TypeError, KeyError) as exc:
-                rows.append([str(path), "(unreadable manifest: " + type(exc).__name__ + ")", "", "", "", ""])
+            except UserError as exc:
+                why = str(exc).replace(f"population {path}: ", "")
+                rows.append([str(path), f"(unreadable manifest: {why})", "", "", "", ""])
                 continue
             xp = "-"
             for f in (path / "crossplay" / "crossplay.json", path / "crossplay.json"):
                 try:
-                    d = json.loads(f.read_text())
+                    d = parse_json(read_text(f, str(f)), str(f))
                     xp = f"sp {d['sp_mean']:.3f}  xp {d['xp_mean']:.3f}  conventions {d['n_conventions']}"
                     break
-                except (OSError, ValueError, TypeError, KeyError):
+                except (UserError, ValueError, TypeError, KeyError):
                     continue
             rows.append(row + [xp])
     if not rows:
@@ -313,7 +318,7 @@ def _block_options(p: argparse.ArgumentParser, after: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from adhoc import __version__
 
-    parser = argparse.ArgumentParser(prog="adhoc", description="Population-based ad hoc coordination with LM policies.",
+    parser = _Parser(prog="adhoc", description="Population-based ad hoc coordination with LM policies.",
                                      epilog="Every command that reads a config takes key=value overrides after it.")
     parser.add_argument("--version", action="version", version=f"adhoc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -490,6 +495,77 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ---------------------------------------------------------------------------- numeric options
+MAX_BLOCK_SIZE = 4096  # --block-size: a T x T block of pairs is one rollout batch
+MAX_RETRIES = 100
+MAX_PORT = 65535
+EPISODE_BYTES = 1 << 10  # at least ~1 KiB of rollout state per episode played in one batch (adhoc.config._row_bytes)
+
+
+def _option_ranges() -> dict[tuple[str | None, str], tuple]:
+    """(command or None: any, dest) -> (Range, what a value above the limit would take, or None). Checked by
+    ``check_options`` before any work; argparse has already checked the types."""
+    from adhoc.config import (MAX_CPU_THREADS, MAX_EVAL_EPISODES, MAX_ITERATIONS, MAX_LORA_RANK, MAX_LR,
+                              MAX_ROLLOUT_ROWS, _bytes)
+    from adhoc.params import MAX_SEED, Range
+
+    def episodes(v):
+        return f" (playing them in one batch would take at least {_bytes(v * EPISODE_BYTES)})"
+
+    return {
+        (None, "seed"): (Range(0, MAX_SEED, hi_open=True), None),
+        (None, "episodes"): (Range(2, MAX_EVAL_EPISODES, why="the statistics need 2"), episodes),
+        ("play", "episodes"): (Range(1, MAX_EVAL_EPISODES), episodes),
+        (None, "crossplay_episodes"): (Range(0, MAX_EVAL_EPISODES, why="0: skip"), episodes),
+        (None, "episodes_per_partner"): (Range(1, MAX_EVAL_EPISODES), episodes),
+        (None, "block_size"): (Range(0, MAX_BLOCK_SIZE, why="0: one stream"),
+                               lambda v: f" (one block's batch would take at least {_bytes(v * v * EPISODE_BYTES)})"),
+        (None, "threshold"): (Range(0, 1), None),
+        (None, "retries"): (Range(0, MAX_RETRIES), None),
+        (None, "steps"): (Range(0, MAX_ITERATIONS), None),
+        (None, "iterations"): (Range(1, MAX_ITERATIONS), None),
+        (None, "warmup"): (Range(0, MAX_ITERATIONS), None),
+        (None, "eval_every"): (Range(1, MAX_ITERATIONS), None),
+        (None, "checkpoint_every"): (Range(0, MAX_ITERATIONS, why="0: only on a stop"), None),
+        (None, "batch"): (Range(1, MAX_ROLLOUT_ROWS), lambda v: f" (one batch would take at least {_bytes(v * EPISODE_BYTES)})"),
+        (None, "seq_len"): (Range(16, 2048, why="the built-in bases' positions"), None),
+        (None, "lr"): (Range(0, MAX_LR, lo_open=True), None),
+        (None, "threads"): (Range(1, MAX_CPU_THREADS), None),
+        (None, "lora_rank"): (Range(1, MAX_LORA_RANK), None),
+        (None, "holdout"): (Range(0, 1, hi_open=True), None),
+        (None, "port"): (Range(0, MAX_PORT, why="0: any free port"), None),
+    }
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """One UserError line for a numeric option out of its range, NaN or infinite, before any work."""
+    import math
+
+    from adhoc.params import ConfigError
+
+    ranges = _option_ranges()
+    for (command, dest), (rng, note) in ranges.items():
+        if command not in (None, args.command) or (command is None and (args.command, dest) in ranges):
+            continue
+        value = getattr(args, dest, None)
+        if value is None or isinstance(value, bool):
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{flag} must be a finite number, {rng.text()} (got {value})")
+        try:
+            rng.check(flag, value, note(value) if note and rng.hi is not None and value > rng.hi else "")
+        except ConfigError as exc:
+            raise UserError(str(exc).removeprefix("config error: ")) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``adhoc COMMAND: error: ...``, exit code 2), as every user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -499,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        check_options(args)
         code = args.func(args)
         sys.stdout.flush()
         if isinstance(code, int):

@@ -186,6 +186,14 @@ def load_partners(specs: list[str], game: dict | None = None, scripted_game: dic
         raise UserError("no partners: give at least one partner population (partners=DIR)")
     scripted_game = game if scripted_game is None else scripted_game
     loaded = [load_spec(s, scripted_game) for s in specs]
+    seen: dict[tuple[str, str], str] = {}
+    for spec, p in zip(specs, loaded):  # one partner given twice would silently count double in every mean
+        where = str(p.path.resolve()) if isinstance(p, Population) else ":".join(str(getattr(p, "spec", spec)).split(":")[:2])
+        for name in getattr(p, "names", []):
+            if (where, name) in seen:
+                raise UserError(f"partner {name} of {spec} is given twice (also by {seen[where, name]}): "
+                                f"{len(loaded)} partner specs name it; give each population or member once")
+            seen[where, name] = spec
     pops = [p for p in loaded if isinstance(p, Population)]
     scripted = [p for p in loaded if isinstance(p, ScriptedPopulation)]
     if pops:

@@ -15,6 +15,7 @@ person's seat through the very same loop and recording, so recordings of a known
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import time
@@ -371,5 +372,9 @@ def check_db_path(db: str | Path) -> None:
     from adhoc.recording import open_recording
 
     path = Path(db)
+    if path.is_symlink():  # a dangling one would create a file wherever it points
+        raise UserError(f"--db {db} is a symbolic link; give the database file itself")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"--db {db} is read-only here; play appends to it: make it writable or choose another --db")
     if path.exists():
         open_recording(path).close()  # one line if it is not ours or of another schema version

@@ -16,6 +16,8 @@ existing folder is replaced only when asked (``overwrite``) and only after the n
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ import yaml
 
 from adhoc.errors import UserError
 from adhoc.paths import OutputFolder, atomic_write, check_name
+from adhoc.readers import is_number, parse_yaml, read_text
 
 FORMAT = "adhoc-population/1"
 MANIFEST = "population.yaml"
@@ -124,43 +127,19 @@ class Population:
         path = Path(path)
         manifest_file = path / MANIFEST
         if not path.is_dir():
+            _check_link(path, f"population {path}")
             raise UserError(f"population not found: {path}")
         if not manifest_file.is_file():
+            _check_link(manifest_file, f"population {path}: {MANIFEST}")
             raise UserError(f"{path} is not a population: {MANIFEST} is missing")
         _inside(path, manifest_file)
-        try:
-            manifest = yaml.safe_load(manifest_file.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise UserError(f"population {path}: {MANIFEST} does not parse ({str(exc).splitlines()[0]})") from None
-        except OSError as exc:
-            raise UserError(f"population {path}: {MANIFEST} cannot be read ({exc.strerror})") from None
-        if not isinstance(manifest, dict) or any(k not in manifest for k in REQUIRED):
-            missing = [k for k in REQUIRED if not isinstance(manifest, dict) or k not in manifest]
-            raise UserError(f"population {path}: {MANIFEST} lacks {', '.join(missing)}")
-        if manifest["format"] != FORMAT:
-            fmt = str(manifest["format"])
-            newer = fmt.startswith("adhoc-population/") and fmt.rpartition("/")[2].isdigit() and \
-                int(fmt.rpartition("/")[2]) > int(FORMAT.rpartition("/")[2])
-            raise UserError(f"population {path}: format {fmt!r} is " + ("newer than this adhoc reads "
-                            f"({FORMAT}); upgrade adhoc" if newer else f"unknown (this adhoc reads {FORMAT})"))
-        members = manifest["members"]
-        if not isinstance(members, list) or not members or not all(isinstance(m, dict) and "name" in m for m in members):
-            raise UserError(f"population {path}: members must be a non-empty list of entries with a name")
-        for m in members:
-            check_name(m["name"], f"population {path}: member name")
-        if len({m["name"] for m in members}) != len(members):
-            raise UserError(f"population {path}: member names repeat")
-        if not isinstance(manifest["base_model"], dict) or not {"id", "fingerprint"} <= set(manifest["base_model"]):
-            raise UserError(f"population {path}: base_model must give id and fingerprint")
-        adapter = manifest["adapter"]
-        if not isinstance(adapter, dict) or not {"rank", "alpha", "target_modules"} <= set(adapter):
-            raise UserError(f"population {path}: adapter must give rank, alpha and target_modules")
-        if not isinstance(manifest["game"], dict) or "name" not in manifest["game"]:
-            raise UserError(f"population {path}: game must be a mapping with a name")
+        manifest = parse_yaml(read_text(manifest_file, f"population {path}: {MANIFEST}"), f"population {path}: {MANIFEST}")
+        check_manifest(manifest, path)
         pop = cls(path=path, manifest=manifest)
         for name in pop.names:
             folder = pop.member_dir(name)
             _inside(path, folder)
+            _check_link(folder, f"population {path}: member folder members/{name}")
             for f in (folder.iterdir() if folder.is_dir() else ()):
                 _inside(path, f)
             _check_adapter_folder(folder, manifest["adapter"])
@@ -196,11 +175,86 @@ def warning_lines(manifest: dict) -> list[str]:
     return [f"warning: {w}" for w in manifest.get("warnings") or []]
 
 
+def check_manifest(manifest: Any, path: Path) -> None:
+    """Every manifest field adhoc uses, of its type and in its range: one UserError line naming the field."""
+    from adhoc.config import MAX_LORA_ALPHA, MAX_LORA_RANK, MAX_POPULATION, MODULE
+    from adhoc.params import MAX_SEED
+
+    where = f"population {path}: {MANIFEST}"
+    if not isinstance(manifest, dict) or any(k not in manifest for k in REQUIRED):
+        missing = [k for k in REQUIRED if not isinstance(manifest, dict) or k not in manifest]
+        raise UserError(f"population {path}: {MANIFEST} lacks {', '.join(missing)}")
+    if manifest["format"] != FORMAT:
+        fmt = str(manifest["format"])[:100]
+        newer = fmt.startswith("adhoc-population/") and fmt.rpartition("/")[2].isdigit() and \
+            int(fmt.rpartition("/")[2][:6]) > int(FORMAT.rpartition("/")[2])
+        raise UserError(f"population {path}: format {fmt!r} is " + ("newer than this adhoc reads "
+                        f"({FORMAT}); upgrade adhoc" if newer else f"unknown (this adhoc reads {FORMAT})"))
+
+    def bad(field: str, value: Any, want: str) -> UserError:
+        shown = repr(value) if len(repr(value)) <= 60 else f"a {type(value).__name__}"
+        return UserError(f"{where}: {field} must be {want} (got {shown})")
+
+    for section in ("game", "method"):
+        value = manifest[section]
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise bad(section, value, "a mapping with a name")
+    base = manifest["base_model"]
+    if not isinstance(base, dict) or not {"id", "fingerprint"} <= set(base):
+        raise UserError(f"population {path}: base_model must give id and fingerprint")
+    for key in ("id", "fingerprint"):
+        if not isinstance(base[key], str) or not base[key]:
+            raise bad(f"base_model.{key}", base[key], "a non-empty string")
+    adapter = manifest["adapter"]
+    if not isinstance(adapter, dict) or not {"rank", "alpha", "target_modules"} <= set(adapter):
+        raise UserError(f"population {path}: adapter must give rank, alpha and target_modules")
+    rank, alpha, targets = adapter["rank"], adapter["alpha"], adapter["target_modules"]
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= MAX_LORA_RANK:
+        raise bad("adapter.rank", rank, f"an integer in [1, {MAX_LORA_RANK}]")
+    if not is_number(alpha) or not 0 < alpha <= MAX_LORA_ALPHA:
+        raise bad("adapter.alpha", alpha, f"a number > 0 and <= {MAX_LORA_ALPHA:g}")
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and MODULE.fullmatch(t) for t in targets):
+        raise bad("adapter.target_modules", targets, "a non-empty list of layer names")
+    members = manifest["members"]
+    if not isinstance(members, list) or not members or not all(isinstance(m, dict) and "name" in m for m in members):
+        raise UserError(f"population {path}: members must be a non-empty list of entries with a name")
+    if len(members) > MAX_POPULATION:
+        raise UserError(f"population {path}: {len(members):,} members, above the limit of {MAX_POPULATION:,}")
+    for i, m in enumerate(members):
+        check_name(m["name"], f"population {path}: member name")
+        seed, ret = m.get("seed"), m.get("self_play_return")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED):
+            raise bad(f"members[{i}].seed", seed, "an integer >= 0 and < 2**63, or null")
+        if ret is not None and not is_number(ret):
+            raise bad(f"members[{i}].self_play_return", ret, "a finite number or null")
+    if len({m["name"] for m in members}) != len(members):
+        raise UserError(f"population {path}: member names repeat")
+    for key in ("wall_time_s", "startup_s", "train_s"):
+        if key in manifest and manifest[key] is not None and not is_number(manifest[key]):
+            raise bad(key, manifest[key], "a finite number")
+    if "data_parallel" in manifest and not isinstance(manifest["data_parallel"], (dict, type(None))):
+        raise bad("data_parallel", manifest["data_parallel"], "a mapping")
+
+
+def _check_link(item: Path, what: str) -> None:
+    """A one-line UserError if ``item`` is a link that leads nowhere: a loop, or a dangling link."""
+    if not item.is_symlink():
+        return
+    try:
+        os.stat(item)
+    except OSError as exc:
+        why = "a symlink loop" if exc.errno == errno.ELOOP else f"a dangling link ({exc.strerror})"
+        raise UserError(f"{what} is {why}") from None
+
+
 def _inside(root: Path, item: Path) -> None:
-    """Refuse a file or folder of the population that is a link leading out of it."""
-    real_root = root.resolve()
-    if item.is_symlink() or item.exists():
-        real = item.resolve()
+    """Refuse a file or folder of the population that is a link leading out of it (or a loop)."""
+    try:
+        real_root = root.resolve()
+        real = item.resolve() if item.is_symlink() or item.exists() else None
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13, OSError after)
+        raise UserError(f"population {root}: {item.relative_to(root)} is a symlink loop") from None
+    if real is not None:
         if real != real_root and real_root not in real.parents:
             raise UserError(f"population {root}: {item.relative_to(root)} links outside the population ({real})")
 
@@ -212,6 +266,9 @@ def _check_adapter_folder(folder: Path, adapter: dict[str, Any]) -> None:
     cfg, tensors = read_adapter_folder(folder)
     if cfg.get("r") != adapter.get("rank") or sorted(cfg.get("target_modules") or []) != sorted(adapter.get("target_modules") or []):
         raise UserError(f"adapter {folder}: adapter_config.json disagrees with the manifest's adapter shape")
+    if float(cfg["lora_alpha"]) != float(adapter["alpha"]):
+        raise UserError(f"adapter {folder}: adapter_config.json lora_alpha {cfg['lora_alpha']!r} disagrees with the "
+                        f"manifest's adapter.alpha {adapter['alpha']!r}")
     found = {k.split(".lora_")[0].rpartition(".")[2] for k in tensors if ".lora_" in k}
     if found != set(adapter.get("target_modules") or []):
         raise UserError(f"adapter {folder}: weights cover {sorted(found)}, the manifest says {sorted(adapter.get('target_modules') or [])}")

@@ -131,6 +131,9 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
         app = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as exc:
+        if not os.access(path, os.W_OK) or "readonly" in str(exc) or "unable to open" in str(exc):
+            raise UserError(f"recording {path} is read-only here ({exc}); adhoc opens a recording for writing "
+                            f"(WAL journal): make it writable, or copy it") from None
         raise UserError(f"recording {path}: not an SQLite database ({exc})") from None
     if app != APPLICATION_ID:
         raise UserError(f"{path} is an SQLite database but not an adhoc recording (application_id {app}); "
@@ -140,6 +143,11 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
                else "older than this adhoc reads: export it with the adhoc that wrote it")
         raise UserError(f"recording {path}: schema version {version}, this adhoc reads version {SCHEMA_VERSION} "
                         f"({why})")
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = [t for t in ("sessions", "episodes", "steps") if t not in tables]
+    if missing:
+        raise UserError(f"recording {path} lacks its {', '.join(missing)} table{'s' if len(missing) > 1 else ''} "
+                        f"(damaged, or not written by adhoc)")
 
 
 def open_recording(path: str | Path, create: bool = False) -> sqlite3.Connection:
@@ -148,6 +156,12 @@ def open_recording(path: str | Path, create: bool = False) -> sqlite3.Connection
     path = Path(path)
     if path.is_dir():
         raise UserError(f"recording {path} is a folder, not a database file")
+    if create and path.is_symlink():
+        raise UserError(f"recording {path} is a symbolic link; give the database file itself (a link could "
+                        f"lead anywhere, or create a file where it points)")
+    if create and path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"recording {path} is read-only here; adhoc opens a recording for writing (WAL journal): "
+                        f"make it writable, or copy it")
     if not path.exists():
         if not create:
             raise UserError(f"recording not found: {path}")
@@ -174,7 +188,11 @@ def open_recording(path: str | Path, create: bool = False) -> sqlite3.Connection
         if not head:
             raise UserError(f"{path} is an empty file, not an adhoc recording; choose another --db")
     conn = _connect(path)
-    _check_version(conn, path)
+    try:
+        _check_version(conn, path)
+    except BaseException:
+        conn.close()  # a refused file keeps no journal beside it
+        raise
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     return conn
@@ -244,7 +262,19 @@ def _rows(conn: sqlite3.Connection, sql: str, args: tuple = ()) -> list[dict[str
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-def iter_steps(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+def _json_column(text: Any, what: str, kind: type) -> Any:
+    """A JSON column's value, of type ``kind``: a UserError line naming the column otherwise."""
+    from adhoc.readers import MAX_LINE_BYTES, parse_json
+
+    if not isinstance(text, (str, bytes)):
+        raise UserError(f"{what} is not JSON text (got {type(text).__name__})")
+    value = parse_json(text, what, MAX_LINE_BYTES)
+    if not isinstance(value, kind) or (kind is dict and not isinstance(value.get("name"), str)):
+        raise UserError(f"{what} must be a JSON {'object with a name' if kind is dict else 'list'}")
+    return value
+
+
+def iter_steps(conn: sqlite3.Connection, where: str = "recording") -> Iterator[dict[str, Any]]:
     """Every step as one flat record (the JSONL export's objects), in session, episode, step order."""
     sql = ("SELECT s.id AS session, s.source, s.game, s.consent, e.id AS episode, e.number AS episode_number, "
            "e.partner, e.partner_population, e.partner_member, e.ended IS NOT NULL AS episode_complete, st.* "
@@ -252,8 +282,9 @@ def iter_steps(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
            "ORDER BY s.id, e.number, st.t")
     for row in _rows(conn, sql):
         row.pop("id"), row.pop("episode_id")
-        row["game"] = json.loads(row["game"])
-        row["legal"], row["legal_index"] = json.loads(row["legal"]), json.loads(row["legal_index"])
+        row["game"] = _json_column(row["game"], f"{where}: sessions.game of session {row['session']}", dict)
+        row["legal"] = _json_column(row["legal"], f"{where}: steps.legal of episode {row['episode']}", list)
+        row["legal_index"] = _json_column(row["legal_index"], f"{where}: steps.legal_index of episode {row['episode']}", list)
         row["done"], row["consent"] = bool(row["done"]), bool(row["consent"])
         row["episode_complete"] = bool(row["episode_complete"])
         yield row
@@ -264,7 +295,7 @@ def export_jsonl(path: str | Path, out) -> int:
     conn = open_recording(path)
     try:
         n = 0
-        for row in iter_steps(conn):
+        for row in iter_steps(conn, f"recording {path}"):
             out.write(json.dumps(row, sort_keys=True) + "\n")
             n += 1
         return n
@@ -272,29 +303,48 @@ def export_jsonl(path: str | Path, out) -> int:
         conn.close()
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Steps from a JSONL export; a malformed line is one UserError naming its line number."""
+    from adhoc.readers import MAX_LINE_BYTES, parse_json
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recording not found: {path}")
     out = []
+    try:
+        return _read_jsonl_lines(path, out)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}, line {len(out) + 1} or near it: not UTF-8 text") from None
+
+
+def _read_jsonl_lines(path: Path, out: list) -> list[dict[str, Any]]:
+    from adhoc.readers import MAX_LINE_BYTES, parse_json
+
     with open(path, encoding="utf-8", errors="strict") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise UserError(f"{path}, line {number}: not a JSON object ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+            row = parse_json(line, f"{path}, line {number}", MAX_LINE_BYTES)
             if not isinstance(row, dict):
                 raise UserError(f"{path}, line {number}: not a JSON object")
             missing = [k for k in REQUIRED_KEYS if k not in row]
             if missing:
                 raise UserError(f"{path}, line {number}: a step record lacks {', '.join(missing)}")
+            for key in ("session", "episode", "t", "seat", "action"):
+                if not _is_int(row[key]) or row[key] < 0:
+                    raise UserError(f"{path}, line {number}: {key} must be an integer >= 0 (got {row[key]!r:.40})")
+            if not isinstance(row["participant"], str):
+                raise UserError(f"{path}, line {number}: participant must be a string (got {row['participant']!r:.40})")
             legal, index = row["legal"], row["legal_index"]
-            if (not isinstance(legal, list) or not isinstance(index, list) or len(legal) != len(index)
-                    or not all(isinstance(i, int) for i in index) or not isinstance(row["action"], int)
-                    or row["action"] not in index or not isinstance(row["game"], dict) or "name" not in row["game"]
+            if not isinstance(legal, list) or not all(isinstance(a, str) for a in legal):
+                raise UserError(f"{path}, line {number}: legal must be a list of action strings")
+            if not isinstance(index, list) or len(legal) != len(index) or not all(_is_int(i) for i in index):
+                raise UserError(f"{path}, line {number}: legal_index must be a list of integers, one per legal action")
+            if (row["action"] not in index or not isinstance(row["game"], dict) or "name" not in row["game"]
                     or row["seat"] not in (0, 1) or not isinstance(row["observation"], str)):
                 raise UserError(f"{path}, line {number}: a step record with a bad legal/legal_index/action/seat/"
                                 f"game/observation field")
@@ -312,7 +362,7 @@ def read_steps(path: str | Path) -> list[dict[str, Any]]:
     if head == b"SQLite format 3\x00":
         conn = open_recording(path)
         try:
-            return list(iter_steps(conn))
+            return list(iter_steps(conn, f"recording {path}"))
         finally:
             conn.close()
     return read_jsonl(path)
@@ -331,7 +381,8 @@ def stats(path: str | Path) -> dict[str, Any]:
                "episodes_complete": one("SELECT COUNT(*) FROM episodes WHERE ended IS NOT NULL"),
                "steps": one("SELECT COUNT(*) FROM steps"),
                "decisions": one("SELECT COUNT(*) FROM steps WHERE json_array_length(legal) > 1"),
-               "games": sorted({json.loads(g)["name"] for (g,) in conn.execute("SELECT DISTINCT game FROM sessions")})}
+               "games": sorted({_json_column(g, f"recording {path}: sessions.game", dict)["name"]
+                                 for (g,) in conn.execute("SELECT DISTINCT game FROM sessions")})}
         group = ("SELECT {key} AS name, COUNT(*) AS episodes, SUM(e.ended IS NOT NULL) AS complete, "
                  "AVG(CASE WHEN e.ended IS NOT NULL THEN e.return END) AS mean_return "
                  "FROM episodes e JOIN sessions s ON e.session_id = s.id GROUP BY {key} ORDER BY {key}")

@@ -160,8 +160,9 @@ def player(overrides: list[str], backend: str | None = None, block_size: int | N
     if block_size is not None and block_size < 0:
         raise UserError(f"--block-size must be >= 0 (got {block_size})")
     if chosen == "ray":
-        from adhoc.distributed.cluster import require_ray
+        from adhoc.distributed.cluster import check_reachable, require_ray
 
+        check_reachable(ray_config)  # first: a cluster that does not answer, whether Ray is installed or not
         require_ray()
         return RayBlocks(ray_config, DEFAULT_BLOCK_SIZE if block_size is None else block_size)
     return LocalBlocks(block_size) if block_size else None

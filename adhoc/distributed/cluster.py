@@ -20,6 +20,7 @@ from adhoc.errors import UserError
 
 INSTALL = 'pip install -e ".[ray]"'
 CONNECT_TIMEOUT_S = 4.0  # the TCP probe of a given address
+EARLY_TIMEOUT_S = 2.0  # the probe a command runs first, before importing Ray, torch or transformers
 JOIN_TIMEOUT_S = 8.5  # probe and trial join together: a refusal comes within 10 s
 
 
@@ -58,6 +59,14 @@ def probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
         raise UserError(f"cannot reach the Ray cluster at ray.address={address} ({why} within {timeout:g} s); "
                         f"start it with `ray start --head`, or leave ray.address empty to start a local one") from None
+
+
+def check_reachable(ray_config) -> None:
+    """Before any heavy import (Ray itself included, installed or not): a UserError within ``EARLY_TIMEOUT_S``
+    seconds unless a given ``ray.address`` HOST:PORT accepts TCP connections ('' and auto are resolved later)."""
+    address = ray_config.address.strip()
+    if address and address != "auto":
+        probe(address, timeout=EARLY_TIMEOUT_S)
 
 
 def try_join(address: str, timeout: float) -> None:

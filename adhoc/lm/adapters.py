@@ -279,17 +279,25 @@ def read_adapter_folder(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]
     for f in (cfg_file, weights):
         if not f.is_file():
             raise UserError(f"adapter {path}: {f.name} is missing")
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"adapter {path}: {ADAPTER_CONFIG} is not valid JSON") from None
+    from adhoc.readers import is_number, parse_json, read_text
+
+    cfg = parse_json(read_text(cfg_file, f"adapter {path}: {ADAPTER_CONFIG}"), f"adapter {path}: {ADAPTER_CONFIG}")
     if not isinstance(cfg, dict) or cfg.get("peft_type") != "LORA":
         raise UserError(f"adapter {path}: peft_type is {cfg.get('peft_type') if isinstance(cfg, dict) else None!r}, only LORA adapters are supported")
+    if not isinstance(cfg.get("r"), int) or isinstance(cfg.get("r"), bool) or cfg["r"] < 1:
+        raise UserError(f"adapter {path}: {ADAPTER_CONFIG} r must be an integer >= 1 (got {cfg.get('r')!r})")
+    if not is_number(cfg.get("lora_alpha")) or not cfg["lora_alpha"] > 0:
+        raise UserError(f"adapter {path}: {ADAPTER_CONFIG} lora_alpha must be a finite number > 0 "
+                        f"(got {cfg.get('lora_alpha')!r})")
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"adapter {path}: {ADAPTER_WEIGHTS} is corrupt or truncated "
                         f"({weights.stat().st_size} bytes; {str(exc).splitlines()[0]})") from None
+    for key, tensor in tensors.items():
+        if not tensor.is_floating_point():
+            raise UserError(f"adapter {path}: {ADAPTER_WEIGHTS} tensor {key} is {str(tensor.dtype).removeprefix('torch.')}, "
+                            f"not floating point (LoRA weights are float32, float16 or bfloat16)")
     return cfg, tensors
 
 

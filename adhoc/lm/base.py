@@ -260,6 +260,21 @@ def fit_tokenizer(tokenizer, model, model_id: str) -> None:
                             f"do not belong together)")
 
 
+PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def check_safetensors(folder: Path, model_id: str) -> None:
+    """One UserError line for a model folder whose weights are only pickled (never unpickled: loading a pickle
+    can run any code), naming the file and how to convert it."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(f.name for pattern in PICKLED for f in folder.glob(pattern))
+    if pickled:
+        raise UserError(f"base model {model_id}: its weights are only in the pickled {pickled[0]}, and adhoc loads "
+                        f"safetensors only; convert it where you trust the file: load it with transformers and "
+                        f"save_pretrained(folder, safe_serialization=True)")
+
+
 def load_base(model_id: str = "builtin:tiny", device: str = "auto", dtype: str = "auto", cpu_threads: int = 0) -> BaseModel:
     """Load the base model by built-in name, Hugging Face hub id or local path; freeze it."""
     dev = resolve_device(device)
@@ -272,9 +287,13 @@ def load_base(model_id: str = "builtin:tiny", device: str = "auto", dtype: str =
         local = Path(model_id).expanduser()
         if (model_id.startswith((".", "/", "~")) or local.exists()) and not (local / "config.json").is_file():
             raise UserError(f"base model path {model_id} has no config.json (expected a saved Hugging Face causal LM)")
+        if local.is_dir():
+            check_safetensors(local, model_id)
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(local) if local.exists() else model_id)
-            model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else model_id, dtype=torch.float32)
+            # safetensors only: a pickled checkpoint (pytorch_model.bin) can run code when loaded
+            model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else model_id, dtype=torch.float32,
+                                                         use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load base model {model_id!r}: {str(exc).splitlines()[0]}") from exc
         fit_tokenizer(tokenizer, model, model_id)

@@ -173,11 +173,13 @@ class SweepFolder:
             self.out.mkdir(parents=True)
             self.state = {"format": FORMAT, "trials": {}}
             self.save()
+        self._created_lock = not (self.out / LOCK).exists()  # removed again by close: nothing is left behind
         self._fd = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(self._fd)
+            self._created_lock = False
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise UserError(f"another adhoc sweep is running in {self.out}; wait for it or choose another "
                                 f"--out") from None
@@ -198,12 +200,17 @@ class SweepFolder:
         if not out.is_dir() or not marker.is_file() or marker.is_symlink():
             raise UserError(f"{out} exists and is not a sweep folder (no {SWEEP_FILE}); choose a new --out, "
                             f"or the folder of an earlier sweep to continue it")
-        try:
-            state = json.loads(marker.read_text())
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{marker} cannot be read as a sweep record ({exc})") from None
+        from adhoc.readers import parse_json, read_text
+
+        state = parse_json(read_text(marker, str(marker)), str(marker))
         if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("trials"), dict):
             raise UserError(f"{marker} is not a sweep record of this adhoc (format {FORMAT})")
+        for name, record in state["trials"].items():
+            if not isinstance(record, dict) or not isinstance(record.get("status", ""), str) or \
+                    not isinstance(record.get("row", {}), dict):
+                raise UserError(f"{marker}: trial {name[:100]!r} must be a mapping of config, seed, status (and row) "
+                                f"(got {type(record).__name__} {str(record)[:40]}); this is not a sweep record "
+                                f"adhoc wrote")
         return state
 
     def save(self) -> None:
@@ -212,6 +219,8 @@ class SweepFolder:
         atomic_write(self.out / SWEEP_FILE, json.dumps(self.state, indent=1))
 
     def close(self) -> None:
+        if self._created_lock:  # still held: no other sweep can have it
+            (self.out / LOCK).unlink(missing_ok=True)
         os.close(self._fd)
 
 
