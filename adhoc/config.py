@@ -38,7 +38,8 @@ from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, DTYPES, builtin_vocab
 from adhoc.methods import METHODS
 from adhoc.params import (COEF, MAX_SEED, ConfigError, Range, field_choices, field_ranges, param_choices,
                           param_ranges)
-from adhoc.params import MAX_COEF, MAX_RESTARTS, MAX_SOLVER_STEPS  # noqa: F401 (re-exported with the other limits)
+from adhoc.params import (MAX_COEF, MAX_LORA_ALPHA, MAX_LORA_RANK, MAX_POPULATION, MAX_RESTARTS,  # noqa: F401
+                          MAX_SOLVER_STEPS, MODULE)  # (re-exported with the other limits)
 from adhoc.paths import check_name
 from adhoc.solvers import SOLVERS, solve
 
@@ -134,9 +135,6 @@ BACKENDS = ("local", "ray")
 # ---------------------------------------------------------------------------- ranges and limits
 # Upper bounds on sizes: generous (every shipped config is far below them) but they stop a typo (an extra zero
 # or three) from allocating tens of GiB or running for weeks after `adhoc validate` said ok.
-MAX_POPULATION = 4096  # members: each is one adapter (weights, gradients and Adam moments)
-MAX_LORA_RANK = 1024
-MAX_LORA_ALPHA = 4096.0  # LoRA deltas are scaled by alpha / rank
 MAX_LORA_INIT_STD = 10.0
 MAX_LR = 10.0
 # MAX_COEF: entropy coefficients and the methods' loss weights (adhoc.params, with MAX_RESTARTS, MAX_SOLVER_STEPS
@@ -158,7 +156,6 @@ MAX_RAY_GPUS = 64  # GPUs of one Ray worker
 DEVICE = re.compile(r"auto|cpu|cuda|cuda:[0-9]{1,3}")  # what adhoc.lm.base.resolve_device accepts
 # a Hugging Face hub id: name or owner/name (legacy ids such as gpt2 have no owner)
 HF_ID = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/)?[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
-MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # a linear layer's attribute name (AdapterBank matches the last dotted part)
 LLAMA_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")  # builtin:* layers
 
 _ITER = Range(1, MAX_ITERATIONS)

@@ -42,6 +42,10 @@ MAX_COEF = 1000.0  # entropy coefficients and the methods' loss weights
 MAX_RESTARTS = 64  # Other-Play restarts per member
 MAX_SOLVER_STEPS = 1_000_000
 MAX_SEED = 2**63  # seeds are in [0, 2**63)
+MAX_POPULATION = 4096  # members: each is one adapter (weights, gradients and Adam moments)
+MAX_LORA_RANK = 1024
+MAX_LORA_ALPHA = 4096.0  # LoRA deltas are scaled by alpha / rank
+MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # a linear layer's attribute name (AdapterBank matches the last dotted part)
 
 
 def _num(x: float | None) -> str:

@@ -172,13 +172,13 @@ class Population:
 
 def warning_lines(manifest: dict) -> list[str]:
     """The manifest's ``warnings`` (``adhoc.diagnostics``: suspect members, proxies, mixtures), one line each."""
-    return [f"warning: {w}" for w in manifest.get("warnings") or []]
+    found = manifest.get("warnings")
+    return [f"warning: {w}" for w in found if isinstance(w, str)] if isinstance(found, list) else []
 
 
 def check_manifest(manifest: Any, path: Path) -> None:
     """Every manifest field adhoc uses, of its type and in its range: one UserError line naming the field."""
-    from adhoc.config import MAX_LORA_ALPHA, MAX_LORA_RANK, MAX_POPULATION, MODULE
-    from adhoc.params import MAX_SEED
+    from adhoc.params import MAX_LORA_ALPHA, MAX_LORA_RANK, MAX_POPULATION, MAX_SEED, MODULE
 
     where = f"population {path}: {MANIFEST}"
     if not isinstance(manifest, dict) or any(k not in manifest for k in REQUIRED):
