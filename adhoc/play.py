@@ -122,10 +122,50 @@ def scripted_human(spec: str, game, seat: int) -> tuple[str, Callable]:
     return pop.names[0], choose
 
 
+# ---------------------------------------------------------------------------- what a person reads
+RULES_WORDS = ("?", "rules", "help")  # at the terminal prompt: the rules again (not a move)
+
+
+def game_rules(game, seat: int) -> str:
+    """The rules of ``game`` for a person in ``seat`` (``Game.rules``), shown before the first move and on demand."""
+    rules = getattr(game, "rules", None)
+    if rules is None:
+        return (f"No rules are written for game {game.name!r}: what you see is the text the model reads. You both get "
+                "the same reward.")
+    return rules(seat)
+
+
+def show_state(game, state, seat: int) -> str:
+    """What ``seat`` knows now in words (``Game.show``, episode 0 of ``state``); the model's observation when the
+    game has no ``show``."""
+    show = getattr(game, "show", None)
+    return (show(state, seat) if show is not None else game.observe(state, seat))[0]
+
+
+def describe_action(game, seat: int, action: int) -> str:
+    """A seat's action as a past-tense phrase (``Game.describe_action``; else "played 'A'")."""
+    describe = getattr(game, "describe_action", None)
+    return describe(seat, action) if describe is not None else f"played {game.action_names(seat)[action]!r}"
+
+
+def describe_step(game, seat: int, event: "StepEvent") -> str:
+    """One step, from ``seat``'s side, in words: what the person did (if it was their turn) and what the partner
+    did (if the partner had a choice: a forced, ignored action is not mentioned), then the reward."""
+    parts = []
+    if event.human_chose:
+        parts.append(f"you {describe_action(game, seat, event.action)}")
+    if event.partner_chose:
+        parts.append(f"your partner {describe_action(game, 1 - seat, event.partner_action)}")
+    text = "; ".join(parts) or "nothing to choose"
+    return f"{text[0].upper()}{text[1:]}; reward {event.reward:.3f}." if event.reward or event.done \
+        else f"{text[0].upper()}{text[1:]}."
+
+
 # ---------------------------------------------------------------------------- the play loop
 @dataclass
 class Decision:
-    """What the person sees when it is their move."""
+    """What the person sees when it is their move: ``view`` in words (``show_state``); ``observation`` is the
+    model's text for the same state (what is recorded)."""
 
     t: int
     observation: str
@@ -133,6 +173,7 @@ class Decision:
     legal_index: list[int]  # their indices in the seat's action list
     legal_mask: torch.Tensor
     shown_at: float = field(default_factory=time.time)
+    view: str = ""
 
 
 @dataclass
@@ -185,11 +226,18 @@ class Table:
     def done(self) -> bool:
         return self.state is None or bool(self.state.done.all()) or self.state.t >= self.game.horizon
 
+    @property
+    def rules(self) -> str:
+        """The rules for the person's seat (``game_rules``)."""
+        return game_rules(self.game, self.seat)
+
     def _view(self, seat: int) -> Decision:
         mask = self.game.legal_mask(self.state, seat)[0].cpu()
         index = torch.nonzero(mask)[:, 0].tolist()
         names = self.game.action_names(seat)
-        return Decision(self.state.t, self.game.observe(self.state, seat)[0], [names[i] for i in index], index, mask)
+        view = show_state(self.game, self.state, seat) if seat == self.seat else ""
+        return Decision(self.state.t, self.game.observe(self.state, seat)[0], [names[i] for i in index], index, mask,
+                        view=view)
 
     def advance(self) -> tuple[Decision | None, list[StepEvent]]:
         """Play the steps where the person has no choice; the person's next decision (None: the episode is over)
@@ -256,17 +304,21 @@ class _EndOfInput(Exception):
     pass
 
 
-def _ask(decision: Decision, read: Callable[[str], str], write: Callable[[str], None]) -> int:
-    """The person's legal action: its number or its text; anything else asks again."""
+def _ask(decision: Decision, read: Callable[[str], str], write: Callable[[str], None], rules: str = "") -> int:
+    """The person's legal action: its number or its text; ``?`` (or ``rules``) shows the rules again and asks
+    again; anything else asks again."""
     choices = "  ".join(f"[{i}] {name}" for i, name in zip(decision.legal_index, decision.legal))
     write(f"your actions: {choices}\n")
     while True:
         try:
-            answer = read(f"your move ({'/'.join(map(str, decision.legal_index))}, or the action; q quits): ").strip()
+            answer = read(f"your move ({'/'.join(map(str, decision.legal_index))}, or the action; ? rules; q quits): ").strip()
         except EOFError:
             raise _EndOfInput from None
         if answer.lower() in ("q", "quit", "exit"):
             raise _EndOfInput
+        if answer.lower() in RULES_WORDS and answer not in decision.legal:
+            write(f"\nRules:\n{rules}\n\n")
+            continue
         if answer.lstrip("-").isdigit() and int(answer) in decision.legal_index:
             return int(answer)
         if answer in decision.legal:
@@ -309,6 +361,8 @@ def play_terminal(game, partner_spec: str, seat: int = 0, episodes: int = 5, db:
     params = ", ".join(f"{k}={v}" for k, v in game.params().items() if not isinstance(v, (list, dict)))
     write(f"{game.name} ({params}) with {partner_spec}; you are seat {seat}; {episodes} episodes; "
           f"recording to {db}\n")
+    if not quiet:
+        write(f"\nRules (type ? at the prompt to see them again):\n{table.rules}\n")
     stopped = None
     try:
         for number in range(1, episodes + 1):
@@ -319,18 +373,15 @@ def play_terminal(game, partner_spec: str, seat: int = 0, episodes: int = 5, db:
                 decision, events = table.advance()
                 if not quiet:
                     for e in events:
-                        write(f"  step {e.t + 1}: partner played {e.partner_action_text!r}"
-                              f"{'' if not e.reward else f'  reward {e.reward:.3f}'}\n" if e.partner_chose else "")
+                        write(f"  step {e.t + 1}: {describe_step(game, seat, e)}\n" if e.partner_chose else "")
                 if decision is None:
                     break
                 if not quiet:
-                    write(f"\n--- step {decision.t + 1}: what you see (seat {seat}, as the model sees it) ---\n"
-                          f"{decision.observation}\n")
-                action = chooser(table, decision) if chooser else _ask(decision, read, write)
+                    write(f"\n--- step {decision.t + 1} of at most {game.horizon}: your turn ---\n{decision.view}\n")
+                action = chooser(table, decision) if chooser else _ask(decision, read, write, table.rules)
                 e = table.act(decision, action)
                 if not quiet:
-                    write(f"  you played {e.action_text!r}; partner played {e.partner_action_text!r}; "
-                          f"reward {e.reward:.3f}\n")
+                    write(f"  {describe_step(game, seat, e)}\n")
                 if e.done:
                     break
             total = sum(table.returns)

@@ -39,9 +39,14 @@ def episodes(db: Path) -> list[tuple]:
 def test_bad_input_asks_again_and_end_of_input_saves(tmp_path):
     child = spawn([str(ROOT / "configs/lever-selfplay.yaml"), "--partner", str(ROOT / "populations/lever-selfplay:member-02"),
                    "--episodes", "3", "--participant", "alice", "--seed", "3"], tmp_path)
+    child.expect("Lever 0 pays 0.9 if you both pull it; levers 1-9 pay 1.0 if you both pull the same one")  # rules
     child.expect("episode 1 of 3 \\(partner lever-selfplay/member-02\\)")
-    child.expect("Lever game with 10 levers. You are player 1 of 2. Choose an action.")  # the model's observation
+    child.expect("Pull a lever.")  # the person's view (the model's observation is recorded)
     child.expect(r"\[0\] 0  \[1\] 1")
+    child.expect(PROMPT)
+    child.sendline("?")  # the rules again, not a move
+    child.expect("Rules:")
+    child.expect("Lever 0 pays 0.9 if you both pull it")
     child.expect(PROMPT)
     child.sendline("left")
     child.expect("'left' is not one of your legal actions")
@@ -50,7 +55,7 @@ def test_bad_input_asks_again_and_end_of_input_saves(tmp_path):
     child.expect("'10' is not one of your legal actions")
     child.expect(PROMPT)
     child.sendline("7")
-    child.expect(r"you played '7'; partner played '(\d)'; reward ([\d.]+)")
+    child.expect(r"You pulled lever 7; your partner pulled lever (\d); reward ([\d.]+)")
     partner_first = int(child.match.group(1))
     child.expect(r"episode 1: return [\d.]+ +running score: [\d.]+ over 1 episode")
     child.expect(PROMPT)
@@ -79,11 +84,12 @@ def test_ctrl_c_ends_cleanly_and_appends_to_a_recording(tmp_path):
         child = spawn([str(ROOT / "configs/repeated-lever-selfplay.yaml"), "game.rounds=3", "--partner",
                        "scripted:repeated:stubborn-4", "--seat", "1", "--db", str(db)], tmp_path)
         child.expect("you are seat 1")
-        child.expect("Round 1:")
+        child.expect("Round 1 of 3: your choice.")
         child.expect(PROMPT)
         child.sendline("4")
-        child.expect("you played '4'; partner played '4'; reward 0.333")
-        child.expect("Round 1: you 4 partner 4. Round 2:")  # the multi-step transcript, as the model sees it
+        child.expect("You pulled lever 4; your partner pulled lever 4; reward 0.333")
+        child.expect("Round 1: you pulled lever 4, your partner pulled lever 4 \\(pays 1.0\\).")  # the history
+        child.expect("Round 2 of 3: your choice.")
         child.expect(PROMPT)
         child.sendintr()
         child.expect("stopped \\(interrupted\\): 0 complete episodes")
@@ -97,14 +103,17 @@ def test_turn_taking_game_asks_only_on_my_turn(tmp_path):
     db = tmp_path / "robot.sqlite"
     child = spawn([str(ROOT / "configs/warehouse-learner.yaml"), "--partner", "scripted:warehouse:direct",
                    "--episodes", "1", "--db", str(db), "--seed", "0"], tmp_path)
-    child.expect(r"step 1: partner played '(\w+)'")  # the teacher speaks first; the robot is not asked
+    child.expect("You are the robot")  # the rules
+    child.expect(r"step 1: Your partner said '(\w+)'")  # the teacher speaks first; the robot is not asked
     said = child.match.group(1)
-    child.expect("--- step 2: what you see")
-    child.expect(f": {said}")
+    child.expect("--- step 2 of at most 2: your turn")
+    child.expect(f"Teacher said '{said}'.")
+    child.expect("Move 1 of 1: your move.")
     child.expect(r"\[0\] up  \[1\] down  \[2\] left  \[3\] right  \[4\] stay")
     child.expect(PROMPT)
     child.sendline(said.lower())  # an action by its text
-    child.expect(f"you played '{said.lower()}'")
+    child.expect(f"You moved {said.lower()}([^\r\n]*)")
+    assert "partner" not in child.match.group(1)  # the teacher's forced, ignored word is not reported
     child.expect("episode 1: return")
     assert exit_status(child) == 0
     steps = list(recording.iter_steps(recording.open_recording(db)))

@@ -35,7 +35,7 @@ for name, spec in METHODS.items():
     method = spec.build(spec.config_cls(), lever, 4)
     assert method.population_size == 4
 for game in games:
-    game.action_names(0), game.params(), game.symmetries()
+    game.action_names(0), game.params(), game.symmetries(), game.rules(0), game.rules(1)
 """
     assert loaded_after(code) == dict.fromkeys(HEAVY, False)
 

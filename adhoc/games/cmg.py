@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from adhoc.errors import GameError
+from adhoc.games.core import number, spans
 from adhoc.games.matrix import MatrixGame, check_action_count, numbered
 from adhoc.games.symmetry import PermutationGroup
 
@@ -56,6 +57,26 @@ class CMGGame(MatrixGame):
 
     def convention_of(self, action: int) -> int:
         return self.block_of(action)
+
+    def stage_rules(self, seat: int) -> str:
+        names, sizes = self._actions[0], self.block_sizes
+        payoffs = self._params["block_payoffs"]
+        starts = np.cumsum([0] + sizes)
+        block = [spans(list(range(starts[c], starts[c + 1])), names) for c in range(len(sizes))]
+        if len(sizes) <= 8:
+            groups = "; ".join(f"{b} ({number(u)})" for b, u in zip(block, payoffs))
+            layout = f"The actions form {len(sizes)} block{'s' * (len(sizes) > 1)} (with what each pays): {groups}."
+        else:
+            same = len(set(sizes)) == 1
+            layout = (f"The actions form {len(sizes)} blocks of " +
+                      (f"{sizes[0]} actions each" if same else f"sizes {', '.join(map(str, sizes[:3]))}, ..., {sizes[-1]}")
+                      + f", in order: {block[0]}, {block[1]}, ..., {block[-1]}.")
+            layout += (f" Every block pays {number(payoffs[0])}." if len(set(payoffs)) == 1 else
+                       f" Block payoffs, in order: {', '.join(number(u) for u in payoffs)}.")
+        return (f"Coordination game with {len(names)} actions ({spans(list(range(len(names))), names)}). You are player "
+                f"{seat + 1} of 2. You and your partner each choose an action at the same time, without seeing the "
+                f"other's choice; you both get the same reward.\n{layout}\nIf both actions lie in the same block, you "
+                "both get that block's payoff (the same action or not); otherwise 0.")
 
 
 def build_cmg(cfg: CMGConfig) -> CMGGame:

@@ -67,6 +67,38 @@ class Game(Protocol):
     def params(self) -> dict[str, Any]:
         """The game's parameters as plain YAML-able values (recorded in saved populations)."""
 
+    def rules(self, seat: int) -> str:
+        """The rules for a person in ``seat``, in a few lines of plain English, made from the game's own
+        parameters: the goal (a common payoff), what this seat's actions mean, the payoffs, what each seat sees
+        of the other, and the number of steps or rounds. For people only (``adhoc play``, ``adhoc serve``); a
+        policy never reads it."""
+
+    def show(self, state: GameState, seat: int) -> list[str]:
+        """What ``seat`` knows now, per episode, in words for a person (may span lines). ``observe`` stays the
+        policy's text; this is what ``adhoc play`` and ``adhoc serve`` show a person instead."""
+
+    def describe_action(self, seat: int, action: int) -> str:
+        """Action ``action`` of ``seat`` as a past-tense phrase ("pulled lever 3", "said 'Up'", "moved up")."""
+
+
+def number(x: float) -> str:
+    """A payoff as people read it: 0.9, 1.0, 0.333, -2.0."""
+    x = float(x)
+    return f"{x:.1f}" if x.is_integer() else f"{x:.4g}"
+
+
+def spans(indices: list[int], names: list[str]) -> str:
+    """``[1, 2, 3, 5]`` → "1-3, 5" in the actions' own names (runs of consecutive indices as first-last)."""
+    parts, i = [], 0
+    while i < len(indices):
+        j = i
+        while j + 1 < len(indices) and indices[j + 1] == indices[j] + 1:
+            j += 1
+        a, b = names[indices[i]], names[indices[j]]
+        parts.append(a if i == j else f"{a}, {b}" if j == i + 1 else f"{a}-{b}")
+        i = j + 1
+    return ", ".join(parts)
+
 
 def checked_actions(game: Game, state: GameState, actions: torch.Tensor) -> torch.Tensor:
     """Joint actions as a CPU LongTensor [E, 2], checked against the batch size and each seat's action count

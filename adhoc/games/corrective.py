@@ -165,6 +165,56 @@ class CorrectiveGame:
     def params(self) -> dict[str, Any]:
         return dict(self._params)
 
+    # ---------------------------------------------------------------- for people (play, serve)
+    def rules(self, seat: int) -> str:
+        D, L, K = self.digits, self.length, self.attempts
+        problem = (f"a times b, with a of {D} digit{'s' * (D > 1)} and b one digit from 2 to 9" if self.op == "times"
+                   else f"a plus b, both of {D} digit{'s' * (D > 1)}")
+        drafts = (f"The AI writes {K} drafts of the answer. In every draft after the first, before the AI rewrites each "
+                  "digit, the teacher comments on that digit of the previous draft: ok, wrong, 'is d' (the right digit "
+                  "is d) or none (silence). " if K > 1 else "The AI writes the answer once; the teacher only watches. ")
+        pay = "1 if it is right, else 0" if self.credit == "exact" else "the fraction of its digits that are right"
+        common = (f"The problem is {problem}. The answer is written as {L} digits (a leading 0 if it is shorter), one "
+                  f"digit per turn, starting from the ones digit.\n{drafts}Only the teacher knows the answer.\nYou both "
+                  f"get the same reward, once, at the end, from the last draft: {pay}. {self.horizon} turns in all.")
+        if seat == AI:
+            return f"Arithmetic game. You are the AI (seat 0); your partner is the teacher. {common}"
+        return f"Arithmetic game. You are the teacher (seat 1); your partner is the AI. {common}"
+
+    def describe_action(self, seat: int, action: int) -> str:
+        return f"wrote {DIGITS[action]}" if seat == AI else f"said {self.feedback[action]!r}"
+
+    def show(self, state: GameState, seat: int) -> list[str]:
+        out = []
+        for e in range(state.n_episodes):
+            problem = state.extra["problem"][e]
+            lines = [f"Problem: {problem}."]
+            if seat == TEACHER:
+                answer = state.extra["answer"][e].tolist()
+                lines[0] += f" The answer is {''.join(map(str, reversed(answer)))} (the AI does not see it)."
+            drafts: list[list[str]] = [[] for _ in range(self.attempts)]
+            for t, joint in enumerate(state.history[: self.horizon]):
+                k, i, actor = self.phase(t)
+                drafts[k].append(DIGITS[int(joint[e, AI])] if actor == AI
+                                 else f"[teacher: {self.feedback[int(joint[e, TEACHER])]}]")
+            for k, items in enumerate(drafts):
+                digits = [x for x in items if not x.startswith("[")]
+                if not items and (k > 0 and len([x for x in drafts[k - 1] if not x.startswith("[")]) < self.length):
+                    break
+                if not items and state.t >= self.horizon:
+                    break
+                number = "".join(reversed(digits))
+                whole = f" = {number}" if len(digits) == self.length else ""
+                lines.append(f"Draft {k + 1} of {self.attempts} (ones digit first): {' '.join(items) or '...'}{whole}")
+                if len(digits) < self.length:
+                    break
+            if state.t < self.horizon:
+                k, i, actor = self.phase(state.t)
+                lines.append(f"Now: {'the AI writes' if actor == AI else 'the teacher comments on'} digit {i + 1} of "
+                             f"{self.length} (counting from the ones digit).")
+            out.append("\n".join(lines))
+        return out
+
     def scripted_strategies(self) -> dict[str, "CorrectiveTeacher"]:
         return {kind: CorrectiveTeacher(kind, kind) for kind in TEACHER_KINDS}
 

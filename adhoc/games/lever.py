@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adhoc.errors import GameError
+from adhoc.games.core import number, spans
 from adhoc.games.matrix import MatrixGame, check_action_count, numbered
 from adhoc.games.symmetry import PermutationGroup
 
@@ -33,6 +34,27 @@ class LeverGame(MatrixGame):
     def convention_of(self, action: int) -> int:
         """The convention a deterministic member plays is simply its lever."""
         return int(action)
+
+    def stage_rules(self, seat: int) -> str:
+        p, names = self._params, self._actions[0]
+        n, unique = p["n_levers"], p["unique_lever"]
+        others = [i for i in range(n) if i != unique]
+        other = f"lever {names[others[0]]} pays" if len(others) == 1 else \
+            f"levers {spans(others, names)} pay {number(p['other_payoff'])} if you both pull the same one"
+        if len(others) == 1:
+            other += f" {number(p['other_payoff'])} if you both pull it"
+        return (f"Lever game with {n} levers. You are player {seat + 1} of 2. You and your partner each pull one of "
+                f"the levers {spans(list(range(n)), names)} at the same time, without seeing the other's choice; you "
+                f"both get the same reward.\nLever {names[unique]} pays {number(p['unique_payoff'])} if you both pull "
+                f"it; {other}; different levers pay 0.")
+
+    def describe_action(self, seat: int, action: int) -> str:
+        return f"pulled lever {self._actions[seat][action]}"
+
+    def show(self, state, seat: int) -> list[str]:
+        return ["Pull a lever." if not state.history else
+                f"You pulled lever {self._actions[seat][h[seat]]}, your partner lever {self._actions[1 - seat][h[1 - seat]]}."
+                for h in (state.history[-1].tolist() if state.history else [None] * state.n_episodes)]
 
 
 def build_lever(cfg: LeverConfig) -> LeverGame:

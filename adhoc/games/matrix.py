@@ -19,11 +19,13 @@ import numpy as np
 
 from adhoc._torch import torch
 from adhoc.errors import GameError
-from adhoc.games.core import GameState
+from adhoc.games.core import GameState, number
 from adhoc.games.symmetry import PermutationGroup, preserves_payoff
 
 MAX_ACTIONS = 4096  # per seat: the payoff matrix and the policy's per-action scores must stay small
 MAX_DESCRIPTION = 300  # characters: the intro is fed to a tiny LM on every step
+MAX_TABLE = 6  # rules show the whole payoff table up to 6 x 6 actions, else its non-zero entries
+MAX_ENTRIES = 12  # ... up to this many, else a summary
 
 
 class MatrixGame:
@@ -81,6 +83,41 @@ class MatrixGame:
 
     def params(self) -> dict[str, Any]:
         return dict(self._params)
+
+    # ---------------------------------------------------------------- for people (play, serve)
+    def rules(self, seat: int) -> str:
+        return f"{self.stage_rules(seat)}\nOne move: you both choose once, then the game is over."
+
+    def stage_rules(self, seat: int) -> str:
+        """The rules of one play of the game (``repeated`` adds its rounds to them)."""
+        return (f"{self.intro} You are player {seat + 1} of 2. You and your partner each choose an action at the same "
+                "time, without seeing the other's choice; you both get the same reward.\n"
+                f"Your actions: {', '.join(self._actions[seat])}.\n{self.payoff_text(seat)}")
+
+    def payoff_text(self, seat: int) -> str:
+        """The payoffs from this seat's side: the whole table when small, else its non-zero entries."""
+        mine, theirs = self._actions[seat], self._actions[1 - seat]
+        table = self._payoff if seat == 0 else self._payoff.T  # [mine, theirs]
+        if max(table.shape) <= MAX_TABLE:
+            width = max(len(x) for x in [*theirs, *(number(v) for v in table.flat)]) + 2
+            left = max(len(x) for x in mine) + 2
+            head = " " * left + "".join(x.rjust(width) for x in theirs)
+            rows = [a.ljust(left) + "".join(number(v).rjust(width) for v in row) for a, row in zip(mine, table)]
+            return "Reward (rows: your action; columns: your partner's):\n" + "\n".join([head, *rows])
+        hits = np.argwhere(table != 0)
+        if len(hits) <= MAX_ENTRIES:
+            pairs = "; ".join(f"you {mine[a]} and partner {theirs[b]}: {number(table[a, b])}" for a, b in hits)
+            return f"Reward: {pairs}; any other pair pays 0."
+        return (f"Reward: {len(hits)} of the {table.size} pairs of actions pay between {number(table[table != 0].min())} "
+                f"and {number(table.max())}; any other pair pays 0.")
+
+    def show(self, state: GameState, seat: int) -> list[str]:
+        return ["Choose your action." if state.t == 0 else
+                f"You chose {self._actions[seat][int(h[seat])]}, your partner {self._actions[1 - seat][int(h[1 - seat])]}."
+                for h in (state.history[-1].tolist() if state.history else [None] * state.n_episodes)]
+
+    def describe_action(self, seat: int, action: int) -> str:
+        return f"chose {self._actions[seat][action]}"
 
 
 def numbered(n: int, prefix: str = "") -> list[str]:

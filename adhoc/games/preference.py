@@ -191,6 +191,52 @@ class PreferenceGame:
     def params(self) -> dict[str, Any]:
         return dict(self._params)
 
+    # ---------------------------------------------------------------- for people (play, serve)
+    def rules(self, seat: int) -> str:
+        d, k, fb = self.d, self.k, self.feedback
+        weights = ", ".join(_number(w).replace("- ", "-") for w in self.weights)
+        example = "".join(str(i) for i in range(k, 0, -1))
+        feedback = (f"First {fb} feedback round{'s' * (fb != 1)}: each shows {k} candidate responses (sets of features) "
+                    f"and the human orders them, best first (\"{example}\": candidate {k} is best). " if fb else "")
+        common = (f"A response is a set of the features {', '.join(self.features)}. The human gives the features the "
+                  f"weights {weights} in a random order, drawn once per game; only the human sees which feature has "
+                  f"which weight.\n{feedback}Then the AI writes its response, one feature at a time: yes (put it in) or "
+                  f"no (leave it out).\nYou both get the same reward, once, at the end: the response's quality, its "
+                  f"total weight scaled from 0 (the worst response) to 1 (the best). {self.horizon} turns in all.")
+        if seat == AI:
+            return f"Preference game. You are the AI (seat 0); your partner is the human. {common}"
+        return (f"Preference game. You are the human (seat 1); your partner is the AI, which does not see your weights "
+                f"and learns about them only from your orderings. {common}")
+
+    def describe_action(self, seat: int, action: int) -> str:
+        if seat == AI:
+            return f"wrote {WRITE[action]}"
+        return f"ordered the candidates {self.orderings[action]} (best first)"
+
+    def show(self, state: GameState, seat: int) -> list[str]:
+        out = []
+        for e in range(state.n_episodes):
+            lines = []
+            if seat == TEACHER:
+                theta = state.extra["theta"][e].tolist()
+                lines.append("Your weights (the AI does not see them): " +
+                             ", ".join(f"{f} {_number(w).replace('- ', '-')}" for f, w in zip(self.features, theta)) + ".")
+            for t in range(min(state.t + 1, self.feedback)):
+                offers = state.extra["offers"][e, t].tolist()
+                line = f"Feedback round {t + 1} of {self.feedback}: " + ", ".join(
+                    f"candidate {i + 1} = {{{self.render(x)}}}" for i, x in enumerate(offers))
+                line += (f"; the human ordered them {self.orderings[int(state.history[t][e, TEACHER])]} (best first)."
+                         if t < state.t else "; the human orders them.")
+                lines.append(line)
+            if state.t >= self.feedback:
+                written = [f"{f} {WRITE[int(state.history[self.feedback + j][e, AI])]}"
+                           for j, f in enumerate(self.features) if self.feedback + j < state.t]
+                nxt = state.t - self.feedback
+                lines.append("The AI's response: " + (", ".join(written) if written else "nothing yet") +
+                             (f"; next: feature {self.features[nxt]} (yes or no)." if nxt < self.d else "."))
+            out.append("\n".join(lines))
+        return out
+
     def scripted_strategies(self) -> dict[str, "PreferenceTeacher"]:
         return {"quality": PreferenceTeacher("quality", "quality"),
                 "deficiency": PreferenceTeacher("deficiency", "deficiency"),

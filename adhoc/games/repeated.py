@@ -29,7 +29,7 @@ import numpy as np
 
 from adhoc._torch import torch
 from adhoc.errors import GameError
-from adhoc.games.core import GameState, advance, checked_actions
+from adhoc.games.core import GameState, advance, checked_actions, number
 from adhoc.games.symmetry import PermutationGroup
 
 MAX_ROUNDS = 64
@@ -100,6 +100,31 @@ class RepeatedGame:
 
     def params(self) -> dict[str, Any]:
         return dict(self._params)
+
+    # ---------------------------------------------------------------- for people (play, serve)
+    def rules(self, seat: int) -> str:
+        shown = " (with a few filler words that mean nothing)" if self.transcript == "padded" else ""
+        return (f"{self.stage.stage_rules(seat)}\nYou play this {self.rounds} time{'s' * (self.rounds != 1)} (rounds) "
+                f"with the same partner. After each round you both see what each of you chose{shown}. Each round pays "
+                f"its reward divided by {self.rounds}, so your score is the average reward over the rounds.")
+
+    def describe_action(self, seat: int, action: int) -> str:
+        return self.stage.describe_action(seat, action)
+
+    def show(self, state: GameState, seat: int) -> list[str]:
+        table = self._payoff_matrix
+        out = []
+        for e in range(state.n_episodes):
+            lines = []
+            for k, joint in enumerate(state.history):
+                a, b = (int(x) for x in joint[e].tolist())
+                mine, theirs = (a, b) if seat == 0 else (b, a)
+                lines.append(f"Round {k + 1}: you {self.describe_action(seat, mine)}, your partner "
+                             f"{self.describe_action(1 - seat, theirs)} (pays {number(table[a, b])}).")
+            if state.t < self.rounds:
+                lines.append(f"Round {state.t + 1} of {self.rounds}: your choice.")
+            out.append("\n".join(lines))
+        return out
 
     # ---------------------------------------------------------------- repeated-game extras
     def payoff_matrix(self) -> np.ndarray:

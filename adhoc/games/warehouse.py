@@ -245,6 +245,72 @@ class WarehouseGame:
     def params(self) -> dict[str, Any]:
         return dict(self._params)
 
+    # ---------------------------------------------------------------- for people (play, serve)
+    def rules(self, seat: int) -> str:
+        W, H, K, M = self.width, self.height, self.episodes, self.moves
+        words = ", ".join(self.labels)
+        if self.reward_kind == "goal":
+            pay = "1 if the robot ends the episode on the goal cell, else 0"
+        else:
+            pay = (f"1 minus the robot's final distance to the goal (in steps, across plus up) divided by "
+                   f"{max(1, W + H - 2)}: 1 on the goal, 0 in the farthest corner from it")
+        common = (f"The grid is {W} wide and {H} high; a cell is (x, y), x = 0..{W - 1} from the left, y = 0..{H - 1} "
+                  f"from the bottom. There {'are' if K > 1 else 'is'} {K} episode{'s' * (K > 1)}; each starts the robot "
+                  f"at a random cell, and the robot makes {M} move{'s' * (M > 1)} (up, down, left, right or stay; a move "
+                  f"into a wall stays put). Before each move the teacher says one word: {words}.\n"
+                  f"The goal cell is drawn at random and stays the same for all {K} episode{'s' * (K > 1)}; only the "
+                  f"teacher sees it. No one is told what the words mean: the teacher decides, and the robot has to "
+                  f"work it out from how they are used.\nAt the end of each episode you both get the same reward: "
+                  f"{pay}. Your score is the average over the episodes; {self.horizon} turns in all (teacher, robot, "
+                  f"teacher, ...).")
+        if seat == ROBOT:
+            return f"Warehouse game. You are the robot (seat 0); your partner is the teacher. {common}"
+        return (f"Warehouse game. You are the teacher (seat 1); your partner is the robot. You see the goal and "
+                f"where the robot is; the robot sees neither the goal nor your meaning. {common}")
+
+    def describe_action(self, seat: int, action: int) -> str:
+        if seat == ROBOT:
+            return "stayed" if action == STAY else f"moved {MOVES[action]}"
+        return f"said {self.labels[action]!r}"
+
+    def show(self, state: GameState, seat: int) -> list[str]:
+        out = []
+        for e in range(state.n_episodes):
+            lines = []
+            if seat == TEACHER:
+                gx, gy = state.extra["goal"][e].tolist()
+                lines.append(f"The goal is at ({gx}, {gy}) (the robot does not see it).")
+            pos, line = None, ""
+            for t, joint in enumerate(state.history):
+                k, i, actor = self.phase(t)
+                if t % (2 * self.moves) == 0:  # an episode starts
+                    if line:
+                        lines.append(line)
+                    pos = state.extra["starts"][e, k].tolist()
+                    line = f"Episode {k + 1} of {self.episodes}: the robot starts at ({pos[0]}, {pos[1]})."
+                if actor == TEACHER:
+                    line += f" Teacher said {self.labels[int(joint[e, TEACHER])]!r}."
+                else:
+                    move = int(joint[e, ROBOT])
+                    pos = [min(max(pos[0] + DELTAS[move][0], 0), self.width - 1),
+                           min(max(pos[1] + DELTAS[move][1], 0), self.height - 1)]
+                    line += f" Robot {self.describe_action(ROBOT, move)}, now at ({pos[0]}, {pos[1]})."
+            if state.t < self.horizon:
+                k, i, actor = self.phase(state.t)
+                if state.t % (2 * self.moves) == 0:
+                    if line:
+                        lines.append(line)
+                    x, y = state.extra["starts"][e, k].tolist()
+                    line = f"Episode {k + 1} of {self.episodes}: the robot starts at ({x}, {y})."
+                lines.append(line)
+                now = {(TEACHER, TEACHER): "your word for the robot.", (ROBOT, ROBOT): "your move.",
+                       (ROBOT, TEACHER): "the teacher speaks.", (TEACHER, ROBOT): "the robot moves."}[seat, actor]
+                lines.append(f"Move {i + 1} of {self.moves}: {now}")
+            elif line:
+                lines.append(line)
+            out.append("\n".join(lines))
+        return out
+
     # ---------------------------------------------------------------- helpers
     def theta(self, goal: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """θ_goal(pos): [E] float for goal, pos [E, 2]."""
