@@ -148,3 +148,45 @@ def test_the_saved_hint_names_the_run_as_tensorboard_will(tmp_path):
 
     assert _tensorboard_hint(tmp_path / "lever7") == f"TensorBoard: tensorboard --logdir {tmp_path}, run lever7/tb"
     assert json.dumps(_tensorboard_hint(Path("runs/lever7"))) == '"TensorBoard: tensorboard --logdir runs, run lever7/tb"'
+
+
+def test_a_reproduce_script_stopped_says_in_one_line_how_to_continue(capsys):
+    import signal
+
+    from adhoc.errors import Interrupted, UserError, run_script
+
+    def stopped():
+        raise Interrupted("runs/x", 12, signal.SIGTERM)
+
+    with pytest.raises(SystemExit) as info:
+        run_script("reproduce_learner", stopped)
+    err = capsys.readouterr().err
+    assert info.value.code == 128 + signal.SIGTERM and err.count("\n") == 1
+    assert err.startswith("reproduce_learner: stopped by SIGTERM at iteration 12; run the same command again")
+    assert "--resume" not in err
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as info:
+        run_script("reproduce", interrupted)
+    assert info.value.code == 130 and capsys.readouterr().err.count("\n") == 1
+
+    def bad():
+        raise UserError("no such thing")
+
+    with pytest.raises(SystemExit) as info:
+        run_script("reproduce", bad)
+    assert info.value.code == 2 and capsys.readouterr().err == "reproduce: error: no such thing\n"
+    assert run_script("reproduce", lambda x: x + 1, 1) == 2
+
+
+@pytest.mark.parametrize("script", ["reproduce.py", "reproduce_learner.py", "reproduce_adaptive.py", "reproduce_prior.py"])
+def test_reproduce_scripts_resume_their_trainings_and_stop_in_one_line(script):
+    text = (ROOT / "scripts" / script).read_text()
+    assert "run_script(" in text
+    calls = [line for line in text.splitlines() if "train_population(" in line or "train_learner(" in line]
+    calls = [c for c in calls if "import" not in c and "def " not in c]
+    for call in calls:  # each training call continues an interrupted run of its folder
+        i = text.index(call)
+        assert "resume=True" in text[i:i + 250], call
