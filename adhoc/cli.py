@@ -12,9 +12,18 @@ import sys
 from adhoc.errors import Interrupted, UserError
 
 
+def _tensorboard_hint(path) -> str:
+    """TensorBoard names a run by its folder relative to --logdir: the parent shows this one as <name>/tb."""
+    return f"TensorBoard: tensorboard --logdir {path.parent}, run {path.name}/tb"
+
+
 def _train_population(args: argparse.Namespace) -> None:
     from adhoc.config import RunConfig, load_config
 
+    if args.config is None or "=" in args.config and not os.path.exists(args.config):
+        given = " ".join(x for x in [args.config, *args.overrides] if x)
+        raise UserError(f"train-population needs a CONFIG file{f' before the overrides ({given})' if given else ''}, "
+                        f"e.g. adhoc train-population configs/lever-selfplay.yaml population.size=4")
     config = load_config(args.config, args.overrides)
     if not isinstance(config, RunConfig):
         raise UserError(f"{args.config} is a learner config: run it with adhoc train-learner")
@@ -26,12 +35,15 @@ def _train_population(args: argparse.Namespace) -> None:
 
     pop = train_population(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
     print(pop.summary())
-    print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
+    print(f"\nsaved to {pop.path}   ({_tensorboard_hint(pop.path)})")
     if args.crossplay_episodes > 0:
         from adhoc.recipes.crossplay import run_crossplay
         from adhoc.report import terminal_table
 
-        result, out = run_crossplay([str(pop.path)], episodes=args.crossplay_episodes, out=pop.path / "crossplay")
+        from adhoc.progress import shown
+
+        result, out = run_crossplay([str(pop.path)], episodes=args.crossplay_episodes, out=pop.path / "crossplay",
+                                    progress=shown(args.quiet))
         print("\n" + terminal_table(result))
         print(f"\ncross-play report: {out / 'report.html'}")
 
@@ -44,11 +56,12 @@ def _train_learner(args: argparse.Namespace) -> None:
     pops = train_learner(config, out=args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
     for pop in pops if isinstance(pops, list) else [pops]:  # learners: one population per slot
         print(summary(pop))
-        print(f"\nsaved to {pop.path}   (TensorBoard: tensorboard --logdir {pop.path / 'tb'})")
+        print(f"\nsaved to {pop.path}   ({_tensorboard_hint(pop.path)})")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from adhoc.distributed.blocks import player
+    from adhoc.progress import shown
     from adhoc.recipes.evaluate import run_evaluate
     from adhoc.report import evaluation_table
 
@@ -56,13 +69,15 @@ def _evaluate(args: argparse.Namespace) -> None:
     result, out = run_evaluate(args.agent, args.partners, member=args.member, episodes=args.episodes,
                                out=args.out, seed=args.seed, mixture=args.mixture, overwrite=args.overwrite,
                                bound=args.bound, play=play, transcript=args.transcript,
-                               seat=None if args.seat is None else args.seat if args.seat == "both" else int(args.seat))
+                               seat=None if args.seat is None else args.seat if args.seat == "both" else int(args.seat),
+                               progress=shown(args.quiet))
     print(evaluation_table(result))
     print(f"\nwrote {out}/: evaluation.json, returns.png, report.md, report.html")
 
 
 def _crossplay(args: argparse.Namespace) -> None:
     from adhoc.distributed.blocks import player
+    from adhoc.progress import shown
     from adhoc.recipes.crossplay import run_crossplay
     from adhoc.report import terminal_table
 
@@ -72,7 +87,8 @@ def _crossplay(args: argparse.Namespace) -> None:
     if not populations:
         raise UserError("crossplay needs a population folder")
     result, out = run_crossplay(populations, episodes=args.episodes, out=args.out, seed=args.seed,
-                                threshold=args.threshold, overwrite=args.overwrite, play=play)
+                                threshold=args.threshold, overwrite=args.overwrite, play=play,
+                                progress=shown(args.quiet))
     print(terminal_table(result))
     print(f"\nwrote {out}/: matrix.npy, crossplay.json, heatmap.png, report.md, report.html, tb/")
 
@@ -89,8 +105,10 @@ def _sweep(args: argparse.Namespace) -> None:
             seeds.append(int(item))
         else:
             raise UserError(f"--seeds takes integers >= 0 (got {item!r})")
+    from adhoc.progress import shown
+
     run_sweep(configs, seeds, [*overrides, *args.overrides], out=args.out, episodes=args.episodes,
-              retries=args.retries)
+              retries=args.retries, progress=shown(args.quiet))
 
 
 def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
@@ -165,7 +183,13 @@ def _scripted_rows(game_name: str | None) -> list[tuple[str, str]]:
     return rows
 
 
+LISTABLE = ["games", "methods", "solvers", "scripted"]
+
+
 def _list(args: argparse.Namespace) -> None:
+    if args.what is None:
+        print(f"adhoc list WHAT: one of {', '.join(LISTABLE[:-1])}, {LISTABLE[-1]} [GAME] (e.g. adhoc list games)")
+        return
     if args.game is not None and args.what != "scripted":
         raise UserError(f"adhoc list {args.what} takes no GAME (only adhoc list scripted GAME does)")
     if args.what == "games":
@@ -197,12 +221,21 @@ def _populations_show(args: argparse.Namespace) -> None:
 
 
 def _populations_check(args: argparse.Namespace) -> None:
-    from adhoc.lm.base import load_base
-    from adhoc.population import Population
+    """The manifest and adapter files, then the base model (loaded once; most of the time is importing torch
+    and transformers), then every member onto it."""
+    from adhoc.progress import Stages, shown
 
-    pop = Population.load(args.population)
-    base = load_base(args.base or pop.base_model["id"], device="cpu", dtype="float32")
-    pop.build_bank(base)
+    with Stages("populations check", 3, shown(args.quiet)) as stages:
+        stages.stage("reading the manifest and adapters")
+        from adhoc.population import Population
+
+        pop = Population.load(args.population)
+        stages.stage(f"loading base model {args.base or pop.base_model['id']}")
+        from adhoc.lm.base import load_base
+
+        base = load_base(args.base or pop.base_model["id"], device="cpu", dtype="float32")
+        stages.stage(f"loading {len(pop.members)} members")
+        pop.build_bank(base)
     print(f"ok: {len(pop.members)} members of {pop.path} load onto {base.model_id} (fingerprint {base.fingerprint})")
 
 
@@ -323,8 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"adhoc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train-population", help="train a population of LoRA partner strategies")
-    p.add_argument("config", help="YAML config, e.g. configs/lever-selfplay.yaml")
+    p = sub.add_parser("train-population", help="train a population of LoRA partner strategies",
+                       usage="adhoc train-population [-h] CONFIG [key=value ...] [--out DIR] [options]")
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="YAML config, e.g. configs/lever-selfplay.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. population.size=4")
     p.add_argument("--out", help="population folder to write (default runs/<game>-<method>-seed<S>-<time>-<id>)")
     _write_options(p, "population", resume=True)
@@ -349,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=256, metavar="K", help="episodes per partner and seating (default 256)")
     p.add_argument("--out", help="output folder (default runs/evaluate-<AGENT>-<time>-<id>)")
     _write_options(p, "evaluation")
+    p.add_argument("--quiet", action="store_true", help="no progress (shown only on a terminal)")
     p.add_argument("--mixture", action="store_true",
                    help="evaluate the mixture over members stored in AGENT's manifest (train-learner: the maximin "
                         "mixture over its snapshots): return with partner j = sum_k x_k G(k, j)")
@@ -369,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=64, metavar="K", help="episodes per ordered pair (default 64)")
     p.add_argument("--out", help="output folder (default runs/crossplay-<POP>-<time>-<id>)")
     _write_options(p, "crossplay")
+    p.add_argument("--quiet", action="store_true", help="no progress (shown only on a terminal)")
     p.add_argument("--threshold", type=float, default=0.5, help="normalised cross-play for two members to share a convention")
     p.add_argument("--seed", type=int, default=0)
     _block_options(p, "the populations")
@@ -383,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=64, metavar="K", help="cross-play episodes per pair for the table")
     p.add_argument("--retries", type=int, default=2, metavar="R",
                    help="retries of a failed trial, each from its checkpoint (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress (shown only on a terminal)")
     p.set_defaults(func=_sweep, overrides=[])
 
     p = sub.add_parser("validate", help="check configs without running them (--print: show the resolved config)",
@@ -395,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_validate, overrides=[])
 
     p = sub.add_parser("list", help="the registered games, methods, solvers and scripted partners")
-    p.add_argument("what", choices=["games", "methods", "solvers", "scripted"])
+    p.add_argument("what", nargs="?", choices=LISTABLE, help="what to list (alone: what can be listed)")
     p.add_argument("game", nargs="?", metavar="GAME", help="with scripted: only this game's")
     p.set_defaults(func=_list)
 
@@ -407,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = psub.add_parser("check", help="load every member onto the base model, verifying its fingerprint")
     check.add_argument("population", metavar="DIR")
     check.add_argument("--base", help="base model to check against (default: the one the manifest names)")
+    check.add_argument("--quiet", action="store_true", help="no progress (shown only on a terminal)")
     check.set_defaults(func=_populations_check)
     ls = psub.add_parser("ls", help="the populations under folders: game, method, size, base model, cross-play")
     ls.add_argument("folders", nargs="*", metavar="DIR", help="folders to look in (default: runs and populations)")
@@ -483,11 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the play of adhoc play in a browser, for a human study (extra: .[serve])")
     p.add_argument("--partners", nargs="+", required=True, metavar="POP",
                    help="partners (population folders, POP:MEMBER, scripted:GAME:NAME), met in a counterbalanced order")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: every one)")
     p.add_argument("--db", help="recording database (default a new runs/play-<time>-<id>.sqlite; an existing "
                                 "recording is appended to)")
-    p.add_argument("--episodes-per-partner", type=int, default=3, metavar="K")
+    p.add_argument("--episodes-per-partner", type=int, default=3, metavar="K",
+                   help="episodes each participant plays with each partner (default 3)")
     p.add_argument("--seat", type=int, default=0, choices=[0, 1], help="the participants' seat (default 0)")
     p.add_argument("--config", help="YAML config naming the game (default: the first population's game)")
     p.add_argument("--seed", type=int, help="seed of the partners' and the game's randomness (default: fresh)")
@@ -505,9 +544,8 @@ EPISODE_BYTES = 1 << 10  # at least ~1 KiB of rollout state per episode played i
 def _option_ranges() -> dict[tuple[str | None, str], tuple]:
     """(command or None: any, dest) -> (Range, what a value above the limit would take, or None). Checked by
     ``check_options`` before any work; argparse has already checked the types."""
-    from adhoc.config import (MAX_CPU_THREADS, MAX_EVAL_EPISODES, MAX_ITERATIONS, MAX_LORA_RANK, MAX_LR,
-                              MAX_ROLLOUT_ROWS, _bytes)
-    from adhoc.params import MAX_SEED, Range
+    from adhoc.params import (MAX_CPU_THREADS, MAX_EVAL_EPISODES, MAX_ITERATIONS, MAX_LORA_RANK, MAX_LR,
+                              MAX_ROLLOUT_ROWS, MAX_SEED, Range, _bytes)
 
     def episodes(v):
         return f" (playing them in one batch would take at least {_bytes(v * EPISODE_BYTES)})"

@@ -38,6 +38,8 @@ from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, DTYPES, builtin_vocab
 from adhoc.methods import METHODS
 from adhoc.params import (COEF, MAX_SEED, ConfigError, Range, field_choices, field_ranges, param_choices,
                           param_ranges)
+from adhoc.params import (MAX_CPU_THREADS, MAX_EVAL_EPISODES, MAX_ITERATIONS, MAX_LR,  # noqa: F401
+                          MAX_ROLLOUT_ROWS, _bytes)
 from adhoc.params import (MAX_COEF, MAX_LORA_ALPHA, MAX_LORA_RANK, MAX_POPULATION, MAX_RESTARTS,  # noqa: F401
                           MAX_SOLVER_STEPS, MODULE)  # (re-exported with the other limits)
 from adhoc.paths import check_name
@@ -136,14 +138,9 @@ BACKENDS = ("local", "ray")
 # Upper bounds on sizes: generous (every shipped config is far below them) but they stop a typo (an extra zero
 # or three) from allocating tens of GiB or running for weeks after `adhoc validate` said ok.
 MAX_LORA_INIT_STD = 10.0
-MAX_LR = 10.0
 # MAX_COEF: entropy coefficients and the methods' loss weights (adhoc.params, with MAX_RESTARTS, MAX_SOLVER_STEPS
 # and MAX_SEED: the methods and solvers declare their ranges with them)
-MAX_ITERATIONS = 1_000_000  # also eval_every, checkpoint_every, entropy_anneal_iterations
 MAX_EPOCHS = 1000  # train-learner: one snapshot adapter per epoch
-MAX_ROLLOUT_ROWS = 1 << 20  # episodes played in one batched training rollout (episodes x pairs)
-MAX_EVAL_EPISODES = 1 << 20
-MAX_CPU_THREADS = 1024
 MAX_PAYOFF = 1e6  # |any game float|: rewards are float32 and advantages multiply them
 MAX_NAME = 100  # characters of a name that becomes a path (member names append -NN and -init/-half/-epoch-NN)
 MAX_ADAPTER_BYTES = 64 << 30  # trained adapters: weights, gradients and Adam moments in float32
@@ -195,13 +192,6 @@ RANGES: dict[str, Range] = {
 # param_choices); the solvers re-check their own parameters when run.
 
 
-def _bytes(n: float) -> str:
-    if n >= 1 << 80:
-        return "more than a billion TiB"
-    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"~{n / size:.3g} {unit}"
-    return f"~{int(n)} bytes"
 
 
 # ---------------------------------------------------------------------------- reading YAML strictly

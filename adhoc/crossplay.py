@@ -171,30 +171,37 @@ class CrossPlayResult:
 
 
 def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float = 0.5,
-              n_boot: int = 500, device: str = "auto", dtype: str = "auto", play=None) -> CrossPlayResult:
+              n_boot: int = 500, device: str = "auto", dtype: str = "auto", play=None,
+              stages=None) -> CrossPlayResult:
     """Cross-play every ordered pair of members of the given populations (paths or Population objects).
     ``play(game, policy, pairs, episodes, seed)`` -> returns [P, E] plays the pairs (default: one stream in this
-    process; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray workers)."""
+    process; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray workers). ``stages``: an
+    ``adhoc.progress.Stages`` told each of the six stages (None: no progress)."""
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
     from adhoc.lm.policy import Policy
     from adhoc.partners import check_compatible, population_label
     from adhoc.population import Population
+    from adhoc.progress import Stages
     from adhoc.rollout import episode_returns
 
+    stage = (stages or Stages("", 0, False)).stage
     if episodes < 2:
         raise UserError(f"--episodes must be >= 2 (got {episodes})")
+    stage("reading the populations")
     pops = [p if isinstance(p, Population) else Population.load(p) for p in populations]
     if not pops:
         raise UserError("give at least one population")
     check_compatible(pops, "cross-play")
     first = pops[0]
     game = build_game(first.game)
+    stage(f"loading base model {first.base_model['id']}")
     base = load_base(first.base_model["id"], device=device, dtype=dtype)
     first.check_base(base.model_id, base.fingerprint)
     adapter = first.manifest["adapter"]
     total = sum(len(p.members) for p in pops)
+    stage(f"loading {total} members")
     bank = AdapterBank(base.model, total, adapter["rank"], adapter["alpha"], adapter["target_modules"],
                        base_model_id=first.base_model["id"])
     names, groups, taken, offset = [], {}, set(), 0
@@ -209,11 +216,13 @@ def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float =
 
     idx = torch.arange(total)
     pairs = torch.stack([idx.repeat_interleave(total), idx.repeat(total)], 1)  # [N·N, 2], row-major (i, j)
+    stage(f"playing {total}x{total} pairs, {episodes} episodes each")
     played = play(game, policy, pairs, episodes, seed) if play is not None else \
         episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed))
     returns = played.view(total, total, episodes).numpy()
     matrix = returns.mean(-1)
     metrics = summary(matrix)
+    stage("bootstrap confidence intervals")
     metrics["ci95"] = bootstrap_ci(returns, n_boot=n_boot, seed=seed)
     metrics["self_play"] = [float(v) for v in np.diag(matrix)]
     metrics["normalised"] = normalised(matrix).tolist()
@@ -222,6 +231,7 @@ def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float =
                                      for k, v in groups.items()}
         metrics["cross"] = {f"{a} vs {b}": cross_population(matrix, np.array(ra), np.array(rb))
                             for a, ra in groups.items() for b, rb in groups.items() if a != b}
+    stage("conventions")
     return CrossPlayResult(members=names, populations=groups, matrix=matrix, episodes=episodes, metrics=metrics,
                            conventions=conventions(matrix, names, threshold),
                            member_conventions=greedy_conventions(game, policy, names), game=first.game["name"],

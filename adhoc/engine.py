@@ -23,7 +23,9 @@ The loop, written out once for every method (the method only chooses the pairs a
 
 TensorBoard keys: ``train/loss``, ``train/return`` (mean return of the iteration's episodes),
 ``train/entropy``, ``eval/self_play_return_mean``, ``eval/self_play_return_min``,
-``eval/self_play_return/<member>``, ``time/iteration_s``.
+``zz_members/self_play_return/<member>`` (``zz_``: TensorBoard sorts groups by name, so the per-member cards
+come after the ``train/`` curves), ``time/iteration_s``. TensorBoard names a run by its folder relative to
+``--logdir``: ``tensorboard --logdir runs`` shows this run as ``<out name>/tb``.
 """
 
 from __future__ import annotations
@@ -221,9 +223,23 @@ def train_loop(run: Run, workers, iteration: int, sp: torch.Tensor | None, log, 
 
     if iteration == 0 and method.evaluate_at_start:
         evaluate(0)
-    bar = tqdm(range(iteration + 1, config.train.iterations + 1), desc=f"{config.method.name} on {config.game.name}",
-               disable=not progress, unit="it", initial=iteration, total=config.train.iterations)
-    for iteration in bar:
+    # a bar counted by hand, after each iteration's work: a tqdm-wrapped range left by ``break`` stops one short
+    bar = tqdm(desc=f"{config.method.name} on {config.game.name}", disable=not progress, unit="it",
+               initial=iteration, total=config.train.iterations)
+    try:
+        iteration, sp = _iterations(run, workers, iteration, sp, log, save_checkpoint, stop, out, bar, evaluate)
+    finally:
+        bar.close()
+    return iteration, sp
+
+
+def _iterations(run: Run, workers, iteration: int, sp: torch.Tensor | None, log, save_checkpoint, stop,
+                out: Path | None, bar, evaluate) -> tuple[int, torch.Tensor]:
+    """``train_loop``'s iterations, counted on ``bar``; an early stop at ``train.target_return`` ends the bar at
+    100% of the iterations run."""
+    config, method, bank, optimizer, rng = run.config, run.method, run.bank, run.optimizer, run.rng
+    n = method.n_members
+    for iteration in range(iteration + 1, config.train.iterations + 1):
         t0 = time.perf_counter()
         # 2. play, score, update
         pairs = method.pairs(iteration, rng)
@@ -258,10 +274,14 @@ def train_loop(run: Run, workers, iteration: int, sp: torch.Tensor | None, log, 
             log("eval/self_play_return_mean", float(sp.mean()), iteration)
             log("eval/self_play_return_min", float(sp.min()), iteration)
             for name, value in zip(run.names, sp.tolist()):
-                log(f"eval/self_play_return/{name}", value, iteration)
+                log(f"zz_members/self_play_return/{name}", value, iteration)
             bar.set_postfix(sp_mean=f"{float(sp.mean()):.3f}", sp_min=f"{float(sp.min()):.3f}")
             done = config.train.target_return is not None and float(sp.min()) >= config.train.target_return
+        bar.update(1)
         if done or iteration == config.train.iterations:
+            if done and iteration < config.train.iterations:  # stopped early, at the target: the bar ends full
+                bar.total = iteration
+                bar.set_description_str(f"{bar.desc} (target {config.train.target_return} reached)")
             break
         if checkpoint.due(iteration, config.train.checkpoint_every, stop):
             save_checkpoint(iteration, sp)

@@ -45,6 +45,22 @@ MAX_SEED = 2**63  # seeds are in [0, 2**63)
 MAX_POPULATION = 4096  # members: each is one adapter (weights, gradients and Adam moments)
 MAX_LORA_RANK = 1024
 MAX_LORA_ALPHA = 4096.0  # LoRA deltas are scaled by alpha / rank
+# the run limits the CLI's options share with the config (adhoc.config): here, so that checking an option
+# imports no config machinery (games, methods, solvers)
+MAX_LR = 10.0
+MAX_ITERATIONS = 1_000_000  # also eval_every, checkpoint_every, entropy_anneal_iterations
+MAX_ROLLOUT_ROWS = 1 << 20  # episodes played in one batched training rollout (episodes x pairs)
+MAX_EVAL_EPISODES = 1 << 20
+MAX_CPU_THREADS = 1024
+
+
+def _bytes(n: float) -> str:
+    if n >= 1 << 80:
+        return "more than a billion TiB"
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"~{n / size:.3g} {unit}"
+    return f"~{int(n)} bytes"
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # a linear layer's attribute name (AdapterBank matches the last dotted part)
 
 

@@ -50,7 +50,7 @@ def run_one(experiment: str, seed: int, out_root: Path, episodes: int) -> dict:
 
 
 def main() -> None:
-    from adhoc.errors import UserError
+    from adhoc.progress import shown
     from adhoc.recipes.sweep import run_sweep
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -62,11 +62,8 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", metavar="key=value", help="for every run, e.g. backend=ray ray.workers=4")
     args = ap.parse_args()
 
-    try:
-        rows, md, out = run_sweep([str(ROOT / "configs" / f"{e}.yaml") for e in args.only], args.seeds,
-                                  args.overrides, out=args.out, episodes=args.episodes)
-    except UserError as exc:
-        sys.exit(f"reproduce: error: {exc}")
+    rows, md, out = run_sweep([str(ROOT / "configs" / f"{e}.yaml") for e in args.only], args.seeds,
+                              args.overrides, out=args.out, episodes=args.episodes, progress=shown())
     (out / "populations.json").write_text(json.dumps(rows, indent=1))
     (out / "populations.md").write_text(md + "\n")
     if args.learner:
@@ -77,4 +74,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from adhoc.errors import run_script
+
+    run_script("reproduce", main)  # interrupted: one line; the same command continues (the sweep skips what is complete)

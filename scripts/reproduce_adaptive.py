@@ -73,7 +73,7 @@ def train_and_evaluate(size: int, augment: bool, seed: int, out: Path, overrides
         config = load_learner_config(CONFIG, [
             f"partners=scripted:repeated:{partners}", f"learner.seed={seed}", f"learner.augment={str(augment).lower()}",
             *STUBBORN_TRAIN, *overrides])
-        train_learner(config, run, progress=False)
+        train_learner(config, run, progress=False, resume=True)  # resume: an interrupted run continues
     result = evaluate(str(run), ["scripted:repeated"], episodes=episodes, seed=seed)
     per = result.metrics["per_partner"]
     return {"returns": [p["return"] for p in per], "rounds": [p["episode_payoffs"] for p in per]}
@@ -185,7 +185,8 @@ def population(out: Path, stage: str, method: str, seed: int, base: str | None =
     if not (path / MANIFEST).is_file():
         print(f"training {path}", flush=True)
         overrides = [f"population.seed={seed}", *([f"model.base={base}"] if base else [])]
-        train_population(load_config(CONFIGS / f"repeated-{stage}-{method}.yaml", overrides), path, progress=False)
+        train_population(load_config(CONFIGS / f"repeated-{stage}-{method}.yaml", overrides), path, progress=False,
+                         resume=True)  # resume: an interrupted run continues
     return path
 
 
@@ -370,7 +371,8 @@ def learners(group: Path, specs: dict[int, str], overrides: list[str], config: P
         slots = ", ".join(f"{{name: {runs[seed, k].name}, seed: {seed + 1000 * k}, partners: '{specs[seed]}'}}"
                           for seed, k in missing)
         print(f"training {group} ({', '.join(runs[key].name for key in missing)}, one batched pass)", flush=True)
-        train_learner(load_learner_config(config, [f"learners=[{slots}]", *overrides]), batch, progress=False)
+        train_learner(load_learner_config(config, [f"learners=[{slots}]", *overrides]), batch, progress=False,
+                      resume=True)  # resume: an interrupted batch continues
         group.mkdir(parents=True, exist_ok=True)
         for key in missing:
             (batch / runs[key].name).rename(runs[key])
@@ -486,4 +488,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from adhoc.errors import run_script
+
+    run_script("reproduce_adaptive", main)

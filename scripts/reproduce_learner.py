@@ -59,7 +59,7 @@ def population(populations: Path, game: str, method: str, seed: int, overrides: 
         return Population.load(out).path
     t0 = time.perf_counter()
     config = load_config(ROOT / "configs" / f"{game}-{method}.yaml", [f"population.seed={seed}", *overrides])
-    train_population(config, out=out, progress=False)
+    train_population(config, out=out, progress=False, resume=True)  # resume: an interrupted run continues
     print(f"  trained {out} in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
@@ -75,7 +75,7 @@ def learner(out: Path, config_name: str, partners: list[Path], solver: str, over
     t0 = time.perf_counter()
     config = load_learner_config(ROOT / "configs" / config_name,
                                  [*(f"partners={p}" for p in partners), f"solver={solver}", *overrides])
-    train_learner(config, out=out, progress=False)
+    train_learner(config, out=out, progress=False, resume=True)  # resume: an interrupted run continues
     print(f"  trained {out} in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
@@ -329,4 +329,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from adhoc.errors import run_script
+
+    sys.exit(run_script("reproduce_learner", main))

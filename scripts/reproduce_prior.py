@@ -73,7 +73,7 @@ def train(label: str, base: str, seeds: list[int], out: Path, overrides: list[st
         print(f"training {label} on {base}: {names} in one batched pass", flush=True)
         start = time.perf_counter()
         train_learner(load_learner_config(CONFIG, [f"learners=[{slots}]", f"model.base={base}", *overrides]),
-                      batch, progress=False)
+                      batch, progress=False, resume=True)  # resume: an interrupted batch continues
         group.mkdir(parents=True, exist_ok=True)
         (group / f"train-time-{names}.json").write_text(json.dumps({"seconds": time.perf_counter() - start}))
         for key in missing:
@@ -161,4 +161,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from adhoc.errors import run_script
+
+    sys.exit(run_script("reproduce_prior", main))

@@ -33,10 +33,16 @@ def write_outputs(result: CrossPlayResult, out: str | Path, overwrite: bool = Fa
 
 
 def run_crossplay(populations: list[str], episodes: int = 64, out: str | None = None, seed: int = 0,
-                  threshold: float = 0.5, overwrite: bool = False, play=None) -> tuple[CrossPlayResult, Path]:
+                  threshold: float = 0.5, overwrite: bool = False, play=None,
+                  progress: bool = False) -> tuple[CrossPlayResult, Path]:
     """Cross-play of ``populations``, written to ``out`` (default ``runs/crossplay-<first>-<time>-<id>``).
-    ``out`` is checked before any episode is played. ``play``: how the pairs are played (``crossplay``'s)."""
+    ``out`` is checked before any episode is played. ``play``: how the pairs are played (``crossplay``'s).
+    ``progress``: its stages on stderr (``adhoc.progress``)."""
+    from adhoc.progress import Stages
+
     out = Path(out) if out is not None else unique_default("crossplay", input_label(populations[0]))
     check_out(out, "crossplay", overwrite, inputs=tuple(populations))
-    result = crossplay(populations, episodes=episodes, seed=seed, threshold=threshold, play=play)
-    return result, write_outputs(result, out, overwrite)
+    with Stages("crossplay", 7, progress) as stages:
+        result = crossplay(populations, episodes=episodes, seed=seed, threshold=threshold, play=play, stages=stages)
+        stages.stage("writing the report")
+        return result, write_outputs(result, out, overwrite)

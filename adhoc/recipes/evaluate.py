@@ -170,20 +170,24 @@ def member_rewards(game, policy, N: int, n_members: int, ids, episodes: int, see
 def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = None, episodes: int = 256,
              seed: int = 0, n_boot: int = 500, device: str = "auto", dtype: str = "auto",
              mixture: bool = False, seat: int | str | None = None, bound: bool = False,
-             play=None, transcript: str | None = None) -> EvaluationResult:
+             play=None, transcript: str | None = None, stages=None) -> EvaluationResult:
     """``bound``: in a repeated game, also the best any history-dependent policy can do with the partners
     (``metrics["best_history_policy"]``, see ``history_bound``). ``transcript``: in a repeated game, play it
     rendered another way (``game.transcript``: a probe of what the agent reads; the payoffs are the same). ``play``: where the episodes are played
-    (None: in this process, one stream; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray)."""
+    (None: in this process, one stream; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray).
+    ``stages``: an ``adhoc.progress.Stages`` told each of the five stages (None: no progress)."""
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
     from adhoc.lm.policy import Policy
     from adhoc.partners import check_compatible, load_partners, seats_beside
     from adhoc.population import Population
+    from adhoc.progress import Stages
 
+    stage = (stages or Stages("", 0, False)).stage
     if episodes < 2:
         raise UserError(f"--episodes must be >= 2 (got {episodes})")
+    stage("reading the agent and partners")
     if seat not in (None, 0, 1, "both"):
         raise UserError(f"--seat must be 0, 1 or both (got {seat!r})")
     if mixture and member is not None:
@@ -213,11 +217,13 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     seat = None if seat == "both" else seat
     seats_beside(partners.seats(), seat, partners.names)  # a partner that cannot sit beside the agent: refused
     check_compatible([agent_pop, *partners.populations], "evaluating an agent with partners")
+    stage(f"loading base model {agent_pop.base_model['id']}")
     base = load_base(agent_pop.base_model["id"], device=device, dtype=dtype)
     agent_pop.check_base(base.model_id, base.fingerprint)
     adapter = agent_pop.manifest["adapter"]
     N = partners.n_lora  # LoRA partners in slots 0..N-1, the agent's member(s) after them
     members = list(weights)
+    stage(f"loading {N + len(members)} members")
     bank = AdapterBank(base.model, N + len(members), adapter["rank"], adapter["alpha"], adapter["target_modules"],
                        base_model_id=base.model_id)
     partners.load_into(bank, 0)
@@ -226,8 +232,10 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     game = build_game(game_spec)
     policy = Policy(base, bank)
     ids, seats = partners.member_ids(policy), partners.seats()  # scripted partners: ids after the bank
+    stage(f"playing {len(members)} x {len(partners.names)} partners, {episodes} episodes each")
     rewards, others = member_rewards(game, policy, N, len(members), ids, episodes, seed, play, seats, seat)
     returns = rewards.sum(-1)  # [P, 3, E]; NaN where not played
+    stage("bootstrap confidence intervals" + (" and the history bound" if bound else ""))
     if not mixture:
         metrics = evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed)
         payoffs = getattr(game, "episode_payoffs", None)  # interactions of several episodes: the curve
@@ -299,11 +307,16 @@ def write_outputs(result: EvaluationResult, out: str | Path, overwrite: bool = F
 def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None, episodes: int = 256,
                  out: str | None = None, seed: int = 0, mixture: bool = False,
                  seat: int | str | None = None, overwrite: bool = False, bound: bool = False, play=None,
-                 transcript: str | None = None) -> tuple[EvaluationResult, Path]:
+                 transcript: str | None = None, progress: bool = False) -> tuple[EvaluationResult, Path]:
     """Evaluate and write the report to ``out`` (default ``runs/evaluate-<agent>-<time>-<id>``), checked
-    before any episode is played. ``play``: as in ``evaluate``."""
+    before any episode is played. ``play``: as in ``evaluate``. ``progress``: its stages on stderr
+    (``adhoc.progress``)."""
+    from adhoc.progress import Stages
+
     out = Path(out) if out is not None else unique_default("evaluate", input_label(agent), "mixture" if mixture else "")
     check_out(out, "evaluation", overwrite, inputs=(agent, *partner_specs))
-    result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture, seat=seat,
-                      bound=bound, play=play, transcript=transcript)
-    return result, write_outputs(result, out, overwrite)
+    with Stages("evaluate", 6, progress) as stages:
+        result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture,
+                          seat=seat, bound=bound, play=play, transcript=transcript, stages=stages)
+        stages.stage("writing the report")
+        return result, write_outputs(result, out, overwrite)

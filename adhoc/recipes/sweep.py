@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import statistics
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -85,9 +86,10 @@ def plan(configs: list[str], seeds: list[int], overrides: list[str]) -> tuple[li
 
 
 # ---------------------------------------------------------------------------- one trial (runs anywhere)
-def run_trial(name: str, config: Any, out: str, episodes: int) -> dict:
+def run_trial(name: str, config: Any, out: str, episodes: int, progress: bool = False) -> dict:
     """Train (or find complete, or resume) the population of one trial and its cross-play report; its table row.
-    A UserError comes back as {"error": ...} (it would fail the same way again); anything else raises."""
+    A UserError comes back as {"error": ...} (it would fail the same way again); anything else raises.
+    ``progress``: the training and cross-play progress on stderr (a local sweep on a terminal)."""
     from adhoc.population import MANIFEST, Population
     from adhoc.recipes.crossplay import run_crossplay
     from adhoc.recipes.train_population import train_population
@@ -104,12 +106,12 @@ def run_trial(name: str, config: Any, out: str, episodes: int) -> dict:
         elif folder.exists() or folder.is_symlink():
             raise UserError(f"{folder} exists and is not a population; move it away or choose another --out")
         else:
-            pop, trained = train_population(config, out=folder, resume=True, progress=False), True
+            pop, trained = train_population(config, out=folder, resume=True, progress=progress), True
         report = folder / "crossplay" / "crossplay.json"
         xp = json.loads(report.read_text()) if report.is_file() else None
         if xp is None or xp.get("episodes") != episodes:
             result, _ = run_crossplay([str(folder)], episodes=episodes, out=str(folder / "crossplay"),
-                                      seed=config.population.seed, overwrite=True)
+                                      seed=config.population.seed, overwrite=True, progress=progress)
             xp = result.to_json()
     except UserError as exc:
         return {"trial": name, "error": str(exc)}
@@ -238,11 +240,15 @@ class SweepInterrupted(Interrupted):
 
 
 def _run_local(trials: list[Trial], out: Path, episodes: int, retries: int, trial_fn: TrialFn,
-               done: Callable[[Trial, dict], None]) -> None:
+               done: Callable[[Trial, dict], None], bar: Any = None) -> None:
+    """One trial after another; ``bar``: the sweep's progress bar (then each trial shows its own progress)."""
     for trial in trials:
+        if bar is not None:
+            bar.set_postfix_str(trial.name)
         for attempt in range(retries + 1):
             try:
-                result = trial_fn(trial.name, trial.config, str(out), episodes)
+                result = trial_fn(trial.name, trial.config, str(out), episodes,
+                                  **({"progress": True} if bar is not None and not bar.disable else {}))
                 break
             except Interrupted as exc:  # SIGTERM / Ctrl-C: the trial saved its checkpoint; the sweep stops
                 raise SweepInterrupted(out, trial.name, exc) from None
@@ -289,10 +295,12 @@ def _pending(out: Path, trials: list[Trial], records: dict) -> list[Trial]:
 
 def run_sweep(configs: list[str], seeds: list[int], overrides: list[str] = (), out: str | Path | None = None,
               episodes: int = 64, retries: int = 2, trial_fn: TrialFn = run_trial,
-              echo: Callable[[str], None] = print) -> tuple[list[dict], str, Path]:
+              echo: Callable[[str], None] = print, progress: bool = False) -> tuple[list[dict], str, Path]:
     """Run (or continue) a sweep; (rows of the complete trials, the table, the sweep folder). Failed trials are
     recorded in ``sweep.json`` and reported with a UserError after the table is written. With backend ray, the
-    cluster is joined (or started) before the sweep folder is made, and only if some trial is left to run."""
+    cluster is joined (or started) before the sweep folder is made, and only if some trial is left to run.
+    ``progress``: a bar of the trials done on stderr (and, locally, each trial's training and cross-play)."""
+    from tqdm import tqdm
     from adhoc.paths import unique_default
 
     trials, backend, ray_config = plan(list(configs), list(seeds), list(overrides))
@@ -321,22 +329,31 @@ def run_sweep(configs: list[str], seeds: list[int], overrides: list[str] = (), o
         echo(f"sweep {folder.out}: {len(trials)} trials, {len(trials) - len(todo)} complete, {len(todo)} to run "
              f"(backend {backend}{f', up to {ray_config.workers} at once' if backend == 'ray' else ''})")
 
+        bar = stack.enter_context(tqdm(total=len(todo), desc="sweep", unit="trial", disable=not progress,
+                                       leave=False, file=sys.stderr))
+
+        def say(line: str) -> None:  # a line of stdout, the bar cleared around it
+            with tqdm.external_write_mode(file=sys.stderr):
+                echo(line)
+
         def done(trial: Trial, result: dict) -> None:
+            bar.update(1)
             record = records[trial.name]
             record.pop("error", None)
             if "row" in result:
                 record.update(status="complete", row=result["row"], seconds=result["seconds"], host=result["host"])
-                echo(f"{trial.name}: SP {result['row']['sp']:.3f} XP {result['row']['xp']:.3f} "
-                     f"({'trained' if result['trained'] else 'found complete'} in {result['seconds']:.1f} s)")
+                say(f"{trial.name}: SP {result['row']['sp']:.3f} XP {result['row']['xp']:.3f} "
+                    f"({'trained' if result['trained'] else 'found complete'} in {result['seconds']:.1f} s)")
             else:
                 record.update(status="failed", error=result.get("error") or result.get("failed"))
-                echo(f"{trial.name}: FAILED: {record['error']}")
+                say(f"{trial.name}: FAILED: {record['error']}")
             folder.save()
 
         if ray is not None:
             _run_ray(ray, todo, folder.out, episodes, retries, trial_fn, done, ray_config)
         else:
-            _run_local(todo, folder.out, episodes, retries, trial_fn, done)
+            _run_local(todo, folder.out, episodes, retries, trial_fn, done, bar)
+        bar.close()  # before the table
         rows = [records[t.name]["row"] for t in trials if records[t.name].get("status") == "complete"]
         md = table(rows) if rows else "(no trial complete)"
         from adhoc.paths import atomic_write
