@@ -281,7 +281,8 @@ def _iterations(run: Run, workers, iteration: int, sp: torch.Tensor | None, log,
         if done or iteration == config.train.iterations:
             if done and iteration < config.train.iterations:  # stopped early, at the target: the bar ends full
                 bar.total = iteration
-                bar.set_description_str(f"{bar.desc} (target {config.train.target_return} reached)")
+                bar.set_description_str(f"{config.method.name} on {config.game.name} "
+                                        f"(target {config.train.target_return} reached)")
             break
         if checkpoint.due(iteration, config.train.checkpoint_every, stop):
             save_checkpoint(iteration, sp)

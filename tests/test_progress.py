@@ -53,6 +53,15 @@ def test_training_bar_ends_at_100_percent_also_on_an_early_stop(tmp_path, capsys
     assert groups.index("train") < groups.index("zz_members")
 
 
+def test_an_early_stop_without_a_bar(tmp_path):
+    """``--quiet``: the disabled bar is still told about the early stop, without failing."""
+    from adhoc.config import load_config
+    from adhoc.recipes.train_population import train_population
+
+    config = load_config(ROOT / "configs" / "lever-selfplay.yaml", [*TINY, "train.target_return=0.0"])
+    assert train_population(config, out=tmp_path / "pop", progress=False).manifest["training"]["iterations"] == 2
+
+
 def test_crossplay_progress_is_on_a_terminal_only_and_changes_no_output(tmp_path, capsys, monkeypatch):
     argv = ["crossplay", str(POP), "--episodes", "4"]
     assert main([*argv, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
