@@ -7,9 +7,12 @@ participant plays ``episodes_per_partner`` episodes with each partner in that or
 "partner A", "partner B", ... in the order met), then sees a thank-you page.
 
 Every step goes through ``adhoc.play.Table`` into the same recording database and schema as ``adhoc play`` (one
-transaction per step). Several participants play at once: each session's state (its tables, the decision it
+transaction per request, holding the write lock from before anything in memory moves: a locked database is a
+503 that changes nothing). Several participants play at once: each session's state (its tables, the decision it
 waits on) lives in the server under a random token; model calls and database writes are serialised by one
 lock. A move names the decision it answers (episode and step), so a repeated or stale click never plays twice.
+``Guard`` and ``read_json`` hold the web defences (Host and Origin allow-lists, JSON-only bounded bodies, strict
+types, security headers); docs/people.md lists them.
 
 Starlette + uvicorn (the optional extra ``pip install -e ".[serve]"``); the page is plain HTML and JavaScript
 (no build step), served from this module.
@@ -294,7 +297,7 @@ def _split_host(value: str) -> tuple[str, int | None]:
             raise ValueError(value)
         port = rest[1:] or None
     else:
-        host, sep, port = value.rpartition(":") if ":" in value else (value, "", None)
+        host, _, port = value.rpartition(":") if ":" in value else (value, "", None)
     if not host or (port is not None and not (port.isdigit() and 0 < int(port) < 65536)):
         raise ValueError(value)
     return host, None if port is None else int(port)
