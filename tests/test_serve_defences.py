@@ -4,6 +4,7 @@ injected clock, security headers, 409/404/503 instead of 500s, the Latin-square 
 transaction, and option checks before anything is recorded."""
 
 import importlib.util
+import json
 import os
 import sqlite3
 import subprocess
@@ -118,6 +119,10 @@ def test_bodies_json_only_bounded_and_strict(game, tmp_path):
                 {"participant": "../x", "consent": True}, {"participant": "P1", "consent": True, "extra": 1}):
         r = client.post("/api/start", json=bad, headers=JSON_OK)
         assert r.status_code in (400, 422) and "error" in r.json(), bad
+        if bad.get("consent") is False:
+            assert r.json()["error"] == "consent is needed to take part"
+        if bad["participant"] == "../x":
+            assert r.json()["error"].startswith("participant id '../x' is not a plain name")
     for text in ("[1]", "not json", '{"participant": "P1", "consent": NaN}', ""):
         r = client.post("/api/start", content=text, headers={"Content-Type": "application/json", **JSON_OK})
         assert r.status_code == 400, text
@@ -146,6 +151,11 @@ def test_replayed_moves_are_409_and_unknown_sessions_404(game, tmp_path):
     s = start(client).json()
     token = s["token"]
     last = None
+    for wrong in ({**s, "t": s["t"] + 1}, {**s, "episode": s["episode"] + 1}):  # not the decision waited on
+        r = move(client, token, wrong, action=s["actions"][0]["index"])
+        assert r.status_code == 409 and r.json()["error"] == "that move is not the one awaited (already played?)"
+    r = move(client, token, s, action=99)
+    assert r.status_code == 422 and r.json()["error"] == "action 99 is not legal here"
     while s["phase"] == "play":
         last, r = s, move(client, token, s)
         assert r.status_code == 200
@@ -238,9 +248,11 @@ def test_two_servers_on_one_db_never_share_an_index(game, tmp_path, monkeypatch)
     assert seen == [0, 503]  # B waited on A's write lock instead of counting the same index
     monkeypatch.setattr(serve, "latin_square_order", real)
     assert start(client_b, "PB").status_code == 200
-    info = sqlite3.connect(db).execute("SELECT participant, json_extract(info, '$.participant_index') FROM sessions "
-                                       "ORDER BY id").fetchall()
-    assert info == [("PA", 0), ("PB", 1)]
+    info = sqlite3.connect(db).execute("SELECT participant, json_extract(info, '$.participant_index'), "
+                                       "json_extract(info, '$.partner_order'), json_extract(game, '$.name') "
+                                       "FROM sessions ORDER BY id").fetchall()
+    order = [json.dumps(p, separators=(",", ":")) for p in (PARTNERS, PARTNERS[::-1])]
+    assert info == [("PA", 0, order[0], "repeated"), ("PB", 1, order[1], "repeated")]
     a.close()
     b.close()
 
