@@ -326,7 +326,8 @@ def _serve(args: argparse.Namespace) -> None:
     from adhoc.serve import serve_command
 
     serve_command(args.partners, port=args.port, host=args.host, db=args.db, episodes_per_partner=args.episodes_per_partner,
-                  seat=args.seat, config=args.config, overrides=args.overrides, seed=args.seed)
+                  seat=args.seat, config=args.config, overrides=args.overrides, seed=args.seed,
+                  allow_origins=args.allow_origin, start_limit=args.start_limit)
 
 
 def _write_options(p: argparse.ArgumentParser, kind: str, resume: bool = False) -> None:
@@ -530,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seat", type=int, default=0, choices=[0, 1], help="the participants' seat (default 0)")
     p.add_argument("--config", help="YAML config naming the game (default: the first population's game)")
     p.add_argument("--seed", type=int, help="seed of the partners' and the game's randomness (default: fresh)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                   help="a public origin (https://study.example.org) a reverse proxy serves the study at; "
+                        "repeatable (default: only this server's own address)")
+    p.add_argument("--start-limit", type=int, default=10, metavar="N",
+                   help="sessions one client address may start per minute (default 10)")
     p.set_defaults(func=_serve, overrides=[])
     return parser
 

@@ -213,15 +213,21 @@ class Recorder:
         self.conn.close()
 
     def _tx(self, statements: list[tuple[str, tuple]]) -> int:
-        """Run ``statements`` in one transaction; the last statement's row id."""
+        """Run ``statements`` in one transaction; the last statement's row id. Inside a transaction the caller
+        opened (the server takes the write lock for a whole request), a savepoint of it."""
         cur = self.conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        nested = self.conn.in_transaction
+        cur.execute("SAVEPOINT tx" if nested else "BEGIN IMMEDIATE")
         try:
             for sql, args in statements:
                 cur.execute(sql, args)
-            cur.execute("COMMIT")
+            cur.execute("RELEASE tx" if nested else "COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            if nested:
+                cur.execute("ROLLBACK TO tx")
+                cur.execute("RELEASE tx")
+            else:
+                cur.execute("ROLLBACK")
             raise
         return int(cur.lastrowid or 0)
 

@@ -7,9 +7,12 @@ participant plays ``episodes_per_partner`` episodes with each partner in that or
 "partner A", "partner B", ... in the order met), then sees a thank-you page.
 
 Every step goes through ``adhoc.play.Table`` into the same recording database and schema as ``adhoc play`` (one
-transaction per step). Several participants play at once: each session's state (its tables, the decision it
+transaction per request, holding the write lock from before anything in memory moves: a locked database is a
+503 that changes nothing). Several participants play at once: each session's state (its tables, the decision it
 waits on) lives in the server under a random token; model calls and database writes are serialised by one
 lock. A move names the decision it answers (episode and step), so a repeated or stale click never plays twice.
+``Guard`` and ``read_json`` hold the web defences (Host and Origin allow-lists, JSON-only bounded bodies, strict
+types, security headers); docs/people.md lists them.
 
 Starlette + uvicorn (the optional extra ``pip install -e ".[serve]"``); the page is plain HTML and JavaScript
 (no build step), served from this module.
@@ -17,8 +20,15 @@ Starlette + uvicorn (the optional extra ``pip install -e ".[serve]"``); the page
 
 from __future__ import annotations
 
+import html
+import ipaddress
+import json
+import math
 import secrets
 import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,13 +56,23 @@ class WebSession:
     decision: Any = None
     log: list[str] = field(default_factory=list)  # what happened since the last decision
     finished: bool = False
+    seen: float = 0.0  # the study's clock at its last request
+
+
+class Busy(Exception):
+    """The database is locked by another writer, or the study is full: 503, try again."""
+
+
+class Conflict(Exception):
+    """A move that is not the decision waited on: 409."""
 
 
 class Study:
     """The server's state: the game, the partners, the recorder and the open sessions."""
 
     def __init__(self, game, partner_specs: list[str], db: str | Path, episodes_per_partner: int = 3,
-                 seat: int = 0, seed: int | None = None) -> None:
+                 seat: int = 0, seed: int | None = None, busy_timeout_s: float = 2.0, idle_s: float = 7200.0,
+                 max_sessions: int = 1000, clock: Callable[[], float] = time.monotonic) -> None:
         from adhoc.play import load_partner
         from adhoc.recording import Recorder
 
@@ -60,6 +80,8 @@ class Study:
             raise UserError(f"--episodes-per-partner must be >= 1 (got {episodes_per_partner})")
         if seat not in (0, 1):
             raise UserError(f"--seat must be 0 or 1 (got {seat})")
+        if seed is not None and not 0 <= seed < 2 ** 32:
+            raise UserError(f"--seed must be in 0..{2 ** 32 - 1} (got {seed})")
         self.game, self.seat, self.episodes = game, seat, episodes_per_partner
         self.specs = list(partner_specs)
         self.partners = [load_partner(spec, game) for spec in self.specs]
@@ -68,33 +90,72 @@ class Study:
                 raise UserError(f"partner {spec} plays seat {list(partner.seats)} only; participants take seat {seat}")
         self.db = Path(db)
         self.recorder = Recorder.open(self.db)
+        # a request waits this long for another writer of the database, then is answered 503 (Retry-After)
+        self.recorder.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        self.busy_timeout_s = busy_timeout_s
         self.seed = secrets.randbits(32) if seed is None else int(seed)
         self.lock = threading.Lock()
         self.sessions: dict[str, WebSession] = {}
+        self.clock, self.idle_s, self.max_sessions = clock, idle_s, max_sessions
 
     def close(self) -> None:
         self.recorder.close()
 
     def start(self, participant: str, consent: bool) -> str:
+        """A new session (its token). The participant's index, the Latin-square row, is counted inside the write
+        transaction that records the session, so servers sharing one database never hand out the same row."""
         from adhoc.play import Table, _game_dict
 
-        participant = check_name(str(participant).strip(), "participant id")
-        if not consent:
+        participant = check_name(participant.strip() if isinstance(participant, str) else participant,
+                                 "participant id")
+        if consent is not True:
             raise UserError("consent is needed to take part")
         with self.lock:
-            index = self.recorder.conn.execute("SELECT COUNT(*) FROM sessions WHERE source = 'web'").fetchone()[0]
-            order = latin_square_order(index, len(self.partners))
-            session = self.recorder.start_session(
-                participant, "web", _game_dict(self.game), self.seat, consent=True,
-                info={"participant_index": index, "partner_order": [self.specs[i] for i in order],
-                      "episodes_per_partner": self.episodes, "seed": [self.seed, index]})
-            rng = np.random.default_rng([self.seed, index])
-            tables = [Table(self.game, self.partners[i], self.seat, self.recorder, session, participant, rng)
-                      for i in order]
+            self.prune()
+            if len(self.sessions) >= self.max_sessions:
+                raise Busy("the study is full right now; try again in a minute")
+            with self._write():
+                index = self.recorder.conn.execute("SELECT COUNT(*) FROM sessions WHERE source = 'web'").fetchone()[0]
+                order = latin_square_order(index, len(self.partners))
+                session = self.recorder.start_session(
+                    participant, "web", _game_dict(self.game), self.seat, consent=True,
+                    info={"participant_index": index, "partner_order": [self.specs[i] for i in order],
+                          "episodes_per_partner": self.episodes, "seed": [self.seed, index]})
+                rng = np.random.default_rng([self.seed, index])
+                tables = [Table(self.game, self.partners[i], self.seat, self.recorder, session, participant, rng)
+                          for i in order]
+                state = WebSession(participant, session, order, tables, seen=self.clock())
+                self._next_decision(state)
             token = secrets.token_urlsafe(16)
-            self.sessions[token] = state = WebSession(participant, session, order, tables)
-            self._next_decision(state)
+            self.sessions[token] = state
         return token
+
+    @contextmanager
+    def _write(self):
+        """The database's write lock for the whole of one request (its steps commit together, or not at all);
+        ``Busy`` when another writer holds it past the busy timeout, before anything in memory has changed."""
+        import sqlite3
+
+        conn = self.recorder.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise Busy(f"the recording database is busy ({exc}); try again") from None
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def prune(self) -> int:
+        """Forget sessions idle longer than ``idle_s`` (their recording stays; an abandoned one has no end time);
+        how many were forgotten. Called with the lock held."""
+        cutoff = self.clock() - self.idle_s
+        stale = [token for token, state in self.sessions.items() if state.seen < cutoff]
+        for token in stale:
+            del self.sessions[token]
+        return len(stale)
 
     def _table(self, state: WebSession):
         return state.tables[state.k]
@@ -138,29 +199,38 @@ class Study:
                          f"{played} episode{'s' * (played != 1)}.")
 
     def act(self, token: str, episode: int, t: int, action: int) -> None:
-        state = self._get(token)
+        """The participant's move at the decision (episode, t). ``Conflict`` when that is not the decision waited
+        on (a repeated or stale click, or the session is over: nothing is played twice), ``ValueError`` when the
+        action is not legal there, ``Busy`` when the database is locked (nothing changes; the move can be sent
+        again)."""
         with self.lock:
+            state = self._get(token)
+            if state.finished:
+                raise Conflict("this session is over")
             decision, table = state.decision, self._table(state)
-            # a stale or repeated click (not the decision waited on) plays nothing
-            if state.finished or decision is None or table.episode_number != episode or decision.t != t \
-                    or action not in decision.legal_index:
-                return
-            state.decision, state.log = None, []
-            event = table.act(decision, action)
-            self._describe(state, [event])
-            if event.done:
-                self._episode_end(state)
-            self._next_decision(state)
+            if decision is None or table.episode_number != episode or decision.t != t:
+                raise Conflict("that move is not the one awaited (already played?)")
+            if action not in decision.legal_index:
+                raise ValueError(f"action {action} is not legal here")
+            with self._write():
+                event = table.act(decision, action)
+                state.decision, state.log = None, []
+                self._describe(state, [event])
+                if event.done:
+                    self._episode_end(state)
+                self._next_decision(state)
 
     def _get(self, token: str) -> WebSession:
+        """The open session of ``token`` (``KeyError``: none, or forgotten after ``idle_s``). Lock held."""
         state = self.sessions.get(token)
-        if state is None:
+        if state is None or state.seen < self.clock() - self.idle_s:
             raise KeyError(token)
+        state.seen = self.clock()
         return state
 
     def view(self, token: str) -> dict[str, Any]:
-        state = self._get(token)
         with self.lock:
+            state = self._get(token)
             base = {"participant": state.participant, "log": list(state.log),
                     "score": round(sum(sum(t.returns) for t in state.tables), 4),
                     "episodes_played": sum(len(t.returns) for t in state.tables),
@@ -174,50 +244,325 @@ class Study:
                     "actions": [{"index": i, "text": a} for i, a in zip(d.legal_index, d.legal)]}
 
 
-def build_app(study: Study):
+MAX_BODY = 16 * 1024  # bytes of an API request body
+MAX_DEPTH = 8  # nesting of its JSON
+MAX_INDEX = 2 ** 31 - 1  # episode, step and action numbers
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+
+
+class ApiError(Exception):
+    """A request refused: its status, one line, and any headers (Retry-After)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+class RateLimit:
+    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``; the clock is
+    injectable (tests). Buckets that are full again are forgotten, so memory stays bounded by active clients."""
+
+    def __init__(self, burst: int, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst, self.rate, self.clock = burst, per_minute / 60.0, clock
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> float:
+        """0 when ``key`` may go ahead (one token taken), else the seconds until it may."""
+        now = self.clock()
+        if len(self.buckets) > 1024:
+            self.buckets = {k: (n, t) for k, (n, t) in self.buckets.items()
+                            if n + (now - t) * self.rate < self.burst}
+        tokens, then = self.buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if tokens < 1:
+            self.buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self.buckets[key] = (tokens - 1, now)
+        return 0.0
+
+
+def _split_host(value: str) -> tuple[str, int | None]:
+    """``host[:port]`` (an IPv6 address in brackets) as (lower-case host, port or None); ValueError if malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(value)
+        port = rest[1:] or None
+    else:
+        host, _, port = value.rpartition(":") if ":" in value else (value, "", None)
+    if not host or (port is not None and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError(value)
+    return host, None if port is None else int(port)
+
+
+def _origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, the form of a browser's Origin header; None if not one."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host, port = _split_host(parts.netloc) if parts.netloc and "@" not in parts.netloc else ("", None)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown}" + ("" if port in (None, default) else f":{port}")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+class Guard:
+    """ASGI middleware in front of the study's routes. Refuses a Host that is not this server's (DNS
+    rebinding: 421), a POST whose Origin (or Referer) is not this server's or an ``--allow-origin`` (CSRF: 403),
+    an API POST that is not JSON (415) or that announces a body over ``MAX_BODY`` (413); adds the security
+    headers to every response, refusals included."""
+
+    def __init__(self, app, host: str, port: int, allow_origins: list[str] = ()) -> None:
+        import socket
+
+        self.app, self.port = app, port
+        host = host.strip("[]").lower()
+        self.any_address = host in ("0.0.0.0", "::", "")
+        names = {host}
+        if host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback) or self.any_address:
+            names |= {"localhost", "127.0.0.1", "::1"}
+        if self.any_address:
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        self.names = names
+        self.origins = set()
+        self.proxy_hosts = set()
+        for url in allow_origins:
+            origin = _origin_of(url)
+            if origin is None:
+                raise UserError(f"--allow-origin {url!r} is not an http(s)://HOST[:PORT] URL")
+            self.origins.add(origin)
+            name, port_ = _split_host(origin.split("://", 1)[1])
+            self.proxy_hosts.add((name, port_ or {"http": 80, "https": 443}[origin.split(":", 1)[0]]))
+
+    def host_ok(self, value: str, default_port: int = 80) -> bool:
+        try:
+            name, port = _split_host(value)
+        except ValueError:
+            return False
+        port = default_port if port is None else port
+        if (name, port) in self.proxy_hosts:
+            return True
+        # a wildcard bind answers on every address of the machine: any literal address (a rebinding attack
+        # needs a DNS name) or the machine's own names
+        return port == self.port and (name in self.names or (self.any_address and _is_ip(name)))
+
+    def origin_ok(self, origin: str) -> bool:
+        normal = _origin_of(origin)
+        if normal is None:
+            return False
+        if normal in self.origins:
+            return True
+        scheme, _, rest = normal.partition("://")
+        return scheme == "http" and self.host_ok(rest)
+
+    def refusal(self, scope) -> tuple[int, str] | None:
+        from starlette.datastructures import Headers
+
+        headers = Headers(scope=scope)
+        if not self.host_ok(headers.get("host", "")):
+            return 421, "this server does not answer for that Host"
+        if scope["method"] not in ("GET", "HEAD"):
+            origin = headers.get("origin")
+            if origin is None and "referer" in headers:
+                origin = _origin_of(headers["referer"]) or "null"
+            if origin is not None and not self.origin_ok(origin):
+                return 403, "cross-origin request refused"
+            if scope["path"].startswith("/api/"):
+                if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+                    return 415, "send JSON (Content-Type: application/json)"
+                length = headers.get("content-length", "0")
+                if not length.isdigit() or int(length) > MAX_BODY:
+                    return 413, f"request body over {MAX_BODY} bytes"
+        return None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.datastructures import MutableHeaders
+        from starlette.responses import JSONResponse
+
+        async def send_secured(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    headers[key] = value
+            await send(message)
+
+        refused = self.refusal(scope)
+        if refused is not None:
+            return await JSONResponse({"error": refused[1]}, status_code=refused[0])(scope, receive, send_secured)
+        return await self.app(scope, receive, send_secured)
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON ``text`` (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_json(request, fields: dict[str, type]) -> dict[str, Any]:
+    """The request's JSON object, read to at most ``MAX_BODY`` bytes (413) and ``MAX_DEPTH`` deep (400) before
+    it is parsed, with exactly ``fields`` (422 for a missing, unknown or mistyped one)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise ApiError(413, f"request body over {MAX_BODY} bytes")
+    try:
+        text = body.decode("utf-8")
+        if _depth(text) > MAX_DEPTH:
+            raise ApiError(400, f"JSON nested deeper than {MAX_DEPTH}")
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "send a JSON object")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ApiError(422, f"unexpected field {unknown[0]!r}")
+    for key, kind in fields.items():
+        if key not in data:
+            raise ApiError(422, f"missing field {key!r}")
+        value = data[key]
+        if kind is int:
+            if type(value) is not int or not 0 <= value <= MAX_INDEX:
+                raise ApiError(422, f"{key} must be a JSON integer in 0..{MAX_INDEX}")
+        elif kind is bool:
+            if type(value) is not bool:
+                raise ApiError(422, f"{key} must be JSON true or false")
+        elif type(value) is not kind:
+            raise ApiError(422, f"{key} must be a JSON {kind.__name__}")
+    return data
+
+
+def build_app(study: Study, host: str = "127.0.0.1", port: int = 8000, allow_origins: list[str] = (),
+              start_limit: tuple[int, float] = (10, 10.0), act_limit: tuple[int, float] = (120, 1200.0),
+              clock: Callable[[], float] | None = None):
+    """The study's web app: the page (its script and style served as files, so the CSP allows no inline code)
+    and the API, behind ``Guard``. ``start_limit``/``act_limit``: (burst, per minute) per client address."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
+    clock = clock or study.clock
+    starts, acts = RateLimit(*start_limit, clock=clock), RateLimit(*act_limit, clock=clock)
+    page = PAGE.replace("__GAME__", html.escape(study.game.name))
+
+    def limited(limit: RateLimit, request: Request) -> None:
+        wait = limit.take(request.client.host if request.client else "")
+        if wait:
+            raise ApiError(429, "too many requests; slow down", {"Retry-After": str(max(1, math.ceil(wait)))})
+
+    def answer(handler):
+        async def endpoint(request: Request):
+            try:
+                return JSONResponse(await handler(request))
+            except ApiError as exc:
+                return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+            except Busy as exc:
+                retry = str(max(1, math.ceil(study.busy_timeout_s)))
+                return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": retry})
+            except Conflict as exc:
+                return JSONResponse({"error": str(exc)}, status_code=409)
+            except KeyError:
+                return JSONResponse({"error": "unknown session (over, or idle too long)"}, status_code=404)
+            except (UserError, ValueError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=422)
+        return endpoint
+
     async def index(request: Request):
-        return HTMLResponse(PAGE.replace("__GAME__", study.game.name))
+        return HTMLResponse(page)
+
+    async def script(request: Request):
+        return Response(SCRIPT, media_type="text/javascript")
+
+    async def style(request: Request):
+        return Response(STYLE, media_type="text/css")
 
     async def start(request: Request):
-        try:
-            body = await request.json()
-            token = await run_in_threadpool(study.start, body.get("participant", ""), bool(body.get("consent")))
-        except UserError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        except (ValueError, AttributeError):
-            return JSONResponse({"error": "bad request"}, status_code=400)
-        return JSONResponse({"token": token, **await run_in_threadpool(study.view, token)})
+        body = await read_json(request, {"participant": str, "consent": bool})
+        limited(starts, request)
+        token = await run_in_threadpool(study.start, body["participant"], body["consent"])
+        return {"token": token, **await run_in_threadpool(study.view, token)}
 
     async def state(request: Request):
-        try:
-            return JSONResponse(await run_in_threadpool(study.view, request.query_params.get("token", "")))
-        except KeyError:
-            return JSONResponse({"error": "unknown session"}, status_code=404)
+        limited(acts, request)
+        return await run_in_threadpool(study.view, request.query_params.get("token", "")[:64])
 
     async def act(request: Request):
-        try:
-            body = await request.json()
-            token = str(body["token"])
-            await run_in_threadpool(study.act, token, int(body["episode"]), int(body["t"]), int(body["action"]))
-            return JSONResponse(await run_in_threadpool(study.view, token))
-        except KeyError:
-            return JSONResponse({"error": "unknown session or missing field"}, status_code=404)
-        except (ValueError, TypeError, AttributeError):
-            return JSONResponse({"error": "bad request"}, status_code=400)
+        body = await read_json(request, {"token": str, "episode": int, "t": int, "action": int})
+        limited(acts, request)
+        token = body["token"][:64]
+        await run_in_threadpool(study.act, token, body["episode"], body["t"], body["action"])
+        return await run_in_threadpool(study.view, token)
 
-    return Starlette(routes=[Route("/", index), Route("/api/start", start, methods=["POST"]),
-                             Route("/api/state", state), Route("/api/act", act, methods=["POST"])])
+    app = Starlette(routes=[Route("/", index), Route("/app.js", script), Route("/app.css", style),
+                            Route("/api/start", answer(start), methods=["POST"]),
+                            Route("/api/state", answer(state)), Route("/api/act", answer(act), methods=["POST"])])
+    return Guard(app, host, port, allow_origins)
 
 
 def serve_command(partners: list[str], port: int = 8000, host: str = "127.0.0.1", db: str | None = None,
                   episodes_per_partner: int = 3, seat: int = 0, config: str | None = None,
-                  overrides: list[str] = (), seed: int | None = None) -> None:
+                  overrides: list[str] = (), seed: int | None = None, allow_origins: list[str] = (),
+                  start_limit: int = 10) -> None:
+    # every option is checked before anything loads, binds or records
+    if not partners:
+        raise UserError("give at least one partner: --partners POP [POP ...]")
+    if not 0 < port < 65536:
+        raise UserError(f"--port must be in 1..65535 (got {port})")
+    if seed is not None and not 0 <= seed < 2 ** 32:
+        raise UserError(f"--seed must be in 0..{2 ** 32 - 1} (got {seed})")
+    if not 1 <= episodes_per_partner <= 1000:
+        raise UserError(f"--episodes-per-partner must be in 1..1000 (got {episodes_per_partner})")
+    if seat not in (0, 1):
+        raise UserError(f"--seat must be 0 or 1 (got {seat})")
+    if not 1 <= start_limit <= 10000:
+        raise UserError(f"--start-limit must be in 1..10000 (got {start_limit})")
+    Guard(None, host, port, allow_origins)  # --allow-origin URLs
     try:
         import starlette  # noqa: F401
         import uvicorn
@@ -229,10 +574,7 @@ def serve_command(partners: list[str], port: int = 8000, host: str = "127.0.0.1"
     from adhoc.population import Population
     from adhoc.scripted import PREFIX, is_scripted_spec
 
-    if not partners:
-        raise UserError("give at least one partner: --partners POP [POP ...]")
-    if not 0 < port < 65536:
-        raise UserError(f"--port must be in 1..65535 (got {port})")
+    _check_port(host, port)
     if config is not None:
         game = game_of(config, list(overrides))
     else:
@@ -241,38 +583,43 @@ def serve_command(partners: list[str], port: int = 8000, host: str = "127.0.0.1"
                           else {"name": partners[0][len(PREFIX):].partition(":")[0]})
     if db is not None:
         check_db_path(db)
-    _check_port(host, port)
     study = Study(game, partners, db or default_db(), episodes_per_partner=episodes_per_partner, seat=seat, seed=seed)
     print(f"adhoc serve: {game.name} with {len(partners)} partner{'s' * (len(partners) != 1)}, "
           f"{episodes_per_partner} episodes each; recording to {study.db}\n"
           f"open http://{host}:{port}/ (Ctrl-C stops; every completed step is saved)", flush=True)
     try:
-        uvicorn.run(build_app(study), host=host, port=port, log_level="warning")
+        uvicorn.run(build_app(study, host, port, allow_origins, start_limit=(start_limit, float(start_limit))),
+                    host=host, port=port, log_level="warning")
     finally:
         study.close()
 
 
 def _check_port(host: str, port: int) -> None:
-    """One line, before anything loads, when the address cannot be listened on (taken, or not this machine's)."""
+    """One line, before anything loads, when the address cannot be listened on: not an address of this machine,
+    or the port is taken."""
+    import errno
     import socket
 
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host}: no such address ({exc.strerror or exc})") from None
+    family, _, _, _, address = infos[0]
+    try:
+        with socket.socket(family) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
+            sock.bind(address)
     except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise UserError(f"--host {host} is not an address of this machine (127.0.0.1: this machine only; "
+                            f"0.0.0.0: every address it has)") from None
         raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port") from None
 
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>adhoc study: __GAME__</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }
-pre { background: #f4f4f4; padding: .8rem; white-space: pre-wrap; }
-button { margin: .2rem; padding: .4rem .9rem; font-size: 1rem; }
-.log { color: #333; } .error { color: #b00; } .hidden { display: none; }
-</style></head><body>
+<link rel="stylesheet" href="/app.css"></head><body>
 <h1>Play a cooperative game</h1>
 <section id="consent">
   <p>You will play a short cooperative game (<b>__GAME__</b>) with a few computer partners, one after another.
@@ -292,8 +639,16 @@ button { margin: .2rem; padding: .4rem .9rem; font-size: 1rem; }
   <h2>Thank you!</h2>
   <p id="final"></p><p>You can close this page now.</p>
 </section>
-<script>
-let token = null, current = null;
+<script src="/app.js"></script></body></html>
+"""
+
+STYLE = """body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }
+pre { background: #f4f4f4; padding: .8rem; white-space: pre-wrap; }
+button { margin: .2rem; padding: .4rem .9rem; font-size: 1rem; }
+.log { color: #333; } .error { color: #b00; } .hidden { display: none; }
+"""
+
+SCRIPT = r"""let token = null, current = null;
 const $ = (id) => document.getElementById(id);
 async function post(url, body) {
   const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
@@ -323,7 +678,10 @@ function show(s) {
 async function act(index) {
   for (const b of document.querySelectorAll("button.action")) b.disabled = true;
   const [ok, s] = await post("/api/act", {token, episode: current.episode, t: current.t, action: index});
-  if (ok) show(s); else $("status").textContent = s.error;
+  if (ok) { show(s); return; }
+  $("status").textContent = s.error;
+  const r = await fetch("/api/state?token=" + encodeURIComponent(token));  // the move waited on, afresh
+  if (r.ok) setTimeout(async () => show(await r.json()), 1500);
 }
 $("begin").onclick = async () => {
   const [ok, s] = await post("/api/start", {participant: $("participant").value, consent: $("agree").checked});
@@ -342,5 +700,4 @@ $("begin").onclick = async () => {
   $("consent").classList.add("hidden"); $("play").classList.remove("hidden");
   show(await r.json());
 })();
-</script></body></html>
 """

@@ -158,3 +158,123 @@ def test_killed_mid_episode_keeps_every_completed_step(browser, tmp_path):
     assert recording.stats(db)["steps"] == 4
     assert sqlite3.connect(db).execute("SELECT partner FROM episodes").fetchall() == [
         ("scripted-repeated/stubborn-2",)] * 2
+
+
+def test_csp_page_plays_and_cross_origin_page_is_refused(browser, tmp_path):
+    """With the Content-Security-Policy in force the page still plays a whole session (no CSP violation in the
+    console), and a page of another origin can neither start a session with a simple cross-site POST nor read
+    the API: nothing it sends is recorded."""
+    import http.server
+    import threading
+
+    db = tmp_path / "study.sqlite"
+    proc, url = start_server(["--partners", "scripted:repeated:stubborn-2", "scripted:repeated:copy-3",
+                              "--config", str(ROOT / "configs/repeated-lever-selfplay.yaml"), "game.rounds=2",
+                              "--seat", "1", "--episodes-per-partner", "1"], db)
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<!doctype html><title>elsewhere</title><p>another site</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        console = []
+        page.on("console", lambda m: console.append(m.text))
+        begin(page, url, "P1")
+        assert page.evaluate("getComputedStyle(document.querySelector('#consent')).display") == "none"  # app.css
+        moves = 0
+        while play_one(page) is not None:
+            moves += 1
+        assert moves == 4 and "over 2 episodes" in page.inner_text("#final")
+        assert not [m for m in console if "Content Security Policy" in m], console
+
+        evil = context.new_page()
+        evil.goto(f"http://127.0.0.1:{attacker.server_address[1]}/")
+        outcome = evil.evaluate("""async (api) => {
+            const simple = await fetch(api + "api/start", {method: "POST", mode: "no-cors",
+                headers: {"Content-Type": "text/plain"}, body: '{"participant": "EVIL", "consent": true}'});
+            let read;
+            try {
+                const r = await fetch(api + "api/start", {method: "POST", headers: {"Content-Type":
+                    "application/json"}, body: JSON.stringify({participant: "EVIL2", consent: true})});
+                read = "read " + r.status;
+            } catch (e) { read = "refused"; }
+            return [simple.type, read];
+        }""", url)
+        assert outcome == ["opaque", "refused"]
+    finally:
+        context.close()
+        attacker.shutdown()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    sessions = sqlite3.connect(db).execute("SELECT participant, ended IS NOT NULL FROM sessions").fetchall()
+    assert sessions == [("P1", 1)]  # the other origin's two attempts recorded nothing
+
+
+def test_forty_participants_at_once_lose_nothing(tmp_path):
+    """40 participants through the HTTP API at once (one thread each, all from this one address, as behind a
+    lab's NAT): every session completes with every move recorded once, each with its own Latin-square index.
+    A client answered 429 or 503 sends the same request again, as the page does."""
+    import json
+    import threading
+
+    db = tmp_path / "study.sqlite"
+    proc, url = start_server(["--partners", "scripted:repeated:stubborn-2", "scripted:repeated:copy-3",
+                              "--config", str(ROOT / "configs/repeated-lever-selfplay.yaml"), "game.rounds=3",
+                              "--seat", "1", "--episodes-per-partner", "1", "--start-limit", "40"], db)
+    origin = url.rstrip("/")
+
+    def call(path, body=None):
+        for _ in range(200):
+            req = urllib.request.Request(url + path, data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json", "Origin": origin})
+            try:
+                return json.load(urllib.request.urlopen(req, timeout=60))
+            except urllib.error.HTTPError as exc:
+                if exc.code not in (429, 503):
+                    raise AssertionError(f"{path}: {exc.code} {exc.read()!r}") from None
+                time.sleep(0.05)
+        raise AssertionError(f"{path}: still refused")
+
+    played, errors = {}, []
+
+    def participant(k):
+        try:
+            s = call("api/start", {"participant": f"P{k:02d}", "consent": True})
+            token, clicks = s["token"], 0
+            while s["phase"] == "play":
+                s = call("api/act", {"token": token, "episode": s["episode"], "t": s["t"],
+                                     "action": s["actions"][k % len(s["actions"])]["index"]})
+                clicks += 1
+            played[f"P{k:02d}"] = clicks
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=participant, args=(k,)) for k in range(40)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert errors == [] and len(played) == 40 and set(played.values()) == {6}
+    conn = sqlite3.connect(db)
+    sessions = conn.execute("SELECT participant, ended IS NOT NULL, json_extract(info, '$.participant_index') "
+                            "FROM sessions").fetchall()
+    assert sorted(p for p, _, _ in sessions) == sorted(played) and all(ended for _, ended, _ in sessions)
+    assert sorted(i for _, _, i in sessions) == list(range(40))
+    steps = conn.execute("SELECT s.participant, COUNT(*) FROM steps s GROUP BY s.participant").fetchall()
+    assert dict(steps) == played  # every move once, none lost, none doubled
