@@ -73,16 +73,17 @@ class Study:
     def __init__(self, game, partner_specs: list[str], db: str | Path, episodes_per_partner: int = 3,
                  seat: int = 0, seed: int | None = None, busy_timeout_s: float = 2.0, idle_s: float = 7200.0,
                  max_sessions: int = 1000, clock: Callable[[], float] = time.monotonic) -> None:
-        from adhoc.play import load_partner
+        from adhoc.play import game_rules, load_partner
         from adhoc.recording import Recorder
 
         if episodes_per_partner < 1:
             raise UserError(f"--episodes-per-partner must be >= 1 (got {episodes_per_partner})")
         if seat not in (0, 1):
             raise UserError(f"--seat must be 0 or 1 (got {seat})")
-        if seed is not None and not 0 <= seed < 2 ** 32:
-            raise UserError(f"--seed must be in 0..{2 ** 32 - 1} (got {seed})")
+        if seed is not None and not 0 <= seed < 2 ** 63:
+            raise UserError(f"--seed must be >= 0 and < 2**63 (got {seed})")
         self.game, self.seat, self.episodes = game, seat, episodes_per_partner
+        self.rules = game_rules(game, seat)  # shown above every move (the page's Rules box)
         self.specs = list(partner_specs)
         self.partners = [load_partner(spec, game) for spec in self.specs]
         for spec, partner in zip(self.specs, self.partners):
@@ -184,12 +185,12 @@ class Study:
             self._episode_end(state)
 
     def _describe(self, state: WebSession, events) -> None:
+        """Each step in words (``describe_step``): the person's move, and the partner's when it had a choice."""
+        from adhoc.play import describe_step
+
         for e in events:
-            if e.human_chose:
-                state.log.append(f"You played {e.action_text}; your partner played {e.partner_action_text}. "
-                                 f"Reward {e.reward:.3f}.")
-            elif e.partner_chose:
-                state.log.append(f"Your partner played {e.partner_action_text}. Reward {e.reward:.3f}.")
+            if e.human_chose or e.partner_chose:
+                state.log.append(describe_step(self.game, self.seat, e))
 
     def _episode_end(self, state: WebSession) -> None:
         table = self._table(state)
@@ -241,6 +242,7 @@ class Study:
             return {**base, "phase": "play", "partner": f"partner {chr(65 + state.k)}",
                     "episode": table.episode_number, "episode_with_partner": state.episodes_here,
                     "episodes_per_partner": self.episodes, "t": d.t, "observation": d.observation,
+                    "view": d.view or d.observation, "rules": self.rules,
                     "actions": [{"index": i, "text": a} for i, a in zip(d.legal_index, d.legal)]}
 
 
@@ -554,8 +556,8 @@ def serve_command(partners: list[str], port: int = 8000, host: str = "127.0.0.1"
         raise UserError("give at least one partner: --partners POP [POP ...]")
     if not 0 < port < 65536:
         raise UserError(f"--port must be in 1..65535 (got {port})")
-    if seed is not None and not 0 <= seed < 2 ** 32:
-        raise UserError(f"--seed must be in 0..{2 ** 32 - 1} (got {seed})")
+    if seed is not None and not 0 <= seed < 2 ** 63:
+        raise UserError(f"--seed must be >= 0 and < 2**63 (got {seed})")  # the CLI's limit on every --seed
     if not 1 <= episodes_per_partner <= 1000:
         raise UserError(f"--episodes-per-partner must be in 1..1000 (got {episodes_per_partner})")
     if seat not in (0, 1):
@@ -632,6 +634,7 @@ PAGE = """<!doctype html>
 <section id="play" class="hidden">
   <p id="status"></p>
   <div id="log" class="log"></div>
+  <details id="rules-box" open><summary>Rules</summary><pre id="rules"></pre></details>
   <p>What you see:</p><pre id="observation"></pre>
   <p>Your move:</p><div id="actions"></div>
 </section>
@@ -666,7 +669,8 @@ function show(s) {
   $("status").textContent = "Playing with " + s.partner + ": episode " + s.episode_with_partner + " of " +
     s.episodes_per_partner + ", step " + (s.t + 1) + " (" + s.episodes_played + " of " + s.episodes_total +
     " episodes done). Score: " + s.score.toFixed(3);
-  $("observation").textContent = s.observation;
+  $("rules").textContent = s.rules;
+  $("observation").textContent = s.view;
   $("actions").innerHTML = "";
   for (const a of s.actions) {
     const b = document.createElement("button");

@@ -142,7 +142,9 @@ def test_killed_mid_episode_keeps_every_completed_step(browser, tmp_path):
     page = context.new_page()
     try:
         begin(page, url, "P7")
-        assert "3 rounds with the same partner" in page.inner_text("#observation")
+        rules = page.inner_text("#rules")  # the rules, from the game's own parameters, above every move
+        assert "Lever 0 pays 0.9 if you both pull it" in rules and "You play this 3 times (rounds)" in rules
+        assert "Round 1 of 3" in page.inner_text("#observation"), page.inner_text("#observation")
         for _ in range(4):  # one whole episode of 3 rounds, and the first round of the next
             assert play_one(page) is not None
     finally:
@@ -278,3 +280,26 @@ def test_forty_participants_at_once_lose_nothing(tmp_path):
     assert sorted(i for _, _, i in sessions) == list(range(40))
     steps = conn.execute("SELECT s.participant, COUNT(*) FROM steps s GROUP BY s.participant").fetchall()
     assert dict(steps) == played  # every move once, none lost, none doubled
+
+
+@pytest.mark.parametrize("args, rules, view", [
+    (["--partners", str(ROOT / "populations/lever-selfplay"), "--config", str(ROOT / "configs/lever-selfplay.yaml")],
+     ["Lever 0 pays 0.9 if you both pull it", "levers 1-9 pay 1.0"], "Pull a lever."),
+    (["--partners", "scripted:warehouse:direct-rotate", "--config", str(ROOT / "configs/warehouse-selfplay.yaml")],
+     ["You are the robot (seat 0)", "only the teacher sees it"], "your move"),
+])
+def test_the_page_states_the_rules_from_the_games_parameters(browser, tmp_path, args, rules, view):
+    """What scripts/screenshots.py shows in docs/people.md: the rules box and the state in words."""
+    proc, url = start_server(args, tmp_path / "study.sqlite")
+    page = browser.new_page()
+    try:
+        begin(page, url, "P1")
+        shown = page.inner_text("#rules")
+        assert all(r in shown for r in rules), shown
+        assert view in page.inner_text("#observation")
+        assert play_one(page) is not None
+        assert page.inner_text("#log").startswith("You "), page.inner_text("#log")  # the move, in words
+    finally:
+        page.close()
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -258,11 +258,12 @@ def test_two_servers_on_one_db_never_share_an_index(game, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("args, says", [
-    (["--seed", "-1"], "--seed must be in 0..4294967295 (got -1)"),
-    (["--seed", str(2 ** 32)], "--seed must be in"),
-    (["--episodes-per-partner", "0"], "--episodes-per-partner must be in 1..1000"),
+    (["--seed", "-1"], "--seed must be >= 0 and < 2**63 (got -1)"),
+    (["--seed", str(2 ** 63)], "--seed=9223372036854775808 is not below the limit 2**63"),
+    (["--episodes-per-partner", "0"], "--episodes-per-partner must be >= 1"),
+    (["--episodes-per-partner", "1001"], "--episodes-per-partner must be in 1..1000"),
     (["--start-limit", "0"], "--start-limit must be in"),
-    (["--port", "70000"], "--port must be in 1..65535"),
+    (["--port", "70000"], "--port=70000 is above the limit 65,535"),
     (["--allow-origin", "study.example.org"], "--allow-origin 'study.example.org' is not an http(s)"),
     (["--host", "192.0.2.1"], "--host 192.0.2.1 is not an address of this machine"),
 ])
