@@ -8,7 +8,8 @@ is one command, run with bash in the copy's root. Skipped:
   venv that is already installed (the one running pytest), whose ``bin/`` (so its ``adhoc``) goes first on
   PATH, with PYTHONPATH set to the copy so that the copy's code is what runs;
 - ``tensorboard ...`` and ``adhoc serve ...`` (servers that do not return);
-- lines whose trailing comment starts with ``long`` (the reproduction scripts: an hour).
+- lines whose trailing comment starts with ``long`` (the reproduction scripts: an hour), ``interactive`` (a
+  person types the moves), ``needs`` (GPUs, a Ray cluster) or ``placeholder`` (a path of the reader's own).
 
 A line whose trailing comment starts with ``refused`` documents a refusal: it must exit with code 2 and
 print one ``adhoc: error:`` line. Any other command must exit with 0. A test fails naming the first
@@ -59,8 +60,9 @@ def skip_reason(command: str) -> str | None:
         return "set-up (this test runs in the installed venv)"
     if command.split()[0] == "tensorboard" or command.split()[:2] == ["adhoc", "serve"]:
         return "a server"
-    if trailing_comment(command).startswith("long"):
-        return "marked long"
+    for mark in ("long", "interactive", "needs", "placeholder"):
+        if trailing_comment(command).startswith(mark):
+            return f"marked {mark}"
     return None
 
 
@@ -113,6 +115,28 @@ def test_readme_commands_run_in_order_on_a_fresh_copy(tmp_path):
 @pytest.mark.slow
 def test_populations_readme_commands_run(tmp_path):
     run_doc_commands(ROOT / "populations" / "README.md", tmp_path)
+
+
+DOC_PAGES = [d for d in DOCS[2:] if bash_commands(d.read_text())]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc", DOC_PAGES, ids=[d.name for d in DOC_PAGES])
+def test_docs_commands_run_in_order_on_a_fresh_copy(doc, tmp_path):
+    """Every page of docs/ runs like the README: each block in order, on its own fresh copy."""
+    run_doc_commands(doc, tmp_path)
+
+
+def test_every_docs_command_runs_or_says_why_not():
+    """A docs command is run by the slow tier unless it is set-up, a server, or marked (long, interactive,
+    needs, placeholder): nothing is silently left out."""
+    for doc in DOC_PAGES:
+        commands = bash_commands(doc.read_text())
+        reasons = [skip_reason(c) for c in commands]
+        assert all(r is None or r.startswith(("set-up", "a server", "marked ")) for r in reasons)
+        for command in commands:  # the reproduction scripts take an hour: marked long, or not shown
+            if command.startswith("python scripts/"):
+                assert trailing_comment(command).startswith("long"), f"{doc.name}: {command}"
 
 
 # ---------------------------------------------------------------------------- fast checks of the docs
