@@ -633,6 +633,7 @@ PAGE = """<!doctype html>
 </section>
 <section id="play" class="hidden">
   <p id="status"></p>
+  <p id="notice" class="notice"></p>
   <div id="log" class="log"></div>
   <details id="rules-box" open><summary>Rules</summary><pre id="rules"></pre></details>
   <p>What you see:</p><pre id="observation"></pre>
@@ -648,7 +649,8 @@ PAGE = """<!doctype html>
 STYLE = """body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }
 pre { background: #f4f4f4; padding: .8rem; white-space: pre-wrap; }
 button { margin: .2rem; padding: .4rem .9rem; font-size: 1rem; }
-.log { color: #333; } .error { color: #b00; } .hidden { display: none; }
+.log { color: #333; } .error { color: #b00; } .hidden { display: none; } .notice { color: #a60; }
+p, pre, span { overflow-wrap: anywhere; }
 """
 
 SCRIPT = r"""let token = null, current = null;
@@ -682,11 +684,22 @@ function show(s) {
 async function act(index) {
   for (const b of document.querySelectorAll("button.action")) b.disabled = true;
   const [ok, s] = await post("/api/act", {token, episode: current.episode, t: current.t, action: index});
-  if (ok) { show(s); return; }
-  $("status").textContent = s.error;
-  const r = await fetch("/api/state?token=" + encodeURIComponent(token));  // the move waited on, afresh
-  if (r.ok) setTimeout(async () => show(await r.json()), 1500);
+  if (ok) { $("notice").textContent = ""; show(s); return; }
+  // not played (a stale page: another tab moved on, or Back/Forward showed an old state): say so, and show
+  // the move the server waits for
+  await resync("That move was not played (" + s.error + "). This is the game as it stands now: choose again.");
 }
+async function resync(why) {  // the server's state is the truth; a page that differs from it says so
+  if (!token) return;
+  const r = await fetch("/api/state?token=" + encodeURIComponent(token));
+  if (!r.ok) { $("notice").textContent = "This session is no longer open on the server. Please reload the page."; return; }
+  const s = await r.json();
+  const moved = !current || s.phase !== current.phase || s.episode !== current.episode || s.t !== current.t;
+  if (why || moved) $("notice").textContent = why || "The game moved on in another tab or window: this is where it stands now.";
+  show(s);
+}
+window.addEventListener("pageshow", (e) => { if (e.persisted) resync(); });  // Back/Forward from the cache
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") resync(); });
 $("begin").onclick = async () => {
   const [ok, s] = await post("/api/start", {participant: $("participant").value, consent: $("agree").checked});
   if (!ok) { $("consent-error").textContent = s.error; return; }
