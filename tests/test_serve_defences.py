@@ -277,3 +277,49 @@ def test_bad_options_one_line_exit_2_nothing_recorded(tmp_path, args, says):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and says in proc.stderr and "another --port" not in proc.stderr
     assert not db.exists()
+
+
+def test_edges_of_the_guard(game, tmp_path):
+    """A same-origin Referer (no Origin) and a charset on the JSON type are accepted; a body of exactly the
+    limit is parsed, a chunked body over it (no Content-Length) is cut off at 413; a request without any Host
+    header is refused."""
+    import asyncio
+
+    from adhoc.serve import MAX_BODY
+
+    db = tmp_path / "s.sqlite"
+    study, client, _ = make(game, db)
+    r = client.post("/api/start", json={"participant": "P1", "consent": True}, headers={"Referer": URL + "/"})
+    assert r.status_code == 200
+    r = client.post("/api/start", content='{"participant": "P2", "consent": true}',
+                    headers={"Content-Type": "application/json; charset=utf-8", **JSON_OK})
+    assert r.status_code == 200
+    exact = '{"participant": "P3", "consent": true}'
+    exact = exact[:-1] + " " * (MAX_BODY - len(exact)) + "}"
+    r = client.post("/api/start", content=exact, headers={"Content-Type": "application/json", **JSON_OK})
+    assert len(exact) == MAX_BODY and r.status_code == 200
+
+    def chunks():
+        yield b'{"participant": "'
+        for _ in range(40):
+            yield b"x" * 1024
+        yield b'", "consent": true}'
+
+    r = client.post("/api/start", content=chunks(), headers={"Content-Type": "application/json", **JSON_OK})
+    assert "content-length" not in r.request.headers and r.status_code == 413
+    assert [p for p, _ in rows(db)] == ["P1", "P2", "P3"]
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b"", "root_path": "",
+             "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
+             "http_version": "1.1", "asgi": {"version": "3.0"}}
+    asyncio.run(client.app(scope, receive, send))
+    assert sent[0]["status"] == 421 and (b"x-frame-options", b"DENY") in sent[0]["headers"]
+    study.close()
