@@ -303,3 +303,39 @@ def test_the_page_states_the_rules_from_the_games_parameters(browser, tmp_path, 
         page.close()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_stale_tab_resyncs_and_says_so_and_long_errors_wrap(browser, tmp_path):
+    """Two tabs on one session (a duplicated tab): a move from the stale one is not played, the tab says so and
+    shows the move the server waits for; the recording holds each move once. An over-long id's error wraps
+    inside the page instead of widening it."""
+    db = tmp_path / "study.sqlite"
+    proc, url = start_server(["--partners", "scripted:repeated:stubborn-2", "--config",
+                              str(ROOT / "configs/repeated-lever-selfplay.yaml"), "game.rounds=3", "--seat", "1"], db)
+    context = browser.new_context(viewport={"width": 800, "height": 700})
+    try:
+        first = context.new_page()
+        first.goto(url)
+        first.fill("#participant", "x" * 5000)
+        first.check("#agree")
+        first.click("#begin")
+        first.wait_for_selector("#consent-error:not(:empty)")
+        assert first.evaluate("document.documentElement.scrollWidth") <= 800
+        begin(first, url, "P9")
+        token = first.evaluate("sessionStorage.getItem('adhoc-token')")
+        second = context.new_page()
+        second.goto(url)
+        second.evaluate(f"sessionStorage.setItem('adhoc-token', {token!r})")
+        second.reload()
+        second.wait_for_selector("#play:not(.hidden) button.action")
+        assert play_one(first) is not None  # the first tab moves on; the second still shows round 1
+        status = second.inner_text("#status")
+        second.locator("button.action").first.click()
+        second.wait_for_function("s => document.getElementById('notice').innerText !== ''", arg=status)
+        assert "That move was not played" in second.inner_text("#notice")
+        assert second.inner_text("#status") == first.inner_text("#status")  # now where the server is
+    finally:
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert recording.stats(db)["steps"] == 1
