@@ -357,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"adhoc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _training_commands(sub)
+    _inspection_commands(sub)
+    _people_commands(sub)
+    return parser
+
+
+def _training_commands(sub) -> None:
+    """train-population, train-learner, evaluate, crossplay, sweep."""
     p = sub.add_parser("train-population", help="train a population of LoRA partner strategies",
                        usage="adhoc train-population [-h] CONFIG [key=value ...] [--out DIR] [options]")
     p.add_argument("config", nargs="?", metavar="CONFIG", help="YAML config, e.g. configs/lever-selfplay.yaml")
@@ -423,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress (shown only on a terminal)")
     p.set_defaults(func=_sweep, overrides=[])
 
+
+def _inspection_commands(sub) -> None:
+    """validate, list, populations, pretrain-base, base-card."""
     p = sub.add_parser("validate", help="check configs without running them (--print: show the resolved config)",
                        usage="adhoc validate [-h] [--print] CONFIG [CONFIG ...] [key=value ...]")
     p.add_argument("configs", nargs="+", metavar="CONFIG [key=value]",
@@ -478,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "with single-token digits")
     p.set_defaults(func=_base_card)
 
+
+def _people_commands(sub) -> None:
+    """play, data, train-proxy, serve: people and their recorded play."""
     p = sub.add_parser("play", help="play a game yourself with a population member or scripted partner (recorded)")
     p.add_argument("config", help="YAML config naming the game, e.g. configs/lever-selfplay.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. game.n_levers=4")
@@ -537,7 +551,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-limit", type=int, default=10, metavar="N",
                    help="sessions one client address may start per minute (default 10)")
     p.set_defaults(func=_serve, overrides=[])
-    return parser
 
 
 # ---------------------------------------------------------------------------- numeric options
