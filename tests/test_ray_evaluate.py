@@ -102,7 +102,7 @@ def test_cli_backend_ray_writes_the_evaluation_of_the_same_blocks_here(cluster, 
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--block-size", "-1"], "adhoc: error: --block-size must be >= 0 (got -1)"),
+    (["--block-size", "-1"], "adhoc: error: --block-size must be >= 0 and <= 4,096 (got -1)"),
     (["--backend", "ray", "--block-size", "0"], "adhoc: error: backend=ray plays blocks of pairs: --block-size must"),
     (["ray.wrkers=2"], "adhoc: error: config error: unknown key ray.wrkers"),
 ])
