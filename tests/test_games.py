@@ -230,7 +230,8 @@ def test_matrix_errors_name_the_parameter(params, key):
 
 # ---------------------------------------------------------------------------------------------- registry
 def test_registry_configs_and_round_trip():
-    assert sorted(GAMES) == ["cmg", "cmg-h", "cmg-s", "corrective", "lever", "matrix", "preference", "repeated", "warehouse"]
+    assert sorted(GAMES) == ["cmg", "cmg-h", "cmg-s", "corrective", "lever", "matrix", "openspiel", "preference", "repeated",
+                            "warehouse"]
     for name, spec in GAMES.items():
         assert spec.name == name and spec.description
         cfg = OmegaConf.to_object(OmegaConf.structured(spec.config_cls))  # schemas usable by the config loader
@@ -255,7 +256,7 @@ def test_build_game_accepts_dataclass_dict_and_dictconfig():
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda: make_game("chess"), r"^unknown game 'chess' \(allowed: cmg, cmg-h, cmg-s, corrective, lever, matrix, preference, repeated, warehouse\)$"),
+    (lambda: make_game("chess"), r"^unknown game 'chess' \(allowed: cmg, cmg-h, cmg-s, corrective, lever, matrix, openspiel, preference, repeated, warehouse\)$"),
     (lambda: build_game({"n_levers": 3}), "game.name is required"),
     (lambda: make_game("lever", n_leverz=3), "game.n_leverz"),
     (lambda: make_game("lever", n_levers="many"), "game.n_levers"),

@@ -103,6 +103,7 @@ def test_every_registered_game_states_its_numbers(name):
         "corrective": ["a times b", "2 digits", "3 digits", "2 drafts", "1 if it is right", "9 turns",
                        "Only the teacher knows the answer"],
         "repeated": ["10 levers", "0.9", "4 times (rounds)", "divided by 4"],
+        "openspiel": ["Tiny Hanabi", "tiny_hanabi()", "in turns", "same reward", "At most 2 moves", "0.0 to 10.0"],
     }[name]
     for seat in (0, 1):
         text = game.rules(seat)

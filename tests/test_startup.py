@@ -79,3 +79,15 @@ def test_manifest_records_start_up_apart_from_training(tmp_path):
     assert m["startup_s"] >= 0 and m["train_s"] >= 0
     assert abs(m["startup_s"] + m["train_s"] - m["wall_time_s"]) <= 0.11  # each rounded to 0.1 s
     assert f"(start-up {m['startup_s']} s, training {m['train_s']} s)" in pop.summary()
+
+
+def test_pyspiel_is_imported_only_when_an_openspiel_game_is_built():
+    code = """
+import sys
+import adhoc, adhoc.cli, adhoc.config, adhoc.games, adhoc.games.openspiel
+assert "pyspiel" not in sys.modules
+from adhoc.cli import main
+assert main(["validate", "configs/lever-selfplay.yaml"]) == 0
+assert "pyspiel" not in sys.modules
+"""
+    loaded_after(code)

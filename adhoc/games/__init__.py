@@ -4,7 +4,8 @@ imported when a game is first reset or stepped (``adhoc._torch``), so ``adhoc va
 Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
 common-payoff matrix game given in YAML. ``warehouse``, ``preference`` and ``corrective``: the seed paper's
 alignment games (multi-step, with scripted teachers). ``repeated``: any one-shot game for K rounds with the same
-partner (adaptation to a partner from the history). The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
+partner (adaptation to a partner from the history). ``openspiel``: any two-player common-payoff game of
+OpenSpiel (Hanabi), pyspiel imported only when one is built. The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from adhoc.errors import GameError
 from adhoc.games.core import SEATS, Game, GameState
 from adhoc.games.lever import LeverConfig, LeverGame, build_lever
 from adhoc.games.matrix import MatrixConfig, MatrixGame, build_matrix
+from adhoc.games.openspiel import OpenSpielConfig, build_openspiel
 from adhoc.games.preference import PreferenceConfig, PreferenceGame, build_preference
 from adhoc.games.repeated import RepeatedConfig, RepeatedGame, build_repeated
 from adhoc.games.symmetry import PermutationGroup
@@ -48,6 +50,9 @@ GAMES: dict[str, GameSpec] = {
                            "interpreting corrective feedback: digit-by-digit arithmetic with corrections (seed paper)"),
     "repeated": GameSpec("repeated", RepeatedConfig, build_repeated,
                          "a one-shot game (game.stage) played for game.rounds rounds with the same partner"),
+    "openspiel": GameSpec("openspiel", OpenSpielConfig, build_openspiel,
+                          "any two-player common-payoff OpenSpiel game (game.game: tiny_hanabi, hanabi(...)); "
+                          "extra [openspiel]"),
 }
 
 

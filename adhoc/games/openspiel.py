@@ -1,0 +1,351 @@
+"""``openspiel``: any two-player common-payoff game of OpenSpiel (Lanctot et al. 2019), e.g. Hanabi.
+
+``game=openspiel game.game="hanabi(players=2,colors=2,ranks=2,hand_size=2,max_information_tokens=3,max_life_tokens=1)"``
+loads the game string with ``pyspiel.load_game`` (the extra ``pip install -e ".[openspiel]"``; ``import adhoc``
+never imports pyspiel). The game must have two players and identical utilities (both seats always get the same
+return); any other game is refused in one line naming why.
+
+Mapping onto adhoc's batched, simultaneous-move protocol:
+
+- **Turns.** At a sequential node the player to move has its legal actions (``legal_actions``); the other seat
+  has one forced action (index 0, ignored by the game and not scored by the rollout). At a simultaneous node
+  both seats act and the joint action is applied with ``apply_actions``.
+- **Chance.** After every move (and at reset) chance nodes are resolved by sampling ``chance_outcomes()`` with
+  a per-episode generator seeded from the run's generator at ``reset``: every episode draws from its own
+  stream, so the outcomes are reproducible and the same whether the batch is played whole or cut into shards.
+- **Observations.** ``observation: auto`` shows each seat the information-state string where the game
+  provides one (kuhn_poker "0pb", tiny_hanabi "p1:d0 p0:a0"), else the observation string (Hanabi's card
+  view); ``information_state`` and ``observation`` force one. ``transcript: true`` makes observations
+  append-only records (every move as "p0 <action>", and the seat's view before each of its own moves), so a
+  seat sees the whole history and the rollout's prefix cache encodes only what was appended.
+- **Actions** are ``action_to_string`` of every distinct action (e.g. "(Play 0)", "(Reveal player +1 color
+  R)"); a game whose actions do not render as distinct printable strings is refused.
+- **Rewards.** Step reward = the change of ``returns()`` (Hanabi pays per card played and takes the score
+  back when the last life token is lost; most games pay only at the end), so an episode's return is the
+  game's.
+- **Symmetries.** Hanabi declares its colour permutations (``HanabiColours``): a permutation σ of the colours
+  maps the colour-hint actions (hint c -> hint σ(c)) and, in ``relabel_observation`` (Other-Play's partner
+  view), every colour letter of the observation, as in Hu et al. 2020. Other games declare none.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adhoc._torch import torch
+from adhoc.errors import GameError
+from adhoc.games.core import GameState, checked_actions, number
+from adhoc.games.matrix import MAX_ACTIONS
+from adhoc.games.symmetry import PermutationGroup
+
+OBSERVATIONS = ("auto", "information_state", "observation")
+MAX_HORIZON = 1000  # moves per episode
+MAX_ACTION_NAME = 80  # characters
+PRINTABLE = set(string.printable) - set("\x0b\x0c\r")
+EXTRA = 'pip install -e ".[openspiel]"'
+
+
+@dataclass
+class OpenSpielConfig:
+    name: str = "openspiel"
+    game: str = "tiny_hanabi"  # an OpenSpiel game string, with parameters: "hanabi(colors=2,ranks=2)"
+    observation: str = "auto"  # auto | information_state | observation
+    transcript: bool = False  # append-only observations: every move, and the seat's view before its own moves
+
+
+def load_pyspiel():
+    """The ``pyspiel`` module, or one line naming the extra that installs it."""
+    try:
+        import pyspiel
+    except ImportError:
+        raise GameError(f"game 'openspiel' needs OpenSpiel, which is not installed: {EXTRA}") from None
+    return pyspiel
+
+
+def check_supported(pyspiel, game, text: str) -> None:
+    """Refuse, in one line naming why, a game the bridge cannot train: not 2 players, not common payoff,
+    sampled chance (no outcome distribution to draw from), or mean-field dynamics."""
+    kind = game.get_type()
+    if game.num_players() != 2:
+        raise GameError(f"game.game {text!r} has {game.num_players()} players; adhoc's games have exactly 2 seats")
+    if kind.utility != pyspiel.GameType.Utility.IDENTICAL:
+        raise GameError(f"game.game {text!r} is {kind.utility.name.lower().replace('_', '-')}: adhoc trains "
+                        "common-payoff games only (both seats always get the same return)")
+    if kind.chance_mode == pyspiel.GameType.ChanceMode.SAMPLED_STOCHASTIC:
+        raise GameError(f"game.game {text!r} samples chance internally (no outcome distribution to draw from)")
+    if kind.dynamics not in (pyspiel.GameType.Dynamics.SEQUENTIAL, pyspiel.GameType.Dynamics.SIMULTANEOUS):
+        raise GameError(f"game.game {text!r} has {kind.dynamics.name.lower()} dynamics; only sequential and "
+                        "simultaneous games are supported")
+
+
+def action_strings(pyspiel, game, text: str) -> list[list[str]]:
+    """Each seat's action names, ``action_to_string`` of every distinct action at the first decision state;
+    refused unless they are distinct, non-empty, printable and at most ``MAX_ACTION_NAME`` characters."""
+    state = game.new_initial_state()
+    while state.is_chance_node():
+        state.apply_action(state.chance_outcomes()[0][0])
+    n = game.num_distinct_actions()
+    if not 2 <= n <= MAX_ACTIONS:
+        raise GameError(f"game.game {text!r} has {n} distinct actions (allowed 2..{MAX_ACTIONS})")
+    names = []
+    for seat in (0, 1):
+        try:
+            seat_names = [state.action_to_string(seat, a) for a in range(n)]
+        except pyspiel.SpielError as exc:
+            raise GameError(f"game.game {text!r}: its actions cannot be rendered ({exc})") from None
+        bad = [s for s in seat_names if not s.strip() or len(s) > MAX_ACTION_NAME or not set(s) <= PRINTABLE]
+        if bad or len(set(seat_names)) != n:
+            why = f"{bad[0]!r} is empty, too long or not printable" if bad else "two actions render the same"
+            raise GameError(f"game.game {text!r}: its actions cannot be rendered as distinct strings ({why})")
+        names.append(seat_names)
+    return names
+
+
+class OpenSpielGame:
+    """Batched episodes of one OpenSpiel game. State ``extra``: ``states`` (E pyspiel states, never mutated:
+    ``step`` clones), ``rngs`` (E numpy generators, one chance stream per episode), ``returns`` [E] (the
+    return so far) and, with ``transcript``, ``text`` (per seat, E append-only records)."""
+
+    def __init__(self, pyspiel, game, text: str, observation: str, transcript: bool) -> None:
+        self._pyspiel, self._game = pyspiel, game
+        self.kind = game.get_type()
+        self.game_string = str(game)
+        self.name = "openspiel"
+        self.horizon = game.max_game_length()
+        self.observation, self.transcript = observation, transcript
+        self._info_state = observation == "information_state" or (
+            observation == "auto" and self.kind.provides_information_state_string)
+        self._actions = action_strings(pyspiel, game, text)
+        self._simultaneous = self.kind.dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS
+        self._group = HanabiColours(self._actions[0]) if self.kind.short_name == "hanabi" else None
+
+    # ------------------------------------------------------------------ protocol
+    def action_names(self, seat: int) -> list[str]:
+        return self._actions[seat]
+
+    def params(self) -> dict[str, Any]:
+        return {"game": self.game_string, "observation": self.observation, "transcript": self.transcript}
+
+    def symmetries(self) -> PermutationGroup | None:
+        return None if self._group is None else self._group.group
+
+    def reset(self, n_episodes: int, rng: np.random.Generator) -> GameState:
+        seeds = rng.integers(2**63 - 1, size=n_episodes)
+        rngs = [np.random.default_rng(int(s)) for s in seeds]
+        states = []
+        for gen in rngs:
+            s = self._game.new_initial_state()
+            _resolve_chance(s, gen)
+            states.append(s)
+        extra = {"states": states, "rngs": rngs, "returns": torch.zeros(n_episodes, dtype=torch.float64)}
+        if self.transcript:
+            extra["text"] = tuple([f"you p{seat}" + (f"\n{self._view(s, seat)}" if self._to_move(s, seat) else "")
+                                   for s in states] for seat in (0, 1))
+        return GameState(n_episodes, done=torch.tensor([s.is_terminal() for s in states], dtype=torch.bool),
+                         extra=extra)
+
+    def observe(self, state: GameState, seat: int) -> list[str]:
+        if self.transcript:
+            return list(state.extra["text"][seat])
+        return [self._view(s, seat) for s in state.extra["states"]]
+
+    def legal_mask(self, state: GameState, seat: int) -> torch.Tensor:
+        mask = torch.zeros(state.n_episodes, len(self._actions[seat]), dtype=torch.bool)
+        for e, s in enumerate(state.extra["states"]):
+            legal = s.legal_actions(seat) if self._to_move(s, seat) else []
+            mask[e, legal if legal else [0]] = True  # not this seat's move: one forced action, ignored
+        return mask
+
+    def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
+        actions = checked_actions(self, state, actions).tolist()
+        states, returns = [], state.extra["returns"].clone()
+        text = tuple(list(t) for t in state.extra["text"]) if self.transcript else None
+        for e, (old, gen) in enumerate(zip(state.extra["states"], state.extra["rngs"])):
+            if old.is_terminal():
+                states.append(old)
+                continue
+            s = old.clone()
+            moves = self._apply(s, actions[e])
+            _resolve_chance(s, gen)
+            states.append(s)
+            returns[e] = s.returns()[0]
+            if text is not None:
+                for seat in (0, 1):
+                    text[seat][e] += "".join(f"\np{p} {name}" for p, name in moves)
+                    if self._to_move(s, seat):
+                        text[seat][e] += "\n" + self._view(s, seat)
+        reward = (returns - state.extra["returns"]).float()
+        done = torch.tensor([s.is_terminal() for s in states], dtype=torch.bool)
+        extra = {"states": states, "rngs": state.extra["rngs"], "returns": returns}
+        if text is not None:
+            extra["text"] = text
+        return GameState(state.n_episodes, t=state.t + 1, done=done,
+                         history=state.history + [torch.tensor(actions, dtype=torch.long)], extra=extra), reward, done
+
+    # ------------------------------------------------------------------ for people
+    def rules(self, seat: int) -> str:
+        kind = self.kind
+        moves = "at the same time" if self._simultaneous else "in turns"
+        names = self._actions[seat]
+        shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+        return (f"{kind.long_name} from OpenSpiel ({self.game_string}). You are player {seat + 1} of 2 (p{seat}); "
+                f"you and your partner move {moves} and both get the same reward.\n"
+                f"Your actions: {shown}. Each turn you see {'the game so far' if self._info_state else 'the table'} "
+                f"as OpenSpiel writes it from your side. At most {self.horizon} moves; scores range from "
+                f"{number(self._game.min_utility())} to {number(self._game.max_utility())}.")
+
+    def show(self, state: GameState, seat: int) -> list[str]:
+        out = []
+        for s in state.extra["states"]:
+            if s.is_terminal():
+                out.append(f"{self._view(s, seat)}\nGame over: you scored {number(s.returns()[seat])}.")
+            else:
+                turn = "Your move." if self._to_move(s, seat) else "Your partner's move."
+                out.append(f"{self._view(s, seat)}\n{turn}")
+        return out
+
+    def describe_action(self, seat: int, action: int) -> str:
+        return f"played {self._actions[seat][action]}"
+
+    # ------------------------------------------------------------------ Other-Play
+    def relabel_observation(self, state: GameState, seat: int, maps: torch.Tensor,
+                            seat0_maps: torch.Tensor | None = None) -> list[str]:
+        """Other-Play: the observations of ``seat`` for a player whose action a is the game's ``maps[e, a]``:
+        each episode's colour permutation σ is read off its colour-hint actions, and every colour letter of
+        the observation is shown as σ⁻¹ of it (``HanabiColours.relabel_text``)."""
+        if self._group is None:
+            raise GameError(f"game.game {self.game_string!r} declares no symmetries to relabel by")
+        texts = self.observe(state, seat)
+        return [self._group.relabel_text(t, self._group.colour_map(m), inverse=True)
+                for t, m in zip(texts, torch.as_tensor(maps).tolist())]
+
+    # ------------------------------------------------------------------ internals
+    def _to_move(self, s, seat: int) -> bool:
+        if s.is_terminal():
+            return False
+        if s.is_simultaneous_node():
+            return bool(s.legal_actions(seat))
+        return s.current_player() == seat
+
+    def _view(self, s, seat: int) -> str:
+        return s.information_state_string(seat) if self._info_state else s.observation_string(seat)
+
+    def _apply(self, s, joint: list[int]) -> list[tuple[int, str]]:
+        """Apply one move (the mover's action, or both at a simultaneous node); the moves as (player, name)."""
+        if s.is_simultaneous_node():
+            for seat in (0, 1):
+                legal = s.legal_actions(seat)
+                if legal and joint[seat] not in legal:
+                    raise ValueError(f"seat {seat} action {joint[seat]} is not legal in this state")
+                joint = joint if legal else [*joint[:seat], 0, *joint[seat + 1:]]
+            names = [(p, self._actions[p][joint[p]]) for p in (0, 1) if s.legal_actions(p)]
+            s.apply_actions(joint)
+            return names
+        p = s.current_player()
+        if joint[p] not in s.legal_actions(p):
+            raise ValueError(f"seat {p} action {joint[p]} is not legal in this state")
+        name = self._actions[p][joint[p]]
+        s.apply_action(joint[p])
+        return [(p, name)]
+
+
+def _resolve_chance(s, gen: np.random.Generator) -> None:
+    """Sample chance nodes from their own distribution until a player moves or the game ends."""
+    while s.is_chance_node():
+        outcomes, probs = zip(*s.chance_outcomes())
+        cdf = np.cumsum(probs)
+        i = min(int(np.searchsorted(cdf, gen.random() * cdf[-1], side="right")), len(outcomes) - 1)
+        s.apply_action(outcomes[i])
+
+
+# ---------------------------------------------------------------------- Hanabi's colours
+HANABI_COLOURS = "RYGWB"  # OpenSpiel's (the Hanabi Learning Environment's) colour letters, in colour order
+_COLOUR_HINT = re.compile(r"color ([RYGWB])\)$")
+# A card or card-knowledge token: colour letters (or X, unknown) then optional rank digits (or X).
+_CARD = re.compile(r"(?<![A-Za-z0-9])([RYGWB]+|X)([0-9]+|X)?(?![A-Za-z0-9])")
+
+
+class HanabiColours:
+    """Every permutation of Hanabi's colours: ``group`` acts on both seats' actions (the colour hints; plays,
+    discards and rank hints are fixed) and ``relabel_text`` on observations (card colours, the sets of
+    colours a card may still have, the fireworks, the discards). Order colours!, enumerated."""
+
+    def __init__(self, names: list[str]) -> None:
+        hints = {m.group(1): a for a, name in enumerate(names) if (m := _COLOUR_HINT.search(name))}
+        self.colours = "".join(c for c in HANABI_COLOURS if c in hints)
+        if len(self.colours) != len(hints) or self.colours != HANABI_COLOURS[:len(hints)]:
+            raise GameError(f"Hanabi colour hints {sorted(hints)} are not the first colours of {HANABI_COLOURS}")
+        self._hint = [hints[c] for c in self.colours]
+        n = len(names)
+        self.group = PermutationGroup.from_generators([n, n], [(p, p) for p in self._generator_maps(n)])
+
+    def _generator_maps(self, n: int) -> list[np.ndarray]:
+        k = len(self.colours)
+        perms = [] if k < 2 else [(1, 0, *range(2, k))] + ([(*range(1, k), 0)] if k > 2 else [])
+        return [self.action_map(p, n) for p in perms]
+
+    def action_map(self, sigma, n: int) -> np.ndarray:
+        """The action permutation of colour permutation ``sigma`` (colour i -> sigma[i])."""
+        out = np.arange(n)
+        for i, j in enumerate(sigma):
+            out[self._hint[i]] = self._hint[j]
+        return out
+
+    def colour_map(self, action_map) -> list[int]:
+        """σ as a list (colour i -> σ[i]), read off an action permutation's colour hints."""
+        where = {a: i for i, a in enumerate(self._hint)}
+        return [where[int(action_map[a])] for a in self._hint]
+
+    def relabel_text(self, text: str, sigma: list[int], inverse: bool = False) -> str:
+        """``text`` with every colour c written as σ(c) (σ⁻¹(c) if ``inverse``); sets of colours and the
+        fireworks are written back in colour order, as OpenSpiel writes them."""
+        if inverse:
+            sigma = list(np.argsort(sigma))
+        letter = {c: self.colours[sigma[i]] for i, c in enumerate(self.colours)}
+        order = {c: i for i, c in enumerate(self.colours)}
+
+        def card(m: re.Match) -> str:
+            colours, rank = m.group(1), m.group(2) or ""
+            if colours == "X":
+                return m.group(0)
+            return "".join(sorted((letter.get(c, c) for c in colours), key=lambda c: order.get(c, 99))) + rank
+
+        lines = []
+        for line in text.split("\n"):
+            line = _CARD.sub(card, line)
+            if line.startswith("Fireworks:"):
+                cards = line[len("Fireworks:"):].split()
+                line = "Fireworks: " + "".join(c + " " for c in sorted(cards, key=lambda c: order.get(c[0], 99)))
+            lines.append(line)
+        return "\n".join(lines)
+
+
+def build_openspiel(cfg: OpenSpielConfig) -> OpenSpielGame:
+    if cfg.observation not in OBSERVATIONS:
+        raise GameError(f"game.observation must be one of {', '.join(OBSERVATIONS)} (got {cfg.observation!r})")
+    text = str(cfg.game).strip()
+    if not text or len(text) > 500 or not set(text) <= PRINTABLE - set("\n\t"):
+        raise GameError("game.game must be an OpenSpiel game string of at most 500 printable characters")
+    pyspiel = load_pyspiel()
+    try:
+        game = pyspiel.load_game(text)
+    except (pyspiel.SpielError, RuntimeError, ValueError) as exc:
+        raise GameError(f"OpenSpiel rejects game.game {text!r}: {str(exc).strip().splitlines()[0]}") from None
+    check_supported(pyspiel, game, text)
+    kind = game.get_type()
+    want_info = cfg.observation == "information_state" or (cfg.observation == "auto" and kind.provides_information_state_string)
+    provided = kind.provides_information_state_string if want_info else kind.provides_observation_string
+    if not provided:
+        raise GameError(f"game.game {text!r} provides no {'information-state' if want_info else 'observation'} "
+                        "string (try game.observation=auto)")
+    if not 1 <= game.max_game_length() <= MAX_HORIZON:
+        raise GameError(f"game.game {text!r} lasts up to {game.max_game_length()} moves (allowed 1..{MAX_HORIZON})")
+    return OpenSpielGame(pyspiel, game, text, cfg.observation, bool(cfg.transcript))
+
+
+__all__ = ["OpenSpielConfig", "OpenSpielGame", "HanabiColours", "build_openspiel"]

@@ -1,0 +1,270 @@
+"""The OpenSpiel bridge (``game=openspiel``): checked against OpenSpiel itself, never against our own numbers."""
+
+import itertools
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+pyspiel = pytest.importorskip("pyspiel")
+
+from adhoc.cli import main  # noqa: E402
+from adhoc.games import GameError, make_game  # noqa: E402
+from adhoc.games.core import SEATS  # noqa: E402
+from adhoc.games.openspiel import action_strings  # noqa: E402
+from adhoc.rollout import rollout  # noqa: E402
+from test_rollout_rows import make_policy  # noqa: E402
+
+HANABI_SMALL = "hanabi(players=2,colors=2,ranks=2,hand_size=2,max_information_tokens=3,max_life_tokens=1)"
+HANABI_3 = "hanabi(players=2,colors=3,ranks=2,hand_size=2,max_information_tokens=3,max_life_tokens=2)"
+
+
+def play(game, policy_fn, n, seed=0):
+    """Returns [n] of the batched game with ``policy_fn(observation, legal actions) -> action`` in both seats."""
+    state = game.reset(n, np.random.default_rng(seed))
+    total = torch.zeros(n)
+    while not bool(state.done.all()):
+        joint = []
+        for s in SEATS:
+            obs, legal = game.observe(state, s), game.legal_mask(state, s)
+            joint.append([policy_fn(o, torch.nonzero(m)[:, 0].tolist()) if m.sum() > 1 else int(m.float().argmax())
+                          for o, m in zip(obs, legal)])
+        state, reward, _ = game.step(state, torch.tensor(joint).T)
+        total += reward
+    return total
+
+
+def best_joint_value(game_string):
+    """The best deterministic joint policy's expected return, by enumeration in OpenSpiel alone."""
+    game = pyspiel.load_game(game_string)
+    infos = {0: set(), 1: set()}
+
+    def walk(s):
+        if s.is_terminal():
+            return
+        if not s.is_chance_node():
+            infos[s.current_player()].add(s.information_state_string(s.current_player()))
+        for a in (o for o, _ in s.chance_outcomes()) if s.is_chance_node() else s.legal_actions():
+            walk(s.child(a))
+
+    def value(policy, s):
+        if s.is_terminal():
+            return s.returns()[0]
+        if s.is_chance_node():
+            return sum(p * value(policy, s.child(o)) for o, p in s.chance_outcomes())
+        return value(policy, s.child(policy[s.information_state_string(s.current_player())]))
+
+    walk(game.new_initial_state())
+    keys = sorted(infos[0]) + sorted(infos[1])
+    n = game.num_distinct_actions()
+    best = max(itertools.product(range(n), repeat=len(keys)),
+               key=lambda c: value(dict(zip(keys, c)), game.new_initial_state()))
+    return value(dict(zip(keys, best)), game.new_initial_state()), dict(zip(keys, best))
+
+
+def test_tiny_hanabi_best_joint_policy_through_the_bridge_scores_openspiels_optimum():
+    optimum, policy = best_joint_value("tiny_hanabi")
+    assert optimum == 10.0  # tiny_hanabi's payoff table tops out at 10, and the optimum reaches it in every deal
+    game = make_game("openspiel", game="tiny_hanabi")
+    assert game.horizon == 2 and game.action_names(0) == ["p0a0", "p0a1", "p0a2"]
+    returns = play(game, lambda obs, legal: policy[obs], 400)
+    assert returns.mean().item() == optimum
+    random_returns = play(game, lambda obs, legal: legal[hash(obs) % len(legal)], 400)
+    assert random_returns.mean().item() < optimum
+
+
+def test_chance_follows_the_games_distribution_and_is_reproducible():
+    game = make_game("openspiel", game=HANABI_SMALL)
+    first = pyspiel.load_game(HANABI_SMALL).new_initial_state()
+    probs = dict(first.chance_outcomes())  # the first card dealt
+    state = game.reset(4000, np.random.default_rng(5))
+    dealt = np.array([s.history()[0] for s in state.extra["states"]])
+    freq = np.bincount(dealt, minlength=len(probs)) / len(dealt)
+    assert np.abs(freq - np.array([probs[o] for o in range(len(probs))])).max() < 0.03
+    again = game.reset(4000, np.random.default_rng(5))
+    assert [s.history() for s in again.extra["states"]] == [s.history() for s in state.extra["states"]]
+
+
+def test_rewards_add_up_to_openspiels_returns_and_masks_are_its_legal_actions():
+    game = make_game("openspiel", game=HANABI_SMALL)
+    state = game.reset(32, np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    total = torch.zeros(32)
+    while not bool(state.done.all()):
+        for e, s in enumerate(state.extra["states"]):
+            for seat in SEATS:
+                legal = torch.nonzero(game.legal_mask(state, seat)[e])[:, 0].tolist()
+                mover = not s.is_terminal() and s.current_player() == seat
+                assert legal == (s.legal_actions(seat) if mover else [0])
+        joint = torch.stack([torch.multinomial(game.legal_mask(state, s).float(), 1, generator=torch.Generator()
+                                               .manual_seed(int(rng.integers(1 << 30))))[:, 0] for s in SEATS], 1)
+        state, reward, done = game.step(state, joint)
+        total += reward
+    assert torch.equal(total, torch.tensor([s.returns()[0] for s in state.extra["states"]], dtype=torch.float32))
+    assert total.min() >= 0 and total.max() <= 4
+
+
+def test_transcripts_are_append_only_and_end_with_the_current_view():
+    game = make_game("openspiel", game=HANABI_SMALL, transcript=True)
+    plain = make_game("openspiel", game=HANABI_SMALL)
+    state = game.reset(8, np.random.default_rng(0))
+    before = [game.observe(state, s) for s in SEATS]
+    while not bool(state.done.all()):
+        joint = torch.tensor([[int(torch.nonzero(game.legal_mask(state, s)[e])[0]) for s in SEATS] for e in range(8)])
+        state, _, _ = game.step(state, joint)
+        now = [game.observe(state, s) for s in SEATS]
+        for s in SEATS:
+            for e in range(8):
+                assert now[s][e].startswith(before[s][e])
+                ps = state.extra["states"][e]
+                if not ps.is_terminal() and ps.current_player() == s:
+                    assert now[s][e].endswith(plain.observe(state, s)[e])
+        before = now
+
+
+def test_hanabi_colour_permutation_maps_observations_legal_actions_and_returns():
+    """Play a game, then the same game with the colours permuted by σ (deals and hints mapped): the permuted
+    game's observations are the original's relabelled by σ, its legal actions the original's mapped, its
+    returns the same."""
+    game = make_game("openspiel", game=HANABI_3)
+    colours = game._group
+    group = game.symmetries()
+    assert group.order() == 6
+    raw = pyspiel.load_game(HANABI_3)
+    deal_names = {raw.new_initial_state().action_to_string(-1, o): o for o, _ in raw.new_initial_state().chance_outcomes()}
+    rng = np.random.default_rng(0)
+    for sigma in itertools.permutations(range(3)):
+        amap = colours.action_map(sigma, len(game.action_names(0)))
+        assert group.contains((amap, amap)) and colours.colour_map(amap) == list(sigma)
+        a, b = raw.new_initial_state(), raw.new_initial_state()
+        while not a.is_terminal():
+            if a.is_chance_node():
+                o = int(rng.choice([o for o, _ in a.chance_outcomes()], p=[p for _, p in a.chance_outcomes()]))
+                a_name = a.action_to_string(-1, o)
+                a.apply_action(o)
+                b.apply_action(deal_names[colours.relabel_text(a_name, list(sigma))])
+                continue
+            p = a.current_player()
+            assert b.current_player() == p
+            assert b.observation_string(p) == colours.relabel_text(a.observation_string(p), list(sigma))
+            assert b.observation_string(1 - p) == colours.relabel_text(a.observation_string(1 - p), list(sigma))
+            assert sorted(b.legal_actions()) == sorted(int(amap[x]) for x in a.legal_actions())
+            move = int(rng.choice(a.legal_actions()))
+            a.apply_action(move)
+            b.apply_action(int(amap[move]))
+        assert b.returns() == a.returns()
+        text = "Fireworks: R1 Y0 G2 \nXX || RX|RG12\n(Reveal player +1 color G)"
+        assert colours.relabel_text(colours.relabel_text(text, list(sigma)), list(sigma), inverse=True) == text
+
+
+def test_otherplay_shows_the_partner_its_own_colours():
+    game = make_game("openspiel", game=HANABI_SMALL, transcript=True)
+    swap = game._group.action_map((1, 0), 8)
+    state = game.reset(2, np.random.default_rng(0))
+    hints = [[a for a in s.legal_actions(0) if "color" in game.action_names(0)[a]][0] for s in state.extra["states"]]
+    state, _, _ = game.step(state, torch.tensor([[hints[0], 0], [hints[1], 0]]))  # seat 0 hints a colour
+    seen = game.relabel_observation(state, 1, torch.tensor(np.stack([swap, np.arange(8)])))
+    hinted = game.action_names(0)[hints[0]]
+    other = hinted.replace("color R", "color Y") if "color R" in hinted else hinted.replace("color Y", "color R")
+    assert f"p0 {hinted}" in game.observe(state, 1)[0] and f"p0 {other}" in seen[0]
+    assert seen[0] == game._group.relabel_text(game.observe(state, 1)[0], [1, 0])
+    assert seen[1] == game.observe(state, 1)[1]
+
+
+@pytest.mark.parametrize("transcript", [False, True])
+def test_the_shards_together_are_the_unsharded_rollout(transcript):
+    game = make_game("openspiel", game=HANABI_SMALL, transcript=transcript)
+    policy = make_policy()
+    pairs = torch.tensor([[0, 1], [2, 2], [1, 0]])
+    whole = rollout(game, policy, pairs, 4, np.random.default_rng(3))
+    parts = [rollout(game, policy, pairs, 4, np.random.default_rng(3), shard=(r, 2)) for r in range(2)]
+    T = whole.rewards.shape[2]
+    pad = [torch.nn.functional.pad(p.rewards, (0, T - p.rewards.shape[2])) for p in parts]
+    assert torch.equal(torch.cat(pad), whole.rewards)
+    for s in SEATS:
+        assert sum((p.observations[0][s] for p in parts), []) == whole.observations[0][s]
+
+
+def test_prefix_reuse_gives_the_same_scores_on_transcripts():
+    game = make_game("openspiel", game=HANABI_SMALL, transcript=True)
+    policy = make_policy()
+    pairs = torch.tensor([[0, 1], [2, 2]])
+    reused = rollout(game, policy, pairs, 3, np.random.default_rng(4), grad=False)
+    whole = rollout(game, policy, pairs, 3, np.random.default_rng(4), grad=False, prefix_reuse=False)
+    assert torch.equal(reused.actions, whole.actions)
+    torch.testing.assert_close(reused.logp, whole.logp, atol=1e-4, rtol=1e-4)
+
+
+def test_pettingzoo_parallel_api():
+    from pettingzoo.test import parallel_api_test
+
+    from adhoc.games.pettingzoo import to_parallel_env
+
+    parallel_api_test(to_parallel_env(make_game("openspiel", game=HANABI_SMALL)), num_cycles=30)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"game": "no_such_game"}, "OpenSpiel rejects game.game 'no_such_game'"),
+    ({"game": "hanabi(players=3)"}, "has 3 players; adhoc's games have exactly 2 seats"),
+    ({"game": "kuhn_poker"}, "is zero-sum: adhoc trains common-payoff games only"),
+    ({"game": "tiny_hanabi", "observation": "belief"}, "game.observation must be one of"),
+    ({"game": "hanabi(players=2)", "observation": "information_state"}, "provides no information-state string"),
+])
+def test_bad_games_are_one_line(params, message):
+    with pytest.raises(GameError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        make_game("openspiel", **params)
+    assert "\n" not in str(info.value)
+
+
+def test_actions_that_do_not_render_distinctly_are_refused():
+    class Same:
+        def __init__(self, game):
+            self.game = game
+
+        def new_initial_state(self):
+            state = self.game.new_initial_state()
+
+            class View:
+                def is_chance_node(self):
+                    return state.is_chance_node()
+
+                def apply_action(self, a):
+                    state.apply_action(a)
+
+                def chance_outcomes(self):
+                    return state.chance_outcomes()
+
+                def action_to_string(self, seat, a):
+                    return "same"
+
+            return View()
+
+        def num_distinct_actions(self):
+            return self.game.num_distinct_actions()
+
+    with pytest.raises(GameError, match="cannot be rendered as distinct strings"):
+        action_strings(pyspiel, Same(pyspiel.load_game("tiny_hanabi")), "tiny_hanabi")
+
+
+def test_without_openspiel_one_line_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyspiel", None)
+    with pytest.raises(GameError, match=r'needs OpenSpiel, which is not installed: pip install -e "\.\[openspiel\]"'):
+        make_game("openspiel", game="tiny_hanabi")
+
+
+def test_cli_refuses_a_zero_sum_game_before_writing(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["train-population", "configs/tiny-hanabi-selfplay.yaml", "game.game=kuhn_poker", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "zero-sum" in err
+    assert not out.exists()
+
+
+def test_a_selfplay_population_trains_and_records_the_game(tmp_path):
+    out = tmp_path / "runs"
+    assert main(["train-population", "configs/tiny-hanabi-selfplay.yaml", "train.iterations=2", "population.size=2",
+                 "train.eval_episodes=32", "--out", str(out / "tiny")]) == 0
+    manifest = yaml.safe_load((out / "tiny" / "population.yaml").read_text())
+    assert manifest["game"]["name"] == "openspiel" and manifest["game"]["game"] == "tiny_hanabi()"
