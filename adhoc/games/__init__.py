@@ -4,7 +4,7 @@ imported when a game is first reset or stepped (``adhoc._torch``), so ``adhoc va
 Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
 common-payoff matrix game given in YAML. ``warehouse``, ``preference`` and ``corrective``: the seed paper's
 alignment games (multi-step, with scripted teachers). ``repeated``: any one-shot game for K rounds with the same
-partner (adaptation to a partner from the history). The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
+partner (adaptation to a partner from the history). The PettingZoo adapters live in ``adhoc.games.pettingzoo``.
 """
 
 from __future__ import annotations
