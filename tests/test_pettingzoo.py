@@ -1,13 +1,18 @@
-"""The PettingZoo ParallelEnv adapter: the official API test on every registered kind of game, episode
-semantics (rewards, termination vs truncation at the horizon, illegal actions) and a multi-step game."""
+"""The PettingZoo adapters. ParallelEnv: the official API test on every registered kind of game, episode
+semantics (rewards, termination vs truncation at the horizon, illegal actions) and a multi-step game. AECEnv:
+the official API test on the turn-based and simultaneous games, an episode played through it against the
+batched game stepped directly, steps no seat has a choice in, and illegal actions."""
+
+import importlib
 
 import numpy as np
 import pytest
 import torch
-from pettingzoo.test import parallel_api_test
+from gymnasium.spaces import Text
+from pettingzoo.test import api_test, parallel_api_test
 
 from adhoc.games import GameState, make_game
-from adhoc.games.pettingzoo import ParallelEnvAdapter, to_parallel_env
+from adhoc.games.pettingzoo import AECEnvAdapter, ParallelEnvAdapter, to_aec_env, to_parallel_env
 
 
 class Repeated:
@@ -119,3 +124,149 @@ def test_multi_step_termination_truncation_and_illegal_actions():
     _, rew, term, _, infos = env.step({"player_0": 1, "player_1": 2})  # player_0 repeats: illegal
     assert rew["player_0"] == 0.0 and all(term.values()) and env.agents == []
     assert infos["player_0"].get("illegal_action") and "illegal_action" not in infos["player_1"]
+
+
+# ---------------------------------------------------------------- the AEC adapter
+TURN_BASED = {
+    "warehouse": lambda: make_game("warehouse", moves=2, episodes=2),
+    "preference": lambda: make_game("preference", rounds=3),
+    "corrective": lambda: make_game("corrective", digits=1, attempts=2, credit="digits"),
+}
+AEC_GAMES = {**TURN_BASED, "lever": GAMES["lever"], "matrix": GAMES["matrix"], "repeated": GAMES["repeated"]}
+
+
+@pytest.fixture
+def text_observations(monkeypatch):
+    """PettingZoo 1.27's ``api_test`` compares each observation's ``dtype`` with its space's, which fails on a
+    gymnasium ``Text`` space's observations (str, as ``Text.sample()`` gives too: no ``dtype``); for Text spaces
+    this checks the type instead. ``api_test``'s other checks run as they are."""
+    module = importlib.import_module("pettingzoo.test.api_test")  # pettingzoo.test.api_test is the function
+    original = module._test_observation_space_compatibility
+
+    def compatible(expected, seen, recursed_keys):
+        if isinstance(expected, Text):
+            assert isinstance(seen, str) and expected.contains(seen)
+        else:
+            original(expected, seen, recursed_keys)
+
+    monkeypatch.setattr(module, "_test_observation_space_compatibility", compatible)
+
+
+@pytest.mark.usefixtures("text_observations")
+@pytest.mark.filterwarnings("ignore:Observation")  # api_test's advice to use NumPy observations and spaces
+@pytest.mark.parametrize("name", list(AEC_GAMES))
+def test_aec_api(name):
+    game = AEC_GAMES[name]()
+    env = to_aec_env(game, seed=0)
+    api_test(env, num_cycles=30)
+    assert env.metadata["name"] == f"adhoc_{game.name}_v0" and not env.metadata["is_parallelizable"]
+    for seat, agent in enumerate(env.possible_agents):
+        assert env.action_space(agent).n == len(game.action_names(seat))
+        assert env.action_names(agent) == game.action_names(seat)
+
+
+def direct_episode(game, seed):
+    """A fixed action sequence played on the batched game: per step (the seat to move, its action, the
+    joint actions, both seats' observations before the step, the reward)."""
+    state, steps = game.reset(1, np.random.default_rng(seed)), []
+    while not bool(state.done[0]):
+        masks = [game.legal_mask(state, s)[0] for s in (0, 1)]
+        movers = [s for s in (0, 1) if masks[s].sum() > 1]
+        assert len(movers) == 1  # turn-based
+        joint = [int(m.int().argmax()) for m in masks]
+        legal = masks[movers[0]].nonzero().flatten().tolist()
+        joint[movers[0]] = legal[(3 * state.t + 1) % len(legal)]
+        obs = [game.observe(state, s)[0] for s in (0, 1)]
+        state, r, _ = game.step(state, torch.tensor([joint]))
+        steps.append((movers[0], joint[movers[0]], joint, obs, float(r[0])))
+    return steps, [game.observe(state, s)[0] for s in (0, 1)]
+
+
+@pytest.mark.parametrize("name", list(TURN_BASED))
+def test_aec_episode_matches_the_batched_game(name):
+    game = TURN_BASED[name]()
+    for seed in range(20):  # the first episode that pays something, so that the reward accounting is tested
+        steps, final_obs = direct_episode(game, seed)
+        if sum(s[4] for s in steps) > 0:
+            break
+    env = AECEnvAdapter(game, render_mode="ansi")
+    env.reset(seed=seed)
+    for seat, action, joint, obs, reward in steps:
+        agent = f"player_{seat}"
+        assert env.agent_selection == agent and not env.terminations[agent]
+        assert [env.observe(a) for a in env.possible_agents] == obs
+        assert env.infos[agent]["action_mask"].sum() > 1 and env.infos[f"player_{1 - seat}"]["action_mask"].sum() == 1
+        env.step(action)
+        assert env.rewards == {"player_0": reward, "player_1": reward}
+    assert [env.observe(a) for a in env.possible_agents] == final_obs
+    assert env.terminations == {"player_0": True, "player_1": True} and not any(env.truncations.values())
+    moves = [[game.action_names(s)[a] for s, a in enumerate(joint)] for _, _, joint, _, _ in steps]
+    assert f"t={len(steps)} history={moves}" in env.render()
+    for agent in env.agent_iter():  # the dead steps: each agent collects what it was paid since its last turn
+        _, cumulative, term, _, _ = env.last()
+        last_turn = max(i for i, (seat, *_) in enumerate(steps) if f"player_{seat}" == agent)
+        assert term and cumulative == pytest.approx(sum(s[4] for s in steps[last_turn:]))
+        env.step(None)
+    assert env.agents == []
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+
+
+def play(env, *actions):
+    for action in actions:
+        env.step(action)
+
+
+def test_aec_simultaneous_step_and_illegal_actions():
+    env = to_aec_env(make_game("lever"))
+    env.reset(seed=0)
+    assert env.agent_selection == "player_0"
+    env.step(0)  # held until player_1's action is in
+    assert env.agent_selection == "player_1" and env.rewards == {"player_0": 0.0, "player_1": 0.0}
+    env.step(np.int64(0))
+    assert env.rewards == {"player_0": pytest.approx(0.9), "player_1": pytest.approx(0.9)}
+    assert all(env.terminations.values()) and env.agent_selection == "player_0"
+    with pytest.raises(ValueError, match="only valid action is None"):
+        env.step(0)
+
+    env = to_aec_env(make_game("corrective", digits=1, attempts=2))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside"):
+        env.step(10)
+    with pytest.raises(ValueError, match="outside"):
+        env.step(None)
+    assert env.agent_selection == "player_0" and env._state.t == 0  # a rejected step changes nothing
+
+    env = to_aec_env(Repeated(horizon=3, stop_at=3))
+    env.reset()
+    play(env, 1, 2, 1)  # player_0 repeats: illegal, the episode ends before player_1 is asked
+    assert env.rewards == {"player_0": 0.0, "player_1": 0.0} and all(env.terminations.values())
+    assert env.infos["player_0"]["illegal_action"] and "illegal_action" not in env.infos["player_1"]
+    for _ in env.agent_iter():
+        env.step(None)
+    assert env.agents == []
+    env.reset()
+    play(env, 1, 2, 0, 2)  # now player_1 repeats
+    assert env.infos["player_1"]["illegal_action"] and "illegal_action" not in env.infos["player_0"]
+    assert all(env.terminations.values()) and env._state.t == 1
+
+
+class Pause(Repeated):
+    """``Repeated`` where at step 1 neither seat has a choice (both must pull lever 0)."""
+
+    def legal_mask(self, state, seat):
+        mask = super().legal_mask(state, seat)
+        if state.t == 1:
+            mask[:] = False
+            mask[:, 0] = True
+        return mask
+
+
+def test_aec_plays_steps_without_a_choice_and_truncates():
+    env = to_aec_env(Pause(horizon=3, stop_at=99))
+    env.reset(seed=0)
+    play(env, 1, 1)  # step 0 pays 1, then the adapter plays step 1 (0, 0) itself: 0.9 more
+    assert env.rewards["player_0"] == pytest.approx(1.9) and env._state.t == 2 and env.agent_selection == "player_0"
+    assert env.last()[1] == pytest.approx(1.9)
+    play(env, 2, 2)
+    assert env.truncations == {"player_0": True, "player_1": True} and not any(env.terminations.values())

@@ -5,7 +5,8 @@ Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 202
 common-payoff matrix game given in YAML. ``warehouse``, ``preference`` and ``corrective``: the seed paper's
 alignment games (multi-step, with scripted teachers). ``repeated``: any one-shot game for K rounds with the same
 partner (adaptation to a partner from the history). ``openspiel``: any two-player common-payoff game of
-OpenSpiel (Hanabi), pyspiel imported only when one is built. The PettingZoo adapter lives in ``adhoc.games.pettingzoo``.
+OpenSpiel (Hanabi), pyspiel imported only when one is built. The PettingZoo adapters live in
+``adhoc.games.pettingzoo``.
 """
 
 from __future__ import annotations
