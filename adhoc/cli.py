@@ -240,6 +240,8 @@ def _populations_check(args: argparse.Namespace) -> None:
 
 
 def _pretrain_base(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from adhoc.lm.pretrain import PretrainConfig, card_markdown, pretrain_base
 
     config = PretrainConfig(arch=args.arch, data=args.data, steps=args.steps, batch=args.batch, seq_len=args.seq_len,
@@ -247,7 +249,7 @@ def _pretrain_base(args: argparse.Namespace) -> None:
                             eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, loss=args.loss)
     card = pretrain_base(config, out=args.out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     print(card_markdown(card))
-    print(f"saved to {args.out}   (use it: model.base={args.out}; TensorBoard: tensorboard --logdir {args.out}/tb)")
+    print(f"saved to {args.out}   (use it: model.base={args.out}; {_tensorboard_hint(Path(args.out))})")
 
 
 def _base_card(args: argparse.Namespace) -> None:
