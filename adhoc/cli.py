@@ -240,6 +240,8 @@ def _populations_check(args: argparse.Namespace) -> None:
 
 
 def _pretrain_base(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from adhoc.lm.pretrain import PretrainConfig, card_markdown, pretrain_base
 
     config = PretrainConfig(arch=args.arch, data=args.data, steps=args.steps, batch=args.batch, seq_len=args.seq_len,
@@ -247,7 +249,7 @@ def _pretrain_base(args: argparse.Namespace) -> None:
                             eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, loss=args.loss)
     card = pretrain_base(config, out=args.out, overwrite=args.overwrite, resume=args.resume, progress=not args.quiet)
     print(card_markdown(card))
-    print(f"saved to {args.out}   (use it: model.base={args.out}; TensorBoard: tensorboard --logdir {args.out}/tb)")
+    print(f"saved to {args.out}   (use it: model.base={args.out}; {_tensorboard_hint(Path(args.out))})")
 
 
 def _base_card(args: argparse.Namespace) -> None:
@@ -282,8 +284,9 @@ def _train_proxy(args: argparse.Namespace) -> None:
     print(f"\nsaved to {pop.path}   (a population: adhoc crossplay / evaluate --partners / train-learner partners=)")
 
 
-def _populations_ls(args: argparse.Namespace) -> None:
-    """Populations in the folders (a folder that is one, or its sub-folders that are): one row each."""
+def _populations_ls(args: argparse.Namespace) -> int:
+    """Populations in the folders (a folder that is one, or its sub-folders that are): one row each; a bad
+    manifest is one stderr line naming its folder, and makes the exit code 2 once the rest are listed."""
     from pathlib import Path
 
     from adhoc.population import MANIFEST, check_manifest
@@ -293,7 +296,7 @@ def _populations_ls(args: argparse.Namespace) -> None:
     missing = [str(f) for f in folders if not f.is_dir()]
     if args.folders and missing:
         raise UserError(f"not a folder: {missing[0]}")
-    rows = []
+    rows, bad = [], []
     for folder in (f for f in folders if f.is_dir()):
         for path in [folder] if (folder / MANIFEST).is_file() else sorted(p for p in folder.iterdir() if (p / MANIFEST).is_file()):
             try:
@@ -301,8 +304,7 @@ def _populations_ls(args: argparse.Namespace) -> None:
                 check_manifest(m, path)
                 row = [str(path), m["game"]["name"], m["method"]["name"], str(len(m["members"])), m["base_model"]["id"]]
             except UserError as exc:
-                why = str(exc).replace(f"population {path}: ", "")
-                rows.append([str(path), f"(unreadable manifest: {why})", "", "", "", ""])
+                bad.append(f"adhoc: error: population {path}: {str(exc).replace(f'population {path}: ', '')}")
                 continue
             xp = "-"
             for f in (path / "crossplay" / "crossplay.json", path / "crossplay.json"):
@@ -313,13 +315,17 @@ def _populations_ls(args: argparse.Namespace) -> None:
                 except (UserError, ValueError, TypeError, KeyError):
                     continue
             rows.append(row + [xp])
-    if not rows:
+    if rows:
+        rows.insert(0, ["population", "game", "method", "size", "base model", "cross-play"])
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[5])
+    elif not bad:
         print(f"no populations in {', '.join(map(str, folders))}")
-        return
-    rows.insert(0, ["population", "game", "method", "size", "base model", "cross-play"])
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for r in rows:
-        print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[5])
+    sys.stdout.flush()
+    for line in bad:
+        print(line, file=sys.stderr)
+    return 2 if bad else 0
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -458,7 +464,9 @@ def _inspection_commands(sub) -> None:
     check.add_argument("--base", help="base model to check against (default: the one the manifest names)")
     check.add_argument("--quiet", action="store_true", help="no progress (shown only on a terminal)")
     check.set_defaults(func=_populations_check)
-    ls = psub.add_parser("ls", help="the populations under folders: game, method, size, base model, cross-play")
+    ls = psub.add_parser("ls", help="the populations under folders: game, method, size, base model, cross-play",
+                         epilog="A population whose manifest cannot be read or is invalid is one line on stderr "
+                                "(its folder and why); the rest are listed, then the exit code is 2.")
     ls.add_argument("folders", nargs="*", metavar="DIR", help="folders to look in (default: runs and populations)")
     ls.set_defaults(func=_populations_ls)
 

@@ -8,7 +8,7 @@ participant plays ``episodes_per_partner`` episodes with each partner in that or
 
 Every step goes through ``adhoc.play.Table`` into the same recording database and schema as ``adhoc play`` (one
 transaction per request, holding the write lock from before anything in memory moves: a locked database is a
-503 that changes nothing). Several participants play at once: each session's state (its tables, the decision it
+503 that changes nothing, and a move that fails midway is undone in memory as in the database). Several participants play at once: each session's state (its tables, the decision it
 waits on) lives in the server under a random token; model calls and database writes are serialised by one
 lock. A move names the decision it answers (episode and step), so a repeated or stale click never plays twice.
 ``Guard`` and ``read_json`` hold the web defences (Host and Origin allow-lists, JSON-only bounded bodies, strict
@@ -57,6 +57,24 @@ class WebSession:
     log: list[str] = field(default_factory=list)  # what happened since the last decision
     finished: bool = False
     seen: float = 0.0  # the study's clock at its last request
+
+
+@contextmanager
+def _undone_on_error(state: WebSession):
+    """``state`` put back as it was (its fields, its tables' and their random generator's) when the block raises,
+    as ``Study._write`` puts back the database: a move that fails leaves its session waiting on the same decision.
+    Games step into new states and partners keep no state, so copying the fields and their lists is enough."""
+    objects = [state, *state.tables]
+    saved = [{k: list(v) if isinstance(v, list) else v for k, v in vars(o).items()} for o in objects]
+    rngs = [(t.rng, t.rng.bit_generator.state) for t in {id(t.rng): t for t in state.tables}.values()]
+    try:
+        yield
+    except BaseException:
+        for o, fields in zip(objects, saved):
+            vars(o).update(fields)
+        for rng, bits in rngs:
+            rng.bit_generator.state = bits
+        raise
 
 
 class Busy(Exception):
@@ -203,7 +221,7 @@ class Study:
         """The participant's move at the decision (episode, t). ``Conflict`` when that is not the decision waited
         on (a repeated or stale click, or the session is over: nothing is played twice), ``ValueError`` when the
         action is not legal there, ``Busy`` when the database is locked (nothing changes; the move can be sent
-        again)."""
+        again). Any other error midway undoes the move in memory and in the database alike."""
         with self.lock:
             state = self._get(token)
             if state.finished:
@@ -213,7 +231,7 @@ class Study:
                 raise Conflict("that move is not the one awaited (already played?)")
             if action not in decision.legal_index:
                 raise ValueError(f"action {action} is not legal here")
-            with self._write():
+            with self._write(), _undone_on_error(state):
                 event = table.act(decision, action)
                 state.decision, state.log = None, []
                 self._describe(state, [event])

@@ -379,18 +379,26 @@ def test_there_are_enough_cases_of_every_class():
             "partners", "ray"} <= set(classes)
 
 
-def test_populations_ls_marks_a_bad_manifest_and_lists_the_rest(tmp_path, capsys):
+def test_populations_ls_lists_the_rest_then_names_each_bad_manifest_and_exits_2(tmp_path, capsys):
     pop(tmp_path, "good")
     (pop(tmp_path, "deep") / "population.yaml").write_text(nested(20_000))
     m = yaml.safe_load((pop(tmp_path, "alpha") / "population.yaml").read_text())
     m["adapter"]["alpha"] = "abc"
     (tmp_path / "alpha" / "population.yaml").write_text(yaml.safe_dump(m))
-    assert main(["populations", "ls", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    (pop(tmp_path, "binary") / "population.yaml").write_bytes(bytes(range(256)))
+    assert main(["populations", "ls", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line for line in captured.out.splitlines()[1:]}
+    assert list(rows) == [str(tmp_path / "good")]
     assert "lever" in rows[str(tmp_path / "good")] and "selfplay" in rows[str(tmp_path / "good")]
-    assert "nested deeper" in rows[str(tmp_path / "deep")]
-    assert "adapter.alpha" in rows[str(tmp_path / "alpha")]
+    errors = captured.err.splitlines()
+    assert [e.split()[3] for e in errors] == [f"{tmp_path / name}:" for name in ("alpha", "binary", "deep")]
+    assert all(e.startswith("adhoc: error: population ") for e in errors)
+    assert "adapter.alpha" in errors[0] and "does not parse" in errors[1] and "nested deeper" in errors[2]
+    # only bad ones: nothing on stdout, still exit code 2
+    assert main(["populations", "ls", str(tmp_path / "deep")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "nested deeper" in captured.err
 
 
 def test_the_same_partner_population_twice_is_refused_but_distinct_members_are_not(tmp_path):

@@ -117,6 +117,23 @@ def test_cli_refuses_bad_input_and_shows_a_card(tmp_path, capsys):
     assert "no pretraining card" in capsys.readouterr().out
 
 
+def test_pretrain_runs_sharing_a_logdir_show_in_tensorboard_under_their_names(tmp_path, capsys):
+    """The saved line's TensorBoard command names the runs' parent, so each run is ``<its folder>/tb`` there
+    (``tensorboard --logdir OUT/tb`` named every run ``.``)."""
+    import re
+
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
+    for name in ("a", "b"):
+        assert main(["pretrain-base", "--arch", "tiny,hidden=32,ffn=64", "--steps", "0", "--out", str(tmp_path / name),
+                     "--quiet"]) == 0
+    hints = re.findall(r"tensorboard --logdir (\S+), run (\S+)\)", capsys.readouterr().out)
+    assert hints == [(str(tmp_path), "a/tb"), (str(tmp_path), "b/tb")]
+    assert all(f.name.startswith("events.out.tfevents.") for f in (tmp_path / "a" / "tb").iterdir())
+    runs = EventMultiplexer().AddRunsFromDirectory(str(tmp_path)).Runs()
+    assert sorted(runs) == ["a/tb", "b/tb"]
+
+
 def test_shipped_copy_base_matches_its_card_and_copies():
     """builtin:copy's weights are the ones its card describes, and its held-out copy accuracy is the card's."""
     card = read_card("builtin:copy")

@@ -1,7 +1,7 @@
 """``adhoc serve``'s web defences, through Starlette's TestClient (no server, no browser): Host and Origin
 allow-lists, JSON-only bodies of bounded size and depth, strict field types, rate limits and session expiry on an
-injected clock, security headers, 409/404/503 instead of 500s, the Latin-square index taken inside the write
-transaction, and option checks before anything is recorded."""
+injected clock, security headers, 409/404/503 instead of 500s, a move that fails midway undone in memory, the
+Latin-square index taken inside the write transaction, and option checks before anything is recorded."""
 
 import importlib.util
 import json
@@ -224,6 +224,40 @@ def test_locked_database_503_then_recovers(game, tmp_path):
     assert start(client, "P2").status_code == 200
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 1
     assert [p for p, _ in rows(db)] == ["P1", "P2"]
+    study.close()
+
+
+def test_a_move_that_fails_midway_leaves_the_session_as_it_was(game, tmp_path, monkeypatch):
+    """An unexpected error after the table has stepped (here: describing the step) rolls back the database and the
+    session in memory alike: it still waits on the same decision, and the same move then plays."""
+    from adhoc import play
+
+    db = tmp_path / "s.sqlite"
+    study, client, _ = make(game, db)
+    s = start(client).json()
+    token = s["token"]
+    state = study.sessions[token]
+    objects = [state, *state.tables]
+    kept = [dict(vars(o)) for o in objects]
+    bits = state.tables[0].rng.bit_generator.state
+
+    def broken(*args):
+        raise RuntimeError("describing failed")
+
+    with monkeypatch.context() as m:
+        m.setattr(play, "describe_step", broken)
+        with pytest.raises(RuntimeError, match="describing failed"):
+            move(client, token, s)
+    for o, fields in zip(objects, kept):
+        assert all(v is fields[k] or v == fields[k] for k, v in vars(o).items()), o
+    assert state.tables[0].rng.bit_generator.state == bits
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 0
+    assert client.get("/api/state", params={"token": token}).json() == {k: v for k, v in s.items() if k != "token"}
+    while s["phase"] == "play":  # the same move, then the rest of the session
+        r = move(client, token, s)
+        assert r.status_code == 200
+        s = r.json()
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 4  # 2 episodes x 2 rounds
     study.close()
 
 
