@@ -15,6 +15,7 @@ from adhoc.games import GameError, make_game  # noqa: E402
 from adhoc.games.core import SEATS  # noqa: E402
 from adhoc.games.openspiel import action_strings  # noqa: E402
 from adhoc.rollout import rollout  # noqa: E402
+from test_pettingzoo import text_observations  # noqa: E402,F401  (the fixture)
 from test_rollout_rows import make_policy  # noqa: E402
 
 HANABI_SMALL = "hanabi(players=2,colors=2,ranks=2,hand_size=2,max_information_tokens=3,max_life_tokens=1)"
@@ -197,12 +198,17 @@ def test_prefix_reuse_gives_the_same_scores_on_transcripts():
     torch.testing.assert_close(reused.logp, whole.logp, atol=1e-4, rtol=1e-4)
 
 
-def test_pettingzoo_parallel_api():
-    from pettingzoo.test import parallel_api_test
+@pytest.mark.usefixtures("text_observations")
+@pytest.mark.filterwarnings("ignore:Observation")
+@pytest.mark.parametrize("params", [{"game": HANABI_SMALL}, {"game": HANABI_SMALL, "transcript": True},
+                                    {"game": "tiny_hanabi"}])
+def test_pettingzoo_parallel_and_aec_apis(params):
+    from pettingzoo.test import api_test, parallel_api_test
 
-    from adhoc.games.pettingzoo import to_parallel_env
+    from adhoc.games.pettingzoo import to_aec_env, to_parallel_env
 
-    parallel_api_test(to_parallel_env(make_game("openspiel", game=HANABI_SMALL)), num_cycles=30)
+    parallel_api_test(to_parallel_env(make_game("openspiel", **params)), num_cycles=30)
+    api_test(to_aec_env(make_game("openspiel", **params), seed=0), num_cycles=30)
 
 
 @pytest.mark.parametrize("params, message", [
