@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_openspiel.py                 # 8 members, 32 episodes per pair, median of 3
     .venv/bin/python benchmarks/bench_openspiel.py --members 8 --episodes 64 --repeats 5
 
+Actions are numbered (``game.actions: numbered``, as the shipped configs), so untrained members play long games.
 One iteration = a self-play rollout of every member with itself (``members`` pairs x ``episodes``) and its
 backward pass, as ``train-population`` runs it. Three variants, timed in turn in the same run:
 
@@ -54,7 +55,7 @@ def main() -> None:
     variants = {}
     for name, transcript, reuse in (("transcript", True, True), ("transcript, no reuse", True, False),
                                     ("view", False, False)):
-        game = make_game("openspiel", game=GAME, transcript=transcript)
+        game = make_game("openspiel", game=GAME, transcript=transcript, actions="numbered")
         policy = Policy(base, bank)
         if name == "transcript":  # the parts of the default variant
             game.step = parts.wrap("openspiel step", game.step)

@@ -20,6 +20,10 @@ def test_every_shipped_config_validates_and_names_its_command(path):
     assert first.startswith("# adhoc ") and path.name in first
     kind = "learner" if isinstance(config, LearnerRunConfig) else config.method.name  # adhoc train-learner
     game = config.game.name + (f"-{config.game.stage}" if config.game.name == "repeated" else "")  # repeated-lever
+    if config.game.name == "openspiel":  # the OpenSpiel game's name, and a size: hanabi-small-selfplay
+        game = config.game.game.split("(")[0].replace("_", "-")
+        assert path.stem.startswith(f"{game}-") and path.stem.endswith(f"-{kind}")
+        return
     assert path.stem == f"{game}-{kind}"
 
 

@@ -274,3 +274,18 @@ def test_a_selfplay_population_trains_and_records_the_game(tmp_path):
                  "train.eval_episodes=32", "--out", str(out / "tiny")]) == 0
     manifest = yaml.safe_load((out / "tiny" / "population.yaml").read_text())
     assert manifest["game"]["name"] == "openspiel" and manifest["game"]["game"] == "tiny_hanabi()"
+
+
+def test_numbered_actions_are_equal_length_labels_and_people_still_read_openspiels_strings():
+    game = make_game("openspiel", game=HANABI_SMALL, transcript=True, actions="numbered")
+    named = make_game("openspiel", game=HANABI_SMALL, transcript=True)
+    assert game.action_names(0) == [f"a{i}" for i in range(8)] and game.params()["actions"] == "numbered"
+    assert "a4 (Reveal player +1 color R)" in game.rules(0) and game.describe_action(0, 2) == "played (Play 0)"
+    assert game.symmetries().order() == named.symmetries().order() == 2
+    state, other = game.reset(4, np.random.default_rng(0)), named.reset(4, np.random.default_rng(0))
+    joint = torch.tensor([[int(torch.nonzero(game.legal_mask(state, 0)[e])[-1]), 0] for e in range(4)])
+    state, r1, _ = game.step(state, joint)
+    other, r2, _ = named.step(other, joint)
+    assert game.observe(state, 1) == named.observe(other, 1) and torch.equal(r1, r2)
+    with pytest.raises(GameError, match="game.actions must be one of openspiel, numbered"):
+        make_game("openspiel", game=HANABI_SMALL, actions="short")

@@ -19,7 +19,11 @@ Mapping onto adhoc's batched, simultaneous-move protocol:
   append-only records (every move as "p0 <action>", and the seat's view before each of its own moves), so a
   seat sees the whole history and the rollout's prefix cache encodes only what was appended.
 - **Actions** are ``action_to_string`` of every distinct action (e.g. "(Play 0)", "(Reveal player +1 color
-  R)"); a game whose actions do not render as distinct printable strings is refused.
+  R)"); a game whose actions do not render as distinct printable strings is refused. The policy scores an
+  action string as the sum of its tokens' log-probabilities, so on an untrained base long names start out
+  unlikely: Hanabi's hints (17 built-in tokens) get ~0 of the first move's probability against plays (7
+  tokens). ``actions: numbered`` lets the policy score equal-length labels a0, a1, ... instead (the
+  transcripts, the rules and ``adhoc play`` still write OpenSpiel's strings).
 - **Rewards.** Step reward = the change of ``returns()`` (Hanabi pays per card played and takes the score
   back when the last life token is lost; most games pay only at the end), so an episode's return is the
   game's.
@@ -40,10 +44,11 @@ import numpy as np
 from adhoc._torch import torch
 from adhoc.errors import GameError
 from adhoc.games.core import GameState, checked_actions, number
-from adhoc.games.matrix import MAX_ACTIONS
+from adhoc.games.matrix import MAX_ACTIONS, numbered
 from adhoc.games.symmetry import PermutationGroup
 
 OBSERVATIONS = ("auto", "information_state", "observation")
+ACTION_NAMES = ("openspiel", "numbered")
 MAX_HORIZON = 1000  # moves per episode
 MAX_ACTION_NAME = 80  # characters
 PRINTABLE = set(string.printable) - set("\x0b\x0c\r")
@@ -56,6 +61,7 @@ class OpenSpielConfig:
     game: str = "tiny_hanabi"  # an OpenSpiel game string, with parameters: "hanabi(colors=2,ranks=2)"
     observation: str = "auto"  # auto | information_state | observation
     transcript: bool = False  # append-only observations: every move, and the seat's view before its own moves
+    actions: str = "openspiel"  # openspiel: the policy scores action_to_string; numbered: a0, a1, ... (equal length)
 
 
 def load_pyspiel():
@@ -111,7 +117,7 @@ class OpenSpielGame:
     ``step`` clones), ``rngs`` (E numpy generators, one chance stream per episode), ``returns`` [E] (the
     return so far) and, with ``transcript``, ``text`` (per seat, E append-only records)."""
 
-    def __init__(self, pyspiel, game, text: str, observation: str, transcript: bool) -> None:
+    def __init__(self, pyspiel, game, text: str, observation: str, transcript: bool, actions: str) -> None:
         self._pyspiel, self._game = pyspiel, game
         self.kind = game.get_type()
         self.game_string = str(game)
@@ -120,16 +126,20 @@ class OpenSpielGame:
         self.observation, self.transcript = observation, transcript
         self._info_state = observation == "information_state" or (
             observation == "auto" and self.kind.provides_information_state_string)
-        self._actions = action_strings(pyspiel, game, text)
+        self.actions = actions
+        self._strings = action_strings(pyspiel, game, text)  # OpenSpiel's names, for transcripts and people
+        n = len(self._strings[0])
+        self._actions = [numbered(n, "a")] * 2 if actions == "numbered" else self._strings
         self._simultaneous = self.kind.dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS
-        self._group = HanabiColours(self._actions[0]) if self.kind.short_name == "hanabi" else None
+        self._group = HanabiColours(self._strings[0]) if self.kind.short_name == "hanabi" else None
 
     # ------------------------------------------------------------------ protocol
     def action_names(self, seat: int) -> list[str]:
         return self._actions[seat]
 
     def params(self) -> dict[str, Any]:
-        return {"game": self.game_string, "observation": self.observation, "transcript": self.transcript}
+        return {"game": self.game_string, "observation": self.observation, "transcript": self.transcript,
+                "actions": self.actions}
 
     def symmetries(self) -> PermutationGroup | None:
         return None if self._group is None else self._group.group
@@ -191,7 +201,8 @@ class OpenSpielGame:
     def rules(self, seat: int) -> str:
         kind = self.kind
         moves = "at the same time" if self._simultaneous else "in turns"
-        names = self._actions[seat]
+        names = self._strings[seat] if self.actions == "openspiel" else \
+            [f"{a} {s}" for a, s in zip(self._actions[seat], self._strings[seat])]
         shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
         return (f"{kind.long_name} from OpenSpiel ({self.game_string}). You are player {seat + 1} of 2 (p{seat}); "
                 f"you and your partner move {moves} and both get the same reward.\n"
@@ -210,7 +221,7 @@ class OpenSpielGame:
         return out
 
     def describe_action(self, seat: int, action: int) -> str:
-        return f"played {self._actions[seat][action]}"
+        return f"played {self._strings[seat][action]}"
 
     # ------------------------------------------------------------------ Other-Play
     def relabel_observation(self, state: GameState, seat: int, maps: torch.Tensor,
@@ -243,13 +254,13 @@ class OpenSpielGame:
                 if legal and joint[seat] not in legal:
                     raise ValueError(f"seat {seat} action {joint[seat]} is not legal in this state")
                 joint = joint if legal else [*joint[:seat], 0, *joint[seat + 1:]]
-            names = [(p, self._actions[p][joint[p]]) for p in (0, 1) if s.legal_actions(p)]
+            names = [(p, self._strings[p][joint[p]]) for p in (0, 1) if s.legal_actions(p)]
             s.apply_actions(joint)
             return names
         p = s.current_player()
         if joint[p] not in s.legal_actions(p):
             raise ValueError(f"seat {p} action {joint[p]} is not legal in this state")
-        name = self._actions[p][joint[p]]
+        name = self._strings[p][joint[p]]
         s.apply_action(joint[p])
         return [(p, name)]
 
@@ -328,6 +339,8 @@ class HanabiColours:
 def build_openspiel(cfg: OpenSpielConfig) -> OpenSpielGame:
     if cfg.observation not in OBSERVATIONS:
         raise GameError(f"game.observation must be one of {', '.join(OBSERVATIONS)} (got {cfg.observation!r})")
+    if cfg.actions not in ACTION_NAMES:
+        raise GameError(f"game.actions must be one of {', '.join(ACTION_NAMES)} (got {cfg.actions!r})")
     text = str(cfg.game).strip()
     if not text or len(text) > 500 or not set(text) <= PRINTABLE - set("\n\t"):
         raise GameError("game.game must be an OpenSpiel game string of at most 500 printable characters")
@@ -345,7 +358,7 @@ def build_openspiel(cfg: OpenSpielConfig) -> OpenSpielGame:
                         "string (try game.observation=auto)")
     if not 1 <= game.max_game_length() <= MAX_HORIZON:
         raise GameError(f"game.game {text!r} lasts up to {game.max_game_length()} moves (allowed 1..{MAX_HORIZON})")
-    return OpenSpielGame(pyspiel, game, text, cfg.observation, bool(cfg.transcript))
+    return OpenSpielGame(pyspiel, game, text, cfg.observation, bool(cfg.transcript), cfg.actions)
 
 
 __all__ = ["OpenSpielConfig", "OpenSpielGame", "HanabiColours", "build_openspiel"]
