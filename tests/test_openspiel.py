@@ -1,6 +1,9 @@
 """The OpenSpiel bridge (``game=openspiel``): checked against OpenSpiel itself, never against our own numbers."""
 
+import io
 import itertools
+import json
+import sqlite3
 import sys
 
 import numpy as np
@@ -289,3 +292,48 @@ def test_numbered_actions_are_equal_length_labels_and_people_still_read_openspie
     assert game.observe(state, 1) == named.observe(other, 1) and torch.equal(r1, r2)
     with pytest.raises(GameError, match="game.actions must be one of openspiel, numbered"):
         make_game("openspiel", game=HANABI_SMALL, actions="short")
+
+
+@pytest.fixture(scope="module")
+def tiny_population(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pop") / "tiny"
+    assert main(["train-population", "configs/tiny-hanabi-selfplay.yaml", "train.iterations=2", "population.size=2",
+                 "train.eval_episodes=16", "--crossplay-episodes", "0", "--out", str(out)]) == 0
+    return out
+
+
+def test_a_person_plays_hanabi_with_a_member_in_the_browser_study(tiny_population, tmp_path):
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.testclient import TestClient
+
+    from adhoc.play import game_of
+    from adhoc.serve import Study, build_app
+
+    game = game_of("configs/tiny-hanabi-selfplay.yaml", [])
+    db = tmp_path / "study.sqlite"
+    for seat in (0, 1):
+        study = Study(game, [str(tiny_population)], db, episodes_per_partner=2, seat=seat, seed=0)
+        client = TestClient(build_app(study, "127.0.0.1", 8000), base_url="http://127.0.0.1:8000")
+        headers = {"Origin": "http://127.0.0.1:8000"}
+        s = client.post("/api/start", json={"participant": f"P{seat}", "consent": True}, headers=headers).json()
+        assert "Tiny Hanabi" in json.dumps(s) and f"p{seat}a0" in json.dumps(s)
+        moves = 0
+        while s["phase"] == "play":
+            r = client.post("/api/act", json={"token": s["token"], "episode": s["episode"], "t": s["t"],
+                                              "action": s["actions"][-1]["index"]}, headers=headers)
+            assert r.status_code == 200, r.text
+            s = {**r.json(), "token": s["token"]}
+            moves += 1
+        assert moves == 2  # one move of the person's per episode, 2 episodes
+        study.close()
+    rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM steps").fetchone()[0]
+    assert rows == 8  # 2 sessions x 2 episodes x 2 moves (the partner's included)
+
+
+def test_terminal_play_with_a_member(tiny_population, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("0\n2\n1\n"))
+    assert main(["play", "configs/tiny-hanabi-selfplay.yaml", "--partner", f"{tiny_population}:member-00",
+                 "--episodes", "3", "--db", str(tmp_path / "p.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "You played p0a0." in out and "You played p0a2." in out and "3 complete episodes" in out
