@@ -219,12 +219,49 @@ def test_pettingzoo_parallel_and_aec_apis(params):
     ({"game": "hanabi(players=3)"}, "has 3 players; adhoc's games have exactly 2 seats"),
     ({"game": "kuhn_poker"}, "is zero-sum: adhoc trains common-payoff games only"),
     ({"game": "tiny_hanabi", "observation": "belief"}, "game.observation must be one of"),
+    ({"game": "bridge_uncontested_bidding"}, "samples chance internally"),
+    ({"game": "hanabi(colors=9)"}, "OpenSpiel rejects game.game 'hanabi(colors=9)': Input requirements failed"),
     ({"game": "hanabi(players=2)", "observation": "information_state"}, "provides no information-state string"),
 ])
 def test_bad_games_are_one_line(params, message):
     with pytest.raises(GameError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
         make_game("openspiel", **params)
     assert "\n" not in str(info.value)
+
+
+def test_a_game_openspiel_aborts_on_is_one_line_on_the_command_line(tmp_path):
+    """OpenSpiel aborts the process on some parameters and prints every game's name on an unknown one: the CLI
+    still says one line and exits 2 (the game is first loaded in a forked child)."""
+    import subprocess
+
+    for game in ("hanabi(colors=9)", "no_such_game"):
+        code = f"from adhoc.cli import main; raise SystemExit(main(['validate', 'configs/tiny-hanabi-selfplay.yaml', 'game.game={game}']))"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[:500]
+        assert f"OpenSpiel rejects game.game '{game}'" in proc.stderr
+
+
+@pytest.mark.parametrize("game_string", ["matrix_coordination", "coop_box_pushing(horizon=6)", "tiny_bridge_2p"])
+def test_simultaneous_and_chance_games_play_and_pay_openspiels_returns(game_string):
+    game = make_game("openspiel", game=game_string)
+    rng = np.random.default_rng(0)
+    state = game.reset(16, rng)
+    total = torch.zeros(16)
+    while not bool(state.done.all()):
+        joint = torch.stack([torch.multinomial(game.legal_mask(state, s).float(), 1, generator=torch.Generator()
+                                               .manual_seed(int(rng.integers(1 << 30))))[:, 0] for s in SEATS], 1)
+        state, reward, _ = game.step(state, joint)
+        total += reward
+    assert state.t <= game.horizon
+    assert torch.allclose(total, torch.tensor([s.returns()[0] for s in state.extra["states"]], dtype=torch.float32))
+    if game_string == "matrix_coordination":  # both choose at once: the payoff table, by OpenSpiel
+        raw = pyspiel.load_game(game_string)
+        for a, b in itertools.product(range(2), repeat=2):
+            s = raw.new_initial_state()
+            s.apply_actions([a, b])
+            g = make_game("openspiel", game=game_string)
+            _, r, d = g.step(g.reset(1, rng), torch.tensor([[a, b]]))
+            assert float(r[0]) == s.returns()[0] and bool(d[0])
 
 
 def test_actions_that_do_not_render_distinctly_are_refused():
@@ -263,12 +300,15 @@ def test_without_openspiel_one_line_names_the_extra(monkeypatch):
         make_game("openspiel", game="tiny_hanabi")
 
 
-def test_cli_refuses_a_zero_sum_game_before_writing(tmp_path, capsys):
+@pytest.mark.parametrize("override, message", [
+    ("game.game=kuhn_poker", "zero-sum"), ("game.game=hanabi(players=3)", "has 3 players"),
+    ("game.game=no_such_game", "OpenSpiel rejects"), ("game.actions=short", "game.actions must be one of")])
+def test_cli_refuses_a_bad_game_in_one_line_before_writing(tmp_path, capsys, override, message):
     out = tmp_path / "runs"
-    assert main(["train-population", "configs/tiny-hanabi-selfplay.yaml", "game.game=kuhn_poker", "--out", str(out)]) == 2
+    assert main(["train-population", "configs/tiny-hanabi-selfplay.yaml", override, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "zero-sum" in err
-    assert not out.exists()
+    assert len(err.strip().splitlines()) == 1 and message in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_a_selfplay_population_trains_and_records_the_game(tmp_path):

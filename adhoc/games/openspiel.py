@@ -34,6 +34,7 @@ Mapping onto adhoc's batched, simultaneous-move protocol:
 
 from __future__ import annotations
 
+import os
 import re
 import string
 from dataclasses import dataclass
@@ -71,6 +72,43 @@ def load_pyspiel():
     except ImportError:
         raise GameError(f"game 'openspiel' needs OpenSpiel, which is not installed: {EXTRA}") from None
     return pyspiel
+
+
+def probe(pyspiel, text: str) -> str | None:
+    """Load ``text`` and reach its first decision in a forked child, its stderr captured: None if that works, else
+    the first line OpenSpiel printed. OpenSpiel aborts the whole process on some bad parameters
+    (``hanabi(colors=9)``) and prints every registered game's name on an unknown one, so neither reaches the user
+    from here. Without ``fork`` (Windows) the game is loaded in-process only."""
+    if not hasattr(os, "fork"):
+        return None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            import faulthandler
+
+            faulthandler.disable()  # an abort is the expected failure here, not a crash to report
+            os.close(read)
+            os.dup2(write, 2)
+            state = pyspiel.load_game(text).new_initial_state()
+            for _ in range(MAX_HORIZON):
+                if not state.is_chance_node():
+                    break
+                state.apply_action(state.chance_outcomes()[0][0])
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        printed = pipe.read().decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return None
+    lines = [line.strip() for line in printed.splitlines() if line.strip()]
+    first = lines[0].removeprefix("OpenSpiel exception:").strip() if lines else "OpenSpiel stopped"
+    first = first.removesuffix("Available games are:").strip().rstrip(".")
+    return first if len(first) <= 300 else first[:297] + "..."
 
 
 def check_supported(pyspiel, game, text: str) -> None:
@@ -345,6 +383,9 @@ def build_openspiel(cfg: OpenSpielConfig) -> OpenSpielGame:
     if not text or len(text) > 500 or not set(text) <= PRINTABLE - set("\n\t"):
         raise GameError("game.game must be an OpenSpiel game string of at most 500 printable characters")
     pyspiel = load_pyspiel()
+    failed = probe(pyspiel, text)
+    if failed is not None:
+        raise GameError(f"OpenSpiel rejects game.game {text!r}: {failed}")
     try:
         game = pyspiel.load_game(text)
     except (pyspiel.SpielError, RuntimeError, ValueError) as exc:
