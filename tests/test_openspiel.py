@@ -377,3 +377,26 @@ def test_terminal_play_with_a_member(tiny_population, tmp_path, monkeypatch, cap
                  "--episodes", "3", "--db", str(tmp_path / "p.sqlite")]) == 0
     out = capsys.readouterr().out
     assert "You played p0a0." in out and "You played p0a2." in out and "3 complete episodes" in out
+
+
+@pytest.mark.parametrize("game_string, params", [("tiny_hanabi", {"transcript": True}), (HANABI_SMALL, {})])
+def test_a_hugging_face_tokenizer_reads_the_observations_and_actions(tmp_path, game_string, params):
+    """A real (byte-level BPE) Hugging Face tokenizer and model, saved locally: every step of a rollout is scored
+    (finite log-probabilities over exactly the legal actions), with and without prefix reuse alike."""
+    from adhoc.lm.adapters import AdapterBank
+    from adhoc.lm.base import load_base
+    from adhoc.lm.policy import Policy
+    from test_hf_interop import save_tiny_llama
+
+    base = load_base(str(save_tiny_llama(tmp_path / "llama")), device="cpu", dtype="float32")
+    bank = AdapterBank(base.model, 2, 2, 4.0, ["q_proj", "v_proj", "lm_head"])
+    bank.init_members([0, 1], b_std=0.3)
+    policy = Policy(base, bank)
+    game = make_game("openspiel", game=game_string, **params)
+    pairs = torch.tensor([[0, 1], [1, 0]])
+    traj = rollout(game, policy, pairs, 3, np.random.default_rng(0), grad=False)
+    again = rollout(game, policy, pairs, 3, np.random.default_rng(0), grad=False, prefix_reuse=False)
+    played = traj.alive[..., None].expand_as(traj.logp)
+    assert torch.isfinite(traj.logp[played]).all() and (traj.logp[played] <= 0).all()
+    assert torch.equal(traj.actions, again.actions)
+    torch.testing.assert_close(traj.logp, again.logp, atol=1e-4, rtol=1e-4)

@@ -54,6 +54,7 @@ MAX_HORIZON = 1000  # moves per episode
 MAX_ACTION_NAME = 80  # characters
 PRINTABLE = set(string.printable) - set("\x0b\x0c\r")
 EXTRA = 'pip install -e ".[openspiel]"'
+_PROBED: set[str] = set()  # game strings a forked child has loaded without trouble
 
 
 @dataclass
@@ -383,9 +384,11 @@ def build_openspiel(cfg: OpenSpielConfig) -> OpenSpielGame:
     if not text or len(text) > 500 or not set(text) <= PRINTABLE - set("\n\t"):
         raise GameError("game.game must be an OpenSpiel game string of at most 500 printable characters")
     pyspiel = load_pyspiel()
-    failed = probe(pyspiel, text)
-    if failed is not None:
-        raise GameError(f"OpenSpiel rejects game.game {text!r}: {failed}")
+    if text not in _PROBED:  # once per game string and process
+        failed = probe(pyspiel, text)
+        if failed is not None:
+            raise GameError(f"OpenSpiel rejects game.game {text!r}: {failed}")
+        _PROBED.add(text)
     try:
         game = pyspiel.load_game(text)
     except (pyspiel.SpielError, RuntimeError, ValueError) as exc:
