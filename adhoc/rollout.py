@@ -562,6 +562,7 @@ def episode_returns(game: Game, policy: Policy, pairs: torch.Tensor, episodes: i
                     shard: tuple[int, int] | None = None) -> torch.Tensor:
     """Returns of ``episodes`` sampled episodes for every pair: [P, E], in chunks of pairs; ``per_step``: the
     rewards of every step instead, [P, E, T] (0 after an episode ends), whose sum over T is the return.
+    Per-step rewards always span the game's horizon (games that end early, such as Hanabi, pad with 0).
     ``mode``: the rollout's (``per_row`` or ``per_episode``). ``shard`` = (rank, world): each chunk's rollout is
     sharded (see ``rollout``) and the pairs other workers play are 0 here, so the workers' results add up to
     the unsharded one."""
@@ -571,17 +572,14 @@ def episode_returns(game: Game, policy: Policy, pairs: torch.Tensor, episodes: i
         traj = rollout(game, policy, pairs[i:i + chunk], episodes, rng, grad=False, keep_distributions=False,
                        mode=mode, shard=shard)
         part = (traj.rewards * traj.alive).cpu() if per_step else traj.returns.cpu()
+        if per_step:  # a chunk (or shard) whose episodes all end early has fewer steps
+            part = torch.nn.functional.pad(part, (0, game.horizon - part.shape[-1]))
         if shard is not None:
             lo, hi = shard_bounds(len(pairs[i:i + chunk]), *shard)
-            if per_step:  # a shard whose episodes all end early has fewer steps
-                part = torch.nn.functional.pad(part, (0, game.horizon - part.shape[-1]))
             full = torch.zeros(len(pairs[i:i + chunk]), *part.shape[1:], dtype=part.dtype)
             full[lo:hi] = part
             part = full
         out.append(part)
-    if per_step and shard is None and len({o.shape[-1] for o in out}) > 1:
-        width = max(o.shape[-1] for o in out)
-        out = [torch.nn.functional.pad(o, (0, width - o.shape[-1])) for o in out]
     return torch.cat(out)
 
 

@@ -400,3 +400,17 @@ def test_a_hugging_face_tokenizer_reads_the_observations_and_actions(tmp_path, g
     assert torch.isfinite(traj.logp[played]).all() and (traj.logp[played] <= 0).all()
     assert torch.equal(traj.actions, again.actions)
     torch.testing.assert_close(traj.logp, again.logp, atol=1e-4, rtol=1e-4)
+
+
+def test_per_step_returns_span_the_horizon_when_every_episode_ends_early():
+    """Hanabi games end long before the horizon (a wrong play ends them): per-step rewards still have the
+    horizon's width, as ``adhoc evaluate`` stores them, and sum to the returns."""
+    from adhoc.rollout import episode_returns
+
+    game = make_game("openspiel", game=HANABI_SMALL)  # untrained members play blindly: short games
+    policy = make_policy()
+    pairs = torch.tensor([[0, 1], [1, 1]])
+    steps = episode_returns(game, policy, pairs, 8, np.random.default_rng(0), per_step=True, max_episodes_per_call=8)
+    returns = episode_returns(game, policy, pairs, 8, np.random.default_rng(0), max_episodes_per_call=8)
+    assert steps.shape == (2, 8, game.horizon)
+    torch.testing.assert_close(steps.sum(-1), returns)
