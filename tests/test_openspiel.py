@@ -220,6 +220,7 @@ def test_pettingzoo_parallel_and_aec_apis(params):
     ({"game": "kuhn_poker"}, "is zero-sum: adhoc trains common-payoff games only"),
     ({"game": "tiny_hanabi", "observation": "belief"}, "game.observation must be one of"),
     ({"game": "bridge_uncontested_bidding"}, "samples chance internally"),
+    ({"game": "coop_box_pushing", "transcript": True}, "coop_box_pushing's moves are not all public"),
     ({"game": "hanabi(colors=9)"}, "OpenSpiel rejects game.game 'hanabi(colors=9)': Input requirements failed"),
     ({"game": "hanabi(players=2)", "observation": "information_state"}, "provides no information-state string"),
 ])

@@ -17,7 +17,9 @@ Mapping onto adhoc's batched, simultaneous-move protocol:
   provides one (kuhn_poker "0pb", tiny_hanabi "p1:d0 p0:a0"), else the observation string (Hanabi's card
   view); ``information_state`` and ``observation`` force one. ``transcript: true`` makes observations
   append-only records (every move as "p0 <action>", and the seat's view before each of its own moves), so a
-  seat sees the whole history and the rollout's prefix cache encodes only what was appended.
+  seat sees the whole history and the rollout's prefix cache encodes only what was appended. As every move
+  is written to both seats, it is refused for games with hidden moves (allowed: perfect information, and
+  ``PUBLIC_MOVES``: Hanabi, tiny_hanabi, tiny_bridge_2p).
 - **Actions** are ``action_to_string`` of every distinct action (e.g. "(Play 0)", "(Reveal player +1 color
   R)"); a game whose actions do not render as distinct printable strings is refused. The policy scores an
   action string as the sum of its tokens' log-probabilities, so on an untrained base long names start out
@@ -54,6 +56,9 @@ MAX_HORIZON = 1000  # moves per episode
 MAX_ACTION_NAME = 80  # characters
 PRINTABLE = set(string.printable) - set("\x0b\x0c\r")
 EXTRA = 'pip install -e ".[openspiel]"'
+# Imperfect-information games whose every move both players see (bids, hints, plays): a transcript may write
+# each move to both seats. In others (coop_box_pushing: each agent sees only its own cell) it would leak.
+PUBLIC_MOVES = ("hanabi", "tiny_hanabi", "tiny_bridge_2p")
 _PROBED: set[str] = set()  # game strings a forked child has loaded without trouble
 
 
@@ -153,7 +158,8 @@ def action_strings(pyspiel, game, text: str) -> list[list[str]]:
 
 class OpenSpielGame:
     """Batched episodes of one OpenSpiel game. State ``extra``: ``states`` (E pyspiel states, never mutated:
-    ``step`` clones), ``rngs`` (E numpy generators, one chance stream per episode), ``returns`` [E] (the
+    ``step`` clones), ``rngs`` (E numpy generators, one chance stream per episode; they advance as chance is
+    drawn, so stepping one state twice draws new outcomes), ``returns`` [E] (the
     return so far) and, with ``transcript``, ``text`` (per seat, E append-only records)."""
 
     def __init__(self, pyspiel, game, text: str, observation: str, transcript: bool, actions: str) -> None:
@@ -400,6 +406,10 @@ def build_openspiel(cfg: OpenSpielConfig) -> OpenSpielGame:
     if not provided:
         raise GameError(f"game.game {text!r} provides no {'information-state' if want_info else 'observation'} "
                         "string (try game.observation=auto)")
+    if cfg.transcript and kind.information != pyspiel.GameType.Information.PERFECT_INFORMATION \
+            and kind.short_name not in PUBLIC_MOVES:
+        raise GameError(f"game.transcript writes every move to both seats, and {kind.short_name}'s moves are not all "
+                        f"public (transcripts: perfect-information games and {', '.join(PUBLIC_MOVES)})")
     if not 1 <= game.max_game_length() <= MAX_HORIZON:
         raise GameError(f"game.game {text!r} lasts up to {game.max_game_length()} moves (allowed 1..{MAX_HORIZON})")
     return OpenSpielGame(pyspiel, game, text, cfg.observation, bool(cfg.transcript), cfg.actions)
