@@ -177,6 +177,15 @@ def test_otherplay_shows_the_partner_its_own_colours():
     assert seen[1] == game.observe(state, 1)[1]
 
 
+def test_stepping_a_state_twice_draws_the_same_chance_outcomes():
+    game = make_game("openspiel", game=HANABI_3)  # 2 lives: a wrong play does not end the game
+    state = game.reset(8, np.random.default_rng(0))
+    plays = torch.tensor([[2, 0]] * 8)  # the first player plays its first card: a new card is dealt
+    first, second = game.step(state, plays)[0], game.step(state, plays)[0]
+    assert [s.history() for s in first.extra["states"]] == [s.history() for s in second.extra["states"]]
+    assert all(len(s.history()) > len(o.history()) + 1 for s, o in zip(first.extra["states"], state.extra["states"]))
+
+
 @pytest.mark.parametrize("transcript", [False, True])
 def test_the_shards_together_are_the_unsharded_rollout(transcript):
     game = make_game("openspiel", game=HANABI_SMALL, transcript=transcript)
@@ -230,7 +239,7 @@ def test_bad_games_are_one_line(params, message):
     assert "\n" not in str(info.value)
 
 
-def test_a_game_openspiel_aborts_on_is_one_line_on_the_command_line(tmp_path):
+def test_a_game_openspiel_aborts_on_is_one_line_on_the_command_line():
     """OpenSpiel aborts the process on some parameters and prints every game's name on an unknown one: the CLI
     still says one line and exits 2 (the game is first loaded in a forked child)."""
     import subprocess
@@ -312,11 +321,16 @@ def test_cli_refuses_a_bad_game_in_one_line_before_writing(tmp_path, capsys, ove
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_a_selfplay_population_trains_and_records_the_game(tmp_path):
-    out = tmp_path / "runs"
+@pytest.fixture(scope="module")
+def tiny_population(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pop") / "tiny"
     assert main(["train-population", "configs/tiny-hanabi-selfplay.yaml", "train.iterations=2", "population.size=2",
-                 "train.eval_episodes=32", "--out", str(out / "tiny")]) == 0
-    manifest = yaml.safe_load((out / "tiny" / "population.yaml").read_text())
+                 "train.eval_episodes=16", "--crossplay-episodes", "0", "--out", str(out)]) == 0
+    return out
+
+
+def test_a_selfplay_population_trains_and_records_the_game(tiny_population):
+    manifest = yaml.safe_load((tiny_population / "population.yaml").read_text())
     assert manifest["game"]["name"] == "openspiel" and manifest["game"]["game"] == "tiny_hanabi()"
 
 
@@ -333,14 +347,6 @@ def test_numbered_actions_are_equal_length_labels_and_people_still_read_openspie
     assert game.observe(state, 1) == named.observe(other, 1) and torch.equal(r1, r2)
     with pytest.raises(GameError, match="game.actions must be one of openspiel, numbered"):
         make_game("openspiel", game=HANABI_SMALL, actions="short")
-
-
-@pytest.fixture(scope="module")
-def tiny_population(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pop") / "tiny"
-    assert main(["train-population", "configs/tiny-hanabi-selfplay.yaml", "train.iterations=2", "population.size=2",
-                 "train.eval_episodes=16", "--crossplay-episodes", "0", "--out", str(out)]) == 0
-    return out
 
 
 def test_a_person_plays_hanabi_with_a_member_in_the_browser_study(tiny_population, tmp_path):

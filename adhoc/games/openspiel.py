@@ -36,6 +36,7 @@ Mapping onto adhoc's batched, simultaneous-move protocol:
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import string
@@ -157,9 +158,9 @@ def action_strings(pyspiel, game, text: str) -> list[list[str]]:
 
 
 class OpenSpielGame:
-    """Batched episodes of one OpenSpiel game. State ``extra``: ``states`` (E pyspiel states, never mutated:
-    ``step`` clones), ``rngs`` (E numpy generators, one chance stream per episode; they advance as chance is
-    drawn, so stepping one state twice draws new outcomes), ``returns`` [E] (the
+    """Batched episodes of one OpenSpiel game. State ``extra``: ``states`` (E pyspiel states) and ``rngs`` (E numpy
+    generators, one chance stream per episode), neither ever mutated (``step`` clones a state, and copies a
+    generator before drawing from it, so stepping one state twice draws the same outcomes), ``returns`` [E] (the
     return so far) and, with ``transcript``, ``text`` (per seat, E append-only records)."""
 
     def __init__(self, pyspiel, game, text: str, observation: str, transcript: bool, actions: str) -> None:
@@ -218,16 +219,20 @@ class OpenSpielGame:
 
     def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
         actions = checked_actions(self, state, actions).tolist()
-        states, returns = [], state.extra["returns"].clone()
+        states, rngs, returns = [], [], state.extra["returns"].clone()
         text = tuple(list(t) for t in state.extra["text"]) if self.transcript else None
         for e, (old, gen) in enumerate(zip(state.extra["states"], state.extra["rngs"])):
             if old.is_terminal():
                 states.append(old)
+                rngs.append(gen)
                 continue
             s = old.clone()
             moves = self._apply(s, actions[e])
-            _resolve_chance(s, gen)
+            if s.is_chance_node():  # draw from a copy: the old state's stream stays where it was
+                gen = copy.deepcopy(gen)
+                _resolve_chance(s, gen)
             states.append(s)
+            rngs.append(gen)
             returns[e] = s.returns()[0]
             if text is not None:
                 for seat in (0, 1):
@@ -236,7 +241,7 @@ class OpenSpielGame:
                         text[seat][e] += "\n" + self._view(s, seat)
         reward = (returns - state.extra["returns"]).float()
         done = torch.tensor([s.is_terminal() for s in states], dtype=torch.bool)
-        extra = {"states": states, "rngs": state.extra["rngs"], "returns": returns}
+        extra = {"states": states, "rngs": rngs, "returns": returns}
         if text is not None:
             extra["text"] = text
         return GameState(state.n_episodes, t=state.t + 1, done=done,
@@ -294,14 +299,13 @@ class OpenSpielGame:
     def _apply(self, s, joint: list[int]) -> list[tuple[int, str]]:
         """Apply one move (the mover's action, or both at a simultaneous node); the moves as (player, name)."""
         if s.is_simultaneous_node():
+            legal = [s.legal_actions(seat) for seat in (0, 1)]
             for seat in (0, 1):
-                legal = s.legal_actions(seat)
-                if legal and joint[seat] not in legal:
+                if legal[seat] and joint[seat] not in legal[seat]:
                     raise ValueError(f"seat {seat} action {joint[seat]} is not legal in this state")
-                joint = joint if legal else [*joint[:seat], 0, *joint[seat + 1:]]
-            names = [(p, self._strings[p][joint[p]]) for p in (0, 1) if s.legal_actions(p)]
+            joint = [a if legal[p] else 0 for p, a in enumerate(joint)]
             s.apply_actions(joint)
-            return names
+            return [(p, self._strings[p][joint[p]]) for p in (0, 1) if legal[p]]
         p = s.current_player()
         if joint[p] not in s.legal_actions(p):
             raise ValueError(f"seat {p} action {joint[p]} is not legal in this state")
