@@ -1,4 +1,4 @@
-"""The Game protocol: cooperative, two seats, common payoff, text observations, legal action strings.
+"""The Game protocol: two seats, text observations, legal action strings; common payoff by default.
 
 Every game is batched: one call steps many independent episodes at once. A game is stateless; the
 per-episode state lives in a ``GameState`` object the game creates in ``reset`` and advances in ``step``.
@@ -6,6 +6,10 @@ per-episode state lives in a ``GameState`` object the game creates in ``reset`` 
 Multi-step games fit the same protocol: ``horizon`` bounds the number of steps, ``observe`` renders the
 history a seat is allowed to see (hidden information per seat), ``legal_mask`` may change per step, and
 ``step`` returns per-episode ``done`` flags (an episode that is done ignores further actions and pays 0).
+
+Payoffs: a game's ``payoff`` attribute (``payoff_kind``) is ``common`` (the default when absent: both seats
+get the same reward, and ``step`` returns it as [E]), ``zero_sum`` (the seats' rewards add up to 0 at every
+step) or ``general_sum``; the last two return one reward per seat from ``step``, [E, 2] (column s: seat s).
 
 Shapes: E = episodes in the batch, A_s = number of actions of seat s.
 """
@@ -21,6 +25,17 @@ from adhoc._torch import torch
 from adhoc.games.symmetry import PermutationGroup
 
 SEATS = (0, 1)
+PAYOFFS = ("common", "zero_sum", "general_sum")
+
+
+def payoff_kind(game) -> str:
+    """``common``, ``zero_sum`` or ``general_sum`` (a game without a ``payoff`` attribute is common-payoff)."""
+    return getattr(game, "payoff", "common")
+
+
+def seat_rewards(reward: torch.Tensor) -> torch.Tensor:
+    """A step's reward as one per seat, [E, 2]: a common payoff [E] is both seats' reward."""
+    return reward[:, None].expand(-1, 2) if reward.dim() == 1 else reward
 
 
 @dataclass
@@ -59,7 +74,8 @@ class Game(Protocol):
         """[E, A_seat] bool: which actions are legal now."""
 
     def step(self, state: GameState, actions: torch.Tensor) -> tuple[GameState, torch.Tensor, torch.Tensor]:
-        """Apply joint actions LongTensor [E, 2] → (new state, reward [E] float32 (common payoff), done [E])."""
+        """Apply joint actions LongTensor [E, 2] → (new state, reward, done [E]); reward: float32 [E] for a
+        common-payoff game, [E, 2] (one per seat) for a zero-sum or general-sum one (``payoff_kind``)."""
 
     def symmetries(self) -> PermutationGroup | None:
         """The game's symmetry group (relabellings of actions and observations) or None if none declared."""
