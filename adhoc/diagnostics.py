@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from adhoc._torch import torch
-from adhoc.games.core import SEATS
+from adhoc.games.core import SEATS, seat_rewards
 
 NEAR_CHANCE = 0.1  # of the reward scale
 FAR_BELOW = 0.5  # of the way from chance to the best member
@@ -28,7 +28,8 @@ UNTRAINED_WEIGHT = 0.5
 
 
 def chance_return(game, episodes: int = 4096, seed: int = 0) -> tuple[float, float]:
-    """(mean, max) episode return of two players who pick uniformly among their legal actions, from
+    """(mean, max) episode return (seat 0's, where the seats are paid differently) of two players who pick
+    uniformly among their legal actions, from
     ``episodes`` episodes with their own generator (the caller's random state is untouched)."""
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -41,7 +42,7 @@ def chance_return(game, episodes: int = 4096, seed: int = 0) -> tuple[float, flo
         actions = torch.stack([torch.multinomial(game.legal_mask(state, s).float(), 1, generator=gen)[:, 0]
                                for s in SEATS], 1)
         state, reward, _ = game.step(state, actions)
-        total += torch.where(alive, reward.float().cpu(), torch.zeros(()))
+        total += torch.where(alive, seat_rewards(reward.float().cpu())[:, 0], torch.zeros(()))  # seat 0's
     return float(total.mean()), float(total.max())
 
 

@@ -43,6 +43,7 @@ from adhoc.config import RunConfig, entropy_coef_at
 from adhoc.diagnostics import chance_return, member_warnings
 from adhoc.errors import Interrupted, UserError
 from adhoc.games import build_game
+from adhoc.games.core import payoff_kind
 from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
 from adhoc.lm.policy import Policy
@@ -309,7 +310,9 @@ def export(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, s
         members.append(Member(name, run.seeds[i], round(ret, 4), {"checkpoint_of": run.names[i], "checkpoint": label}))
     chance, scale = chance_return(run.game)
     trained = members[:len(chosen)]  # not a method's extra checkpoints (FCP's untrained ones, say)
-    warnings = member_warnings([m.name for m in trained], [m.self_play_return for m in trained], chance, scale)
+    # in a zero-sum game a member's self-play return is the first mover's edge, not how well it plays
+    warnings = [] if payoff_kind(run.game) == "zero_sum" else \
+        member_warnings([m.name for m in trained], [m.self_play_return for m in trained], chance, scale)
     writer.write_manifest({
         "game": run.game.params() | {"name": config.game.name},
         "method": config.to_dict()["method"],

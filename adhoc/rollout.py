@@ -30,6 +30,10 @@ distributions.
 Shapes (P pairs, E episodes per pair, T = game horizon, A = max actions over seats):
     actions [P, E, T, 2]   logp [P, E, T, 2]   entropy [P, E, T, 2]   logp_all [P, E, T, 2, A]
     rewards [P, E, T]      alive [P, E, T] (the step was played)      returns [P, E]
+    seat_rewards [P, E, T, 2]                                         seat_returns [P, E, 2]
+Zero-sum and general-sum games (``payoff_kind``) pay each seat its own reward: ``seat_rewards`` holds both, and
+``rewards``/``returns`` are then seat 0's (the row member's, as in a cross-play matrix). For a common-payoff
+game ``seat_rewards`` is ``rewards`` in both columns.
 ``logp``/``entropy``/``logp_all`` carry gradients when ``grad=True`` (on-policy policy gradient).
 """
 
@@ -40,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from adhoc.games.core import SEATS, Game
+from adhoc.games.core import SEATS, Game, payoff_kind
 from adhoc.lm.policy import Policy, entropy, masked_log_softmax
 from adhoc.reductions import member_sum
 
@@ -69,10 +73,11 @@ class Trajectories:
     def __init__(self, pairs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, alive: torch.Tensor,
                  logp: torch.Tensor | None = None, entropy: torch.Tensor | None = None,
                  logp_all: torch.Tensor | None = None, observations: list[list[list[str]]] | None = None,
-                 rows: list[list[SeatRows]] | None = None) -> None:
+                 rows: list[list[SeatRows]] | None = None, seat_rewards: torch.Tensor | None = None) -> None:
         if rows is None and (logp is None or entropy is None or logp_all is None):
             raise ValueError("Trajectories need either rows or logp, entropy and logp_all")
         self.pairs, self.actions, self.rewards, self.alive = pairs, actions, rewards, alive  # [P, 2], [P, E, T, 2], [P, E, T]
+        self._seat_rewards = seat_rewards  # [P, E, T, 2] of a zero-sum or general-sum game; None: common payoff
         # observations[t][s]: the E·P texts seat s saw at step t (pair-major), so methods can re-score them
         # with other members (population-level objectives such as MEP's mean policy)
         self.observations = observations if observations is not None else []
@@ -87,6 +92,22 @@ class Trajectories:
     @property
     def returns(self) -> torch.Tensor:
         return (self.rewards * self.alive).sum(-1)  # [P, E]
+
+    @property
+    def per_seat(self) -> bool:
+        """Whether the seats have rewards of their own (a zero-sum or general-sum game)."""
+        return self._seat_rewards is not None
+
+    @property
+    def seat_rewards(self) -> torch.Tensor:
+        """Each seat's reward [P, E, T, 2] (a common payoff in both columns)."""
+        return self.rewards[..., None].expand(*self.rewards.shape, 2) if self._seat_rewards is None \
+            else self._seat_rewards
+
+    @property
+    def seat_returns(self) -> torch.Tensor:
+        """Each seat's return [P, E, 2]."""
+        return (self.seat_rewards * self.alive[..., None]).sum(2)
 
     def _per_episode(self, value) -> torch.Tensor:
         """Stack ``value(SeatRows)`` [n, ...] over seats and steps into [P, E, T, 2, ...]."""
@@ -166,8 +187,9 @@ class Trajectories:
             dense = {k: getattr(self, k)[index] for k in ("logp", "entropy", "logp_all")}
         rows = None if self.rows is None else [
             [SeatRows(r.logp, r.member, r.row_of[episodes], r.choice[episodes]) for r in seats] for seats in self.rows]
+        seat = None if self._seat_rewards is None else self._seat_rewards[index]
         out = Trajectories(self.pairs[index], self.actions[index], self.rewards[index], self.alive[index],
-                           observations=observations, rows=rows, **dense)
+                           observations=observations, rows=rows, seat_rewards=seat, **dense)
         out.pair_index = self.pair_index[index]  # a selection counts its own played steps (total_played None)
         return out
 
@@ -536,7 +558,8 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
             actions = torch.stack(joint, 1)  # [n, 2]
             state, reward, _ = game.step(state, actions)
             steps["actions"].append(actions)
-            steps["rewards"].append(reward.float() * alive)
+            reward = reward.float()
+            steps["rewards"].append(reward * (alive if reward.dim() == 1 else alive[:, None]))  # [n] or [n, 2]
             steps["alive"].append(alive)
             if per_row:
                 rows.append(seat_rows)
@@ -545,11 +568,14 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
             steps["entropy"].append(torch.stack(ent_seats, 1))
             steps["logp_all"].append(torch.stack(all_seats, 1) if keep_distributions else torch.zeros(n, 2, 0))
     if not steps["actions"] and per_row:  # an empty shard: no episode, no step
-        out = {"actions": torch.zeros(n, 0, 2, dtype=torch.long), "rewards": torch.zeros(n, 0),
-               "alive": torch.zeros(n, 0, dtype=torch.bool)}
+        out = {"actions": torch.zeros(n, 0, 2, dtype=torch.long), "alive": torch.zeros(n, 0, dtype=torch.bool),
+               "rewards": torch.zeros(n, 0) if payoff_kind(game) == "common" else torch.zeros(n, 0, 2)}
     else:
         out = {k: torch.stack([x.to(device) for x in v], 1) for k, v in steps.items() if v}  # [n, T, ...]
     out = {k: v.view(P, E, *v.shape[1:]) for k, v in out.items()}
+    if out["rewards"].dim() == 4:  # [P, E, T, 2]: a reward per seat; ``rewards`` is seat 0's
+        out["seat_rewards"] = out["rewards"]
+        out["rewards"] = out["rewards"][..., 0]
     traj = Trajectories(pairs=pairs.to(device), observations=observations, rows=rows if per_row else None, **out)
     if shard is not None:
         traj.pair_index = traj.pair_index + lo
@@ -559,9 +585,10 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
 @torch.no_grad()
 def episode_returns(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng: np.random.Generator,
                     max_episodes_per_call: int = 1 << 18, per_step: bool = False, mode: str = "per_row",
-                    shard: tuple[int, int] | None = None) -> torch.Tensor:
+                    shard: tuple[int, int] | None = None, seats: bool = False) -> torch.Tensor:
     """Returns of ``episodes`` sampled episodes for every pair: [P, E], in chunks of pairs; ``per_step``: the
-    rewards of every step instead, [P, E, T] (0 after an episode ends), whose sum over T is the return.
+    rewards of every step instead, [P, E, T] (0 after an episode ends), whose sum over T is the return;
+    ``seats``: each seat's, [P, E, 2] (or [P, E, T, 2]); otherwise, of a zero-sum or general-sum game, seat 0's.
     Per-step rewards always span the game's horizon (games that end early, such as Hanabi, pad with 0).
     ``mode``: the rollout's (``per_row`` or ``per_episode``). ``shard`` = (rank, world): each chunk's rollout is
     sharded (see ``rollout``) and the pairs other workers play are 0 here, so the workers' results add up to
@@ -571,9 +598,13 @@ def episode_returns(game: Game, policy: Policy, pairs: torch.Tensor, episodes: i
     for i in range(0, pairs.shape[0], chunk):
         traj = rollout(game, policy, pairs[i:i + chunk], episodes, rng, grad=False, keep_distributions=False,
                        mode=mode, shard=shard)
-        part = (traj.rewards * traj.alive).cpu() if per_step else traj.returns.cpu()
+        if seats:
+            part = (traj.seat_rewards * traj.alive[..., None]).cpu() if per_step else traj.seat_returns.cpu()
+        else:
+            part = (traj.rewards * traj.alive).cpu() if per_step else traj.returns.cpu()
         if per_step:  # a chunk (or shard) whose episodes all end early has fewer steps
-            part = torch.nn.functional.pad(part, (0, game.horizon - part.shape[-1]))
+            pad = game.horizon - part.shape[2]
+            part = torch.nn.functional.pad(part, (0, 0, 0, pad) if seats else (0, pad))
         if shard is not None:
             lo, hi = shard_bounds(len(pairs[i:i + chunk]), *shard)
             full = torch.zeros(len(pairs[i:i + chunk]), *part.shape[1:], dtype=part.dtype)

@@ -10,6 +10,17 @@ from adhoc._torch import torch
 from adhoc.reductions import per_member_mean
 
 
+def require_common_payoff(game, method: str, why: str) -> None:
+    """Refuse, in one line, a game whose seats are paid differently for a method built on a common payoff."""
+    from adhoc.errors import UserError
+    from adhoc.games.core import payoff_kind
+
+    kind = payoff_kind(game)
+    if kind != "common":
+        raise UserError(f"method {method} needs a common-payoff game ({why}); game '{game.name}' is "
+                        f"{kind.replace('_', '-')}: use selfplay, otherplay or fcp")
+
+
 def leave_one_out_advantage(returns: torch.Tensor) -> torch.Tensor:
     """A_e = G_e − mean_{e' ≠ e} G_e' within each pair's group of E episodes. returns: [P, E] → [P, E].
 
@@ -20,6 +31,24 @@ def leave_one_out_advantage(returns: torch.Tensor) -> torch.Tensor:
         raise ValueError("the leave-one-out baseline needs at least 2 episodes per pair")
     total = returns.sum(-1, keepdim=True)
     return returns - (total - returns) / (E - 1)
+
+
+def seat_leave_one_out_advantage(returns: torch.Tensor, role_baseline: bool = True) -> torch.Tensor:
+    """Advantages of the seats' own returns, for games that pay each seat its own reward. returns [P, E, 2]
+    (seat s's return in column s) → [P, E, 2].
+
+    ``role_baseline``: seat s is baselined by the mean of seat s's returns in the pair's other episodes, one
+    baseline per role, as SPIRAL's role-conditioned advantage estimation (Liu et al. 2025) keeps one per (game,
+    role): a role that wins more often (the first mover) is no longer pushed towards whatever it happened to
+    play. Otherwise both roles share one baseline, the mean of both seats' returns in the other episodes (in
+    self-play on a zero-sum game that is 0: the advantage is the raw return)."""
+    if role_baseline:
+        return leave_one_out_advantage(returns.transpose(1, 2)).transpose(1, 2)
+    E = returns.shape[1]
+    if E < 2:
+        raise ValueError("the leave-one-out baseline needs at least 2 episodes per pair")
+    own = returns.sum(2, keepdim=True)  # [P, E, 1]
+    return returns - (own.sum(1, keepdim=True) - own) / (2 * (E - 1))
 
 
 def policy_gradient_loss(logp: torch.Tensor, advantages: torch.Tensor, alive: torch.Tensor,
@@ -50,11 +79,15 @@ def played_steps(traj, n_members: int) -> torch.Tensor:
     return zeros.index_add(0, traj.pairs[:, 0], per_pair).index_add(0, traj.pairs[:, 1], per_pair)
 
 
-def rollout_policy_gradient_loss(traj, advantages: torch.Tensor, n_members: int) -> torch.Tensor:
+def rollout_policy_gradient_loss(traj, advantages: torch.Tensor, n_members: int, seats: bool = False) -> torch.Tensor:
     """``policy_gradient_loss`` of a rollout [N], computed per distinct row when the rollout kept its rows
     (``Trajectories.logp_dot``: per-row action weights Σ A_e, the same sum as per episode). advantages: [P, E]
-    (one per episode) or [P, E, T] (one per step: the learner's ``credit: reward_to_go``)."""
+    (one per episode) or [P, E, T] (one per step: the learner's ``credit: reward_to_go``), both seats alike;
+    ``seats``: one per episode and seat, [P, E, 2] (games that pay each seat its own reward)."""
     adv = advantages.detach()
+    if seats:
+        weights = -adv[:, :, None, :] * traj.alive[..., None]  # [P, E, T, 2]
+        return traj.logp_dot(weights, n_members) / played_steps(traj, n_members).clamp(min=1e-12)
     weights = -(adv if adv.dim() == 3 else adv[:, :, None]) * traj.alive  # [P, E, T], both seats
     return traj.logp_dot(weights, n_members) / played_steps(traj, n_members).clamp(min=1e-12)
 

@@ -9,7 +9,9 @@ extra members at the end.
 Symbols → code: checkpoints are snapshots of the bank's stacked member tensors (``bank.member_parameters()``,
 each [N, ...]) taken at iteration 0 and at every evaluation, with the self-play returns ``sp`` [N] measured
 then. Deviations: checkpoints exist only at evaluation iterations (``train.eval_every``), so "closest to half
-the final return" is chosen among those; the paper checkpoints more often.
+the final return" is chosen among those; the paper checkpoints more often. On a zero-sum game a member's
+self-play return (seat 0's) is the first mover's edge, not its skill, so the "half" checkpoint is the middle
+evaluation in time instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adhoc._torch import torch
+from adhoc.games.core import payoff_kind
 from adhoc.methods.selfplay import SelfPlay
 
 
@@ -57,7 +60,8 @@ class FCP(SelfPlay):
     def extra_members(self, final: torch.Tensor) -> list[tuple[int, list[torch.Tensor], str, float]]:
         """(member, weights, checkpoint label, self-play return) for the initial and half-way checkpoints."""
         history = torch.stack(self.returns)  # [C, N]
-        half = half_return_checkpoint(history, final)
+        half = half_return_checkpoint(history, final) if payoff_kind(self.game) != "zero_sum" else \
+            torch.full((self.n_members,), len(history) // 2, dtype=torch.long)
         out = []
         for i in range(self.n_members):
             out.append((i, self.snapshots[0], "init", float(history[0, i])))

@@ -28,8 +28,8 @@ import numpy as np
 
 from adhoc.errors import UserError
 from adhoc._torch import torch
-from adhoc.methods.common import (leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss,
-                                  select_pairs)
+from adhoc.methods.common import (leave_one_out_advantage, require_common_payoff, rollout_entropy,
+                                  rollout_policy_gradient_loss, select_pairs)
 from adhoc.methods.selfplay import SelfPlay
 from adhoc.params import MAX_COEF, ranged
 from adhoc.reductions import member_sum, members_with_data
@@ -83,6 +83,7 @@ def cross_play_loss(logp: torch.Tensor, returns: torch.Tensor, alive: torch.Tens
 
 class LIPO(SelfPlay):
     def __init__(self, config: LIPOConfig, game, n_members: int) -> None:
+        require_common_payoff(game, "lipo", "its cross-play term rewards members that fail to coordinate")
         super().__init__(config, game, n_members)
         if n_members < 2:
             raise UserError("method lipo needs population.size >= 2 (each member is pushed away from another)")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adhoc._torch import torch
-from adhoc.methods.common import population_logp
+from adhoc.methods.common import population_logp, require_common_payoff
 from adhoc.methods.selfplay import SelfPlay
 from adhoc.params import MAX_COEF, ranged
 
@@ -46,6 +46,10 @@ def population_entropy_bonus(population_logp: torch.Tensor, actions: torch.Tenso
 
 
 class MEP(SelfPlay):
+    def __init__(self, config: MEPConfig, game, n_members: int) -> None:
+        require_common_payoff(game, "mep", "its population-entropy bonus assumes partners who share the reward")
+        super().__init__(config, game, n_members)
+
     def bonus(self, traj: Trajectories) -> torch.Tensor:
         """Σ over steps and seats of −log π̄(a|s): [P, E] (a reward: no gradient)."""
         with torch.no_grad():

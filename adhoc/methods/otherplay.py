@@ -87,7 +87,8 @@ class OtherPlay(SelfPlay):
         pairs = torch.stack([slots, slots], 1)
         traj = rollout(self.game, self.policy, pairs, episodes, rng, grad=False, keep_distributions=False,
                        **self.rollout_options(pairs, episodes, rng))
-        return traj.returns.mean(1).cpu()
+        # a game that pays each seat its own reward: the mean of both seats' returns (0 in a zero-sum game)
+        return (traj.seat_returns.mean(-1) if traj.per_seat else traj.returns).mean(1).cpu()
 
     def select(self, episodes: int, rng: np.random.Generator) -> tuple[list[int], torch.Tensor | None]:
         if self.n_members == self.population_size:

@@ -5,6 +5,11 @@ Objective per member i: maximise J_SP(π_i) = E[G | π_i in both seats], estimat
 leave-one-out baseline over the E episodes of the pair (i, i), plus an entropy bonus
 (coefficient ``train.entropy_coef``). Both seats' log-probabilities belong to member i.
 Shapes: pairs [N, 2] = (i, i); returns [N, E].
+
+Games that pay each seat its own reward (zero-sum, general-sum): each seat's log-probabilities are weighted
+by that seat's own return, baselined per role (``method.role_baseline``, default true; SPIRAL's
+role-conditioned advantage estimation, Liu et al. 2025, with the pair's other episodes in place of its
+moving average). In zero-sum self-play member i is its own opponent.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from adhoc._torch import torch
-from adhoc.methods.common import leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss
+from adhoc.methods.common import (leave_one_out_advantage, rollout_entropy, rollout_policy_gradient_loss,
+                                  seat_leave_one_out_advantage)
 from adhoc.reductions import members_with_data
 
 if TYPE_CHECKING:
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
 @dataclass
 class SelfPlayConfig:
     name: str = "selfplay"
+    # games that pay each seat its own reward: baseline each role by its own returns (False: one shared baseline)
+    role_baseline: bool = True
 
 
 class SelfPlay:
@@ -71,14 +79,19 @@ class SelfPlay:
         return {}
 
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
-        """Per-member loss [N] and scalar metrics."""
-        return self.reinforce_loss(traj, traj.returns, entropy_coef)
+        """Per-member loss [N] and scalar metrics. A game that pays each seat its own reward trains each seat's
+        actions on that seat's return (``seat_leave_one_out_advantage``)."""
+        return self.reinforce_loss(traj, traj.seat_returns if traj.per_seat else traj.returns, entropy_coef)
 
     def reinforce_loss(self, traj: Trajectories, returns: torch.Tensor,
                        entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
-        """REINFORCE with the leave-one-out baseline on ``returns`` [P, E] (shaped or not) − entropy bonus."""
-        advantages = leave_one_out_advantage(returns)
-        pg = rollout_policy_gradient_loss(traj, advantages, self.n_members)
+        """REINFORCE with the leave-one-out baseline on ``returns`` [P, E] (shaped or not; or [P, E, 2], one per
+        seat) − entropy bonus."""
+        if returns.dim() == 3:
+            advantages = seat_leave_one_out_advantage(returns, getattr(self.config, "role_baseline", True))
+            pg = rollout_policy_gradient_loss(traj, advantages, self.n_members, seats=True)
+        else:
+            pg = rollout_policy_gradient_loss(traj, leave_one_out_advantage(returns), self.n_members)
         ent = rollout_entropy(traj, self.n_members)
         # the mean over the members that played (all of them, but on a data-parallel worker: its own)
         played = members_with_data(traj.pairs, self.n_members)

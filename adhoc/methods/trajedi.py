@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from adhoc._torch import torch
-from adhoc.methods.common import leave_one_out_advantage, population_logp, select_pairs
+from adhoc.methods.common import require_common_payoff, leave_one_out_advantage, population_logp, select_pairs
 from adhoc.methods.selfplay import SelfPlay
 from adhoc.params import MAX_COEF, ranged
 
@@ -98,6 +98,7 @@ def jsd(probs: torch.Tensor) -> torch.Tensor:
 
 class TrajeDi(SelfPlay):
     def __init__(self, config: TrajeDiConfig, game, n_members: int) -> None:
+        require_common_payoff(game, "trajedi", "diverse trajectories are diverse conventions only when both seats share one reward")
         super().__init__(config, game, n_members + int(config.best_response))  # the BR is slot N
         self.population_size = n_members
 
