@@ -28,6 +28,7 @@ from adhoc.errors import UserError
 from adhoc.paths import split_member
 from adhoc.population import Population
 from adhoc.scripted import ScriptedPopulation, load_scripted_population
+from adhoc.games.core import payoff_kind
 
 SEATS = (0, 1)
 
@@ -242,23 +243,42 @@ def returns_with_partners(game, policy, agent: int, partners, episodes: int, rng
     partners = torch.arange(partners) if isinstance(partners, int) else torch.as_tensor(partners).long().cpu()
     P = len(partners)
     pairs, mask = partner_pairs([agent], partners, seats, agent_seat, self_play)
-    out = play_playable(game, policy, pairs, mask, episodes, rng, per_step)
+    out = play_playable(game, policy, pairs, mask, episodes, rng, per_step, seat_of=agent_seats(1, P, self_play))
     return np.swapaxes(out.reshape(len(mask) // P, P, *out.shape[1:]), 0, 1)
 
 
-def play_playable(game, policy, pairs, playable, episodes: int, rng, per_step: bool = False, play=None):
+def play_playable(game, policy, pairs, playable, episodes: int, rng, per_step: bool = False, play=None,
+                  seat_of=None):
     """Episode returns of ``pairs`` [B, 2] where ``playable`` [B] (``partner_pairs``), NaN elsewhere, all played
     in one call: [B, E] numpy, or [B, E, T] rewards per step with ``per_step``. ``play`` (default
-    ``adhoc.rollout.episode_returns``): called as ``play(game, policy, pairs, episodes, rng, per_step=...)``."""
+    ``adhoc.rollout.episode_returns``): called as ``play(game, policy, pairs, episodes, rng, per_step=...)``.
+    In a game that pays each seat its own reward, pair b reports seat ``seat_of[b]``'s (the agent's, from
+    ``agent_seats``; default seat 0), played with ``seats=True``."""
     import numpy as np
+    import torch
 
     from adhoc.rollout import episode_returns
 
     out = np.full((len(playable), episodes, *((game.horizon,) if per_step else ())), np.nan)
     if bool(playable.any()):
-        out[playable.numpy()] = (play or episode_returns)(game, policy, pairs[playable], episodes, rng,
-                                                          per_step=per_step).numpy()
+        if payoff_kind(game) == "common":
+            played = (play or episode_returns)(game, policy, pairs[playable], episodes, rng, per_step=per_step)
+        else:
+            both = (play or episode_returns)(game, policy, pairs[playable], episodes, rng, per_step=per_step,
+                                             seats=True)  # [b, E, (T,) 2]
+            own = (torch.zeros(len(playable), dtype=torch.long) if seat_of is None else seat_of)[playable]
+            played = both.gather(-1, own.view(-1, *[1] * (both.dim() - 1)).expand(*both.shape[:-1], 1))[..., 0]
+        out[playable.numpy()] = played.numpy()
     return out
+
+
+def agent_seats(n_agents: int, n_partners: int, self_play: bool = False):
+    """The seat whose reward each of ``partner_pairs``' pairs reports: the agent's (0 in each agent's first block
+    of ``n_partners`` pairs, 1 in its second), and seat 0 in the partners' self-play. LongTensor [B]."""
+    import torch
+
+    seats = torch.arange(2).repeat_interleave(n_partners).repeat(n_agents)
+    return torch.cat([seats, torch.zeros(n_partners if self_play else 0, dtype=torch.long)])
 
 
 def partner_pairs(agents: list[int], partners, seats: list[tuple[int, ...]] | None = None,

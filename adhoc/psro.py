@@ -118,6 +118,17 @@ def matrix_markdown(matrix: np.ndarray, names: list[str], sigma: np.ndarray) -> 
     return head + rows + "| **σ** | " + " | ".join(f"{v:.3f}" for v in sigma) + " |\n"
 
 
+def learner_rewards(traj, members: list[int]) -> torch.Tensor:
+    """The learner's own rewards [B, T] in a rollout of one episode per row, the learner (one of ``members``) in
+    one seat of each: the common payoff, or, in a game that pays each seat its own reward, its seat's."""
+    if not traj.per_seat:
+        return traj.rewards[:, 0]
+    learners = torch.as_tensor(members, device=traj.pairs.device)
+    seat = (~torch.isin(traj.pairs[:, 0], learners)).long()  # [B]: 0 where the learner sits in seat 0
+    both = traj.seat_rewards[:, 0]  # [B, T, 2]
+    return both.gather(-1, seat.view(-1, 1, 1).expand(-1, both.shape[1], 1).to(both.device))[..., 0]
+
+
 def slot_losses(traj, slot_rows: list[slice], groups: list[torch.Tensor], members: list[int], n_ids: int,
                 credit: str, entropy_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The REINFORCE losses [M] of the learner slots ``members`` from one rollout whose rows ``slot_rows[k]``
@@ -128,10 +139,11 @@ def slot_losses(traj, slot_rows: list[slice], groups: list[torch.Tensor], member
     in each), and the per-step mean over the steps ITS member played (``rollout_policy_gradient_loss`` and
     ``rollout_entropy`` normalise per member), minus ``entropy_coef`` × its entropy. A slot's LoRA only
     enters its own log-probabilities, so the gradient of the sum is every slot's own gradient."""
+    rewards = learner_rewards(traj, members)  # [B, T]
     if credit == "reward_to_go":  # [B, T]: step t credited with G_t
-        values = reward_to_go(traj.rewards[:, 0] * traj.alive[:, 0])
+        values = reward_to_go(rewards * traj.alive[:, 0])
     else:  # [B]: every step credited with the episode's return
-        values = traj.returns[:, 0]
+        values = traj.returns[:, 0] if not traj.per_seat else (rewards * traj.alive[:, 0]).sum(-1)
     advantages = torch.cat([grouped_leave_one_out_advantage(values[rows], g.to(values.device))
                             for rows, g in zip(slot_rows, groups)])[:, None]
     pg = rollout_policy_gradient_loss(traj, advantages, n_ids)[members]

@@ -43,17 +43,18 @@ def tiles(pairs: torch.Tensor, block_size: int) -> list[tuple[tuple[int, int], t
 
 
 def play_tile(game, policy, pairs: torch.Tensor, episodes: int, seed: int, tile: tuple[int, int],
-              per_step: bool = False) -> torch.Tensor:
-    """Returns [len(pairs), episodes] of one tile's pairs (``per_step``: rewards [len(pairs), episodes, T]),
-    from the tile's own generator."""
+              per_step: bool = False, seats: bool = False) -> torch.Tensor:
+    """Returns [len(pairs), episodes] of one tile's pairs (``per_step``: rewards [len(pairs), episodes, T];
+    ``seats``: each seat's, a last axis of 2), from the tile's own generator."""
     from adhoc.rollout import episode_returns
 
-    return episode_returns(game, policy, pairs, episodes, np.random.default_rng([seed, *tile]), per_step=per_step)
+    return episode_returns(game, policy, pairs, episodes, np.random.default_rng([seed, *tile]), per_step=per_step,
+                           seats=seats)
 
 
-def empty_result(game, pairs: torch.Tensor, episodes: int, per_step: bool) -> torch.Tensor:
-    """The [P, E] (``per_step``: [P, E, T]) tensor the tiles' results are written into."""
-    return torch.empty(pairs.shape[0], episodes, *((game.horizon,) if per_step else ()))
+def empty_result(game, pairs: torch.Tensor, episodes: int, per_step: bool, seats: bool = False) -> torch.Tensor:
+    """The [P, E] (``per_step``: [P, E, T]; ``seats``: [..., 2]) tensor the tiles' results are written into."""
+    return torch.empty(pairs.shape[0], episodes, *((game.horizon,) if per_step else ()), *((2,) if seats else ()))
 
 
 class LocalBlocks:
@@ -63,14 +64,15 @@ class LocalBlocks:
         self.block_size = block_size
 
     def __call__(self, game, policy, pairs: torch.Tensor, episodes: int, seed: int,
-                 per_step: bool = False) -> torch.Tensor:
+                 per_step: bool = False, seats: bool = False) -> torch.Tensor:
         from adhoc.rollout import episode_returns
 
         if not self.block_size:
-            return episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed), per_step=per_step)
-        out = empty_result(game, pairs, episodes, per_step)
+            return episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed), per_step=per_step,
+                                   seats=seats)
+        out = empty_result(game, pairs, episodes, per_step, seats)
         for tile, idx in tiles(pairs, self.block_size):
-            out[idx] = play_tile(game, policy, pairs[idx], episodes, seed, tile, per_step)
+            out[idx] = play_tile(game, policy, pairs[idx], episodes, seed, tile, per_step, seats)
         return out
 
 
@@ -96,8 +98,8 @@ class _Worker:
         return len(params)
 
     def play(self, pairs: torch.Tensor, episodes: int, seed: int, tile: tuple[int, int],
-             per_step: bool = False) -> torch.Tensor:
-        return play_tile(self.game, self.policy, pairs, episodes, seed, tile, per_step)
+             per_step: bool = False, seats: bool = False) -> torch.Tensor:
+        return play_tile(self.game, self.policy, pairs, episodes, seed, tile, per_step, seats)
 
 
 class RayBlocks:
@@ -114,7 +116,7 @@ class RayBlocks:
         self.workers_used = 0
 
     def __call__(self, game, policy, pairs: torch.Tensor, episodes: int, seed: int,
-                 per_step: bool = False) -> torch.Tensor:
+                 per_step: bool = False, seats: bool = False) -> torch.Tensor:
         from adhoc.distributed.cluster import cluster, worker_options
 
         todo = tiles(pairs, self.block_size)
@@ -123,7 +125,7 @@ class RayBlocks:
                 "target_modules": bank.target_modules, "base_model_id": bank.base_model_id}
         dtype = str(policy.base.dtype).removeprefix("torch.")
         device = "cpu" if policy.base.device.type == "cpu" and not self.ray_config.gpus_per_worker else "auto"
-        out = empty_result(game, pairs, episodes, per_step)
+        out = empty_result(game, pairs, episodes, per_step, seats)
         with cluster(self.ray_config) as ray:
             actor = ray.remote(_Worker).options(**worker_options(self.ray_config))
             n = min(self.ray_config.workers, len(todo))
@@ -137,7 +139,7 @@ class RayBlocks:
             while queue or pending:
                 while queue and idle:
                     w, (tile, idx) = idle.pop(), queue.pop(0)
-                    pending[w.play.remote(pairs[idx], episodes, seed, tile, per_step)] = (w, idx)
+                    pending[w.play.remote(pairs[idx], episodes, seed, tile, per_step, seats)] = (w, idx)
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     w, idx = pending.pop(ref)

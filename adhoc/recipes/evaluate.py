@@ -139,11 +139,12 @@ def played_with_partners(game, policy, agents: list[int], ids, episodes: int, se
     ``adhoc.partners.returns_with_partners``. One call, so that no two pairs share a seeded block's stream.
     The pairs come in that function's order (agent 0's seat-0 pairs, its seat-1 pairs, ..., then self-play),
     so a one-stream ``play`` gives its numbers for a single agent."""
-    from adhoc.partners import partner_pairs, play_playable
+    from adhoc.partners import agent_seats, partner_pairs, play_playable
 
     K, P = len(agents), len(ids)
     pairs, mask = partner_pairs(agents, ids, seats, agent_seat, self_play=True)
-    out = play_playable(game, policy, pairs, mask, episodes, seed, per_step=True, play=play)
+    out = play_playable(game, policy, pairs, mask, episodes, seed, per_step=True, play=play,
+                        seat_of=agent_seats(K, P, self_play=True))
     out = out.reshape(2 * K + 1, P, episodes, game.horizon)
     return np.swapaxes(out[:-1].reshape(K, 2, P, episodes, game.horizon), 1, 2), out[-1]
 

@@ -111,8 +111,8 @@ from adhoc.partners import Partners, load_partners, seats_beside
 from adhoc.paths import LEARNERS, OutputFolder, atomic_write, check_out, unique_default
 from adhoc.population import (CHECKPOINT, Member, NestedPopulationWriter, Population, PopulationWriter,
                               warning_lines)
-from adhoc.psro import (best_returns, draw_training_pairs, learner_mixture, matrix_markdown, mixture_record,
-                        oracle_seed, regret_summary, slot_losses)
+from adhoc.psro import (best_returns, draw_training_pairs, learner_mixture, learner_rewards, matrix_markdown,
+                        mixture_record, oracle_seed, regret_summary, slot_losses)
 from adhoc.rollout import rollout
 from adhoc.solvers import solve
 
@@ -252,13 +252,14 @@ def slot_returns(game, policy: Policy, slots: list[Slot], episodes: int, rng: np
     """Every slot's returns with its partners, all in ONE batched call: per slot [P, 2, E] (the learner in seat
     0, in seat 1), or [P, 3, E] with ``self_play`` (the partner with itself; every distinct partner played
     once). For one slot this is exactly ``returns_with_partners`` (the same pairs in the same order)."""
-    from adhoc.partners import partner_pairs, play_playable
+    from adhoc.partners import agent_seats, partner_pairs, play_playable
 
-    blocks, playable = [], []
+    blocks, playable, seat_of = [], [], []
     for slot in slots:
         pairs, mask = partner_pairs([slot.member], slot.partner_ids, slot.partners.seats(), seat)
         blocks.append(pairs)
         playable.append(mask)
+        seat_of.append(agent_seats(1, len(slot.partner_ids)))
     if self_play:  # the distinct partners, in order of first use
         ids, seats = [], []
         for slot in slots:
@@ -269,7 +270,8 @@ def slot_returns(game, policy: Policy, slots: list[Slot], episodes: int, rng: np
         pairs, mask = partner_pairs([], torch.tensor(ids, dtype=torch.long), seats, seat, self_play=True)
         blocks.append(pairs)
         playable.append(mask)
-    out = play_playable(game, policy, torch.cat(blocks), torch.cat(playable), episodes, rng)
+        seat_of.append(torch.zeros(len(ids), dtype=torch.long))
+    out = play_playable(game, policy, torch.cat(blocks), torch.cat(playable), episodes, rng, seat_of=torch.cat(seat_of))
     result, at = [], 0
     for slot in slots:
         P = len(slot.partner_ids)
@@ -525,7 +527,7 @@ def _train_step(config, slots: list[Slot], game, policy: Policy, optimizer: Memb
     slot_rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
     extra = {} if relabel is None else relabel.options(pairs.shape[0], rng)
     traj = rollout(game, policy, pairs, 1, rng, keep_distributions=False, **extra)
-    returns = traj.returns[:, 0]  # [B]
+    returns = (learner_rewards(traj, members) * traj.alive[:, 0]).sum(-1)  # [B], the learners' own
     loss, ent = slot_losses(traj, slot_rows, [g for _, g in drawn], members, n_ids,
                             config.learner.credit, entropy_coef_at(config.train, iteration))
     optimizer.zero_grad()
