@@ -556,6 +556,8 @@ def check(config: RunConfig) -> None:
     _check_choices("method", config.method, field_choices(spec.config_cls))
     try:
         method = spec.build(config.method, game, n)  # e.g. otherplay needs symmetries
+        if hasattr(method, "check_train"):  # psro: train.iterations = best responses x iterations each
+            method.check_train(config.train)
     except UserError as exc:
         raise ConfigError(f"config error: {str(exc).removeprefix('config error: ')}") from None
     adapters = getattr(method, "n_members", n)
@@ -620,6 +622,8 @@ def _pairs_per_iteration(method: Any, n: int) -> tuple[int, str]:
         return n * n, f"method lipo: every ordered pair of population.size={n}"
     if name == "trajedi" and getattr(method, "best_response", False):
         return 3 * n, f"method trajedi with best_response: 3 x population.size={n}"
+    if name == "psro":
+        return 2 * (n - 1), f"method psro: the newest of population.size={n} members with every other, both seatings"
     if name == "otherplay":
         restarts = getattr(method, "restarts", 1)
         return n * restarts, f"method otherplay: population.size={n} x method.restarts={restarts}"

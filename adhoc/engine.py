@@ -146,6 +146,8 @@ def build_run(config: RunConfig, game_and_method: tuple[Any, Any] | None = None)
     bank.init_members(seeds, b_std=config.model.lora_init_std)
     policy = Policy(base, bank)
     method.policy = policy
+    if hasattr(method, "attach"):  # a method that needs the run's settings (psro: episodes, exploitability)
+        method.attach(config)
     optimizer = MemberAdam(bank.member_parameters(), lr=config.train.lr, max_grad_norm=config.train.max_grad_norm)
     return Run(config, game, method, base, bank, policy, optimizer, np.random.default_rng(config.population.seed),
                names, seeds)
@@ -261,7 +263,7 @@ def _iterations(run: Run, workers, iteration: int, sp: torch.Tensor | None, log,
                               *(share * value for value in metrics.values())], dtype=torch.float64, device=losses.device)
         losses, stats = workers.sum_step(bank.member_parameters(), [losses.detach(), stats])
         check_finite(losses, optimizer, iteration, run.names)
-        optimizer.step(members_with_data(pairs, n))
+        optimizer.step(getattr(method, "active", members_with_data)(pairs, n))  # psro: the newest member only
         log("train/loss", float(losses.mean()), iteration)
         log("train/return", float(stats[0] / stats[1]), iteration)
         for key, value in zip(metrics, stats[2:].tolist()):
@@ -325,5 +327,6 @@ def export(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, s
         "wall_time_s": round(elapsed, 1),  # start-up + training, over every resumed part
         "startup_s": round(startup, 1),
         "train_s": round(elapsed - startup, 1),
-    } | ({"warnings": warnings} if warnings else {}) | (more or {}))
+    } | ({"warnings": warnings} if warnings else {}) | (more or {})
+        | (method.manifest(run.names[:len(chosen)]) if hasattr(method, "manifest") else {}))
     return Population.load(writer.commit())

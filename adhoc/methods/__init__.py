@@ -18,6 +18,7 @@ from adhoc.methods.fcp import FCP, FCPConfig
 from adhoc.methods.lipo import LIPO, LIPOConfig
 from adhoc.methods.mep import MEP, MEPConfig
 from adhoc.methods.otherplay import OtherPlay, OtherPlayConfig
+from adhoc.methods.psro import PSRO, PSROConfig
 from adhoc.methods.selfplay import SelfPlay, SelfPlayConfig
 from adhoc.methods.trajedi import TrajeDi, TrajeDiConfig
 
@@ -37,4 +38,5 @@ METHODS: dict[str, MethodSpec] = {
     "otherplay": MethodSpec("otherplay", OtherPlayConfig, OtherPlay, "self-play with the partner relabelled by a random symmetry (Hu et al. 2020)"),
     "trajedi": MethodSpec("trajedi", TrajeDiConfig, TrajeDi, "self-play + alpha * trajectory Jensen-Shannon divergence of the population (Lupu et al. 2021)"),
     "lipo": MethodSpec("lipo", LIPOConfig, LIPO, "self-play - lambda * cross-play with the most compatible partner (Charakorn et al. 2023)"),
+    "psro": MethodSpec("psro", PSROConfig, PSRO, "zero-sum games: each new member a best response to the meta-game's Nash mixture of the others (Lanctot et al. 2017)"),
 }

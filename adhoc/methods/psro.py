@@ -1,0 +1,199 @@
+"""PSRO on a two-player zero-sum game (Lanctot et al., "A unified game-theoretic approach to multiagent
+reinforcement learning", NeurIPS 2017): the population grows by one best response per epoch.
+
+Members are policies for both seats (each member reads which seat it plays from its observation), so the
+meta-game is symmetric: A[i, j] = (G₀(i, j) + G₁(j, i)) / 2, member i's own return against member j averaged
+over the two seatings (``train.eval_episodes`` episodes per seating). A is antisymmetric in expectation
+(A[j, i] = −A[i, j] in a zero-sum game), and is stored so exactly: only i > j is played.
+
+The loop over the population's N = ``population.size`` members, epochs k = 1 … N − 1 of
+``method.iterations_per_epoch`` iterations each (``train.iterations`` must be their product):
+
+1. at the start of epoch k, member k − 1 is frozen: its row of A against members 0 … k − 2 is played, and the
+   meta-strategy σ over members 0 … k − 1 is solved (``method.meta_solver``: ``nash``, the maximin strategy
+   of the symmetric zero-sum game A by linear program, as PSRO; ``uniform``, fictitious self-play; ``last``,
+   iterated best response to the newest member);
+2. member k, fresh (its LoRA as initialised, never trained), is trained as a best response to σ: every
+   iteration plays it against every member j < k in both seatings (``train.episodes_per_pair`` episodes
+   each) and weights the policy gradient of its own actions by σ_j, with a leave-one-out baseline within each
+   (partner, seating) pair. Only member k moves (``active``).
+
+Member 0 is never trained: the population's initial policy, the base model's own (near uniform with a random
+base). At the end (``select``) the last member's row is played and the final σ solved over all N members;
+the manifest stores A, σ per epoch and the final mixture (``psro``).
+
+Exploitability: for an OpenSpiel game small enough to enumerate, every epoch's σ-mixture (and the final one)
+is turned into an OpenSpiel tabular policy and its exploitability computed by OpenSpiel
+(``adhoc.exploitability``); logged as ``psro/exploitability`` and stored per epoch.
+
+Symbols → code: A = ``self.meta`` [N, N] (NaN where not played yet), σ = ``self.sigma`` [N] (0 beyond the
+members that exist), k = ``self.learner(iteration)``. Deviations: the oracle is ``iterations_per_epoch``
+steps of REINFORCE rather than an exact best response; A is estimated from samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adhoc._torch import torch
+from adhoc.errors import UserError
+from adhoc.games.core import payoff_kind
+from adhoc.methods.common import rollout_entropy, seat_leave_one_out_advantage
+from adhoc.methods.selfplay import SelfPlay
+from adhoc.params import chosen, ranged
+
+META_SOLVERS = ("nash", "uniform", "last")
+
+
+@dataclass
+class PSROConfig:
+    name: str = "psro"
+    iterations_per_epoch: int = ranged(50, 1, 100_000)  # training iterations of each new best response
+    meta_solver: str = chosen("nash", META_SOLVERS)  # the meta-strategy each best response is trained against
+
+
+def meta_strategy(meta: np.ndarray, solver: str) -> np.ndarray:
+    """σ over the k members of the symmetric zero-sum meta-game ``meta`` [k, k]: ``nash`` (maximin by LP),
+    ``uniform`` or ``last`` (all weight on member k − 1)."""
+    k = meta.shape[0]
+    if solver == "uniform":
+        return np.full(k, 1.0 / k)
+    if solver == "last":
+        return np.eye(k)[k - 1]
+    from adhoc.solvers import nash_zero_sum
+
+    return nash_zero_sum(meta)[0]
+
+
+def psro_pairs(learner: int) -> torch.Tensor:
+    """Learner k against every member j < k, k in seat 0 then in seat 1: [2k, 2]."""
+    others = torch.arange(learner)
+    me = torch.full_like(others, learner)
+    return torch.cat([torch.stack([me, others], 1), torch.stack([others, me], 1)])
+
+
+class PSRO(SelfPlay):
+    def __init__(self, config: PSROConfig, game, n_members: int) -> None:
+        if payoff_kind(game) != "zero_sum":
+            raise UserError(f"method psro solves a zero-sum meta-game; game '{game.name}' is "
+                            f"{payoff_kind(game).replace('_', '-')}")
+        if n_members < 2:
+            raise UserError("method psro needs population.size >= 2 (the initial policy and one best response)")
+        super().__init__(config, game, n_members)
+        self.meta = np.full((n_members, n_members), np.nan)
+        np.fill_diagonal(self.meta, 0.0)
+        self.sigma = np.zeros(n_members)
+        self.sigma[0] = 1.0
+        self.history: list[dict] = []  # per epoch: σ, and its exploitability where computed
+        self.exploitability_of = None  # (weights [N]) -> float or None, attached by the trainer
+
+    def check_train(self, train) -> None:
+        """``train.iterations`` must be (N − 1) epochs × ``iterations_per_epoch`` (refused before any work)."""
+        want = (self.n_members - 1) * self.config.iterations_per_epoch
+        if train.iterations != want:
+            raise UserError(f"method psro trains population.size - 1 = {self.n_members - 1} best responses of "
+                            f"method.iterations_per_epoch = {self.config.iterations_per_epoch} iterations: set "
+                            f"train.iterations={want} (got {train.iterations})")
+
+    def learner(self, iteration: int) -> int:
+        """The member trained at ``iteration`` (1-based): k = 1 + (iteration − 1) // iterations_per_epoch."""
+        return min(1 + (iteration - 1) // self.config.iterations_per_epoch, self.n_members - 1)
+
+    def pairs(self, iteration: int, rng: np.random.Generator) -> torch.Tensor:
+        k = self.learner(iteration)
+        if (iteration - 1) % self.config.iterations_per_epoch == 0 and len(self.history) < k:
+            self._grow(k, rng)  # epoch k starts: member k - 1 joins the meta-game
+        return psro_pairs(k)
+
+    def active(self, pairs: torch.Tensor, n_members: int) -> torch.Tensor:
+        """[N] bool: only the learner moves (its partners' Adam moments would otherwise still move them)."""
+        out = torch.zeros(n_members, dtype=torch.bool)
+        out[int(pairs.max())] = True  # the learner: every partner is an earlier member
+        return out
+
+    def _play_row(self, member: int, rng: np.random.Generator) -> None:
+        """A[member, j] and A[j, member] = −A[member, j] for every j < member."""
+        if member == 0:
+            return
+        from adhoc.partners import returns_with_partners
+
+        own = returns_with_partners(self.game, self.policy, member, member, self.eval_episodes, rng)  # [m, 2, E]
+        row = own.mean(-1).mean(-1)  # both seatings
+        self.meta[member, :member] = row
+        self.meta[:member, member] = -row
+
+    def _grow(self, k: int, rng: np.random.Generator) -> None:
+        self._play_row(k - 1, rng)
+        self._solve(k, rng)
+
+    def _solve(self, k: int, rng: np.random.Generator) -> None:
+        """σ over members 0 … k − 1 and its record (with its exploitability where computed)."""
+        sigma = meta_strategy(self.meta[:k, :k], self.config.meta_solver)
+        self.sigma = np.concatenate([sigma, np.zeros(self.n_members - k)])
+        record = {"epoch": len(self.history) + 1, "members": k, "meta_strategy": [round(float(v), 6) for v in sigma]}
+        if self.exploitability_of is not None:
+            value = self.exploitability_of(self.sigma)
+            if value is not None:
+                record["exploitability"] = round(float(value), 6)
+        self.history.append(record)
+
+    eval_episodes = 64  # episodes per seating of each meta-game entry (``attach``: train.eval_episodes)
+
+    def attach(self, config) -> None:
+        """The run's settings: ``train.eval_episodes`` per meta-game entry, and OpenSpiel's exploitability of
+        each σ-mixture where the game is an OpenSpiel game small enough to enumerate."""
+        self.eval_episodes = config.train.eval_episodes
+        from adhoc.exploitability import mixture_exploitability
+
+        self.exploitability_of = lambda sigma: mixture_exploitability(self.game, self.policy, sigma)
+
+    def loss(self, traj, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """REINFORCE of the learner's own actions, each pair weighted by σ of its partner; the other members'
+        losses are 0 (they are frozen)."""
+        pairs = traj.pairs
+        k = int(pairs.max())  # the learner: every partner is an earlier member
+        seat = (pairs[:, 1] == k).long()  # [P]: the learner's seat in each pair
+        partner = pairs[torch.arange(len(pairs)), 1 - seat]
+        weight = torch.as_tensor(self.sigma, dtype=traj.seat_rewards.dtype, device=pairs.device)[partner]  # [P]
+        adv = seat_leave_one_out_advantage(traj.seat_returns)  # [P, E, 2]
+        mine = torch.nn.functional.one_hot(seat, 2).to(adv.dtype)  # [P, 2]
+        weights = -(adv * mine[:, None, :] * weight[:, None, None])[:, :, None, :] * traj.alive[..., None]
+        steps = (traj.alive.sum((1, 2)).to(adv.dtype) * weight).sum().clamp(min=1e-12)  # σ-weighted steps played
+        pg = traj.logp_dot(weights, self.n_members) / steps
+        ent = rollout_entropy(traj, self.n_members)
+        only = torch.zeros(self.n_members, dtype=pg.dtype, device=pg.device)
+        only[k] = 1.0
+        metrics = {"train/entropy": float(ent.detach()[k])}
+        if self.history and "exploitability" in self.history[-1]:
+            metrics["psro/exploitability"] = self.history[-1]["exploitability"]
+        return only * (pg - entropy_coef * ent), metrics
+
+    def select(self, episodes: int, rng: np.random.Generator) -> tuple[list[int], torch.Tensor | None]:
+        """Every member; the last one's row of A is played and the final σ solved over all N."""
+        if len(self.history) < self.n_members:
+            self._play_row(self.n_members - 1, rng)
+            self._solve(self.n_members, rng)
+        return list(range(self.n_members)), None
+
+    def manifest(self, names: list[str]) -> dict:
+        """What the population's manifest records of the run: A, σ per epoch, the final mixture."""
+        return {"psro": {"meta_solver": self.config.meta_solver, "matrix": np.round(self.meta, 6).tolist(),
+                         "history": self.history,
+                         "mixture": {n: round(float(w), 6) for n, w in zip(names, self.sigma) if w > 1e-9}}}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"psro.meta": torch.as_tensor(self.meta), "psro.sigma": torch.as_tensor(self.sigma),
+                "psro.exploitability": torch.tensor([r.get("exploitability", float("nan")) for r in self.history],
+                                                    dtype=torch.float64)}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.meta, self.sigma = tensors["psro.meta"].numpy().copy(), tensors["psro.sigma"].numpy().copy()
+        self.history = []
+        for k, value in enumerate(tensors["psro.exploitability"].tolist(), start=1):
+            sigma = meta_strategy(self.meta[:k, :k], self.config.meta_solver)
+            record = {"epoch": k, "members": k, "meta_strategy": [round(float(v), 6) for v in sigma]}
+            if not np.isnan(value):
+                record["exploitability"] = round(value, 6)
+            self.history.append(record)
