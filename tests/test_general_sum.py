@@ -180,7 +180,8 @@ def test_iterated_prisoners_dilemma_pays_each_seat_per_round_over_k():
     assert rewards.sum(0).tolist() == [(3 + 0 + 5 + 1) / 4, (3 + 5 + 0 + 1) / 4]
     np.testing.assert_array_equal(game.episode_payoffs(rewards.numpy()), [[3, 3], [0, 5], [5, 0], [1, 1]])
     np.testing.assert_array_equal(game.episode_seat_payoffs(rewards), [[3, 3], [0, 5], [5, 0], [1, 1]])
-    assert game.show(state, 1)[0].splitlines()[1] == "Round 2: you chose D, your partner chose C (you get 5.0, your partner 0.0)."
+    assert game.show(state, 1)[0].splitlines()[1] == ("Round 2: you chose D, your partner chose C (you get 5.0, your "
+                                                      "partner 0.0).")
 
 
 def test_transcripts_are_those_of_the_common_payoff_game():
@@ -190,8 +191,8 @@ def test_transcripts_are_those_of_the_common_payoff_game():
     (_, a), (_, b) = play(general, joint), play(common, joint)
     for seat in (0, 1):
         assert general.observe(a, seat) == common.observe(b, seat)
-    assert general.observe(a, 1) == ["Prisoner's dilemma. You are player 2 of 2. Choose an action. 3 rounds with the "
-                                     "same partner. Round 1: you C partner D. Round 2: you D partner C. Round 3:"]
+    assert general.observe(a, 1) == [("Prisoner's dilemma. You are player 2 of 2. Choose an action. 3 rounds with the "
+                                      "same partner. Round 1: you C partner D. Round 2: you D partner C. Round 3:")]
 
 
 def test_episode_seat_payoffs_of_a_common_payoff_game():

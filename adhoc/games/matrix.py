@@ -164,7 +164,9 @@ class MatrixGame:
             pairs = "; ".join(f"you {mine[a]} and partner {theirs[b]}: you get {number(own[a, b])}, your partner gets "
                               f"{number(other[a, b])}" for a, b in hits)
             return f"Rewards: {pairs}; any other pair pays you both 0."
-        span = lambda t: number(t.min()) if t.min() == t.max() else f"between {number(t.min())} and {number(t.max())}"  # noqa: E731
+        def span(t: np.ndarray) -> str:
+            return number(t.min()) if t.min() == t.max() else f"between {number(t.min())} and {number(t.max())}"
+
         return f"Rewards: you get {span(own)}, your partner {span(other)}, depending on the pair of actions."
 
     def show(self, state: GameState, seat: int) -> list[str]:
