@@ -7,6 +7,8 @@ import pytest
 from adhoc.config import ConfigError, LearnerRunConfig, load_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+# classic games written as a `matrix` game (or a repeated one) are named after the game: <name>-<method>.yaml
+NAMED_MATRIX_GAMES = {"ipd": "repeated-matrix"}
 
 
 def test_there_are_configs():
@@ -23,6 +25,10 @@ def test_every_shipped_config_validates_and_names_its_command(path):
     if config.game.name == "openspiel":  # the OpenSpiel game's name, and a size: hanabi-small-selfplay
         game = config.game.game.split("(")[0].replace("_", "-")
         assert path.stem.startswith(f"{game}-") and path.stem.endswith(f"-{kind}")
+        return
+    named = path.stem.removesuffix(f"-{kind}")
+    if named in NAMED_MATRIX_GAMES:  # ipd-selfplay: the iterated prisoner's dilemma, a repeated matrix game
+        assert NAMED_MATRIX_GAMES[named] == game
         return
     assert path.stem == f"{game}-{kind}"
 

@@ -2,7 +2,7 @@
 imported when a game is first reset or stepped (``adhoc._torch``), so ``adhoc validate`` never loads it for a game.
 
 Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 2023 (LIPO). ``matrix``: any
-common-payoff matrix game given in YAML. ``warehouse``, ``preference`` and ``corrective``: the seed paper's
+matrix game given in YAML (one common payoff table, or one per seat: zero-sum or general-sum). ``warehouse``, ``preference`` and ``corrective``: the seed paper's
 alignment games (multi-step, with scripted teachers). ``repeated``: any one-shot game for K rounds with the same
 partner (adaptation to a partner from the history). ``openspiel``: any two-player common-payoff game of
 OpenSpiel (Hanabi), pyspiel imported only when one is built. The PettingZoo adapters live in
@@ -42,7 +42,7 @@ GAMES: dict[str, GameSpec] = {
     "cmg": GameSpec("cmg", CMGConfig, build_cmg, "LIPO coordination matrix game, any block sizes"),
     "cmg-s": GameSpec("cmg-s", CMGSConfig, build_cmg, "CMG-S: 32 blocks of 8 (Charakorn et al. 2023)"),
     "cmg-h": GameSpec("cmg-h", CMGHConfig, build_cmg, "CMG-H: blocks of 32, 31, ..., 1 (Charakorn et al. 2023)"),
-    "matrix": GameSpec("matrix", MatrixConfig, build_matrix, "any common-payoff matrix game given in YAML"),
+    "matrix": GameSpec("matrix", MatrixConfig, build_matrix, "any matrix game given in YAML (game.payoff: common; game.payoffs: one table per seat)"),
     "warehouse": GameSpec("warehouse", WarehouseConfig, build_warehouse,
                           "grounding linguistic feedback: a robot guided by a teacher's labels (seed paper, CIRL)"),
     "preference": GameSpec("preference", PreferenceConfig, build_preference,

@@ -8,6 +8,10 @@ Spelling: ``game.name=repeated game.stage=lever game.rounds=4 game.stage_params.
 - Each round both seats act simultaneously and both get the stage payoff divided by K, so the return of the
   interaction is the mean payoff over rounds; ``episode_payoffs`` gives the per-round payoffs (the adaptation
   curve ``adhoc evaluate`` reports).
+- A zero-sum or general-sum stage (``matrix`` with ``payoffs``: one table per seat) makes the repeated game of
+  the same kind (its ``payoff`` attribute is the stage's): each round pays each seat its own stage payoff
+  divided by K, so ``step`` returns [E, 2]. The iterated prisoner's dilemma is ``game.stage=matrix`` with the
+  prisoner's dilemma tables (configs/ipd-selfplay.yaml).
 - Observations are append-only transcripts (so the rollout's prefix reuse encodes one round's new tokens per
   round, not the whole history): the stage game's own observation, then per round ``Round k:`` and, once
   played, `` you A partner B.`` with A the seat's own action and B its partner's, in the stage's action names
@@ -17,7 +21,10 @@ Spelling: ``game.name=repeated game.stage=lever game.rounds=4 game.stage_params.
   past actions through φ₁⁻¹ and its partner's through φ₀⁻¹), so the partner's past actions are relabelled too.
 - Scripted partners (``scripted:repeated``): ``stubborn-A`` always plays A; ``copy-A`` opens with A, then plays
   what its partner played in the previous round ("open, then copy": against a stubborn partner it is the best a
-  history-dependent policy can do after round 1).
+  history-dependent policy can do after round 1). On a stage whose actions (both seats) are C and D, the
+  classic strategies of the iterated prisoner's dilemma too (C cooperates, D defects): ``always-cooperate``,
+  ``always-defect``, ``tit-for-tat`` (C in round 1, then the partner's previous action) and ``grim`` (C until the
+  partner has played D once, then D for ever).
 """
 
 from __future__ import annotations
@@ -28,8 +35,8 @@ from typing import Any, Optional
 import numpy as np
 
 from adhoc._torch import torch
-from adhoc.errors import GameError
-from adhoc.games.core import GameState, advance, checked_actions, number
+from adhoc.errors import GameError, UserError
+from adhoc.games.core import GameState, advance, checked_actions, number, payoff_kind
 from adhoc.games.symmetry import PermutationGroup
 
 MAX_ROUNDS = 64
@@ -52,13 +59,17 @@ class RepeatedConfig:
 
 
 class RepeatedGame:
-    """K rounds of a one-shot ``stage`` game with the same partner; rewards are payoff / K per round."""
+    """K rounds of a one-shot ``stage`` game with the same partner; rewards are payoff / K per round ([E] for a
+    common-payoff stage, [E, 2] for a zero-sum or general-sum one: the repeated game has the stage's kind)."""
 
     def __init__(self, name: str, stage: Any, rounds: int, params: dict[str, Any], transcript: str = "rounds") -> None:
         self.name, self.stage, self.rounds, self.horizon = name, stage, rounds, rounds
         self.transcript = transcript
+        self.payoff = payoff_kind(stage)  # common, zero_sum or general_sum
         self._params = params
-        self._payoff_matrix = np.asarray(stage.payoff_matrix(), dtype=np.float32)
+        # R [A0, A1] for a common payoff, else the seats' tables [2, A0, A1]
+        self._payoff_matrix = np.asarray(stage.payoff_matrix() if self.payoff == "common" else stage.payoff_matrices(),
+                                         dtype=np.float32)
         self._payoff = None  # the torch tensor, made on the first step (building a game needs no torch)
         self._intro_text: list[str] | None = None  # made on first use (it plays the stage game, so needs torch)
 
@@ -91,7 +102,10 @@ class RepeatedGame:
         actions = checked_actions(self, state, actions)
         if self._payoff is None:
             self._payoff = torch.as_tensor(self._payoff_matrix)
-        reward = self._payoff[actions[:, 0], actions[:, 1]] / self.rounds * (~state.done)
+        if self.payoff == "common":
+            reward = self._payoff[actions[:, 0], actions[:, 1]] / self.rounds * (~state.done)
+        else:  # [E, 2]: column s is seat s's reward
+            reward = self._payoff[:, actions[:, 0], actions[:, 1]].T / self.rounds * (~state.done)[:, None]
         new, done = advance(state, actions, dict(state.extra), self.rounds)
         return new, reward, done
 
@@ -104,9 +118,12 @@ class RepeatedGame:
     # ---------------------------------------------------------------- for people (play, serve)
     def rules(self, seat: int) -> str:
         shown = " (with a few filler words that mean nothing)" if self.transcript == "padded" else ""
+        pays = (f"Each round pays its reward divided by {self.rounds}, so your score is the average reward over the "
+                "rounds." if self.payoff == "common" else
+                f"Each round pays each of you your own reward divided by {self.rounds}, so your score is your average "
+                "reward over the rounds.")
         return (f"{self.stage.stage_rules(seat)}\nYou play this {self.rounds} time{'s' * (self.rounds != 1)} (rounds) "
-                f"with the same partner. After each round you both see what each of you chose{shown}. Each round pays "
-                f"its reward divided by {self.rounds}, so your score is the average reward over the rounds.")
+                f"with the same partner. After each round you both see what each of you chose{shown}. {pays}")
 
     def describe_action(self, seat: int, action: int) -> str:
         return self.stage.describe_action(seat, action)
@@ -119,8 +136,10 @@ class RepeatedGame:
             for k, joint in enumerate(state.history):
                 a, b = (int(x) for x in joint[e].tolist())
                 mine, theirs = (a, b) if seat == 0 else (b, a)
+                pays = (f"pays {number(table[a, b])}" if self.payoff == "common" else
+                        f"you get {number(table[seat, a, b])}, your partner {number(table[1 - seat, a, b])}")
                 lines.append(f"Round {k + 1}: you {self.describe_action(seat, mine)}, your partner "
-                             f"{self.describe_action(1 - seat, theirs)} (pays {number(table[a, b])}).")
+                             f"{self.describe_action(1 - seat, theirs)} ({pays}).")
             if state.t < self.rounds:
                 lines.append(f"Round {state.t + 1} of {self.rounds}: your choice.")
             out.append("\n".join(lines))
@@ -128,11 +147,28 @@ class RepeatedGame:
 
     # ---------------------------------------------------------------- repeated-game extras
     def payoff_matrix(self) -> np.ndarray:
-        """The stage game's R [A0, A1] (what every round pays, times K)."""
+        """The stage game's R [A0, A1] (what every round pays, times K); a stage with one table per seat has none
+        (GameError: ``payoff_matrices``)."""
         return self.stage.payoff_matrix()
 
+    def payoff_matrices(self) -> np.ndarray:
+        """The stage game's tables [2, A0, A1]: seat s's payoff of a round, times K (both R for a common payoff)."""
+        return self.stage.payoff_matrices()
+
     def episode_payoffs(self, rewards):
-        """Per-round payoffs [..., K] from per-step rewards [..., K] (numpy or torch); their mean is the return."""
+        """Per-round payoffs from per-step rewards (numpy or torch), the same shape: [..., K] → [..., K], or per
+        seat [..., K, 2] → [..., K, 2] (a zero-sum or general-sum stage); their mean over rounds is the return."""
+        return rewards * self.rounds
+
+    def episode_seat_payoffs(self, rewards):
+        """Each seat's per-round payoffs [..., K, 2] (numpy or torch) from per-step rewards: [..., K] for a
+        common-payoff stage (both seats get it), [..., K, 2] (column s: seat s) for a zero-sum or general-sum one."""
+        if self.payoff == "common":
+            rewards = np.repeat(rewards[..., None], 2, axis=-1) if isinstance(rewards, np.ndarray) \
+                else rewards[..., None].expand(*rewards.shape, 2)
+        if rewards.shape[-2:] != (self.rounds, 2):
+            raise ValueError(f"per-step rewards must be [..., {self.rounds}" + ("" if self.payoff == "common" else
+                             ", 2") + "]" + f" for this {self.payoff} game, got {list(rewards.shape)}")
         return rewards * self.rounds
 
     def relabel_observation(self, state: GameState, seat: int, maps: torch.Tensor,
@@ -179,14 +215,31 @@ class RepeatedGame:
         return texts
 
     # ---------------------------------------------------------------- scripted partners
-    def scripted_strategies(self) -> dict[str, "RepeatedScripted"]:
-        """``stubborn-A`` for every action A of seat 0 (the stage game's conventions, one lever each)."""
-        return {f"stubborn-{a}": RepeatedScripted(f"stubborn-{a}", i, copy=False)
-                for i, a in enumerate(self.action_names(0))}
+    def scripted_strategies(self) -> dict[str, Any]:
+        """``stubborn-A`` for every action A of seat 0 (the stage game's conventions, one lever each); on a stage
+        whose actions are C and D, also the prisoner's dilemma strategies (``DILEMMA``)."""
+        found: dict[str, Any] = {f"stubborn-{a}": RepeatedScripted(f"stubborn-{a}", i, copy=False)
+                                 for i, a in enumerate(self.action_names(0))}
+        if self.is_dilemma():
+            found.update({name: DilemmaScripted(name) for name in DILEMMA})
+        return found
 
-    scripted_pattern = "stubborn-A (always A) / copy-A (open with A, then copy the partner's last action)"
+    @property
+    def scripted_pattern(self) -> str:
+        pattern = "stubborn-A (always A) / copy-A (open with A, then copy the partner's last action)"
+        return pattern + (f" / {', '.join(DILEMMA)} (C cooperates, D defects)" if self.is_dilemma() else "")
 
-    def scripted_strategy(self, name: str) -> Optional["RepeatedScripted"]:
+    def is_dilemma(self) -> bool:
+        """Whether both seats' actions are C and D (in any order): the prisoner's dilemma strategies can play."""
+        return all(sorted(self.action_names(s)) == ["C", "D"] for s in (0, 1))
+
+    def scripted_strategy(self, name: str) -> Optional[Any]:
+        if name in DILEMMA:
+            if not self.is_dilemma():
+                shown = self.action_names(0)[:6] + (["..."] if len(self.action_names(0)) > 6 else [])
+                raise UserError(f"scripted strategy '{name}' needs a stage game whose actions are C (cooperate) and "
+                                f"D (defect) for both seats; this one's are {', '.join(shown)}")
+            return DilemmaScripted(name)
         kind, _, action = name.partition("-")
         names = self.action_names(0)
         if kind not in ("stubborn", "copy") or action not in names or self.action_names(1) != names:
@@ -209,6 +262,37 @@ class RepeatedScripted:
             choice = state.history[-1][:, 1 - seat].clone()
         out = torch.full((state.n_episodes, len(game.action_names(seat))), float("-inf"))
         out[torch.arange(state.n_episodes), choice] = 0.0
+        return out
+
+
+DILEMMA = ("always-cooperate", "always-defect", "tit-for-tat", "grim")
+
+
+@dataclass
+class DilemmaScripted:
+    """A classic strategy of the iterated prisoner's dilemma, on a stage whose actions are C (cooperate) and D
+    (defect): ``always-cooperate`` (C), ``always-defect`` (D), ``tit-for-tat`` (C in round 1, then the partner's
+    previous action), ``grim`` (C until the partner has played D once, then D for ever)."""
+
+    name: str
+    seats: tuple[int, ...] = (0, 1)
+
+    def log_probs(self, game: RepeatedGame, state: GameState, seat: int) -> torch.Tensor:
+        names = game.action_names(seat)
+        cooperate, defect = names.index("C"), names.index("D")
+        partner_d = game.action_names(1 - seat).index("D")
+        n = state.n_episodes
+        if self.name == "always-defect":
+            defects = torch.ones(n, dtype=torch.bool)
+        elif self.name == "tit-for-tat" and state.history:
+            defects = state.history[-1][:, 1 - seat] == partner_d
+        elif self.name == "grim" and state.history:
+            defects = torch.stack([h[:, 1 - seat] == partner_d for h in state.history], 1).any(1)
+        else:  # always-cooperate, or round 1 of tit-for-tat and grim
+            defects = torch.zeros(n, dtype=torch.bool)
+        choice = torch.where(defects, torch.tensor(defect), torch.tensor(cooperate))
+        out = torch.full((n, len(names)), float("-inf"))
+        out[torch.arange(n), choice] = 0.0
         return out
 
 

@@ -269,8 +269,11 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
 
 def history_bound(game, policy, ids, seats, agent_seat) -> dict | None:
     """For a repeated game: the best any history-dependent policy can do with these partners, not told which
-    one it meets (``adhoc.adaptation``), averaged over the seatings the agent plays; None for other games."""
-    if not hasattr(game, "rounds") or not hasattr(game, "payoff_matrix"):
+    one it meets (``adhoc.adaptation``), averaged over the seatings the agent plays; None for other games (and for
+    a zero-sum or general-sum stage: the bound is of a common payoff)."""
+    from adhoc.games.core import payoff_kind
+
+    if not hasattr(game, "rounds") or not hasattr(game, "payoff_matrix") or payoff_kind(game) != "common":
         return None
     from adhoc.adaptation import best_history_policy, open_then_copy
 
