@@ -485,4 +485,4 @@ def build_openspiel(cfg: OpenSpielConfig) -> OpenSpielGame:
     return OpenSpielGame(pyspiel, game, text, cfg.observation, bool(cfg.transcript), cfg.actions)
 
 
-__all__ = ["OpenSpielConfig", "OpenSpielGame", "HanabiColours", "build_openspiel", "payoff_of"]
+__all__ = ["HanabiColours", "OpenSpielConfig", "OpenSpielGame", "build_openspiel", "payoff_of"]
