@@ -226,7 +226,6 @@ def test_pettingzoo_parallel_and_aec_apis(params):
 @pytest.mark.parametrize("params, message", [
     ({"game": "no_such_game"}, "OpenSpiel rejects game.game 'no_such_game'"),
     ({"game": "hanabi(players=3)"}, "has 3 players; adhoc's games have exactly 2 seats"),
-    ({"game": "kuhn_poker"}, "is zero-sum: adhoc trains common-payoff games only"),
     ({"game": "tiny_hanabi", "observation": "belief"}, "game.observation must be one of"),
     ({"game": "bridge_uncontested_bidding"}, "samples chance internally"),
     ({"game": "coop_box_pushing", "transcript": True}, "coop_box_pushing's moves are not all public"),
@@ -311,7 +310,8 @@ def test_without_openspiel_one_line_names_the_extra(monkeypatch):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("game.game=kuhn_poker", "zero-sum"), ("game.game=hanabi(players=3)", "has 3 players"),
+    ("game.game=bridge_uncontested_bidding", "samples chance internally"),
+    ("game.game=hanabi(players=3)", "has 3 players"),
     ("game.game=no_such_game", "OpenSpiel rejects"), ("game.actions=short", "game.actions must be one of")])
 def test_cli_refuses_a_bad_game_in_one_line_before_writing(tmp_path, capsys, override, message):
     out = tmp_path / "runs"
@@ -421,3 +421,125 @@ def test_per_step_returns_span_the_horizon_when_every_episode_ends_early():
     returns = episode_returns(game, policy, pairs, 8, np.random.default_rng(0), max_episodes_per_call=8)
     assert steps.shape == (2, 8, game.horizon)
     torch.testing.assert_close(steps.sum(-1), returns)
+
+
+# ---------------------------------------------------------------------- zero-sum and general-sum games
+def random_joint(game, state, rng):
+    """[E, 2] a uniformly random legal action per seat (the forced one off turn)."""
+    return torch.stack([torch.multinomial(game.legal_mask(state, s).float(), 1, generator=torch.Generator()
+                                          .manual_seed(int(rng.integers(1 << 30))))[:, 0] for s in SEATS], 1)
+
+
+@pytest.mark.parametrize("game_string, payoff", [("kuhn_poker", "zero_sum"), ("leduc_poker", "zero_sum"),
+                                                 ("tic_tac_toe", "zero_sum"), ("tiny_hanabi", "common"),
+                                                 ("matrix_coordination", "common")])
+def test_the_payoff_kind_is_openspiels_utility(game_string, payoff):
+    from adhoc.games.core import payoff_kind
+
+    game = make_game("openspiel", game=game_string)
+    assert payoff_kind(game) == payoff
+    rules = game.rules(0)
+    if payoff == "zero_sum":
+        assert "your gain is your opponent's loss" in rules and "same reward" not in rules
+    else:
+        assert "both get the same reward" in rules and "opponent" not in rules
+
+
+def test_kuhn_poker_pays_each_seat_the_change_of_openspiels_returns():
+    """Every deal, every betting line: the bridge's per-seat rewards are the steps' changes of OpenSpiel's own
+    returns on the same deal and moves, they add up to 0, and the episode's total is ``returns()``."""
+    game = make_game("openspiel", game="kuhn_poker")
+    raw = pyspiel.load_game("kuhn_poker")
+    lines = [[0, 0], [0, 1, 0], [0, 1, 1], [1, 0], [1, 1]]  # pp, pbp, pbb, bp, bb (Pass = 0, Bet = 1)
+    state = game.reset(60, np.random.default_rng(0))
+    deals = [tuple(s.history()) for s in state.extra["states"]]
+    assert len(set(deals)) == 6  # all 6 deals drawn
+    for line in lines:
+        st, total = state, torch.zeros(60, 2)
+        ref = [raw.new_initial_state() for _ in deals]
+        for r, deal in zip(ref, deals):
+            for o in deal:
+                r.apply_action(o)
+        for move in line:
+            before = torch.tensor([r.returns() for r in ref])
+            mover = [r.current_player() for r in ref]
+            assert all(m == mover[0] for m in mover)
+            joint = torch.tensor([[move, 0] if mover[0] == 0 else [0, move]] * 60)
+            st, reward, done = game.step(st, joint)
+            for r in ref:
+                r.apply_action(move)
+            after = torch.tensor([r.returns() for r in ref])
+            assert reward.shape == (60, 2) and reward.dtype == torch.float32
+            assert torch.equal(reward, (after - before).float())
+            assert torch.equal(reward.sum(1), torch.zeros(60))
+            total += reward
+        assert bool(done.all()) and all(r.is_terminal() for r in ref)
+        assert torch.equal(total, torch.tensor([s.returns() for s in st.extra["states"]], dtype=torch.float32))
+        assert (total.abs() > 0).all()  # poker always pays someone
+
+
+def test_leduc_poker_random_play_pays_openspiels_returns_per_seat():
+    game = make_game("openspiel", game="leduc_poker")
+    rng = np.random.default_rng(1)
+    state = game.reset(64, rng)
+    total = torch.zeros(64, 2)
+    while not bool(state.done.all()):
+        state, reward, _ = game.step(state, random_joint(game, state, rng))
+        assert torch.equal(reward.sum(1), torch.zeros(64))
+        total += reward
+    assert torch.equal(total, torch.tensor([s.returns() for s in state.extra["states"]], dtype=torch.float32))
+    assert (total[:, 0] > 0).any() and (total[:, 0] < 0).any()
+
+
+@pytest.mark.parametrize("transcript", [False, True])
+def test_tic_tac_toe_a_scripted_win_goes_to_the_right_seat(transcript):
+    game = make_game("openspiel", game="tic_tac_toe", transcript=transcript)
+    state = game.reset(2, np.random.default_rng(0))
+    # episode 0: x (seat 0) takes the top row; episode 1: o (seat 1) takes the middle column
+    moves = [[(0, 0), (0, 3), (1, 0), (0, 4), (2, 0)],
+             [(0, 0), (0, 1), (2, 0), (0, 4), (3, 0), (0, 7)]]
+    rewards = []
+    for t in range(6):
+        joint = torch.tensor([[m[t][0], m[t][1]] if t < len(m) else [0, 0] for m in moves])
+        for e, m in enumerate(moves):
+            if t < len(m):
+                mover = t % 2
+                assert game.legal_mask(state, mover)[e, m[t][mover]] and game.legal_mask(state, 1 - mover)[e].sum() == 1
+        state, reward, done = game.step(state, joint)
+        rewards.append(reward)
+        if t == 4:
+            assert done.tolist() == [True, False]
+    assert bool(state.done.all())
+    total = torch.stack(rewards).sum(0)
+    assert total.tolist() == [[1.0, -1.0], [-1.0, 1.0]]
+    assert rewards[4][0].tolist() == [1.0, -1.0] and rewards[5][1].tolist() == [-1.0, 1.0]
+    assert torch.stack(rewards)[:4].abs().sum() == 0 and rewards[5][0].abs().sum() == 0
+    shown = game.show(state, 1)
+    assert "Game over: you scored -1.0." in shown[0] and "Game over: you scored 1.0." in shown[1]
+    if transcript:  # perfect information: both seats read every move
+        assert "p0 x(0,2)" in game.observe(state, 1)[0] and "p1 o(2,1)" in game.observe(state, 0)[1]
+
+
+@pytest.mark.parametrize("game_string, params", [
+    ("kuhn_poker", {}), ("leduc_poker", {}), ("leduc_poker", {"observation": "observation"}),
+    ("tic_tac_toe", {"transcript": True}), ("tiny_hanabi", {"transcript": True}),
+    (HANABI_SMALL, {"transcript": True}), (HANABI_SMALL, {})])
+def test_render_of_a_single_state_is_what_observe_shows_in_the_episode(game_string, params):
+    """``render`` rebuilds a seat's text from one pyspiel state alone (its transcript by replaying its history,
+    chance between moves included): the same text ``observe`` shows in every episode, at every step."""
+    game = make_game("openspiel", game=game_string, **params)
+    rng = np.random.default_rng(2)
+    state = game.reset(24, rng)
+    while not bool(state.done.all()):
+        for s in SEATS:
+            seen = game.observe(state, s)
+            for e, ps in enumerate(state.extra["states"]):
+                if not ps.is_terminal():
+                    assert game.render(ps, s) == seen[e]
+        state, _, _ = game.step(state, random_joint(game, state, rng))
+
+
+def test_transcripts_stay_refused_for_poker_whose_cards_are_hidden():
+    for game_string in ("kuhn_poker", "leduc_poker"):
+        with pytest.raises(GameError, match=f"{game_string}'s moves are not all public"):
+            make_game("openspiel", game=game_string, transcript=True)

@@ -1,9 +1,8 @@
-"""``openspiel``: any two-player common-payoff game of OpenSpiel (Lanctot et al. 2019), e.g. Hanabi.
+"""``openspiel``: any two-player OpenSpiel game (Lanctot et al. 2019): Hanabi, Kuhn and Leduc poker, TicTacToe.
 
 ``game=openspiel game.game="hanabi(players=2,colors=2,ranks=2,hand_size=2,max_information_tokens=3,max_life_tokens=1)"``
 loads the game string with ``pyspiel.load_game`` (the extra ``pip install -e ".[openspiel]"``; ``import adhoc``
-never imports pyspiel). The game must have two players and identical utilities (both seats always get the same
-return); any other game is refused in one line naming why.
+never imports pyspiel). The game must have two players; any other game is refused in one line naming why.
 
 Mapping onto adhoc's batched, simultaneous-move protocol:
 
@@ -26,9 +25,15 @@ Mapping onto adhoc's batched, simultaneous-move protocol:
   unlikely: Hanabi's hints (17 built-in tokens) get ~0 of the first move's probability against plays (7
   tokens). ``actions: numbered`` lets the policy score equal-length labels a0, a1, ... instead (the
   transcripts, the rules and ``adhoc play`` still write OpenSpiel's strings).
+- **Payoffs.** The game's utility type sets ``payoff`` (``adhoc.games.core.payoff_kind``): ``IDENTICAL`` is
+  ``common`` (Hanabi, tiny_hanabi: both seats get the same reward), ``ZERO_SUM`` is ``zero_sum`` (kuhn_poker,
+  leduc_poker, tic_tac_toe) and ``GENERAL_SUM`` and ``CONSTANT_SUM`` are ``general_sum`` (a constant-sum
+  game's rewards add up to a constant that need not be 0, so it is not declared zero-sum). Seat s is
+  OpenSpiel's player s.
 - **Rewards.** Step reward = the change of ``returns()`` (Hanabi pays per card played and takes the score
   back when the last life token is lost; most games pay only at the end), so an episode's return is the
-  game's.
+  game's: [E] (player 0's, which is everyone's) for a common-payoff game, [E, 2] (column s: player s's) for
+  the others.
 - **Symmetries.** Hanabi declares its colour permutations (``HanabiColours``): a permutation σ of the colours
   maps the colour-hint actions (hint c -> hint σ(c)) and, in ``relabel_observation`` (Other-Play's partner
   view), every colour letter of the observation, as in Hu et al. 2020. Other games declare none.
@@ -119,19 +124,30 @@ def probe(pyspiel, text: str) -> str | None:
 
 
 def check_supported(pyspiel, game, text: str) -> None:
-    """Refuse, in one line naming why, a game the bridge cannot train: not 2 players, not common payoff,
-    sampled chance (no outcome distribution to draw from), or mean-field dynamics."""
+    """Refuse, in one line naming why, a game the bridge cannot play: not 2 players, sampled chance (no outcome
+    distribution to draw from), or mean-field dynamics. Any utility type is accepted (``payoff_of``)."""
     kind = game.get_type()
     if game.num_players() != 2:
         raise GameError(f"game.game {text!r} has {game.num_players()} players; adhoc's games have exactly 2 seats")
-    if kind.utility != pyspiel.GameType.Utility.IDENTICAL:
-        raise GameError(f"game.game {text!r} is {kind.utility.name.lower().replace('_', '-')}: adhoc trains "
-                        "common-payoff games only (both seats always get the same return)")
+    payoff_of(pyspiel, game)
     if kind.chance_mode == pyspiel.GameType.ChanceMode.SAMPLED_STOCHASTIC:
         raise GameError(f"game.game {text!r} samples chance internally (no outcome distribution to draw from)")
     if kind.dynamics not in (pyspiel.GameType.Dynamics.SEQUENTIAL, pyspiel.GameType.Dynamics.SIMULTANEOUS):
         raise GameError(f"game.game {text!r} has {kind.dynamics.name.lower()} dynamics; only sequential and "
                         "simultaneous games are supported")
+
+
+def payoff_of(pyspiel, game) -> str:
+    """The adhoc payoff kind of an OpenSpiel game's utility type: IDENTICAL -> ``common``, ZERO_SUM ->
+    ``zero_sum``, GENERAL_SUM and CONSTANT_SUM -> ``general_sum`` (per-seat rewards that add up to a constant,
+    not necessarily 0)."""
+    utility = pyspiel.GameType.Utility
+    kinds = {utility.IDENTICAL: "common", utility.ZERO_SUM: "zero_sum", utility.GENERAL_SUM: "general_sum",
+             utility.CONSTANT_SUM: "general_sum"}
+    kind = game.get_type().utility
+    if kind not in kinds:
+        raise GameError(f"game.game {str(game)!r} has utility type {kind.name}, which adhoc does not know")
+    return kinds[kind]
 
 
 def action_strings(pyspiel, game, text: str) -> list[list[str]]:
@@ -160,12 +176,14 @@ def action_strings(pyspiel, game, text: str) -> list[list[str]]:
 class OpenSpielGame:
     """Batched episodes of one OpenSpiel game. State ``extra``: ``states`` (E pyspiel states) and ``rngs`` (E numpy
     generators, one chance stream per episode), neither ever mutated (``step`` clones a state, and copies a
-    generator before drawing from it, so stepping one state twice draws the same outcomes), ``returns`` [E] (the
-    return so far) and, with ``transcript``, ``text`` (per seat, E append-only records)."""
+    generator before drawing from it, so stepping one state twice draws the same outcomes), ``returns`` (the
+    return so far: [E] for a common-payoff game, [E, 2] per seat otherwise) and, with ``transcript``, ``text``
+    (per seat, E append-only records). ``payoff``: ``common``, ``zero_sum`` or ``general_sum`` (``payoff_of``)."""
 
     def __init__(self, pyspiel, game, text: str, observation: str, transcript: bool, actions: str) -> None:
         self._pyspiel, self._game = pyspiel, game
         self.kind = game.get_type()
+        self.payoff = payoff_of(pyspiel, game)
         self.game_string = str(game)
         self.name = "openspiel"
         self.horizon = game.max_game_length()
@@ -198,10 +216,10 @@ class OpenSpielGame:
             s = self._game.new_initial_state()
             _resolve_chance(s, gen)
             states.append(s)
-        extra = {"states": states, "rngs": rngs, "returns": torch.zeros(n_episodes, dtype=torch.float64)}
+        width = () if self.payoff == "common" else (2,)
+        extra = {"states": states, "rngs": rngs, "returns": torch.zeros(n_episodes, *width, dtype=torch.float64)}
         if self.transcript:
-            extra["text"] = tuple([f"you p{seat}" + (f"\n{self._view(s, seat)}" if self._to_move(s, seat) else "")
-                                   for s in states] for seat in (0, 1))
+            extra["text"] = tuple([self._transcript_start(s, seat) for s in states] for seat in (0, 1))
         return GameState(n_episodes, done=torch.tensor([s.is_terminal() for s in states], dtype=torch.bool),
                          extra=extra)
 
@@ -233,12 +251,13 @@ class OpenSpielGame:
                 _resolve_chance(s, gen)
             states.append(s)
             rngs.append(gen)
-            returns[e] = s.returns()[0]
+            if self.payoff == "common":
+                returns[e] = s.returns()[0]
+            else:
+                returns[e] = torch.tensor(s.returns()[:2], dtype=torch.float64)
             if text is not None:
                 for seat in (0, 1):
-                    text[seat][e] += "".join(f"\np{p} {name}" for p, name in moves)
-                    if self._to_move(s, seat):
-                        text[seat][e] += "\n" + self._view(s, seat)
+                    text[seat][e] += self._transcript_step(s, seat, moves)
         reward = (returns - state.extra["returns"]).float()
         done = torch.tensor([s.is_terminal() for s in states], dtype=torch.bool)
         extra = {"states": states, "rngs": rngs, "returns": returns}
@@ -254,8 +273,13 @@ class OpenSpielGame:
         names = self._strings[seat] if self.actions == "openspiel" else \
             [f"{a} {s}" for a, s in zip(self._actions[seat], self._strings[seat])]
         shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+        goal = {"common": f"you and your partner move {moves} and both get the same reward.",
+                "zero_sum": f"you and your opponent move {moves}; the game is competitive and zero-sum: your gain "
+                            "is your opponent's loss.",
+                "general_sum": f"you and the other player move {moves} and each gets their own reward (not "
+                               "necessarily what the other gets, nor its opposite)."}[self.payoff]
         return (f"{kind.long_name} from OpenSpiel ({self.game_string}). You are player {seat + 1} of 2 (p{seat}); "
-                f"you and your partner move {moves} and both get the same reward.\n"
+                f"{goal}\n"
                 f"Your actions: {shown}. Each turn you see {'the game so far' if self._info_state else 'the table'} "
                 f"as OpenSpiel writes it from your side. At most {self.horizon} moves; scores range from "
                 f"{number(self._game.min_utility())} to {number(self._game.max_utility())}.")
@@ -266,9 +290,14 @@ class OpenSpielGame:
             if s.is_terminal():
                 out.append(f"{self._view(s, seat)}\nGame over: you scored {number(s.returns()[seat])}.")
             else:
-                turn = "Your move." if self._to_move(s, seat) else "Your partner's move."
+                turn = "Your move." if self._to_move(s, seat) else f"Your {self._other}'s move."
                 out.append(f"{self._view(s, seat)}\n{turn}")
         return out
+
+    @property
+    def _other(self) -> str:
+        """The other seat, for a person: partner, opponent or other player."""
+        return {"common": "partner", "zero_sum": "opponent", "general_sum": "other player"}[self.payoff]
 
     def describe_action(self, seat: int, action: int) -> str:
         return f"played {self._strings[seat][action]}"
@@ -295,6 +324,43 @@ class OpenSpielGame:
 
     def _view(self, s, seat: int) -> str:
         return s.information_state_string(seat) if self._info_state else s.observation_string(seat)
+
+    def _transcript_start(self, s, seat: int) -> str:
+        """A transcript's first line, "you p<seat>", and the seat's view if it moves first (s: after chance)."""
+        return f"you p{seat}" + (f"\n{self._view(s, seat)}" if self._to_move(s, seat) else "")
+
+    def _transcript_step(self, s, seat: int, moves: list[tuple[int, str]]) -> str:
+        """What a step appends to a transcript: every move, then the seat's view if it is to move in s."""
+        return "".join(f"\np{p} {name}" for p, name in moves) + (f"\n{self._view(s, seat)}"
+                                                                 if self._to_move(s, seat) else "")
+
+    def render(self, s, seat: int) -> str:
+        """The observation ``observe`` gives ``seat`` in any episode that has reached the pyspiel state ``s`` (a
+        decision node, as a rollout sees one: chance resolved), with this game's settings: the information-state
+        or observation string or, with ``transcript``, the transcript, rebuilt by replaying ``s.history()`` from
+        the initial state the way ``reset`` and ``step`` write it (player moves apply as ``step`` applies them,
+        the chance outcomes that follow each move are resolved before the text is appended)."""
+        if not self.transcript:
+            return self._view(s, seat)
+        history = s.history()
+        r, i = self._game.new_initial_state(), 0
+        while r.is_chance_node():
+            r.apply_action(history[i])
+            i += 1
+        text = self._transcript_start(r, seat)
+        while i < len(history):
+            if r.is_simultaneous_node():
+                raise GameError(f"game.game {self.game_string!r}: transcripts of simultaneous moves cannot be "
+                                "rebuilt from a state's history")
+            joint = [0, 0]
+            joint[r.current_player()] = history[i]
+            moves = self._apply(r, joint)
+            i += 1
+            while r.is_chance_node():
+                r.apply_action(history[i])
+                i += 1
+            text += self._transcript_step(r, seat, moves)
+        return text
 
     def _apply(self, s, joint: list[int]) -> list[tuple[int, str]]:
         """Apply one move (the mover's action, or both at a simultaneous node); the moves as (player, name)."""
@@ -419,4 +485,4 @@ def build_openspiel(cfg: OpenSpielConfig) -> OpenSpielGame:
     return OpenSpielGame(pyspiel, game, text, cfg.observation, bool(cfg.transcript), cfg.actions)
 
 
-__all__ = ["OpenSpielConfig", "OpenSpielGame", "HanabiColours", "build_openspiel"]
+__all__ = ["HanabiColours", "OpenSpielConfig", "OpenSpielGame", "build_openspiel", "payoff_of"]
