@@ -134,9 +134,11 @@ class PSRO(SelfPlay):
         self.sigma = np.concatenate([sigma, np.zeros(self.n_members - k)])
         record = {"epoch": len(self.history) + 1, "members": k, "meta_strategy": [round(float(v), 6) for v in sigma]}
         if self.exploitability_of is not None:
-            value = self.exploitability_of(self.sigma)
-            if value is not None:
-                record["exploitability"] = round(float(value), 6)
+            try:
+                record["exploitability"] = round(float(self.exploitability_of(self.sigma)), 6)
+            except UserError as exc:  # too large to enumerate, say: said once, then not tried again
+                record["exploitability_not_computed"] = str(exc)
+                self.exploitability_of = None
         self.history.append(record)
 
     eval_episodes = 64  # episodes per seating of each meta-game entry (``attach``: train.eval_episodes)
@@ -145,9 +147,10 @@ class PSRO(SelfPlay):
         """The run's settings: ``train.eval_episodes`` per meta-game entry, and OpenSpiel's exploitability of
         each σ-mixture where the game is an OpenSpiel game small enough to enumerate."""
         self.eval_episodes = config.train.eval_episodes
-        from adhoc.exploitability import mixture_exploitability
+        if self.game.name == "openspiel":
+            from adhoc.exploitability import exploitability
 
-        self.exploitability_of = lambda sigma: mixture_exploitability(self.game, self.policy, sigma)
+            self.exploitability_of = lambda sigma: exploitability(self.game, self.policy, sigma)
 
     def loss(self, traj, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         """REINFORCE of the learner's own actions, each pair weighted by σ of its partner; the other members'
