@@ -117,10 +117,11 @@ class PSRO(SelfPlay):
         """A[member, j] and A[j, member] = −A[member, j] for every j < member."""
         if member == 0:
             return
-        from adhoc.partners import returns_with_partners
+        from adhoc.rollout import episode_returns
 
-        own = returns_with_partners(self.game, self.policy, member, member, self.eval_episodes, rng)  # [m, 2, E]
-        row = own.mean(-1).mean(-1)  # both seatings
+        both = episode_returns(self.game, self.policy, psro_pairs(member), self.eval_episodes, rng, seats=True)
+        own = torch.stack([both[:member, :, 0], both[member:, :, 1]], 1)  # [m, 2, E]: its seat-0, seat-1 returns
+        row = own.mean(-1).mean(-1).numpy()  # both seatings
         self.meta[member, :member] = row
         self.meta[:member, member] = -row
 
