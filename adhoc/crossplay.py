@@ -15,6 +15,26 @@ every ordered pair is played, so each member sits in each seat):
   ``mean`` over all pairs, ``worst_partner`` = min over B's members of A's mean return with that member,
   ``worst_pair`` = the smallest entry.
 
+Games that pay each seat its own reward (``adhoc.games.core.payoff_kind``; the pairs are played with
+``seats=True``, returns [N, N, E, 2]): ``matrix`` is X0[i, j], the row member's (seat 0) mean payoff, and
+``matrix_seat1`` X1[i, j], the column member's (seat 1). Per member, over the pairs with the others (j ≠ i):
+``payoff_seat0[i]`` = mean_j X0[i, j], ``payoff_seat1[i]`` = mean_j X1[j, i], ``score[i]`` = their mean, i.e.
+mean_{j≠i} (X0[i, j] + X1[j, i]) / 2, the member's own mean payoff over both seatings. Then per kind:
+
+- ``zero_sum`` (X1 = −X0): ``win``/``draw``/``loss`` [N, N] are the row member's per-cell rates over episodes
+  (seat-0 return > 0, == 0, < 0); per member ``win_rate``/``draw_rate``/``loss_rate`` are the rates over both
+  seatings with the others (its own seat's return in each seating), and ``ci95["score"]`` [N, 2] a percentile
+  bootstrap over episodes. ``cross`` (several populations) is A's mean payoff against B over both seatings
+  (``worst_partner``: against its strongest member). The common-payoff notions (sp_mean, xp_mean, gap,
+  proportional_loss, row_xp/col_xp, self_play, normalised, conventions) do not apply — self-play measures the
+  seat asymmetry and there is nothing to coordinate on — so they are left out, ``conventions`` is null and
+  ``not_applicable`` lists them.
+- ``general_sum``: ``welfare`` W = X0 + X1 per cell; sp_mean, xp_mean, gap, proportional_loss, row_xp/col_xp,
+  self_play, normalised, the conventions and their CIs are the common-payoff definitions applied to the welfare
+  per seat W / 2 (the common payoff is the special case X0 = X1 = W / 2): members that coordinate reach high
+  welfare together, whoever of the two gains more (``cross`` too); each member's own payoffs are in
+  score/payoff_seat0/1 and ``ci95["score"]``.
+
 All pairs run batched through ONE AdapterBank holding the members of every population (same base model).
 """
 
@@ -138,11 +158,86 @@ def bootstrap_ci(returns: np.ndarray, n_boot: int = 500, seed: int = 0, level: f
     return {k: [float(lo[i]), float(hi[i])] for i, k in enumerate(("sp_mean", "xp_mean", "gap"))}
 
 
-def cross_population(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> dict[str, float]:
-    """Population A (member indices ``rows``) against B (``cols``), both seatings averaged."""
-    both = (matrix[np.ix_(rows, cols)] + matrix[np.ix_(cols, rows)].T) / 2  # [|A|, |B|]
+def cross_population(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                     seat1: np.ndarray | None = None) -> dict[str, float]:
+    """Population A (member indices ``rows``) against B (``cols``), both seatings averaged. ``seat1``: the
+    seat-1 payoffs X1 of a game that pays each seat its own (then A's payoff: (X0[a, b] + X1[b, a]) / 2)."""
+    other = matrix if seat1 is None else seat1
+    both = (matrix[np.ix_(rows, cols)] + other[np.ix_(cols, rows)].T) / 2  # [|A|, |B|]
     return {"mean": float(both.mean()), "worst_partner": float(both.mean(0).min()), "worst_pair": float(both.min()),
             "per_partner": [float(v) for v in both.mean(0)]}
+
+
+ZERO_SUM_NOT_APPLICABLE = ("sp_mean", "xp_mean", "gap", "proportional_loss", "row_xp", "col_xp", "self_play",
+                           "normalised", "conventions", "threshold")
+
+
+def member_payoffs(x0: np.ndarray, x1: np.ndarray) -> dict[str, list[float]]:
+    """Each member's own mean payoff with the others (j ≠ i) from the seat payoffs X0, X1 [N, N] (row = seat 0):
+    ``payoff_seat0[i]`` = mean_j X0[i, j], ``payoff_seat1[i]`` = mean_j X1[j, i] and ``score[i]`` = their mean
+    (NaN for a single member)."""
+    n = x0.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    seat0 = np.array([x0[i, off[i]].mean() if n > 1 else np.nan for i in range(n)])
+    seat1 = np.array([x1[off[:, i], i].mean() if n > 1 else np.nan for i in range(n)])
+    return {"score": [float(v) for v in (seat0 + seat1) / 2], "payoff_seat0": [float(v) for v in seat0],
+            "payoff_seat1": [float(v) for v in seat1]}
+
+
+def outcome_rates(returns: np.ndarray) -> dict[str, Any]:
+    """Win/draw/loss rates from seat returns [N, N, E, 2] (pair i, j: member i in seat 0, j in seat 1): per cell,
+    the row member's rates over episodes (``win`` [N, N]: seat-0 return > 0, ``draw`` == 0, ``loss`` < 0), and per
+    member its rates over both seatings with the others (j ≠ i), each seating's episodes judged by the member's
+    own seat's return (``win_rate`` [N], ``draw_rate``, ``loss_rate``; NaN for a single member)."""
+    returns = np.asarray(returns, dtype=np.float64)
+    n = returns.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    out: dict[str, Any] = {}
+    for key, test in (("win", np.greater), ("draw", np.equal), ("loss", np.less)):
+        rate = test(returns, 0.0).mean(2)  # [N, N, 2]: the seat's rate in each pair
+        out[key] = rate[..., 0].tolist()
+        out[f"{key}_rate"] = [float((rate[i, off[i], 0].mean() + rate[off[:, i], i, 1].mean()) / 2) if n > 1
+                              else float("nan") for i in range(n)]
+    return out
+
+
+def score_ci(returns: np.ndarray, n_boot: int = 500, seed: int = 0, level: float = 0.95) -> list[list[float]]:
+    """Percentile bootstrap over episodes of each member's ``score`` (:func:`member_payoffs`): returns
+    [N, N, E, 2] → [N, 2] (low, high); the same resamples for every pair."""
+    seats = np.moveaxis(np.asarray(returns, dtype=np.float64), -1, 0)  # [2, N, N, E]
+
+    def statistic(means: np.ndarray) -> np.ndarray:  # [2, N, N, B] → [N, B]
+        n = means.shape[1]
+        off = ~np.eye(n, dtype=bool)[..., None]
+        seat0 = (means[0] * off).sum(1) / max(1, n - 1)
+        seat1 = (means[1] * off).sum(0) / max(1, n - 1)
+        return (seat0 + seat1) / 2
+
+    if returns.shape[0] < 2:
+        return [[float("nan"), float("nan")]] * returns.shape[0]
+    lo, hi = bootstrap(seats, statistic, n_boot, seed, level, batched=True)
+    return [[float(a), float(b)] for a, b in zip(lo, hi)]
+
+
+def seat_metrics(returns: np.ndarray, kind: str, n_boot: int = 500, seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
+    """The metrics of a game that pays each seat its own reward, from seat returns [N, N, E, 2]; (metrics, the
+    matrix the convention analysis runs on: W / 2 for ``general_sum``, None for ``zero_sum``). See the module's
+    definitions."""
+    returns = np.asarray(returns, dtype=np.float64)
+    x0, x1 = returns[..., 0].mean(-1), returns[..., 1].mean(-1)
+    if kind == "zero_sum":
+        metrics = {**member_payoffs(x0, x1), **outcome_rates(returns),
+                   "ci95": {"score": score_ci(returns, n_boot, seed)},
+                   "not_applicable": list(ZERO_SUM_NOT_APPLICABLE)}
+        return metrics, None
+    if kind != "general_sum":
+        raise ValueError(f"unknown payoff kind {kind!r}")
+    per_seat = returns.sum(-1) / 2  # welfare per seat, per episode [N, N, E]
+    half = per_seat.mean(-1)
+    metrics = {**summary(half), "welfare": (x0 + x1).tolist(), **member_payoffs(x0, x1),
+               "ci95": {**bootstrap_ci(per_seat, n_boot=n_boot, seed=seed), "score": score_ci(returns, n_boot, seed)},
+               "self_play": [float(v) for v in np.diag(half)], "normalised": normalised(half).tolist()}
+    return metrics, half
 
 
 # ---------------------------------------------------------------------------- result and computation
@@ -153,19 +248,33 @@ class CrossPlayResult:
     matrix: np.ndarray  # [N, N]
     episodes: int
     metrics: dict[str, Any]
-    conventions: list[list[str]]
+    conventions: list[list[str]] | None  # None where they do not apply (zero-sum)
     member_conventions: dict[str, Any] = field(default_factory=dict)  # member → lever/block it plays
     game: str = ""
     threshold: float = 0.5
+    matrix_seat1: np.ndarray | None = None  # [N, N]: X1, the column member's payoff; None for a common payoff
+    payoff: str = "common"  # adhoc.games.core.payoff_kind
 
     def to_json(self) -> dict[str, Any]:
+        """For a common payoff as it always was; otherwise with ``payoff`` and ``matrix_seat1`` after ``game``, and
+        for zero-sum ``threshold``, ``n_conventions`` and ``conventions`` null (``not_applicable``)."""
+        if self.payoff != "common":
+            return {"game": self.game, "payoff": self.payoff, "members": self.members,
+                    "populations": self.populations, "episodes": self.episodes, "matrix": self.matrix.tolist(),
+                    "matrix_seat1": self.matrix_seat1.tolist(),
+                    "threshold": None if self.conventions is None else self.threshold, **self.metrics,
+                    "n_conventions": None if self.conventions is None else len(self.conventions),
+                    "conventions": self.conventions, "member_conventions": self.member_conventions}
         return {"game": self.game, "members": self.members, "populations": self.populations,
                 "episodes": self.episodes, "matrix": self.matrix.tolist(), "threshold": self.threshold,
                 **self.metrics, "n_conventions": len(self.conventions), "conventions": self.conventions,
                 "member_conventions": self.member_conventions}
 
     def order(self) -> list[int]:
-        """Member indices grouped by convention cluster (for the heatmap)."""
+        """Member indices grouped by convention cluster (for the heatmap); as listed when there are none
+        (zero-sum)."""
+        if self.conventions is None:
+            return list(range(len(self.members)))
         index = {m: i for i, m in enumerate(self.members)}
         return [index[m] for cluster in self.conventions for m in cluster]
 
@@ -175,9 +284,11 @@ def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float =
               stages=None) -> CrossPlayResult:
     """Cross-play every ordered pair of members of the given populations (paths or Population objects).
     ``play(game, policy, pairs, episodes, seed)`` -> returns [P, E] plays the pairs (default: one stream in this
-    process; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray workers). ``stages``: an
+    process; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray workers); in a game that pays each seat
+    its own reward it is called with ``seats=True`` and returns [P, E, 2]. ``stages``: an
     ``adhoc.progress.Stages`` told each of the six stages (None: no progress)."""
     from adhoc.games import build_game
+    from adhoc.games.core import payoff_kind
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
     from adhoc.lm.policy import Policy
@@ -217,6 +328,10 @@ def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float =
     idx = torch.arange(total)
     pairs = torch.stack([idx.repeat_interleave(total), idx.repeat(total)], 1)  # [N·N, 2], row-major (i, j)
     stage(f"playing {total}x{total} pairs, {episodes} episodes each")
+    kind = payoff_kind(game)
+    if kind != "common":
+        return _seat_crossplay(game, policy, pairs, names, groups, episodes, seed, threshold, n_boot, play, stage,
+                               kind, first.game["name"])
     played = play(game, policy, pairs, episodes, seed) if play is not None else \
         episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed))
     returns = played.view(total, total, episodes).numpy()
@@ -236,6 +351,33 @@ def crossplay(populations, episodes: int = 64, seed: int = 0, threshold: float =
                            conventions=conventions(matrix, names, threshold),
                            member_conventions=greedy_conventions(game, policy, names), game=first.game["name"],
                            threshold=threshold)
+
+
+def _seat_crossplay(game, policy, pairs, names, groups, episodes, seed, threshold, n_boot, play, stage, kind,
+                    game_name) -> CrossPlayResult:
+    """``crossplay`` for a game that pays each seat its own reward: the pairs played with ``seats=True``."""
+    from adhoc.rollout import episode_returns
+
+    total = len(names)
+    played = play(game, policy, pairs, episodes, seed, seats=True) if play is not None else \
+        episode_returns(game, policy, pairs, episodes, np.random.default_rng(seed), seats=True)
+    returns = played.reshape(total, total, episodes, 2).numpy().astype(np.float64)  # [N, N, E, 2]
+    stage("bootstrap confidence intervals")
+    metrics, half = seat_metrics(returns, kind, n_boot=n_boot, seed=seed)
+    x0, x1 = returns[..., 0].mean(-1), returns[..., 1].mean(-1)
+    if len(groups) > 1:
+        if half is not None:
+            metrics["per_population"] = {k: dict(zip(("sp_mean", "xp_mean"), sp_xp(half[np.ix_(v, v)])))
+                                         for k, v in groups.items()}
+        # general-sum: welfare per seat, as sp/xp; zero-sum: A's own payoff against B
+        mine = (half, None) if half is not None else (x0, x1)
+        metrics["cross"] = {f"{a} vs {b}": cross_population(mine[0], np.array(ra), np.array(rb), seat1=mine[1])
+                            for a, ra in groups.items() for b, rb in groups.items() if a != b}
+    stage("conventions")
+    return CrossPlayResult(members=names, populations=groups, matrix=x0, episodes=episodes, metrics=metrics,
+                           conventions=None if half is None else conventions(half, names, threshold),
+                           member_conventions=greedy_conventions(game, policy, names), game=game_name,
+                           threshold=threshold, matrix_seat1=x1, payoff=kind)
 
 
 @torch.no_grad()

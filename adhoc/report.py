@@ -63,13 +63,18 @@ def heatmap_figure(result: CrossPlayResult):
     import matplotlib.pyplot as plt
 
     order = result.order()
-    m = result.matrix[np.ix_(order, order)]
+    shown = welfare(result) if result.payoff == "general_sum" else result.matrix
+    m = shown[np.ix_(order, order)]
     labels = [_label(result, result.members[i]) for i in order]
     n = len(order)
     size = min(16.0, max(5.0, 0.32 * n + 3.0))
     fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=150 if n <= 32 else 110)
-    vmax = max(1e-9, float(np.max(result.matrix)), float(np.max(np.diag(result.matrix))))
-    im = ax.imshow(m, cmap="viridis", vmin=min(0.0, float(m.min())), vmax=vmax, interpolation="nearest")
+    if result.payoff == "zero_sum":  # diverging, centred at 0: the row member wins (blue) or loses (red)
+        vmax = max(1e-9, float(np.abs(shown).max()))
+        im = ax.imshow(m, cmap="RdBu", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    else:
+        vmax = max(1e-9, float(np.max(shown)), float(np.max(np.diag(shown))))
+        im = ax.imshow(m, cmap="viridis", vmin=min(0.0, float(m.min())), vmax=vmax, interpolation="nearest")
     step = -(-n // TICK_LABELS_MAX)  # 1 up to 64 members, 2 up to 128, 4 at 256, ...
     ticks = np.arange(0, n, step)
     fs = 9 if n <= 16 else 7 if n <= 32 else 5
@@ -82,19 +87,35 @@ def heatmap_figure(result: CrossPlayResult):
         cell_fs = 7 if n <= 16 else 6
         for i in range(n):
             for j in range(n):
+                dark = abs(m[i, j]) > 0.6 * vmax if result.payoff == "zero_sum" else m[i, j] < 0.6 * vmax
                 ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=cell_fs,
-                        color="white" if m[i, j] < 0.6 * vmax else "black")
+                        color="white" if dark else "black")
     edge = 0
-    for cluster in result.conventions[:-1] if len(result.conventions) > 1 else []:
+    convs = result.conventions or []
+    for cluster in convs[:-1] if len(convs) > 1 else []:
         edge += len(cluster)
         ax.axhline(edge - 0.5, color="white", lw=1.2 if n <= 64 else 0.6)
         ax.axvline(edge - 0.5, color="white", lw=1.2 if n <= 64 else 0.6)
     mt = result.metrics
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="mean return")
-    fit_title(fig, ax, f"Cross-play on {result.game}: SP {mt['sp_mean']:.3f}, XP {mt['xp_mean']:.3f}\n"
+    if result.payoff == "zero_sum":
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="payoff of the row member (seat 0)")
+        best = int(np.nanargmax(mt["score"])) if np.isfinite(mt["score"]).any() else None
+        top = f"best score {result.members[best]} {mt['score'][best]:.3f}, " if best is not None else ""
+        fit_title(fig, ax, f"Zero-sum cross-play on {result.game}: payoff of the row member (seat 1 gets its "
+                           f"negative)\n{top}{result.episodes} episodes per ordered pair")
+        return fig
+    general = result.payoff == "general_sum"
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="welfare X0 + X1" if general else "mean return")
+    fit_title(fig, ax, ("General-sum cross-play on {}: welfare X0 + X1; per seat " if general else "Cross-play on {}: ")
+              .format(result.game) + f"SP {mt['sp_mean']:.3f}, XP {mt['xp_mean']:.3f}\n"
                        f"{len(result.conventions)} convention{'s' * (len(result.conventions) != 1)}, "
                        f"{result.episodes} episodes per ordered pair")
     return fig
+
+
+def welfare(result: CrossPlayResult) -> np.ndarray:
+    """W = X0 + X1 [N, N] of a game that pays each seat its own reward (the matrix itself for a common payoff)."""
+    return result.matrix if result.matrix_seat1 is None else result.matrix + result.matrix_seat1
 
 
 def heatmap_png(result: CrossPlayResult) -> bytes:
@@ -106,13 +127,37 @@ def heatmap_png(result: CrossPlayResult) -> bytes:
 
 def _rows(result: CrossPlayResult) -> list[tuple[str, ...]]:
     mt = result.metrics
+    if result.payoff == "zero_sum":
+        return _zero_sum_rows(result)
     ci = mt["ci95"]
     fmt = lambda k: f"{mt[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]"  # noqa: E731
-    rows = [("self-play mean (SP)", fmt("sp_mean")), ("cross-play mean (XP)", fmt("xp_mean")),
+    per = " (welfare per seat)" if result.payoff == "general_sum" else ""
+    rows = [(f"self-play mean (SP){per}", fmt("sp_mean")), (f"cross-play mean (XP){per}", fmt("xp_mean")),
             ("gap SP − XP", fmt("gap")), ("proportional loss (SP − XP)/SP", f"{mt['proportional_loss']:.3f}"),
             ("conventions", str(len(result.conventions)))]
     for key, cross in mt.get("cross", {}).items():
-        rows.append((f"{key}: mean / worst partner", f"{cross['mean']:.3f} / {cross['worst_partner']:.3f}"))
+        rows.append((f"{key}: mean / worst partner{per}", f"{cross['mean']:.3f} / {cross['worst_partner']:.3f}"))
+    if per:
+        rows.insert(0, ("payoff", "general-sum: each seat its own; SP, XP, gap and conventions on (X0 + X1)/2"))
+    return rows
+
+
+def _zero_sum_rows(result: CrossPlayResult) -> list[tuple[str, ...]]:
+    mt = result.metrics
+    rows = [("payoff", "zero-sum: the row member's X0; seat 1 gets −X0")]
+    score = np.asarray(mt["score"], dtype=float)
+    if np.isfinite(score).any():
+        for label, k in (("best member (score)", int(np.nanargmax(score))), ("worst member (score)",
+                                                                             int(np.nanargmin(score)))):
+            lo, hi = mt["ci95"]["score"][k]
+            rows.append((label, f"{result.members[k]} {score[k]:.3f} [{lo:.3f}, {hi:.3f}]"))
+    n = len(result.members)
+    if n > 1:
+        off = ~np.eye(n, dtype=bool)
+        rows.append(("draws (pairs of two members)", f"{np.asarray(mt['draw'])[off].mean():.3f}"))
+    rows.append(("not applicable", "SP, XP, gap, conventions (nothing to coordinate on)"))
+    for key, cross in mt.get("cross", {}).items():
+        rows.append((f"{key}: mean payoff / vs strongest", f"{cross['mean']:.3f} / {cross['worst_partner']:.3f}"))
     return rows
 
 
@@ -121,25 +166,92 @@ def _member_rows(result: CrossPlayResult) -> list[tuple[str, ...]]:
     out = []
     for i, name in enumerate(result.members):
         conv = result.member_conventions.get(name)
+        plays = f"{_plays(result, name)} (p={conv['probability']:.2f})" if conv else "-"
+        if result.payoff == "zero_sum":
+            lo, hi = mt["ci95"]["score"][i]
+            out.append((name, f"{mt['score'][i]:.3f} [{lo:.3f}, {hi:.3f}]", f"{mt['payoff_seat0'][i]:.3f}",
+                        f"{mt['payoff_seat1'][i]:.3f}", f"{mt['win_rate'][i]:.3f}", f"{mt['draw_rate'][i]:.3f}",
+                        f"{mt['loss_rate'][i]:.3f}", plays))
+            continue
         cluster = next(k for k, c in enumerate(result.conventions) if name in c)
-        out.append((name, f"{mt['self_play'][i]:.3f}", f"{mt['row_xp'][i]:.3f}", f"{mt['col_xp'][i]:.3f}", str(cluster),
-                    f"{_plays(result, name)} (p={conv['probability']:.2f})" if conv else "-"))
+        own = (f"{mt['score'][i]:.3f}",) if result.payoff == "general_sum" else ()
+        out.append((name, f"{mt['self_play'][i]:.3f}", f"{mt['row_xp'][i]:.3f}", f"{mt['col_xp'][i]:.3f}", *own,
+                    str(cluster), plays))
     return out
 
 
 MEMBER_HEADER = ("member", "self-play", "XP as seat 0", "XP as seat 1", "cluster", "plays")
+MEMBER_HEADERS = {
+    "common": MEMBER_HEADER,
+    "zero_sum": ("member", "score [95% CI]", "payoff as seat 0", "payoff as seat 1", "win", "draw", "loss", "plays"),
+    "general_sum": ("member", "self-play welfare/seat", "XP welfare/seat as seat 0", "XP welfare/seat as seat 1",
+                    "own payoff (both seats)", "cluster", "plays"),
+}
+
+
+def _subtitle(result: CrossPlayResult, markdown_text: bool) -> str:
+    """The report's opening paragraph: what the numbers are (the common payoff's exactly as it always was)."""
+    head = f"{len(result.members)} members, {result.episodes} episodes per ordered pair"
+    if result.payoff == "zero_sum":
+        return (f"{head}; 95% bootstrap confidence intervals over episodes. Zero-sum: each cell is the payoff of the "
+                f"row member (seat 0), and seat 1 gets its negative; score = a member's mean payoff over both "
+                f"seatings with the others; win/draw/loss by the sign of its own return. Self-play and cross-play "
+                f"means, the gap and conventions do not apply.")
+    welfare_text = (" General-sum: each seat gets its own payoff (cells: X0, X1); the heatmap shows the welfare "
+                    "X0 + X1, and SP, XP, gap and conventions are computed on the welfare per seat (X0 + X1)/2; "
+                    "own payoff = a member's mean payoff over both seatings with the others."
+                    if result.payoff == "general_sum" else "")
+    if markdown_text:
+        return (f"{head}, 95% bootstrap confidence intervals over episodes. Conventions: clusters of members whose "
+                f"normalised cross-play (X[i,j]/X[i,i]) is at least {result.threshold:g} both ways." + welfare_text)
+    return (f"{head}; 95% bootstrap confidence intervals over episodes; conventions = clusters of members whose "
+            f"normalised cross-play X[i,j]/X[i,i] is at least {result.threshold:g} both ways." + welfare_text)
+
+
+def _cell(result: CrossPlayResult, i: int, j: int) -> str:
+    """One cell of the matrix as text: X[i, j]; a zero-sum game's X0[i, j]; a general-sum one's "X0, X1"."""
+    if result.payoff == "general_sum":
+        return f"{result.matrix[i, j]:.2f}, {result.matrix_seat1[i, j]:.2f}"
+    return f"{result.matrix[i, j]:.2f}"
+
+
+def _payoff_table(result: CrossPlayResult) -> tuple[tuple[str, ...], list[tuple[str, ...]]] | None:
+    """The matrix as a table for the reports of games that pay each seat its own reward, up to ``CELL_TEXT_MAX``
+    members: zero-sum cells "X0 (W w D d L l)" (the row member's rates), general-sum cells "X0, X1"."""
+    if result.payoff == "common" or len(result.members) > CELL_TEXT_MAX:
+        return None
+    order = result.order()
+    mt = result.metrics
+
+    def text(i, j):
+        if result.payoff == "zero_sum":
+            return f"{_cell(result, i, j)} (W {mt['win'][i][j]:.2f} D {mt['draw'][i][j]:.2f} L {mt['loss'][i][j]:.2f})"
+        return _cell(result, i, j)
+
+    header = ("seat 0 \\ seat 1", *(result.members[j] for j in order))
+    return header, [(result.members[i], *(text(i, j) for j in order)) for i in order]
+
+
+def _payoff_caption(result: CrossPlayResult) -> str:
+    return ("Payoff of the row member in seat 0 against the column member in seat 1 (seat 1 gets its negative); "
+            "W/D/L: the row member's win/draw/loss rates." if result.payoff == "zero_sum" else
+            "Payoffs (seat 0, seat 1) of the row member in seat 0 and the column member in seat 1.")
 
 
 def markdown(result: CrossPlayResult) -> str:
-    lines = [f"# Cross-play report: {result.game}", "",
-             f"{len(result.members)} members, {result.episodes} episodes per ordered pair, "
-             f"95% bootstrap confidence intervals over episodes. Conventions: clusters of members whose "
-             f"normalised cross-play (X[i,j]/X[i,i]) is at least {result.threshold:g} both ways.", "",
+    lines = [f"# Cross-play report: {result.game}", "", _subtitle(result, markdown_text=True), "",
              "![heatmap](heatmap.png)", "", "| metric | value |", "|---|---|"]
     lines += [f"| {a} | {b} |" for a, b in _rows(result)]
-    lines += ["", "## Conventions", ""]
-    lines += [f"{k}. {', '.join(c)}" for k, c in enumerate(result.conventions)]
-    lines += ["", "## Members", "", "| " + " | ".join(MEMBER_HEADER) + " |", "|" + "---|" * len(MEMBER_HEADER)]
+    if result.conventions is not None:
+        lines += ["", "## Conventions", ""]
+        lines += [f"{k}. {', '.join(c)}" for k, c in enumerate(result.conventions)]
+    if (table := _payoff_table(result)) is not None:
+        header, rows = table
+        lines += ["", "## Payoffs", "", _payoff_caption(result), "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    header = MEMBER_HEADERS[result.payoff]
+    lines += ["", "## Members", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in _member_rows(result)]
     return "\n".join(lines) + "\n"
 
@@ -173,40 +285,55 @@ th {{ background: #f4f4f4; }} td:not(:first-child) {{ font-variant-numeric: tabu
 
 
 def html_report(result: CrossPlayResult, png: bytes) -> str:
-    convs = "".join(f"<li>{html.escape(', '.join(c))}</li>" for c in result.conventions)
-    subtitle = (f"{len(result.members)} members, {result.episodes} episodes per ordered pair; 95% bootstrap "
-                f"confidence intervals over episodes; conventions = clusters of members whose normalised cross-play "
-                f"X[i,j]/X[i,i] is at least {result.threshold:g} both ways.")
-    body = (f"<h2>Summary</h2>{html_table(('metric', 'value'), _rows(result))}\n"
-            f"<h2>Conventions ({len(result.conventions)})</h2><ol start=\"0\">{convs}</ol>\n"
-            f"<h2>Members</h2>{html_table(MEMBER_HEADER, _member_rows(result))}")
-    return html_page(f"Cross-play report: {result.game}", subtitle, png, body, alt="cross-play heatmap")
+    body = f"<h2>Summary</h2>{html_table(('metric', 'value'), _rows(result))}\n"
+    if result.conventions is not None:
+        convs = "".join(f"<li>{html.escape(', '.join(c))}</li>" for c in result.conventions)
+        body += f"<h2>Conventions ({len(result.conventions)})</h2><ol start=\"0\">{convs}</ol>\n"
+    if (table := _payoff_table(result)) is not None:
+        body += f"<h2>Payoffs</h2><p>{html.escape(_payoff_caption(result))}</p>{html_table(*table)}\n"
+    body += f"<h2>Members</h2>{html_table(MEMBER_HEADERS[result.payoff], _member_rows(result))}"
+    return html_page(f"Cross-play report: {result.game}", _subtitle(result, markdown_text=False), png, body,
+                     alt="cross-play heatmap")
 
 
 def terminal_table(result: CrossPlayResult, max_members: int = 12, max_width: int = 100) -> str:
     """Metrics, then (up to ``max_members``) the matrix: rows are members in seat 0, columns partners in seat 1,
     both grouped by convention. Columns carry the members' names when they fit in ``max_width`` characters,
     else the rows' numbers (column k is row k)."""
-    lines = [f"cross-play on {result.game}: {len(result.members)} members x {result.episodes} episodes per pair"]
+    kind = {"common": "", "zero_sum": " (zero-sum)", "general_sum": " (general-sum)"}[result.payoff]
+    lines = [f"cross-play on {result.game}{kind}: {len(result.members)} members x {result.episodes} episodes per pair"]
     lines += [f"  {a:<34} {b}" for a, b in _rows(result)]
     if len(result.members) <= max_members:
         order = result.order()
         names = [result.members[i] for i in order]
-        cluster = {m: k for k, c in enumerate(result.conventions) for m in c}
-        cell = max(5, *(len(n) for n in names))
+        cluster = {m: k for k, c in enumerate(result.conventions or []) for m in c}
+        texts = 5 if result.payoff == "common" else max(len(_cell(result, i, j)) for i in order for j in order)
+        cell = max(5, texts, *(len(n) for n in names))
         by_name = len(names) * (cell + 1) + max(len(n) for n in names) + 20 <= max_width
         if not by_name:
-            cell = 5
+            cell = max(5, texts)
             names = [f"{k:>2} {n}" for k, n in enumerate(names)]
         corner = "seat 0 \\ seat 1"
         width = max(len(corner), *(len(n) for n in names))
         heads = [result.members[i] for i in order] if by_name else [str(k) for k in range(len(order))]
-        lines.append(f"  mean return of the row member in seat 0 with the column partner in seat 1"
-                     + ("" if by_name else " (columns numbered as the rows)"))
-        lines.append(f"  {corner:<{width}}  " + " ".join(f"{h:>{cell}}" for h in heads) + "   convention")
+        what = {"common": "mean return of the row member in seat 0 with the column partner in seat 1",
+                "zero_sum": "payoff of the row member in seat 0 against the column member in seat 1 (seat 1 gets "
+                            "its negative)",
+                "general_sum": "payoffs (seat 0, seat 1) of the row member in seat 0 and the column partner in "
+                               "seat 1"}[result.payoff]
+        lines.append(f"  {what}" + ("" if by_name else " (columns numbered as the rows)"))
+        tail = "" if result.conventions is None else "   convention"
+        lines.append(f"  {corner:<{width}}  " + " ".join(f"{h:>{cell}}" for h in heads) + tail)
         for name, i in zip(names, order):
-            lines.append(f"  {name:<{width}}  " + " ".join(f"{result.matrix[i, j]:{cell}.2f}" for j in order)
-                         + f"   {cluster[result.members[i]]}")
+            lines.append(f"  {name:<{width}}  " + " ".join(f"{_cell(result, i, j):>{cell}}" for j in order)
+                         + ("" if result.conventions is None else f"   {cluster[result.members[i]]}"))
+        if result.payoff == "zero_sum":
+            mt = result.metrics
+            lines.append(f"  {'member':<{width}}  {'score':>7}  {'win':>5}  {'draw':>5}  {'loss':>5}"
+                         "   (over both seatings with the others)")
+            for name, i in zip(names, order):
+                lines.append(f"  {name:<{width}}  {mt['score'][i]:7.3f}  {mt['win_rate'][i]:5.3f}  "
+                             f"{mt['draw_rate'][i]:5.3f}  {mt['loss_rate'][i]:5.3f}")
     else:
         lines.append(f"  ({len(result.members)} members: the matrix is in the report, heatmap.png and matrix.npy)")
     return "\n".join(lines)
@@ -224,6 +351,9 @@ def _evaluation_rows(result) -> list[tuple[str, str]]:
     rows = [("mean return", fmt("mean_return")), ("worst-case return", fmt("worst_return")),
             ("worst partner", mt["worst_partner"]), ("mean regret", fmt("mean_regret")),
             ("max regret", fmt("max_regret"))]
+    if "win_rate" in mt:  # zero-sum: the agent's outcomes, by the sign of its own return
+        rows.append(("win / draw / loss", " / ".join(_ci_text(mt[f"{k}_rate"], None) for k in ("win", "draw", "loss"))
+                     + "  (mean over partners)"))
     if "episode_payoffs" in mt:
         rows.append(("round 1 → K", " → ".join(f"{v:.3f}" for v in mt["episode_payoffs"]) + "  (mean over partners)"))
     best = mt.get("best_history_policy")
@@ -260,7 +390,19 @@ def _evaluation_subtitle(result) -> str:
     return (f"Agent {result.agent} on {result.game} with {len(result.metrics['per_partner'])} partners from {pops}; "
             f"{result.episodes} episodes per partner and seating; return = mean over the seatings played (both, "
             f"unless the agent has one seat or the partner is scripted); regret = partner's self-play return − return (– for scripted "
-            f"partners, which have none); 95% bootstrap confidence intervals over episodes.")
+            f"partners, which have none); 95% bootstrap confidence intervals over episodes."
+            + _evaluation_payoff_text(result.metrics.get("payoff")))
+
+
+def _evaluation_payoff_text(kind: str | None) -> str:
+    """What the returns are in a game that pays each seat its own reward ('' for a common payoff)."""
+    if kind == "zero_sum":
+        return (" Zero-sum: each return is the agent's own seat's payoff; self-play and regret do not apply (–); "
+                "win / draw / loss by the sign of the agent's return.")
+    if kind == "general_sum":
+        return (" General-sum: each return is the agent's own seat's payoff; a partner's self-play is its seat-0 "
+                "payoff.")
+    return ""
 
 
 def evaluation_png(result) -> bytes:

@@ -42,6 +42,15 @@ in both seatings, and each partner with itself) is played in ONE call, in seeded
 same returns in this process (``LocalBlocks(T)``) and on any number of Ray workers (``RayBlocks``), which
 load the base model once each and receive the adapters (and any scripted partners) through the object store.
 
+Games that pay each seat its own reward (``adhoc.games.core.payoff_kind``): every return above is the agent's
+own seat's payoff (``adhoc.partners.play_playable``'s ``seat_of``) and a partner's ``self_play`` its seat-0
+payoff; ``evaluation.json`` says so (``payoff``: the kind, ``returns_are``). Zero-sum: a partner's self-play
+payoff is the seat asymmetry, not what the agent could reach, so ``self_play`` and the regrets are None (listed
+in ``not_applicable``), and per partner ``win``/``draw``/``loss`` are the agent's rates (its own return > 0,
+== 0, < 0 per episode; the mean over the seatings played, x-weighted over a mixture's members), with
+``win_rate``/``draw_rate``/``loss_rate`` their means over partners. ``--bound`` (a common-payoff bound) refuses
+such games.
+
 Outputs (``--out``, default ``runs/evaluate-<AGENT>[-mixture]-<time>-<id>``), written into a locked staging folder
 and renamed into place (an existing ``--out`` is replaced only with ``overwrite`` and only if it is an evaluation): ``evaluation.json``, ``returns.png``,
 ``report.md``, ``report.html``.
@@ -90,6 +99,25 @@ def evaluation_metrics(returns: np.ndarray, names: list[str], n_boot: int = 500,
     return {**{k: _num(point[j]) for j, k in enumerate(keys)},
             "worst_partner": names[int(np.argmin(point[4:4 + P]))],
             "ci95": {k: ci(j) for j, k in enumerate(keys)}, "per_partner": per_partner}
+
+
+def outcome_rates(returns: np.ndarray, weights: np.ndarray | None = None) -> dict[str, Any]:
+    """The agent's win/draw/loss rates with each partner in a zero-sum game: ``returns`` [K, P, 2, E], the agent's
+    own seat's returns (K agent members; axis 2: the agent in seat 0, in seat 1; a seating not played is NaN
+    throughout). Per member and partner, the rate of episodes with return > 0 (== 0, < 0) in each seating played,
+    averaged over those seatings (as ``return`` is); then weighted over the members by ``weights`` [K] (default:
+    the one member). Returns {"win": [P], "draw": [P], "loss": [P]} (None where no seating was played)."""
+    returns = np.asarray(returns, dtype=np.float64)
+    weights = np.ones(1) if weights is None else np.asarray(weights, dtype=np.float64)
+    played = np.isfinite(returns).all(-1)  # [K, P, 2]
+    out = {}
+    for key, test in (("win", np.greater), ("draw", np.equal), ("loss", np.less)):
+        rate = np.where(played, test(np.nan_to_num(returns), 0.0).mean(-1), np.nan)  # [K, P, 2]
+        with warnings.catch_warnings():  # a partner with no seating played
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_member = np.nanmean(rate, -1)  # [K, P]
+        out[key] = [_num(v) for v in np.einsum("k,kp->p", weights, per_member)]
+    return out
 
 
 def _num(value: float) -> float | None:
@@ -178,6 +206,7 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     (None: in this process, one stream; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray).
     ``stages``: an ``adhoc.progress.Stages`` told each of the five stages (None: no progress)."""
     from adhoc.games import build_game
+    from adhoc.games.core import payoff_kind
     from adhoc.lm.adapters import AdapterBank
     from adhoc.lm.base import load_base
     from adhoc.lm.policy import Policy
@@ -200,6 +229,9 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
         raise UserError(f"--bound needs a repeated game (game.name=repeated); {agent_pop.path} plays "
                         f"{agent_pop.game.get('name')}")
     game_spec = dict(agent_pop.game)
+    if bound and (kind := payoff_kind(build_game(game_spec))) != "common":
+        raise UserError(f"--bound is the best return of a common-payoff game; {agent_pop.path} plays a "
+                        f"{kind.replace('_', '-')} game (each seat its own payoff): leave --bound out")
     if transcript is not None:
         if game_spec.get("name") != "repeated":
             raise UserError(f"--transcript needs a repeated game; {agent_pop.path} plays {game_spec.get('name')}")
@@ -236,9 +268,13 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     stage(f"playing {len(members)} x {len(partners.names)} partners, {episodes} episodes each")
     rewards, others = member_rewards(game, policy, N, len(members), ids, episodes, seed, play, seats, seat)
     returns = rewards.sum(-1)  # [P, 3, E]; NaN where not played
+    kind = payoff_kind(game)
+    if kind == "zero_sum":  # a partner's self-play payoff is the seat asymmetry: no self-play, no regret
+        returns[:, 2] = np.nan
     stage("bootstrap confidence intervals" + (" and the history bound" if bound else ""))
     if not mixture:
-        metrics = evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed)
+        metrics = with_payoff(evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed), kind,
+                              returns[None, :, :2])
         payoffs = getattr(game, "episode_payoffs", None)  # interactions of several episodes: the curve
         curve = None if payoffs is None else payoffs(rewards[:, :2])  # [P, 2, E, K]
         if curve is not None and curve.shape[-1] > 1:
@@ -255,7 +291,8 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     per_member = [returns[:, :2], *others]  # each [P, 2, E]
     x = np.array([weights[m] for m in members])
     combined = np.concatenate([np.einsum("k,kpse->pse", x, np.stack(per_member)), returns[:, 2:]], axis=1)
-    metrics = evaluation_metrics(combined, partners.names, n_boot=n_boot, seed=seed)
+    metrics = with_payoff(evaluation_metrics(combined, partners.names, n_boot=n_boot, seed=seed), kind,
+                          np.stack(per_member), x)
     own = [np.nanmean(r.mean(-1), -1) for r in per_member]  # [P] per member, both seatings
     metrics = {"mixture": {m: round(float(w), 6) for m, w in weights.items()}, **metrics,
                "snapshots": {m: {"weight": round(float(weights[m]), 6), "mean_return": round(float(r.mean()), 4),
@@ -265,6 +302,24 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     label = ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
     return EvaluationResult(agent=f"{agent_pop.path}:mixture({label})", game=agent_pop.game["name"],
                             partners=partners.describe(), episodes=episodes, metrics=metrics, returns=combined)
+
+
+def with_payoff(metrics: dict[str, Any], kind: str, returns: np.ndarray, weights: np.ndarray | None = None
+                ) -> dict[str, Any]:
+    """``metrics`` as they are for a common payoff; otherwise led by ``payoff`` and ``returns_are``, and for zero-sum
+    with ``not_applicable`` and the agent's win/draw/loss rates (:func:`outcome_rates` of ``returns``
+    [K, P, 2, E], ``weights`` [K]) per partner and, averaged over partners, ``win_rate``/``draw_rate``/``loss_rate``."""
+    if kind == "common":
+        return metrics
+    head = {"payoff": kind, "returns_are": "the agent's own seat's payoff (a partner's self_play: its seat-0 payoff)"}
+    if kind != "zero_sum":
+        return {**head, **metrics}
+    rates = outcome_rates(returns, weights)
+    for i, row in enumerate(metrics["per_partner"]):
+        row.update({key: rates[key][i] for key in ("win", "draw", "loss")})
+    means = {f"{key}_rate": _num(np.mean([np.nan if v is None else v for v in rates[key]])) for key in rates}
+    head["not_applicable"] = ["self_play", "regret", "mean_regret", "max_regret"]
+    return {**head, **metrics, **means}
 
 
 def history_bound(game, policy, ids, seats, agent_seat) -> dict | None:
