@@ -41,6 +41,7 @@ def test_meta_strategy_of_rock_paper_scissors():
 
 def test_pairs_put_the_newest_member_in_both_seats_with_every_earlier_one():
     assert psro_pairs(2).tolist() == [[2, 0], [2, 1], [0, 2], [1, 2]]
+    assert psro_pairs(3, [1]).tolist() == [[3, 1], [1, 3]]
 
 
 def test_psro_refuses_games_that_are_not_zero_sum():

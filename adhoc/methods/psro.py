@@ -14,8 +14,8 @@ The loop over the population's N = ``population.size`` members, epochs k = 1 …
    of the symmetric zero-sum game A by linear program, as PSRO; ``uniform``, fictitious self-play; ``last``,
    iterated best response to the newest member);
 2. member k, fresh (its LoRA as initialised, never trained), is trained as a best response to σ: every
-   iteration plays it against every member j < k in both seatings (``train.episodes_per_pair`` episodes
-   each) and weights the policy gradient of its own actions by σ_j, with a leave-one-out baseline within each
+   iteration plays it against every member j < k with σ_j > 0 in both seatings (``train.episodes_per_pair``
+   episodes each) and weights the policy gradient of its own actions by σ_j, with a leave-one-out baseline within each
    (partner, seating) pair. Only member k moves (``active``).
 
 Member 0 is never trained: the population's initial policy, the base model's own (near uniform with a random
@@ -67,9 +67,9 @@ def meta_strategy(meta: np.ndarray, solver: str) -> np.ndarray:
     return nash_zero_sum(meta)[0]
 
 
-def psro_pairs(learner: int) -> torch.Tensor:
-    """Learner k against every member j < k, k in seat 0 then in seat 1: [2k, 2]."""
-    others = torch.arange(learner)
+def psro_pairs(learner: int, partners=None) -> torch.Tensor:
+    """Learner k against every member j < k (or the given ``partners``), k in seat 0 then in seat 1: [2k, 2]."""
+    others = torch.arange(learner) if partners is None else torch.as_tensor(partners, dtype=torch.long)
     me = torch.full_like(others, learner)
     return torch.cat([torch.stack([me, others], 1), torch.stack([others, me], 1)])
 
@@ -105,7 +105,7 @@ class PSRO(SelfPlay):
         k = self.learner(iteration)
         if (iteration - 1) % self.config.iterations_per_epoch == 0 and len(self.history) < k:
             self._grow(k, rng)  # epoch k starts: member k - 1 joins the meta-game
-        return psro_pairs(k)
+        return psro_pairs(k, np.flatnonzero(self.sigma[:k] > 0))  # a partner σ leaves out adds nothing
 
     def active(self, pairs: torch.Tensor, n_members: int) -> torch.Tensor:
         """[N] bool: only the learner moves (its partners' Adam moments would otherwise still move them)."""
