@@ -158,3 +158,16 @@ def test_common_payoff_methods_refuse_other_games(name):
 def test_methods_for_any_game_accept_zero_sum(name):
     spec = METHODS[name]
     assert spec.build(spec.config_cls(), zero_sum(), 2).n_members == 2
+
+
+def test_a_sweep_table_says_na_where_self_play_does_not_apply():
+    from types import SimpleNamespace as NS
+
+    from adhoc.recipes.sweep import measure, table
+
+    config = NS(game=NS(name="openspiel"), method=NS(name="selfplay"), population=NS(seed=0))
+    pop = NS(members=[1, 2], manifest={"wall_time_s": 3.0}, path="p")
+    row = measure("ttt", config, pop, {"payoff": "zero_sum", "score": [0.1, -0.1]})
+    assert row["sp"] is None and row["conventions"] is None
+    line = table([row, dict(row, seed=1)]).splitlines()[-1]
+    assert line == "| openspiel | selfplay | 2 | n/a | n/a | n/a | n/a | – | 3.0 ± 0.0 |"

@@ -121,7 +121,12 @@ def run_trial(name: str, config: Any, out: str, episodes: int, progress: bool = 
 
 
 def measure(experiment: str, config: Any, pop: Any, xp: dict) -> dict:
-    """The table row of one population from its cross-play report (``CrossPlayResult.to_json()``)."""
+    """The table row of one population from its cross-play report (``CrossPlayResult.to_json()``). Of a zero-sum
+    game self-play, cross-play and conventions do not apply (None, shown as n/a)."""
+    if xp.get("payoff") == "zero_sum":
+        return {"experiment": experiment, "game": config.game.name, "method": config.method.name,
+                "seed": config.population.seed, "members": len(pop.members), "sp": None, "xp": None, "gap": None,
+                "conventions": None, "train_s": pop.manifest["wall_time_s"], "population": str(pop.path)}
     # a convention is discovered by a member that plays it greedily AND coordinates with itself on it
     plays = {name: v for (name, v), sp in zip(xp["member_conventions"].items(), xp["self_play"]) if sp >= 0.5}
     row = {"experiment": experiment, "game": config.game.name, "method": config.method.name,
@@ -136,9 +141,19 @@ def measure(experiment: str, config: Any, pop: Any, xp: dict) -> dict:
 
 
 def _ms(values: list[float], digits: int = 3) -> str:
+    if any(v is None for v in values):
+        return "n/a"
     mean = statistics.fmean(values)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{mean:.{digits}f} ± {spread:.{digits}f}"
+
+
+def conventions(rs: list[dict]) -> str:
+    """The conventions column of one experiment's rows."""
+    if any(r["conventions"] is None for r in rs):
+        return "n/a"
+    return (f"{_ms([r['conventions'] for r in rs], 1)} / {rs[0]['members']} "
+            f"(per seed: {', '.join(str(r['conventions']) for r in rs)})")
 
 
 def table(rows: list[dict]) -> str:
@@ -151,8 +166,7 @@ def table(rows: list[dict]) -> str:
         lever = f"{_ms([r['on_unique_lever'] for r in rs], 1)} / {n}" if "on_unique_lever" in rs[0] else "–"
         lines.append(f"| {rs[0]['game']} | {rs[0]['method']} | {len(rs)} | {_ms([r['sp'] for r in rs])} | "
                      f"{_ms([r['xp'] for r in rs])} | {_ms([r['gap'] for r in rs])} | "
-                     f"{_ms([r['conventions'] for r in rs], 1)} / {n} "
-                     f"(per seed: {', '.join(str(r['conventions']) for r in rs)}) | {lever} | "
+                     f"{conventions(rs)} | {lever} | "
                      f"{_ms([r['train_s'] for r in rs], 1)} |")
     return "\n".join(lines)
 
