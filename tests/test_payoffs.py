@@ -9,7 +9,7 @@ import torch
 
 from adhoc.errors import UserError
 from adhoc.games import build_game
-from adhoc.games.core import GameState, payoff_kind, seat_rewards
+from adhoc.games.core import payoff_kind, seat_rewards
 from adhoc.games.matrix import MatrixGame
 from adhoc.lm.adapters import AdapterBank, MemberAdam
 from adhoc.lm.base import load_base
@@ -24,17 +24,10 @@ DOMINANT = np.array([[1.0, 2.0], [0.0, 1.0]])
 
 
 class TwoTables(MatrixGame):
-    """A one-shot matrix game whose seats get R0[a0, a1] and R1[a0, a1] (test-only)."""
+    """A one-shot matrix game whose seats get R0[a0, a1] and R1[a0, a1]."""
 
     def __init__(self, r0: np.ndarray, r1: np.ndarray, kind: str) -> None:
-        super().__init__("two-tables", r0, [["a", "b"], ["a", "b"]], "A test game.")
-        self.payoff = kind
-        self._both = torch.tensor(np.stack([r0, r1], -1), dtype=torch.float32)  # [A0, A1, 2]
-
-    def step(self, state: GameState, actions: torch.Tensor):
-        new, _, done = super().step(state, actions)
-        reward = self._both[actions[:, 0], actions[:, 1]] * (~state.done)[:, None]
-        return new, reward, done
+        super().__init__("two-tables", np.stack([r0, r1]), [["a", "b"], ["a", "b"]], "A test game.", kind=kind)
 
 
 def zero_sum() -> TwoTables:
