@@ -67,7 +67,7 @@ def test_loss_moves_only_the_learner_weighted_by_sigma():
 
     game = build_game(RPS_GAME)
     spec = METHODS["psro"]
-    method = spec.build(spec.config_cls(), game, 3)
+    method = spec.build(spec.config_cls(baseline="pair"), game, 3)
     base = load_base("builtin:tiny", device="cpu", dtype="float32")
     bank = AdapterBank(base.model, 3, 4, 8.0, ["q_proj", "v_proj", "lm_head"])
     bank.init_members([0, 1, 2], b_std=0.1)
@@ -79,6 +79,9 @@ def test_loss_moves_only_the_learner_weighted_by_sigma():
     assert loss[0] == 0 and loss[1] == 0 and loss[2] != 0
     adv = seat_leave_one_out_advantage(traj.seat_returns)  # [4, 8, 2]
     seat = torch.tensor([0, 0, 1, 1])
+    # a one-shot game's first observation is the same in every episode: the two baselines agree
+    first = METHODS["psro"].build(spec.config_cls(), game, 3)
+    assert torch.allclose(first.advantages(traj, seat), adv[torch.arange(4), :, seat])
     sigma = torch.tensor([0.25, 0.75, 0.25, 0.75])
     mine = adv[torch.arange(4), :, seat]  # [4, 8]
     logp = traj.logp[torch.arange(4), :, 0, seat]  # [4, 8]
@@ -103,3 +106,16 @@ def test_psro_on_rock_paper_scissors(tmp_path):
     weights = [record["mixture"].get(f"member-0{k}", 0.0) for k in range(4)]
     assert weights[0] < 0.1 and all(0.2 < w < 0.45 for w in weights[1:]), record["mixture"]
     assert pop.manifest["method"]["name"] == "psro"
+
+
+def test_first_observation_baseline_by_hand():
+    """Seat 1's returns 1, 3 after observation a and 2, 6 after b: each baselined by the other of its group."""
+    from types import SimpleNamespace
+
+    spec = METHODS["psro"]
+    method = spec.build(spec.config_cls(), build_game(RPS_GAME), 2)
+    returns = torch.tensor([[[0.0, 1.0], [0.0, 3.0], [0.0, 2.0], [0.0, 6.0]]])  # [P=1, E=4, 2]
+    traj = SimpleNamespace(seat_returns=returns, observations=[[["x"] * 4, ["a", "a", "b", "b"]]])
+    assert method.advantages(traj, torch.tensor([1])).tolist() == [[-2.0, 2.0, -4.0, 4.0]]
+    pair = spec.build(spec.config_cls(baseline="pair"), build_game(RPS_GAME), 2)
+    assert pair.advantages(traj, torch.tensor([1]))[0].tolist() == pytest.approx([1 - 11 / 3, 3 - 3, 2 - 10 / 3, 6 - 2])

@@ -51,6 +51,24 @@ def seat_leave_one_out_advantage(returns: torch.Tensor, role_baseline: bool = Tr
     return returns - (own.sum(1, keepdim=True) - own) / (2 * (E - 1))
 
 
+def grouped_leave_one_out_advantage(returns: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """A_e = G_e − mean of the OTHER episodes of e's group. returns [B] (or [B, T]: per step, each column
+    baselined alike), groups [B] → the shape of returns.
+
+    An episode alone in its group is baselined by the mean of all other episodes of the batch (still
+    independent of its own actions, so still unbiased); a batch of one episode gets no baseline.
+    """
+    B = returns.shape[0]
+    _, inverse = torch.unique(groups, return_inverse=True)
+    G = int(inverse.max()) + 1 if B else 0
+    total = torch.zeros((G, *returns.shape[1:]), dtype=returns.dtype, device=returns.device).index_add(0, inverse, returns)
+    count = torch.zeros(G, dtype=returns.dtype, device=returns.device).index_add(0, inverse, torch.ones(B, dtype=returns.dtype, device=returns.device))
+    own_total, own_count = total[inverse], count[inverse].view(-1, *[1] * (returns.dim() - 1))
+    in_group = (own_total - returns) / (own_count - 1).clamp(min=1)
+    batch = (returns.sum(0) - returns) / max(B - 1, 1)
+    return returns - torch.where(own_count > 1, in_group, batch if B > 1 else torch.zeros_like(returns))
+
+
 def policy_gradient_loss(logp: torch.Tensor, advantages: torch.Tensor, alive: torch.Tensor,
                          pairs: torch.Tensor, n_members: int) -> torch.Tensor:
     """REINFORCE loss per member: −mean(A · log π(a_t|o_t)) over the steps it played.

@@ -40,11 +40,12 @@ import numpy as np
 from adhoc._torch import torch
 from adhoc.errors import UserError
 from adhoc.games.core import payoff_kind
-from adhoc.methods.common import rollout_entropy, seat_leave_one_out_advantage
+from adhoc.methods.common import grouped_leave_one_out_advantage, leave_one_out_advantage, rollout_entropy
 from adhoc.methods.selfplay import SelfPlay
 from adhoc.params import chosen, ranged
 
 META_SOLVERS = ("nash", "uniform", "last")
+BASELINES = ("pair", "first_observation")
 
 
 @dataclass
@@ -52,6 +53,9 @@ class PSROConfig:
     name: str = "psro"
     iterations_per_epoch: int = ranged(50, 1, 100_000)  # training iterations of each new best response
     meta_solver: str = chosen("nash", META_SOLVERS)  # the meta-strategy each best response is trained against
+    # the best response's baseline: the pair's other episodes (pair), or those in which it saw the same first
+    # observation (first_observation: in a card game, the same hand)
+    baseline: str = chosen("first_observation", BASELINES)
 
 
 def meta_strategy(meta: np.ndarray, solver: str) -> np.ndarray:
@@ -161,9 +165,9 @@ class PSRO(SelfPlay):
         seat = (pairs[:, 1] == k).long()  # [P]: the learner's seat in each pair
         partner = pairs[torch.arange(len(pairs)), 1 - seat]
         weight = torch.as_tensor(self.sigma, dtype=traj.seat_rewards.dtype, device=pairs.device)[partner]  # [P]
-        adv = seat_leave_one_out_advantage(traj.seat_returns)  # [P, E, 2]
+        adv = self.advantages(traj, seat)  # [P, E]: the learner's
         mine = torch.nn.functional.one_hot(seat, 2).to(adv.dtype)  # [P, 2]
-        weights = -(adv * mine[:, None, :] * weight[:, None, None])[:, :, None, :] * traj.alive[..., None]
+        weights = -(adv[:, :, None] * mine[:, None, :] * weight[:, None, None])[:, :, None, :] * traj.alive[..., None]
         steps = (traj.alive.sum((1, 2)).to(adv.dtype) * weight).sum().clamp(min=1e-12)  # σ-weighted steps played
         pg = traj.logp_dot(weights, self.n_members) / steps
         ent = rollout_entropy(traj, self.n_members)
@@ -173,6 +177,21 @@ class PSRO(SelfPlay):
         if self.history and "exploitability" in self.history[-1]:
             metrics["psro/exploitability"] = self.history[-1]["exploitability"]
         return only * (pg - entropy_coef * ent), metrics
+
+    def advantages(self, traj, seat: torch.Tensor) -> torch.Tensor:
+        """The learner's advantages [P, E]: its return (in its seat ``seat`` [P]) minus the mean of its returns in
+        the pair's other episodes, or (``first_observation``) in the pair's other episodes that began with the
+        same observation of its seat. The first observation comes from chance alone (the deal), never from the
+        learner's actions, so conditioning the baseline on it keeps the gradient unbiased."""
+        P, E = traj.seat_returns.shape[:2]
+        own = traj.seat_returns[torch.arange(P), :, seat]  # [P, E]
+        if self.config.baseline == "pair":
+            return leave_one_out_advantage(own)
+        first = traj.observations[0]  # [seat][P·E texts], pair-major
+        index: dict[tuple, int] = {}
+        groups = torch.tensor([index.setdefault((p, first[int(seat[p])][p * E + e]), len(index))
+                               for p in range(P) for e in range(E)], device=own.device)
+        return grouped_leave_one_out_advantage(own.reshape(-1), groups).view(P, E)
 
     def select(self, episodes: int, rng: np.random.Generator) -> tuple[list[int], torch.Tensor | None]:
         """Every member; the last one's row of A is played and the final σ solved over all N."""
