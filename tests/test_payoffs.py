@@ -164,3 +164,20 @@ def test_a_sweep_table_says_na_where_self_play_does_not_apply():
     assert row["sp"] is None and row["conventions"] is None
     line = table([row, dict(row, seed=1)]).splitlines()[-1]
     assert line == "| openspiel | selfplay | 2 | n/a | n/a | n/a | n/a | – | 3.0 ± 0.0 |"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["method=lipo"], "method lipo needs a common-payoff game"),
+    (["game=matrix", "game.payoffs=[[[1,0]],[[0,1],[1,0]]]"], "payoff"),
+    (["game.game=kuhn_poker(players=3)"], "3 players"),
+])
+def test_bad_competitive_configs_are_one_line_and_write_nothing(tmp_path, capsys, overrides, message):
+    pytest.importorskip("pyspiel")
+    from adhoc.cli import main
+
+    root = __import__("pathlib").Path(__file__).parent.parent
+    code = main(["train-population", str(root / "configs/kuhn-poker-psro.yaml"), *overrides, "--out",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
