@@ -50,6 +50,8 @@ def test_psro_refuses_games_that_are_not_zero_sum():
         spec.build(spec.config_cls(), build_game({"name": "lever"}), 3)
     with pytest.raises(UserError, match="population.size >= 2"):
         spec.build(spec.config_cls(), build_game(RPS_GAME), 1)
+    with pytest.raises(UserError, match="meta_game=exact needs an OpenSpiel game"):
+        spec.build(spec.config_cls(meta_game="exact"), build_game(RPS_GAME), 3)
 
 
 def test_train_iterations_must_be_epochs_times_iterations_per_epoch():

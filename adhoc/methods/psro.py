@@ -3,7 +3,8 @@ reinforcement learning", NeurIPS 2017): the population grows by one best respons
 
 Members are policies for both seats (each member reads which seat it plays from its observation), so the
 meta-game is symmetric: A[i, j] = (G₀(i, j) + G₁(j, i)) / 2, member i's own return against member j averaged
-over the two seatings (``train.eval_episodes`` episodes per seating). A is antisymmetric in expectation
+over the two seatings (``train.eval_episodes`` episodes per seating, or, with ``method.meta_game: exact`` on an
+OpenSpiel game small enough to enumerate, the exact expectation over the game tree). A is antisymmetric
 (A[j, i] = −A[i, j] in a zero-sum game), and is stored so exactly: only i > j is played.
 
 The loop over the population's N = ``population.size`` members, epochs k = 1 … N − 1 of
@@ -56,6 +57,9 @@ class PSROConfig:
     # the best response's baseline: the pair's other episodes (pair), or those in which it saw the same first
     # observation (first_observation: in a card game, the same hand)
     baseline: str = chosen("first_observation", BASELINES)
+    # the meta-game's entries: from train.eval_episodes sampled episodes, or computed exactly over the game tree
+    # (an OpenSpiel game small enough to enumerate: no sampling noise in A, hence in σ)
+    meta_game: str = chosen("sampled", ("sampled", "exact"))
 
 
 def meta_strategy(meta: np.ndarray, solver: str) -> np.ndarray:
@@ -85,6 +89,9 @@ class PSRO(SelfPlay):
                             f"{payoff_kind(game).replace('_', '-')}")
         if n_members < 2:
             raise UserError("method psro needs population.size >= 2 (the initial policy and one best response)")
+        if config.meta_game == "exact" and game.name != "openspiel":
+            raise UserError(f"method.meta_game=exact needs an OpenSpiel game to enumerate; game '{game.name}' "
+                            "is not one: use method.meta_game=sampled")
         super().__init__(config, game, n_members)
         self.meta = np.full((n_members, n_members), np.nan)
         np.fill_diagonal(self.meta, 0.0)
@@ -123,7 +130,13 @@ class PSRO(SelfPlay):
             return
         from adhoc.rollout import episode_returns
 
-        both = episode_returns(self.game, self.policy, psro_pairs(member), self.eval_episodes, rng, seats=True)
+        pairs = psro_pairs(member)
+        if self.config.meta_game == "exact":
+            from adhoc.exploitability import exact_returns
+
+            both = torch.as_tensor(exact_returns(self.game, self.policy, pairs))[:, None]  # [2m, 1, 2]
+        else:
+            both = episode_returns(self.game, self.policy, pairs, self.eval_episodes, rng, seats=True)  # [2m, E, 2]
         own = torch.stack([both[:member, :, 0], both[member:, :, 1]], 1)  # [m, 2, E]: its seat-0, seat-1 returns
         row = own.mean(-1).mean(-1).numpy()  # both seatings
         self.meta[member, :member] = row
