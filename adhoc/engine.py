@@ -312,8 +312,9 @@ def export(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, s
         members.append(Member(name, run.seeds[i], round(ret, 4), {"checkpoint_of": run.names[i], "checkpoint": label}))
     chance, scale = chance_return(run.game)
     trained = members[:len(chosen)]  # not a method's extra checkpoints (FCP's untrained ones, say)
-    # in a zero-sum game a member's self-play return is the first mover's edge, not how well it plays
-    warnings = [] if payoff_kind(run.game) == "zero_sum" else \
+    # a coordination diagnostic: in a zero-sum game a member's self-play return is the first mover's edge, in a
+    # general-sum one what it and its copy settle on (mutual defection is no failure to learn)
+    warnings = [] if payoff_kind(run.game) != "common" else \
         member_warnings([m.name for m in trained], [m.self_play_return for m in trained], chance, scale)
     writer.write_manifest({
         "game": run.game.params() | {"name": config.game.name},

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from adhoc.errors import UserError
+from adhoc.games.core import seat_rewards
 from adhoc.paths import check_name, split_member, unique_default
 
 
@@ -269,7 +270,8 @@ class Table:
         joint = [0, 0]
         joint[self.seat], joint[other] = action, partner_action
         self.state, reward, done = self.game.step(self.state, torch.tensor([joint]))
-        reward, done = float(reward[0]), bool(done[0]) or self.state.t >= self.game.horizon
+        reward = float(seat_rewards(reward)[0, self.seat])  # the person's own (the common payoff, or its seat's)
+        done = bool(done[0]) or self.state.t >= self.game.horizon
         self.episode_return += reward
         names, partner_names = self.game.action_names(self.seat), self.game.action_names(other)
         now = time.time()

@@ -21,7 +21,8 @@ Schema, version 1 (times are Unix seconds, UTC)::
     steps      id, episode_id -> episodes, participant, t (0, 1, ...), seat (the person's), observation (the
                person's text, exactly as a model in that seat sees it), legal (JSON list of the legal action
                strings), legal_index (JSON list of their indices), action (index in the seat's action list),
-               action_text, partner_action, partner_action_text, reward (common payoff of the step), done
+               action_text, partner_action, partner_action_text, reward (the person's reward for the step: the
+               common payoff, or their seat's in a zero-sum or general-sum game), done
                (0/1), time (when the step was played), response_s (seconds the person took; NULL when forced)
 
 Steps where the person had a single legal action (the partner's turn in a turn-taking game) are recorded
