@@ -20,7 +20,8 @@ def test_every_shipped_config_validates_and_names_its_command(path):
     config = load_config(path)
     first = path.read_text().splitlines()[0]
     assert first.startswith("# adhoc ") and path.name in first
-    kind = "learner" if isinstance(config, LearnerRunConfig) else config.method.name  # adhoc train-learner
+    # adhoc train-learner; a method's underscores are hyphens in file names (ipd-advantage-alignment)
+    kind = "learner" if isinstance(config, LearnerRunConfig) else config.method.name.replace("_", "-")
     game = config.game.name + (f"-{config.game.stage}" if config.game.name == "repeated" else "")  # repeated-lever
     if config.game.name == "openspiel":  # the OpenSpiel game's name, and a size: hanabi-small-selfplay
         game = config.game.game.split("(")[0].replace("_", "-")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from adhoc.methods.advantage_alignment import AdvantageAlignment, AdvantageAlignmentConfig
 from adhoc.methods.fcp import FCP, FCPConfig
 from adhoc.methods.lipo import LIPO, LIPOConfig
 from adhoc.methods.mep import MEP, MEPConfig
@@ -39,4 +40,7 @@ METHODS: dict[str, MethodSpec] = {
     "trajedi": MethodSpec("trajedi", TrajeDiConfig, TrajeDi, "self-play + alpha * trajectory Jensen-Shannon divergence of the population (Lupu et al. 2021)"),
     "lipo": MethodSpec("lipo", LIPOConfig, LIPO, "self-play - lambda * cross-play with the most compatible partner (Charakorn et al. 2023)"),
     "psro": MethodSpec("psro", PSROConfig, PSRO, "zero-sum games: each new member a best response to the meta-game's Nash mixture of the others (Lanctot et al. 2017)"),
+    "advantage_alignment": MethodSpec("advantage_alignment", AdvantageAlignmentConfig, AdvantageAlignment,
+                                      "self-play + opponent shaping: own advantage + beta * past own advantages x the "
+                                      "other seat's advantage (Duque et al. 2025)"),
 }
