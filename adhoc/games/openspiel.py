@@ -34,6 +34,9 @@ Mapping onto adhoc's batched, simultaneous-move protocol:
   back when the last life token is lost; most games pay only at the end), so an episode's return is the
   game's: [E] (player 0's, which is everyone's) for a common-payoff game, [E, 2] (column s: player s's) for
   the others.
+- **Scripted partners** (``scripted:openspiel[:uniform,mcts-N]``): OpenSpiel's uniform random bot (any game)
+  and its MCTS bot with N simulations (``MCTSScripted``; sequential perfect-information games only, since it
+  searches the true state).
 - **Symmetries.** Hanabi declares its colour permutations (``HanabiColours``): a permutation σ of the colours
   maps the colour-hint actions (hint c -> hint σ(c)) and, in ``relabel_observation`` (Other-Play's partner
   view), every colour letter of the observation, as in Hu et al. 2020. Other games declare none.
