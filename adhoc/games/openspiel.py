@@ -34,6 +34,9 @@ Mapping onto adhoc's batched, simultaneous-move protocol:
   back when the last life token is lost; most games pay only at the end), so an episode's return is the
   game's: [E] (player 0's, which is everyone's) for a common-payoff game, [E, 2] (column s: player s's) for
   the others.
+- **Scripted partners** (``scripted:openspiel[:uniform,mcts-N]``): OpenSpiel's uniform random bot (any game)
+  and its MCTS bot with N simulations (``MCTSScripted``; sequential perfect-information games only, since it
+  searches the true state).
 - **Symmetries.** Hanabi declares its colour permutations (``HanabiColours``): a permutation σ of the colours
   maps the colour-hint actions (hint c -> hint σ(c)) and, in ``relabel_observation`` (Other-Play's partner
   view), every colour letter of the observation, as in Hu et al. 2020. Other games declare none.
@@ -51,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from adhoc._torch import torch
-from adhoc.errors import GameError
+from adhoc.errors import GameError, UserError
 from adhoc.games.core import GameState, checked_actions, number
 from adhoc.games.matrix import MAX_ACTIONS, numbered
 from adhoc.games.symmetry import PermutationGroup
@@ -314,6 +317,45 @@ class OpenSpielGame:
         return [self._group.relabel_text(t, self._group.colour_map(m), inverse=True)
                 for t, m in zip(texts, torch.as_tensor(maps).tolist())]
 
+    # ------------------------------------------------------------------ scripted partners (OpenSpiel's bots)
+    def scripted_strategies(self) -> dict[str, Any]:
+        """``uniform`` for every game; on a sequential perfect-information game also ``mcts-100``."""
+        found: dict[str, Any] = {"uniform": UniformScripted()}
+        if self._mcts_refusal() is None:
+            found["mcts-100"] = MCTSScripted("mcts-100", 100)
+        return found
+
+    scripted_pattern = "mcts-N (OpenSpiel's MCTS bot, N simulations with random rollouts; perfect information)"
+
+    def scripted_strategy(self, name: str) -> Any | None:
+        """``mcts-N`` for N >= 1 (refused in one line on games MCTS would cheat at or cannot search); None for
+        a name this game does not know."""
+        match = re.fullmatch(r"mcts-(\d+)", name)
+        if match is None:
+            return None
+        n = int(match.group(1))
+        if not 1 <= n <= MAX_SIMULATIONS:
+            raise UserError(f"scripted strategy '{name}': N must be 1..{MAX_SIMULATIONS} simulations")
+        if (why := self._mcts_refusal()) is not None:
+            raise UserError(f"scripted strategy '{name}' cannot play game.game {self.game_string!r}: {why}")
+        return MCTSScripted(name, n)
+
+    def _mcts_refusal(self) -> str | None:
+        """Why OpenSpiel's MCTS bot may not play this game (None: it may): it searches the true state, which in
+        an imperfect-information game would read the opponent's hidden cards."""
+        kind, pyspiel = self.kind, self._pyspiel
+        if self._simultaneous:
+            return "its moves are simultaneous (MCTS searches sequential games)"
+        if kind.information != pyspiel.GameType.Information.PERFECT_INFORMATION:
+            return "it has imperfect information (MCTS would search the true state and see hidden information)"
+        if kind.reward_model != pyspiel.GameType.RewardModel.TERMINAL:
+            return "it pays rewards before the end (OpenSpiel's MCTS needs terminal rewards)"
+        return None
+
+    def pyspiel_game(self):
+        """The loaded ``pyspiel.Game``."""
+        return self._game
+
     # ------------------------------------------------------------------ internals
     def _to_move(self, s, seat: int) -> bool:
         if s.is_terminal():
@@ -387,6 +429,62 @@ def _resolve_chance(s, gen: np.random.Generator) -> None:
         cdf = np.cumsum(probs)
         i = min(int(np.searchsorted(cdf, gen.random() * cdf[-1], side="right")), len(outcomes) - 1)
         s.apply_action(outcomes[i])
+
+
+# ---------------------------------------------------------------------- OpenSpiel's bots as scripted partners
+MAX_SIMULATIONS = 100_000
+UCT_C = 2.0  # the exploration constant of the MCTS bot (OpenSpiel's examples use 2)
+
+
+def _movers(game: OpenSpielGame, state: GameState, seat: int) -> list[int]:
+    """The episodes in which ``seat`` is to move (not terminal, its turn or a simultaneous node)."""
+    return [e for e, s in enumerate(state.extra["states"]) if game._to_move(s, seat)]
+
+
+@dataclass
+class UniformScripted:
+    """OpenSpiel's uniform random bot: every legal action of the seat with equal probability.
+    ``log_probs`` [E, A]: -log(number of legal actions) on the legal ones, -inf elsewhere (a seat not to move:
+    its one forced action, log π = 0)."""
+
+    name: str = "uniform"
+    seats: tuple[int, ...] = (0, 1)
+
+    def log_probs(self, game: OpenSpielGame, state: GameState, seat: int) -> torch.Tensor:
+        legal = game.legal_mask(state, seat)  # [E, A]
+        n = legal.sum(1, keepdim=True).float()
+        return torch.where(legal, -torch.log(n), float("-inf"))
+
+
+@dataclass
+class MCTSScripted:
+    """OpenSpiel's MCTS bot (``open_spiel.python.algorithms.mcts.MCTSBot``): UCT with c = ``UCT_C``,
+    ``simulations`` simulations per move, each leaf valued by one random rollout (``RandomRolloutEvaluator``),
+    solved subtrees kept (``solve=True``). It searches the true state, so only perfect-information sequential
+    games are played (``OpenSpielGame.scripted_strategy`` refuses others). ``log_probs`` [E, A]: 0 on the move
+    the search picks, -inf elsewhere (one-hot). Reproducible: each search's random state is seeded from the
+    episode's own generator (``state.extra["rngs"][e]``, read from a copy so the game's chance stream is
+    untouched) and the number of moves so far, so the same run seed gives the same moves."""
+
+    name: str
+    simulations: int
+    seats: tuple[int, ...] = (0, 1)
+
+    def log_probs(self, game: OpenSpielGame, state: GameState, seat: int) -> torch.Tensor:
+        from open_spiel.python.algorithms import mcts  # only when the bot plays: import adhoc never needs it
+
+        out = torch.where(game.legal_mask(state, seat), 0.0, float("-inf"))  # forced rows: the one action
+        for e in _movers(game, state, seat):
+            s, gen = state.extra["states"][e], state.extra["rngs"][e]
+            seed = int(copy.deepcopy(gen).integers(2**31 - 1)) ^ len(s.history())
+            random_state = np.random.RandomState(seed)
+            bot = mcts.MCTSBot(game.pyspiel_game(), UCT_C, self.simulations,
+                               mcts.RandomRolloutEvaluator(n_rollouts=1, random_state=random_state),
+                               solve=True, random_state=random_state)
+            action = bot.step(s.clone())
+            out[e] = float("-inf")
+            out[e, action] = 0.0
+        return out
 
 
 # ---------------------------------------------------------------------- Hanabi's colours
