@@ -60,6 +60,7 @@ GAMES = {
     "matrix": lambda: make_game("matrix", payoff=[[1, 0, 0], [0, 1, 0], [0, 0, 0.5]],
                                 actions=["left", "middle", "right"], description="Meet somewhere."),
     "repeated": lambda: Repeated(),
+    "prisoners-dilemma": lambda: make_game("matrix", payoffs=[[[3, 0], [5, 1]], [[3, 5], [0, 1]]], actions=["C", "D"]),
 }
 
 
@@ -270,3 +271,16 @@ def test_aec_plays_steps_without_a_choice_and_truncates():
     assert env.last()[1] == pytest.approx(1.9)
     play(env, 2, 2)
     assert env.truncations == {"player_0": True, "player_1": True} and not any(env.terminations.values())
+
+
+def test_each_agent_gets_its_own_reward_in_a_general_sum_game():
+    game = make_game("matrix", payoffs=[[[3, 0], [5, 1]], [[3, 5], [0, 1]]], actions=["C", "D"])
+    env = to_parallel_env(game, seed=0)
+    env.reset(seed=0)
+    _, rewards, *_ = env.step({"player_0": 0, "player_1": 1})  # C against D: 0 and 5
+    assert rewards == {"player_0": 0.0, "player_1": 5.0}
+    aec = to_aec_env(game, seed=0)
+    aec.reset(seed=0)
+    aec.step(1)  # player_0 defects
+    aec.step(0)  # player_1 cooperates: 5 and 0
+    assert aec.rewards == {"player_0": 5.0, "player_1": 0.0}

@@ -28,7 +28,7 @@ import torch
 from gymnasium.spaces import Discrete, Text
 from pettingzoo import AECEnv, ParallelEnv
 
-from adhoc.games.core import SEATS, Game
+from adhoc.games.core import SEATS, Game, seat_rewards
 
 AGENTS = [f"player_{s}" for s in SEATS]
 
@@ -89,16 +89,17 @@ class _EpisodeAdapter:
             raise ValueError(f"action {a!r} of {agent} is outside {self.action_spaces[agent]}")
         return int(a)
 
-    def _play(self, joint: list[int]) -> tuple[float, bool, bool, list[str]]:
-        """One game step with ``joint`` (an action per seat) → (reward, done, truncated, agents that played an
-        illegal action). An illegal action ends the episode with reward 0 and leaves the state as it was."""
+    def _play(self, joint: list[int]) -> tuple[list[float], bool, bool, list[str]]:
+        """One game step with ``joint`` (an action per seat) → (each seat's reward, done, truncated, agents that
+        played an illegal action). An illegal action ends the episode with reward 0 and leaves the state as it
+        was. A common payoff is both seats' reward."""
         illegal = [agent for agent, s, a in zip(AGENTS, SEATS, joint) if not self._masks[s][a]]
         if illegal:
-            return 0.0, True, False, illegal
+            return [0.0, 0.0], True, False, illegal
         state, r, d = self.game.step(self._state, torch.tensor([joint], dtype=torch.long))
         self._set_state(state)
         done = bool(d[0])
-        return float(r[0]), done, not done and state.t >= self.game.horizon, []
+        return seat_rewards(r)[0].tolist(), done, not done and state.t >= self.game.horizon, []
 
     def _observe_seat(self, agent: str) -> str:
         text = self.game.observe(self._state, AGENTS.index(agent))[0]
@@ -138,7 +139,7 @@ class ParallelEnvAdapter(_EpisodeAdapter, ParallelEnv):
         agents = list(self.agents)
         if done or truncated:
             self.agents = []
-        return (self._observe(), {a: reward for a in agents}, {a: done for a in agents},
+        return (self._observe(), {a: reward[AGENTS.index(a)] for a in agents}, {a: done for a in agents},
                 {a: truncated for a in agents}, self._infos(illegal))
 
     def _observe(self) -> dict[str, str]:
@@ -169,7 +170,7 @@ class AECEnvAdapter(_EpisodeAdapter, AECEnv):
         self._cumulative_rewards = {a: 0.0 for a in AGENTS}
         self._skip_agent_selection = None
         self._held = {}
-        self._settle(0.0, False, False)
+        self._settle([0.0, 0.0], False, False)
 
     def observe(self, agent: str) -> str:
         return self._observe_seat(agent)
@@ -200,14 +201,14 @@ class AECEnvAdapter(_EpisodeAdapter, AECEnv):
     def _forced(self, seat: int) -> int:
         return int(np.argmax(self._masks[seat]))
 
-    def _settle(self, reward: float, done: bool, truncated: bool, illegal: Sequence[str] = ()) -> None:
+    def _settle(self, reward: list[float], done: bool, truncated: bool, illegal: Sequence[str] = ()) -> None:
         """After a game step (or the reset): play the steps where no seat has a choice, then pay both agents,
         set the flags and infos and select the next agent to move."""
         while not (done or truncated or illegal) and not self._movers():
             r, done, truncated, illegal = self._play([self._forced(s) for s in SEATS])
-            reward += r
+            reward = [x + y for x, y in zip(reward, r)]
         done = done or bool(illegal)
-        self.rewards = {a: reward for a in self.agents}
+        self.rewards = {a: reward[AGENTS.index(a)] for a in self.agents}
         self._accumulate_rewards()
         self.terminations = {a: done for a in self.agents}
         self.truncations = {a: truncated for a in self.agents}
