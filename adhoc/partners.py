@@ -25,10 +25,10 @@ from typing import Any, Callable
 import yaml
 
 from adhoc.errors import UserError
+from adhoc.games.core import payoff_kind
 from adhoc.paths import split_member
 from adhoc.population import Population
 from adhoc.scripted import ScriptedPopulation, load_scripted_population
-from adhoc.games.core import payoff_kind
 
 SEATS = (0, 1)
 
