@@ -31,8 +31,9 @@ params["repeated"] = {"stage": "lever", "rounds": 4}
 games = [build_game({"name": name, **params.get(name, {})}) for name in GAMES]
 assert len(games) >= 8
 lever = make_game("lever")
+zero_sum = make_game("matrix", payoffs=[[[0, 1], [1, 0]], [[0, -1], [-1, 0]]])
 for name, spec in METHODS.items():
-    method = spec.build(spec.config_cls(), lever, 4)
+    method = spec.build(spec.config_cls(), zero_sum if name == "psro" else lever, 4)
     assert method.population_size == 4
 for game in games:
     game.action_names(0), game.params(), game.symmetries(), game.rules(0), game.rules(1)
