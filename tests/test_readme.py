@@ -187,3 +187,13 @@ def test_links_point_at_files_and_headings_that_exist(doc):
         assert file.exists(), f"{doc.name}: link to {target}: no such file"
         if anchor and file.suffix == ".md":
             assert anchor in _anchors(file.read_text()), f"{doc.name}: link to {target}: no such heading"
+
+
+def test_no_file_holds_a_merge_conflict():
+    """A merge left half-resolved shows up here rather than in a reader's browser."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True).stdout
+    files = [ROOT / f for f in listed.decode().split("\0") if f.endswith((".md", ".py", ".yaml", ".toml"))]
+    if not files:
+        pytest.skip("not a git checkout")
+    marked = [str(f) for f in files if f.is_file() and re.search(r"^(<{7}|>{7}) ", f.read_text(), re.M)]
+    assert marked == []
