@@ -25,7 +25,7 @@ from typing import Any, Callable
 import yaml
 
 from adhoc.errors import UserError
-from adhoc.games.core import payoff_kind
+from adhoc.games.core import own_seat, payoff_kind
 from adhoc.paths import split_member
 from adhoc.population import Population
 from adhoc.scripted import ScriptedPopulation, load_scripted_population
@@ -267,7 +267,7 @@ def play_playable(game, policy, pairs, playable, episodes: int, rng, per_step: b
             both = (play or episode_returns)(game, policy, pairs[playable], episodes, rng, per_step=per_step,
                                              seats=True)  # [b, E, (T,) 2]
             own = (torch.zeros(len(playable), dtype=torch.long) if seat_of is None else seat_of)[playable]
-            played = both.gather(-1, own.view(-1, *[1] * (both.dim() - 1)).expand(*both.shape[:-1], 1))[..., 0]
+            played = own_seat(both, own)
         out[playable.numpy()] = played.numpy()
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from adhoc.games.core import own_seat
 from adhoc.methods.common import (grouped_leave_one_out_advantage,  # noqa: F401 (defined there, used here and re-exported)
                                   rollout_entropy, rollout_policy_gradient_loss)
 from adhoc.solvers import nash_zero_sum
@@ -108,8 +109,7 @@ def learner_rewards(traj, members: list[int]) -> torch.Tensor:
         return traj.rewards[:, 0]
     learners = torch.as_tensor(members, device=traj.pairs.device)
     seat = (~torch.isin(traj.pairs[:, 0], learners)).long()  # [B]: 0 where the learner sits in seat 0
-    both = traj.seat_rewards[:, 0]  # [B, T, 2]
-    return both.gather(-1, seat.view(-1, 1, 1).expand(-1, both.shape[1], 1).to(both.device))[..., 0]
+    return own_seat(traj.seat_rewards[:, 0], seat)  # [B, T, 2] → [B, T]
 
 
 def slot_losses(traj, slot_rows: list[slice], groups: list[torch.Tensor], members: list[int], n_ids: int,

@@ -181,3 +181,10 @@ def test_bad_competitive_configs_are_one_line_and_write_nothing(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_own_seat_picks_each_rows_seat():
+    from adhoc.games.core import own_seat
+
+    values = torch.tensor([[[1.0, -1.0], [2.0, -2.0]], [[3.0, -3.0], [4.0, -4.0]]])  # [B=2, T=2, 2]
+    assert own_seat(values, torch.tensor([0, 1])).tolist() == [[1.0, 2.0], [-3.0, -4.0]]

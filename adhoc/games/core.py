@@ -38,6 +38,12 @@ def seat_rewards(reward: torch.Tensor) -> torch.Tensor:
     return reward[:, None].expand(-1, 2) if reward.dim() == 1 else reward
 
 
+def own_seat(values: torch.Tensor, seat: torch.Tensor) -> torch.Tensor:
+    """Each row's value for its own seat: values [B, ..., 2] (one per seat), seat [B] (0 or 1) → [B, ...]."""
+    index = seat.to(values.device).long().view(-1, *[1] * (values.dim() - 1))
+    return values.gather(-1, index.expand(*values.shape[:-1], 1))[..., 0]
+
+
 @dataclass
 class GameState:
     """Batched episode state. ``t``: steps taken; ``done``: [E] bool; ``history``: per-step joint actions

@@ -40,7 +40,7 @@ import numpy as np
 
 from adhoc._torch import torch
 from adhoc.errors import UserError
-from adhoc.games.core import payoff_kind
+from adhoc.games.core import own_seat, payoff_kind
 from adhoc.methods.common import grouped_leave_one_out_advantage, leave_one_out_advantage, rollout_entropy
 from adhoc.methods.selfplay import SelfPlay
 from adhoc.params import chosen, ranged
@@ -197,7 +197,7 @@ class PSRO(SelfPlay):
         same observation of its seat. The first observation comes from chance alone (the deal), never from the
         learner's actions, so conditioning the baseline on it keeps the gradient unbiased."""
         P, E = traj.seat_returns.shape[:2]
-        own = traj.seat_returns[torch.arange(P), :, seat]  # [P, E]
+        own = own_seat(traj.seat_returns, seat)  # [P, E]
         if self.config.baseline == "pair":
             return leave_one_out_advantage(own)
         first = traj.observations[0]  # [seat][P·E texts], pair-major
