@@ -69,6 +69,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     result, out = run_evaluate(args.agent, args.partners, member=args.member, episodes=args.episodes,
                                out=args.out, seed=args.seed, mixture=args.mixture, overwrite=args.overwrite,
                                bound=args.bound, play=play, transcript=args.transcript,
+                               exploitability=args.exploitability,
                                seat=None if args.seat is None else args.seat if args.seat == "both" else int(args.seat),
                                progress=shown(args.quiet))
     print(evaluation_table(result))
@@ -407,6 +408,9 @@ def _training_commands(sub) -> None:
     p.add_argument("--bound", action="store_true",
                    help="repeated games: also the best any history-dependent policy can do with these partners "
                         "(by backward induction over the game tree; seconds to a minute)")
+    p.add_argument("--exploitability", action="store_true",
+                   help="OpenSpiel games: also OpenSpiel's NashConv of the agent (member or --mixture) in both seats, "
+                        "and on a zero-sum game its exploitability (tabulated at every information state)")
     p.add_argument("--transcript", choices=["rounds", "partner_last", "swapped", "padded"],
                    help="repeated games: render the history another way than in training (a probe of what the "
                         "agent reads: swapped seats' order, or filler words of random length)")

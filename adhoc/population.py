@@ -161,13 +161,40 @@ class Population:
             dp = m["data_parallel"]
             lines.append(f"trained on  {dp.get('workers', '?')} Ray Train workers, data-parallel "
                          f"({dp.get('exchange_s', '?')} s in all-reduces)")
+        lines += psro_lines(m.get("psro"))
+        weights = mixture_weights(m)
         lines.append(f"members     {len(self.members)}")
         width = max(len(n) for n in self.names)
-        lines.append(f"  {'name':<{width}}  {'seed':>10}  self-play return")
+        lines.append(f"  {'name':<{width}}  {'seed':>10}  self-play return" + ("  weight (σ)" if weights else ""))
         for mem in self.members:
             sp = mem.get("self_play_return")
-            lines.append(f"  {mem['name']:<{width}}  {str(mem.get('seed')):>10}  {'-' if sp is None else f'{sp:.3f}'}")
+            sp = "-" if sp is None else f"{sp:.3f}"
+            sp = f"{sp:<16}  {weights.get(mem['name'], 0.0):>6.3f}" if weights else sp
+            lines.append(f"  {mem['name']:<{width}}  {str(mem.get('seed')):>10}  {sp}")
         return "\n".join(lines + warning_lines(m))
+
+
+def mixture_weights(manifest: dict) -> dict[str, float]:
+    """The members' weights in the manifest's mixture (train-learner's ``mixture``, or the psro method's final
+    meta-strategy ``psro.mixture``), {} when there is none or it is not {name: number}."""
+    psro = manifest.get("psro")
+    found = manifest.get("mixture") or (psro.get("mixture") if isinstance(psro, dict) else None)
+    if not isinstance(found, dict) or not all(isinstance(v, (int, float)) for v in found.values()):
+        return {}
+    return {str(k): float(v) for k, v in found.items()}
+
+
+def psro_lines(psro: Any) -> list[str]:
+    """A psro population's meta-solver and OpenSpiel's exploitability of σ per epoch, on one line (none when the
+    manifest has no such record)."""
+    if not isinstance(psro, dict):
+        return []
+    history = psro.get("history") if isinstance(psro.get("history"), list) else []
+    values = [h.get("exploitability") for h in history if isinstance(h, dict)]
+    values = [v for v in values if isinstance(v, (int, float))]
+    history = " → ".join(f"{v:.3f}" for v in values)
+    return [f"psro        meta-solver {psro.get('meta_solver', '?')}"
+            + (f"; OpenSpiel's exploitability of σ per epoch: {history}" if values else "")]
 
 
 def warning_lines(manifest: dict) -> list[str]:

@@ -354,6 +354,10 @@ def _evaluation_rows(result) -> list[tuple[str, str]]:
     if "win_rate" in mt:  # zero-sum: the agent's outcomes, by the sign of its own return
         rows.append(("win / draw / loss", " / ".join(_ci_text(mt[f"{k}_rate"], None) for k in ("win", "draw", "loss"))
                      + "  (mean over partners)"))
+    if "nash_conv" in mt:  # --exploitability: OpenSpiel's, of the agent playing both seats
+        rows.append(("NashConv", f"{mt['nash_conv']:.4f}  (OpenSpiel's; the agent in both seats)"))
+    if "exploitability" in mt:
+        rows.append(("exploitability", f"{mt['exploitability']:.4f}  (OpenSpiel's; 0 at a Nash equilibrium)"))
     if "episode_payoffs" in mt:
         rows.append(("round 1 → K", " → ".join(f"{v:.3f}" for v in mt["episode_payoffs"]) + "  (mean over partners)"))
     best = mt.get("best_history_policy")

@@ -121,3 +121,60 @@ def test_first_observation_baseline_by_hand():
     assert method.advantages(traj, torch.tensor([1])).tolist() == [[-2.0, 2.0, -4.0, 4.0]]
     pair = spec.build(spec.config_cls(baseline="pair"), build_game(RPS_GAME), 2)
     assert pair.advantages(traj, torch.tensor([1]))[0].tolist() == pytest.approx([1 - 11 / 3, 3 - 3, 2 - 10 / 3, 6 - 2])
+
+
+@pytest.fixture(scope="module")
+def kuhn_psro(tmp_path_factory):
+    """A short Kuhn-poker PSRO run: 3 members, 6 iterations per best response, the exact meta-game."""
+    pytest.importorskip("pyspiel")
+    from adhoc.recipes.train_population import train_population
+
+    config = load_config(ROOT / "configs/kuhn-poker-psro.yaml", [
+        "population.size=3", "method.iterations_per_epoch=6", "train.iterations=12", "train.eval_every=6",
+        "train.episodes_per_pair=64", "train.eval_episodes=32"])
+    return train_population(config, out=tmp_path_factory.mktemp("kuhn") / "psro", progress=False)
+
+
+def test_evaluate_exploitability_of_the_psro_mixture_is_the_runs_last(kuhn_psro, tmp_path):
+    """``adhoc evaluate --mixture --exploitability`` on a psro population: the mixture is the final σ, and
+    OpenSpiel's exploitability of it is the one the run logged for its last epoch (two code paths: the run's
+    σ over bank slots 0..2, evaluate's over the slots after the partners); NashConv is twice it (zero-sum)."""
+    import json
+
+    from adhoc.cli import main
+
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(kuhn_psro.path), "--partners", "scripted:openspiel:uniform", "--mixture",
+                 "--exploitability", "--episodes", "8", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "evaluation.json").read_text())
+    record = kuhn_psro.manifest["psro"]
+    assert metrics["mixture"] == pytest.approx({k: v / sum(record["mixture"].values())
+                                                for k, v in record["mixture"].items()}, abs=1e-5)
+    assert metrics["exploitability"] == pytest.approx(record["history"][-1]["exploitability"], abs=1e-5)
+    assert metrics["nash_conv"] == pytest.approx(2 * metrics["exploitability"], abs=1e-5)
+    assert 0 < metrics["exploitability"] < 1.5  # Kuhn's payoffs are within ±2
+    assert "exploitability" in (out / "report.md").read_text()
+
+
+def test_populations_show_prints_the_psro_mixture_and_exploitability(kuhn_psro, capsys):
+    from adhoc.cli import main
+
+    assert main(["populations", "show", str(kuhn_psro.path)]) == 0
+    text = capsys.readouterr().out
+    history = [h["exploitability"] for h in kuhn_psro.manifest["psro"]["history"]]
+    assert "meta-solver nash" in text and " → ".join(f"{v:.3f}" for v in history) in text
+    for name, weight in kuhn_psro.manifest["psro"]["mixture"].items():
+        row = next(line for line in text.splitlines() if line.strip().startswith(name))
+        assert row.split()[-1] == f"{weight:.3f}"
+
+
+def test_evaluate_exploitability_needs_an_openspiel_game(tmp_path, capsys):
+    """One line, exit 2, nothing written: the lever game has no OpenSpiel tree."""
+    from adhoc.cli import main
+
+    pop = ROOT / "populations" / next(p.name for p in (ROOT / "populations").iterdir()
+                                      if p.is_dir() and "lever" in p.name)
+    code = main(["evaluate", str(pop), "--partners", str(pop), "--exploitability", "--out", str(tmp_path / "ev")])
+    assert code == 2 and not (tmp_path / "ev").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--exploitability needs an OpenSpiel game" in err[0], err

@@ -339,3 +339,36 @@ def test_a_stale_tab_resyncs_and_says_so_and_long_errors_wrap(browser, tmp_path)
         proc.terminate()
         proc.wait(timeout=30)
     assert recording.stats(db)["steps"] == 1
+
+
+@pytest.mark.parametrize("seat", ["0", "1"])
+def test_a_person_is_paid_their_own_seat_in_a_general_sum_game(tmp_path, seat):
+    """The iterated prisoner's dilemma served (HTTP API): a person who always cooperates with always-defect is
+    paid the sucker's payoff S = 0 every round, whichever seat they sit in, while the partner's T = 5 would be
+    recorded if the served reward were seat 0's (or the pair's). The recording and the score say the same."""
+    import json
+
+    db = tmp_path / "study.sqlite"
+    proc, url = start_server(["--partners", "scripted:repeated:always-defect", "--config",
+                              str(ROOT / "configs/ipd-selfplay.yaml"), "--seat", seat, "--episodes-per-partner", "2"],
+                             db)
+    origin = url.rstrip("/")
+
+    def call(path, body):
+        req = urllib.request.Request(url + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", "Origin": origin})
+        return json.load(urllib.request.urlopen(req, timeout=60))
+
+    try:
+        s = call("api/start", {"participant": "P1", "consent": True})
+        token = s["token"]
+        while s["phase"] == "play":
+            cooperate = next(a["index"] for a in s["actions"] if a["text"].strip() == "C")
+            s = call("api/act", {"token": token, "episode": s["episode"], "t": s["t"], "action": cooperate})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert s["phase"] == "done" and s["score"] == 0 and s["episodes_played"] == 2
+    rows = sqlite3.connect(db).execute("SELECT seat, action_text, partner_action_text, reward FROM steps").fetchall()
+    assert len(rows) == 8 and {r[0] for r in rows} == {int(seat)}
+    assert all(r[1].strip() == "C" and r[2].strip() == "D" and r[3] == 0.0 for r in rows), rows

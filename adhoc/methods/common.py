@@ -18,7 +18,7 @@ def require_common_payoff(game, method: str, why: str) -> None:
     kind = payoff_kind(game)
     if kind != "common":
         raise UserError(f"method {method} needs a common-payoff game ({why}); game '{game.name}' is "
-                        f"{kind.replace('_', '-')}: use selfplay, otherplay or fcp")
+                        f"{kind.replace('_', '-')}: use selfplay, otherplay, fcp, psro (zero-sum) or advantage_alignment")
 
 
 def leave_one_out_advantage(returns: torch.Tensor) -> torch.Tensor:

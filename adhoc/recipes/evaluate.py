@@ -141,11 +141,13 @@ class EvaluationResult:
 
 # ---------------------------------------------------------------------------- the recipe
 def agent_mixture(agent_pop) -> dict[str, float]:
-    """The manifest's ``mixture`` as {member: weight}, weights > 0 and normalised; UserError when absent/bad."""
-    weights = agent_pop.manifest.get("mixture")
+    """The manifest's ``mixture`` (train-learner's) or ``psro.mixture`` (the psro method's final meta-strategy) as
+    {member: weight}, weights > 0 and normalised; UserError when absent/bad."""
+    psro = agent_pop.manifest.get("psro")
+    weights = agent_pop.manifest.get("mixture") or (psro.get("mixture") if isinstance(psro, dict) else None)
     if not weights or not isinstance(weights, dict):
         raise UserError(f"{agent_pop.path} has no mixture in its manifest (--mixture needs a population from "
-                        f"adhoc train-learner; ones written before mixtures existed have none: retrain)")
+                        f"adhoc train-learner or method psro; ones written before mixtures existed have none: retrain)")
     unknown = sorted(set(weights) - set(agent_pop.names))
     if unknown:
         raise UserError(f"{agent_pop.path}: mixture names members it does not have: {', '.join(unknown)}")
@@ -199,8 +201,10 @@ def member_rewards(game, policy, N: int, n_members: int, ids, episodes: int, see
 def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = None, episodes: int = 256,
              seed: int = 0, n_boot: int = 500, device: str = "auto", dtype: str = "auto",
              mixture: bool = False, seat: int | str | None = None, bound: bool = False,
-             play=None, transcript: str | None = None, stages=None) -> EvaluationResult:
-    """``bound``: in a repeated game, also the best any history-dependent policy can do with the partners
+             play=None, transcript: str | None = None, stages=None, exploitability: bool = False
+             ) -> EvaluationResult:
+    """``exploitability``: on an OpenSpiel game, also OpenSpiel's NashConv of the agent (its member, or the
+    mixture) playing both seats, and on a zero-sum one its exploitability (``openspiel_measures``). ``bound``: in a repeated game, also the best any history-dependent policy can do with the partners
     (``metrics["best_history_policy"]``, see ``history_bound``). ``transcript``: in a repeated game, play it
     rendered another way (``game.transcript``: a probe of what the agent reads; the payoffs are the same). ``play``: where the episodes are played
     (None: in this process, one stream; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray).
@@ -237,6 +241,9 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
             raise UserError(f"--transcript needs a repeated game; {agent_pop.path} plays {game_spec.get('name')}")
         game_spec["transcript"] = transcript
         build_game(game_spec)  # an unknown rendering is refused before anything is loaded
+    if exploitability and game_spec.get("name") != "openspiel":
+        raise UserError(f"--exploitability needs an OpenSpiel game (game.name=openspiel), whose tree OpenSpiel "
+                        f"can search; {agent_pop.path} plays {game_spec.get('name')}")
     if mixture:
         weights = agent_mixture(agent_pop)
     else:
@@ -271,7 +278,10 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
     kind = payoff_kind(game)
     if kind == "zero_sum":  # a partner's self-play payoff is the seat asymmetry: no self-play, no regret
         returns[:, 2] = np.nan
-    stage("bootstrap confidence intervals" + (" and the history bound" if bound else ""))
+    stage("bootstrap confidence intervals" + (" and the history bound" if bound else "")
+          + (" and OpenSpiel's exploitability" if exploitability else ""))
+    measures = openspiel_measures(game, policy, {N + k: weights[m] for k, m in enumerate(members)}, kind) \
+        if exploitability else {}
     if not mixture:
         metrics = with_payoff(evaluation_metrics(returns, partners.names, n_boot=n_boot, seed=seed), kind,
                               returns[None, :, :2])
@@ -286,6 +296,7 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
             metrics["episode_payoffs"] = [round(float(v), 4) for v in means.mean(0)]  # over partners
         if bound and (best := history_bound(game, policy, ids, seats, seat)) is not None:
             metrics["best_history_policy"] = best
+        metrics.update(measures)
         return EvaluationResult(agent=f"{agent_pop.path}:{members[0]}", game=agent_pop.game["name"],
                                 partners=partners.describe(), episodes=episodes, metrics=metrics, returns=returns)
     per_member = [returns[:, :2], *others]  # each [P, 2, E]
@@ -299,6 +310,7 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
                                  "worst_return": round(float(r.min()), 4)} for m, r in zip(members, own)}}
     if bound and (best := history_bound(game, policy, ids, seats, seat)) is not None:
         metrics["best_history_policy"] = best
+    metrics.update(measures)
     label = ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
     return EvaluationResult(agent=f"{agent_pop.path}:mixture({label})", game=agent_pop.game["name"],
                             partners=partners.describe(), episodes=episodes, metrics=metrics, returns=combined)
@@ -320,6 +332,19 @@ def with_payoff(metrics: dict[str, Any], kind: str, returns: np.ndarray, weights
     means = {f"{key}_rate": _num(np.mean([np.nan if v is None else v for v in rates[key]])) for key in rates}
     head["not_applicable"] = ["self_play", "regret", "mean_regret", "max_regret"]
     return {**head, **metrics, **means}
+
+
+def openspiel_measures(game, policy, member_weights: dict[int, float], kind: str) -> dict[str, float]:
+    """OpenSpiel's ``nash_conv`` of the profile in which both players play the agent (its bank slots mixed by
+    ``member_weights``, each member drawn once per game: ``adhoc.exploitability``), and on a zero-sum game its
+    ``exploitability`` (NashConv / 2). The best responses are OpenSpiel's; a game with too many information
+    states is refused in one line."""
+    from adhoc.exploitability import exploitability, nash_conv
+
+    out = {"nash_conv": round(nash_conv(game, policy, member_weights), 6)}
+    if kind == "zero_sum":
+        out["exploitability"] = round(exploitability(game, policy, member_weights), 6)
+    return out
 
 
 def history_bound(game, policy, ids, seats, agent_seat) -> dict | None:
@@ -366,7 +391,8 @@ def write_outputs(result: EvaluationResult, out: str | Path, overwrite: bool = F
 def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None, episodes: int = 256,
                  out: str | None = None, seed: int = 0, mixture: bool = False,
                  seat: int | str | None = None, overwrite: bool = False, bound: bool = False, play=None,
-                 transcript: str | None = None, progress: bool = False) -> tuple[EvaluationResult, Path]:
+                 transcript: str | None = None, progress: bool = False, exploitability: bool = False
+                 ) -> tuple[EvaluationResult, Path]:
     """Evaluate and write the report to ``out`` (default ``runs/evaluate-<agent>-<time>-<id>``), checked
     before any episode is played. ``play``: as in ``evaluate``. ``progress``: its stages on stderr
     (``adhoc.progress``)."""
@@ -376,6 +402,7 @@ def run_evaluate(agent: str, partner_specs: list[str], member: str | None = None
     check_out(out, "evaluation", overwrite, inputs=(agent, *partner_specs))
     with Stages("evaluate", 6, progress) as stages:
         result = evaluate(agent, partner_specs, member=member, episodes=episodes, seed=seed, mixture=mixture,
-                          seat=seat, bound=bound, play=play, transcript=transcript, stages=stages)
+                          seat=seat, bound=bound, play=play, transcript=transcript, stages=stages,
+                          exploitability=exploitability)
         stages.stage("writing the report")
         return result, write_outputs(result, out, overwrite)
