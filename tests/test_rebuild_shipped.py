@@ -1,7 +1,6 @@
 """scripts/rebuild_shipped.py: the shipped populations and docs/results.md's lever rows against what their stated
 commands build today. The fast tests check its parsing and comparison; the slow one runs it whole."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -9,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).parent.parent
 SCRIPT = ROOT / "scripts" / "rebuild_shipped.py"
@@ -16,10 +16,7 @@ SCRIPT = ROOT / "scripts" / "rebuild_shipped.py"
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("rebuild_shipped", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("rebuild_shipped")
 
 
 def test_every_shipped_population_has_its_command(script):

@@ -1,23 +1,18 @@
 """The pure parts of scripts/reproduce_adaptive.py: the symmetry orbits of conventions (what "covered" means
 under augmentation), the closed form of "open, then copy" with stubborn partners, and the t-intervals."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from adhoc.games import make_game
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts/reproduce_adaptive.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("reproduce_adaptive", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reproduce_adaptive")
 
 
 def test_lever_orbits_join_levers_1_to_9_and_leave_lever_0_alone(script):
