@@ -1,13 +1,11 @@
 """The pure parts of scripts/reproduce_adaptive.py: the symmetry orbits of conventions (what "covered" means
 under augmentation), the closed form of "open, then copy" with stubborn partners, and the t-intervals."""
 
-
 import numpy as np
 import pytest
 from conftest import load_script
 
 from adhoc.games import make_game
-
 
 
 @pytest.fixture(scope="module")
