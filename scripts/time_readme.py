@@ -59,7 +59,7 @@ def main() -> None:
     if out.exists():
         raise SystemExit(f"time_readme: {out} exists: give a new --out")
     out.mkdir(parents=True)
-    clone = out / "adhoc"
+    clone = (out / "adhoc").resolve()
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     setup, commands = readme_lines((clone / "README.md").read_text())
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
