@@ -143,6 +143,13 @@ def show_state(game, state, seat: int) -> str:
     return (show(state, seat) if show is not None else game.observe(state, seat))[0]
 
 
+def draw_state(game, state, seat: int) -> dict[str, Any] | None:
+    """What ``seat`` knows now as data the browser draws (``Game.draw``, episode 0: a lever's payoffs, a payoff
+    table, a grid, a repeated game's rounds); None when the game draws nothing (the page shows words alone)."""
+    draw = getattr(game, "draw", None)
+    return None if draw is None else draw(state, seat)[0]
+
+
 def describe_action(game, seat: int, action: int) -> str:
     """A seat's action as a past-tense phrase (``Game.describe_action``; else "played 'A'")."""
     describe = getattr(game, "describe_action", None)
@@ -165,8 +172,8 @@ def describe_step(game, seat: int, event: "StepEvent") -> str:
 # ---------------------------------------------------------------------------- the play loop
 @dataclass
 class Decision:
-    """What the person sees when it is their move: ``view`` in words (``show_state``); ``observation`` is the
-    model's text for the same state (what is recorded)."""
+    """What the person sees when it is their move: ``view`` in words (``show_state``) and ``drawing`` as data
+    (``draw_state``, for the browser); ``observation`` is the model's text for the same state (what is recorded)."""
 
     t: int
     observation: str
@@ -175,6 +182,7 @@ class Decision:
     legal_mask: torch.Tensor
     shown_at: float = field(default_factory=time.time)
     view: str = ""
+    drawing: dict[str, Any] | None = None
 
 
 @dataclass
@@ -236,9 +244,10 @@ class Table:
         mask = self.game.legal_mask(self.state, seat)[0].cpu()
         index = torch.nonzero(mask)[:, 0].tolist()
         names = self.game.action_names(seat)
-        view = show_state(self.game, self.state, seat) if seat == self.seat else ""
+        mine = seat == self.seat
         return Decision(self.state.t, self.game.observe(self.state, seat)[0], [names[i] for i in index], index, mask,
-                        view=view)
+                        view=show_state(self.game, self.state, seat) if mine else "",
+                        drawing=draw_state(self.game, self.state, seat) if mine else None)
 
     def advance(self) -> tuple[Decision | None, list[StepEvent]]:
         """Play the steps where the person has no choice; the person's next decision (None: the episode is over)

@@ -260,7 +260,7 @@ class Study:
             return {**base, "phase": "play", "partner": f"partner {chr(65 + state.k)}",
                     "episode": table.episode_number, "episode_with_partner": state.episodes_here,
                     "episodes_per_partner": self.episodes, "t": d.t, "observation": d.observation,
-                    "view": d.view or d.observation, "rules": self.rules,
+                    "view": d.view or d.observation, "drawing": d.drawing, "rules": self.rules,
                     "actions": [{"index": i, "text": a} for i, a in zip(d.legal_index, d.legal)]}
 
 
@@ -654,7 +654,7 @@ PAGE = """<!doctype html>
   <p id="notice" class="notice"></p>
   <div id="log" class="log"></div>
   <details id="rules-box" open><summary>Rules</summary><pre id="rules"></pre></details>
-  <p>What you see:</p><pre id="observation"></pre>
+  <p>What you see:</p><div id="drawing"></div><pre id="observation"></pre>
   <p>Your move:</p><div id="actions"></div>
 </section>
 <section id="done" class="hidden">
@@ -669,6 +669,14 @@ pre { background: #f4f4f4; padding: .8rem; white-space: pre-wrap; }
 button { margin: .2rem; padding: .4rem .9rem; font-size: 1rem; }
 .log { color: #333; } .error { color: #b00; } .hidden { display: none; } .notice { color: #a60; }
 p, pre, span { overflow-wrap: anywhere; }
+#drawing, #actions { overflow-x: auto; }  /* a wide grid or table scrolls inside the page */
+table { border-collapse: collapse; margin: .4rem 0 .8rem; }
+caption { text-align: left; padding-bottom: .3rem; }
+th, td { border: 1px solid #bbb; padding: .2rem .6rem; text-align: center; }
+thead th { background: #f4f4f4; }
+th button { margin: 0; }
+table.grid td { width: 3rem; height: 3rem; padding: 0; font-size: .85rem; }
+td.path { background: #e3eefb; } td.goal { background: #fbe39b; } td.robot { background: #8fbbe8; font-weight: bold; }
 """
 
 SCRIPT = r"""let token = null, current = null;
@@ -691,13 +699,91 @@ function show(s) {
     " episodes done). Score: " + s.score.toFixed(3);
   $("rules").textContent = s.rules;
   $("observation").textContent = s.view;
-  $("actions").innerHTML = "";
-  for (const a of s.actions) {
-    const b = document.createElement("button");
-    b.textContent = a.text; b.dataset.action = a.index; b.className = "action";
-    b.onclick = () => act(a.index);
-    $("actions").appendChild(b);
+  $("drawing").replaceChildren(...drawing(s.drawing));
+  const stage = s.drawing && s.drawing.kind === "repeated" ? s.drawing.stage : s.drawing;
+  $("actions").replaceChildren(...moves(stage, s.actions));
+}
+// the game drawn from the server's data (s.drawing: null for a game that draws nothing), with DOM methods only
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+function actionButton(a, label) {  // data-text: the action itself, whatever the label
+  const b = el("button", label || a.text, "action");
+  b.dataset.action = a.index; b.dataset.text = a.text;
+  b.onclick = () => act(a.index);
+  return b;
+}
+function table(id, caption, head, rows) {  // rows: [row header, ...cells], each a string or a node
+  const t = el("table"), tr = el("tr"), body = el("tbody"), thead = el("thead");
+  t.id = id;
+  t.appendChild(el("caption", caption));
+  for (const h of head) { const th = el("th", h); th.scope = "col"; tr.appendChild(th); }
+  thead.appendChild(tr); t.appendChild(thead);
+  for (const row of rows) {
+    const r = el("tr");
+    row.forEach((c, j) => {
+      const cell = el(j ? "td" : "th");
+      if (!j) cell.scope = "row";
+      if (c instanceof Node) cell.appendChild(c); else cell.textContent = c;
+      r.appendChild(cell);
+    });
+    body.appendChild(r);
   }
+  t.appendChild(body);
+  return t;
+}
+function drawing(d) {  // what the seat knows: the warehouse grid, a repeated game's rounds
+  if (d && d.kind === "grid") return grid(d);
+  if (d && d.kind === "repeated") {
+    const head = ["Round", "You", "Partner", ...(d.common ? ["Reward"] : ["Your reward", "Partner's reward"])];
+    const rows = d.history.map((h, k) => [String(k + 1), h.you, h.partner,
+                                          ...(d.common ? [h.payoff] : [h.payoff, h.partner_payoff])]);
+    const now = d.round === null ? "all " + d.rounds + " played" : "now round " + d.round + " of " + d.rounds;
+    return [table("history", "Rounds so far (" + now + ")", head, rows)];
+  }
+  return [];
+}
+function grid(d) {
+  const rows = [];
+  for (let y = d.height - 1; y >= 0; y--) rows.push([String(y), ...Array(d.width).fill("")]);
+  const head = ["y \\ x", ...Array.from({length: d.width}, (_, x) => String(x))];
+  const t = table("grid", "The warehouse", head, rows);
+  t.className = "grid";
+  const cell = (x, y) => t.tBodies[0].rows[d.height - 1 - y].cells[x + 1];
+  for (const [x, y] of d.path) cell(x, y).classList.add("path");
+  for (let y = 0; y < d.height; y++) for (let x = 0; x < d.width; x++) {
+    const c = cell(x, y);
+    c.dataset.x = x; c.dataset.y = y;
+  }
+  const marks = [];
+  if (d.goal) marks.push([d.goal, "goal"]);
+  marks.push([d.robot, "robot"]);
+  for (const [[x, y], what] of marks) {
+    const c = cell(x, y);
+    c.classList.add(what);
+    c.textContent = c.textContent ? c.textContent + ", " + what : what;
+  }
+  const where = "Episode " + d.episode + " of " + d.episodes +
+    (d.move === null ? "" : ", move " + d.move + " of " + d.moves) + "." +
+    (d.said === null ? "" : " The teacher said '" + d.said + "'.");
+  return [el("p", where), t];
+}
+function moves(d, actions) {  // the legal actions as buttons: a lever's with its payoff, a matrix's on its rows
+  if (d && d.kind === "lever") {
+    return actions.map((a) => actionButton(a, "Lever " + a.text + " \u2014 pays " + d.payoffs[a.index]));
+  }
+  if (d && d.kind === "matrix") {
+    const legal = new Map(actions.map((a) => [a.index, a]));
+    const rows = d.rows.map((name, i) => [legal.has(i) ? actionButton(legal.get(i)) : name,
+      ...d.you[i].map((v, j) => d.partner ? v + ", " + d.partner[i][j] : v)]);
+    const how = "Rows: your action (click one); columns: your partner's; each cell: " +
+      (d.partner ? "what you get, what your partner gets." : "what you both get.");
+    return [el("p", how), table("payoffs", d.partner ? "Rewards" : "Reward", ["You \\ partner", ...d.columns], rows)];
+  }
+  return actions.map((a) => actionButton(a));
 }
 async function act(index) {
   for (const b of document.querySelectorAll("button.action")) b.disabled = true;

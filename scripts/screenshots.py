@@ -1,13 +1,18 @@
-"""Screenshots of ``adhoc serve`` for docs/people.md: the lever, repeated lever and warehouse pages, rules shown,
-after a move or two. Starts each server on a free loopback port with the system Chromium (``.[serve]`` and
-Debian's ``chromium``), writes ``docs/img/serve-<game>.png`` and stops the server; the databases go to a
-temporary folder.
+"""Screenshots for docs/people.md: ``adhoc serve`` on the lever, repeated lever, iterated prisoner's dilemma and
+warehouse pages (rules shown, the game drawn, after a move or two), and ``adhoc play`` in a terminal. Starts each
+server on a free loopback port with the system Chromium (``.[serve]`` and Debian's ``chromium``), writes
+``docs/img/serve-<name>.png`` and stops the server; plays the terminal session in a pseudo-terminal (pexpect,
+the dev extra) with scripted input and renders its exact text as ``docs/img/play-terminal.png``. The databases go
+to a temporary folder.
 
     python scripts/screenshots.py
 """
 
 from __future__ import annotations
 
+import html
+import io
+import os
 import shutil
 import socket
 import subprocess
@@ -18,14 +23,22 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUPS = {  # name -> serve arguments, moves to play before the screenshot
+SETUPS = {  # name -> serve arguments, the actions to click (by their text) before the screenshot
     "lever": (["--partners", str(ROOT / "populations/lever-selfplay"), "--config",
-               str(ROOT / "configs/lever-selfplay.yaml")], 1),
+               str(ROOT / "configs/lever-selfplay.yaml")], ["3"]),
     "repeated-lever": (["--partners", "scripted:repeated:stubborn-2", "--config",
-                        str(ROOT / "configs/repeated-lever-selfplay.yaml"), "--seat", "1"], 2),
+                        str(ROOT / "configs/repeated-lever-selfplay.yaml"), "--seat", "1"], ["0", "2"]),
+    "ipd": (["--partners", "scripted:repeated:tit-for-tat", "--config", str(ROOT / "configs/ipd-selfplay.yaml")],
+            ["D", "C"]),
     "warehouse": (["--partners", "scripted:warehouse:direct-rotate", "--config",
-                   str(ROOT / "configs/warehouse-selfplay.yaml"), "--seat", "0"], 2),
+                   str(ROOT / "configs/warehouse-selfplay.yaml"), "game.width=5", "game.height=4", "game.moves=2",
+                   "--seat", "0"], ["left"]),
 }
+# adhoc play in a terminal: the command as typed (in a folder where configs/ and populations/ are the
+# repository's), then what is typed at each prompt
+TERMINAL = (["play", "configs/lever-selfplay.yaml", "--partner", "populations/lever-selfplay:member-02",
+             "--episodes", "2", "--seed", "1", "--db", "study.sqlite"], ["4", "2"])
+COLUMNS = 100  # the terminal's width
 
 
 def free_port() -> int:
@@ -51,6 +64,44 @@ def serve(args: list[str], db: Path) -> tuple[subprocess.Popen, str]:
     sys.exit("adhoc serve did not answer")
 
 
+def terminal_text(folder: Path) -> str:
+    """``TERMINAL`` played in a pseudo-terminal in ``folder``: everything the terminal shows, typing included."""
+    import pexpect
+
+    for name in ("configs", "populations"):
+        (folder / name).symlink_to(ROOT / name)
+    args, typed = TERMINAL
+    child = pexpect.spawn(sys.executable, ["-m", "adhoc.cli", *args], cwd=str(folder), encoding="utf-8",
+                          timeout=300, dimensions=(50, COLUMNS), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child.logfile_read = shown = io.StringIO()
+    for answer in typed:
+        child.expect("your move")
+        child.expect(": ")
+        child.sendline(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+    if child.exitstatus != 0:
+        sys.exit(f"adhoc {' '.join(args)} exited with code {child.exitstatus}:\n{shown.getvalue()}")
+    return f"$ adhoc {' '.join(args)}\n" + shown.getvalue().replace("\r\n", "\n")
+
+
+def terminal_page(text: str) -> str:
+    """A page showing ``text`` as a terminal does: light on dark, monospace, wrapped at ``COLUMNS``."""
+    return ("<!doctype html><meta charset='utf-8'><style>body { margin: 0; } pre { display: inline-block; margin: 0; "
+            f"padding: 12px 16px; width: {COLUMNS}ch; white-space: pre-wrap; overflow-wrap: anywhere; "
+            "background: #1e1e1e; color: #e6e6e6; font: 13px/1.35 'DejaVu Sans Mono', monospace; }</style>"
+            f"<pre>{html.escape(text)}</pre>")
+
+
+def shrink(path: Path) -> None:
+    """``path`` rewritten with a palette of 48 colours (text on flat backgrounds: a few tens of KB)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=48)
+    small.save(path, optimize=True)
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -59,24 +110,32 @@ def main() -> None:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True)
-        for name, (args, moves) in SETUPS.items():
+        for name, (args, clicks) in SETUPS.items():
             proc, url = serve(args, Path(tmp) / f"{name}.sqlite")
             try:
-                page = browser.new_page(viewport={"width": 900, "height": 900})
+                page = browser.new_page(viewport={"width": 820, "height": 900})
                 page.goto(url)
                 page.fill("#participant", "P01")
                 page.check("#agree")
                 page.click("#begin")
                 page.wait_for_selector("#play:not(.hidden) button.action")
-                for _ in range(moves):
+                for text in clicks:
                     status = page.inner_text("#status")
-                    page.locator("button.action").first.click()
+                    page.click(f"button.action[data-text='{text}']")
                     page.wait_for_function("s => document.getElementById('status').innerText !== s", arg=status)
-                page.screenshot(path=str(out / f"serve-{name}.png"), full_page=True)
+                page.locator("body").screenshot(path=str(out / f"serve-{name}.png"))  # cropped to the page
+                shrink(out / f"serve-{name}.png")
                 print(f"wrote docs/img/serve-{name}.png")
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
+        folder = Path(tmp) / "terminal"
+        folder.mkdir()
+        page = browser.new_page()
+        page.set_content(terminal_page(terminal_text(folder)))
+        page.locator("pre").screenshot(path=str(out / "play-terminal.png"))
+        shrink(out / "play-terminal.png")
+        print("wrote docs/img/play-terminal.png")
         browser.close()
 
 

@@ -11,11 +11,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from adhoc import recording
+from adhoc._torch import torch
+from adhoc.games import make_game
 
 ROOT = Path(__file__).parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -70,13 +74,14 @@ def begin(page, url: str, participant: str) -> None:
     page.wait_for_selector("#play:not(.hidden) button.action")
 
 
-def play_one(page) -> str | None:
-    """Click the first legal action of the page; its text (None when the page shows the thank-you)."""
+def play_one(page, action: str | None = None) -> str | None:
+    """Click the legal action ``action`` (its text; None: the first) of the page; the action's text (None when the
+    page shows the thank-you)."""
     if page.is_visible("#done"):
         return None
     status = page.inner_text("#status")
-    button = page.locator("button.action").first
-    text = button.inner_text()
+    button = page.locator("button.action" if action is None else f"button.action[data-text='{action}']").first
+    text = button.get_attribute("data-text")  # the action, whatever the button's label (a lever's shows its payoff)
     button.click()
     page.wait_for_function("s => document.getElementById('status').innerText !== s "
                            "|| !document.getElementById('done').classList.contains('hidden')", arg=status)
@@ -372,3 +377,156 @@ def test_a_person_is_paid_their_own_seat_in_a_general_sum_game(tmp_path, seat):
     rows = sqlite3.connect(db).execute("SELECT seat, action_text, partner_action_text, reward FROM steps").fetchall()
     assert len(rows) == 8 and {r[0] for r in rows} == {int(seat)}
     assert all(r[1].strip() == "C" and r[2].strip() == "D" and r[3] == 0.0 for r in rows), rows
+
+
+# ---------------------------------------------------------------- the game drawn
+@dataclass
+class Fixed:
+    """A scripted partner that always plays ``action`` (for games no population or scripted spec plays)."""
+
+    name: str
+    action: int
+    seats: tuple[int, ...] = (0, 1)
+
+    def log_probs(self, game, state, seat):
+        out = torch.full((state.n_episodes, len(game.action_names(seat))), float("-inf"))
+        out[:, self.action] = 0.0
+        return out
+
+
+@contextmanager
+def served(game, partners: list, tmp_path: Path, seat: int = 0):
+    """``game`` served in this process, so a test can read the state the page must draw: (the Study, its URL).
+    A partner is a spec or a scripted strategy object (``Fixed``)."""
+    import threading
+
+    import uvicorn
+
+    from adhoc import play
+    from adhoc.serve import Study, build_app
+
+    fixed = {p.name: play.Partner(label="fixed", source=p.name, names=[p.name], seats=p.seats, strategies=[p])
+             for p in partners if not isinstance(p, str)}
+    load = play.load_partner
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(play, "load_partner", lambda spec, game: fixed.get(spec) or load(spec, game))
+        study = Study(game, [p if isinstance(p, str) else p.name for p in partners], tmp_path / "study.sqlite",
+                      seat=seat, seed=0)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(study, port=port), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started, "the in-process server did not start"
+        yield study, f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        study.close()
+
+
+def game_state(study):
+    """The state of the one session's game now (what the page shows)."""
+    with study.lock:
+        (session,) = study.sessions.values()
+        return session.tables[session.k].state
+
+
+def table_text(page, rows: str) -> list[list[str]]:
+    """The text of each cell of the table rows ``rows`` (a selector)."""
+    return page.eval_on_selector_all(rows, "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))")
+
+
+def test_lever_buttons_show_what_each_lever_pays(browser, tmp_path):
+    """Seven levers, lever 3 the unique one at 0.5: the buttons say what each pays, from the game's parameters."""
+    game = make_game("lever", n_levers=7, unique_lever=3, unique_payoff=0.5)
+    with served(game, [Fixed("lever-3", 3)], tmp_path) as (study, url):
+        page = browser.new_page()
+        begin(page, url, "P1")
+        assert page.locator("button.action").all_inner_texts() == [
+            f"Lever {k} \u2014 pays {'0.5' if k == 3 else '1.0'}" for k in range(7)]
+        assert play_one(page, "3") == "3"
+        assert "You pulled lever 3; your partner pulled lever 3; reward 0.500." in page.inner_text("#log")
+        page.close()
+
+
+@pytest.mark.parametrize("params, seat, partner, click, table, reward", [
+    ({"payoff": [[1, 0, 5], [0, 2, 0]], "actions": [["Stag", "Hare"], ["s", "h", "w"]]}, 1, 0, "w",
+     [["You \\ partner", "Stag", "Hare"], ["s", "1.0", "0.0"], ["h", "0.0", "2.0"], ["w", "5.0", "0.0"]], "5.000"),
+    ({"payoffs": [[[3, 0], [5, 1]], [[3, 5], [0, 1]]], "actions": ["C", "D"]}, 0, 0, "D",
+     [["You \\ partner", "C", "D"], ["C", "3.0, 3.0", "0.0, 5.0"], ["D", "5.0, 0.0", "1.0, 1.0"]], "5.000"),
+])
+def test_a_matrix_game_is_drawn_as_its_payoff_table(browser, tmp_path, params, seat, partner, click, table, reward):
+    """A YAML matrix (any action names, one common table or one per seat): rows are the person's actions, each
+    with its button, columns the partner's; each cell the person's payoff (and the partner's, when not common)."""
+    with served(make_game("matrix", **params), [Fixed("fixed", partner)], tmp_path, seat=seat) as (study, url):
+        page = browser.new_page()
+        begin(page, url, "P1")
+        assert table_text(page, "#payoffs tr") == table
+        buttons = page.locator("#payoffs tbody th button.action")
+        assert buttons.all_inner_texts() == [row[0] for row in table[1:]]
+        assert page.locator("button.action").count() == buttons.count()  # the moves are the table's rows
+        assert play_one(page, click) == click
+        assert f"You chose {click}; your partner chose {table[0][1 + partner]}; reward {reward}." in \
+            page.inner_text("#log")
+        page.close()
+
+
+def test_repeated_lever_history_grows_with_the_rounds(browser, tmp_path):
+    """Seat 1 against stubborn-2 on 7 levers: the history table has a row per round played, with both levers and
+    what the round paid, beside the stage game's buttons."""
+    game = make_game("repeated", stage="lever", rounds=3, stage_params={"n_levers": 7})
+    with served(game, ["scripted:repeated:stubborn-2"], tmp_path, seat=1) as (study, url):
+        page = browser.new_page()
+        begin(page, url, "P1")
+        assert table_text(page, "#history thead tr") == [["Round", "You", "Partner", "Reward"]]
+        assert table_text(page, "#history tbody tr") == []
+        assert "now round 1 of 3" in page.inner_text("#history caption")
+        assert page.locator("button.action").all_inner_texts() == ["Lever 0 \u2014 pays 0.9"] + [
+            f"Lever {k} \u2014 pays 1.0" for k in range(1, 7)]
+        play_one(page, "2")
+        assert table_text(page, "#history tbody tr") == [["1", "2", "2", "1.0"]]
+        play_one(page, "0")
+        assert table_text(page, "#history tbody tr") == [["1", "2", "2", "1.0"], ["2", "0", "2", "0.0"]]
+        assert "now round 3 of 3" in page.inner_text("#history caption")
+        assert [h[0].tolist() for h in game_state(study).history] == [[2, 2], [2, 0]]  # seat 0 is the partner
+        page.close()
+
+
+@pytest.mark.parametrize("seat", [0, 1])
+def test_warehouse_grid_has_the_games_size_and_the_robot_where_the_state_has_it(browser, tmp_path, seat):
+    """A 5 x 4 warehouse: the grid has 4 rows of 5 cells, y up from the bottom; the robot's cell, and its path this
+    episode, are the state's after a move; the goal is drawn for the teacher (seat 1) only."""
+    game = make_game("warehouse", width=5, height=4, moves=2, episodes=2)
+    partner = ["scripted:warehouse:direct-rotate"] if seat == 0 else [Fixed("up", 0)]
+    with served(game, partner, tmp_path, seat=seat) as (study, url):
+        page = browser.new_page()
+        begin(page, url, "P1")
+        assert table_text(page, "#grid thead tr") == [["y \\ x", "0", "1", "2", "3", "4"]]
+        rows = table_text(page, "#grid tbody tr")
+        assert [r[0] for r in rows] == ["3", "2", "1", "0"] and all(len(r) == 6 for r in rows)
+
+        def cells(kind: str) -> list[list[int]]:
+            """The cells of ``kind`` as (x, y) read off their column's and row's headers."""
+            found = page.eval_on_selector_all(f"#grid td.{kind}", """cs => cs.map(c => [
+                [+c.closest("table").tHead.rows[0].cells[c.cellIndex].innerText, +c.parentElement.cells[0].innerText],
+                [+c.dataset.x, +c.dataset.y]])""")
+            assert all(shown == data for shown, data in found)
+            return [shown for shown, _ in found]
+
+        start = game_state(study).extra["pos"][0].tolist()
+        assert cells("robot") == [start]
+        goal = game_state(study).extra["goal"][0].tolist()
+        assert cells("goal") == ([goal] if seat == 1 else [])
+        play_one(page, "left" if seat == 0 else None)  # the robot moves (left, or up as the fixed robot does)
+        now = game_state(study).extra["pos"][0].tolist()
+        assert now == ([max(start[0] - 1, 0), start[1]] if seat == 0 else [start[0], min(start[1] + 1, 3)])
+        assert cells("robot") == [now]
+        assert sorted(cells("path")) == sorted([list(c) for c in {tuple(start), tuple(now)}])
+        assert "move 2 of 2" in page.inner_text("#drawing")
+        page.close()

@@ -100,7 +100,9 @@ class Game(Protocol):
         policy's text; this is what ``adhoc play`` and ``adhoc serve`` show a person instead."""
 
     def describe_action(self, seat: int, action: int) -> str:
-        """Action ``action`` of ``seat`` as a past-tense phrase ("pulled lever 3", "said 'Up'", "moved up")."""
+        """Action ``action`` of ``seat`` as a past-tense phrase ("pulled lever 3", "said 'Up'", "moved up").
+        Optional beside these (not part of the protocol): ``draw(state, seat)``, what ``show`` says as JSON data per
+        episode, which ``adhoc serve`` draws (``adhoc.play.draw_state``)."""
 
 
 def number(x: float) -> str:

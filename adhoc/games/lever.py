@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,11 @@ class LeverGame(MatrixGame):
 
     def describe_action(self, seat: int, action: int) -> str:
         return f"pulled lever {self._actions[seat][action]}"
+
+    def stage_drawing(self, seat: int) -> dict[str, Any]:
+        """For the browser: what each lever pays if both pull it (``payoffs``, by action index), any number of
+        levers."""
+        return {"kind": "lever", "payoffs": [number(v) for v in np.diag(self.payoff_matrix())]}
 
     def show(self, state, seat: int) -> list[str]:
         return ["Pull a lever." if not state.history else

@@ -32,6 +32,7 @@ MAX_ACTIONS = 4096  # per seat: the payoff matrix and the policy's per-action sc
 MAX_DESCRIPTION = 300  # characters: the intro is fed to a tiny LM on every step
 MAX_TABLE = 6  # rules show the whole payoff table up to 6 x 6 actions, else its non-zero entries
 MAX_ENTRIES = 12  # ... up to this many, else a summary
+MAX_DRAWN = 12  # the browser (adhoc serve) draws the payoff table up to 12 x 12 actions, else the buttons alone
 
 
 class MatrixGame:
@@ -131,7 +132,7 @@ class MatrixGame:
         if self.payoff != "common":
             return self._pairs_text(seat)
         mine, theirs = self._actions[seat], self._actions[1 - seat]
-        table = self._payoff if seat == 0 else self._payoff.T  # [mine, theirs]
+        table = self.seat_tables(seat)[0]
         if max(table.shape) <= MAX_TABLE:
             width = max(len(x) for x in [*theirs, *(number(v) for v in table.flat)]) + 2
             left = max(len(x) for x in mine) + 2
@@ -148,9 +149,7 @@ class MatrixGame:
     def _pairs_text(self, seat: int) -> str:
         """A game with one table per seat: each entry is "X, Y", you get X and your partner gets Y."""
         mine, theirs = self._actions[seat], self._actions[1 - seat]
-        own, other = self._payoff[seat], self._payoff[1 - seat]
-        if seat == 1:
-            own, other = own.T, other.T  # [mine, theirs]
+        own, other = self.seat_tables(seat)
         cells = np.vectorize(lambda x, y: f"{number(x)}, {number(y)}", otypes=[object])(own, other)
         if max(own.shape) <= MAX_TABLE:
             width = max(len(x) for x in [*theirs, *cells.flat]) + 2
@@ -168,6 +167,29 @@ class MatrixGame:
             return number(t.min()) if t.min() == t.max() else f"between {number(t.min())} and {number(t.max())}"
 
         return f"Rewards: you get {span(own)}, your partner {span(other)}, depending on the pair of actions."
+
+    def seat_tables(self, seat: int) -> tuple[np.ndarray, np.ndarray]:
+        """(this seat's payoffs, its partner's), each indexed [this seat's action, the partner's]."""
+        tables = self.payoff_matrices()
+        own, other = tables[seat], tables[1 - seat]
+        return (own, other) if seat == 0 else (own.T, other.T)
+
+    def draw(self, state: GameState, seat: int) -> list[dict[str, Any] | None]:
+        """What the browser draws for ``seat`` (``adhoc serve``), per episode: the stage game, alike in every one."""
+        return [self.stage_drawing(seat)] * state.n_episodes
+
+    def stage_drawing(self, seat: int) -> dict[str, Any] | None:
+        """The payoff table from this seat's side: ``rows`` its actions, ``columns`` its partner's, ``you`` the
+        seat's payoff in each cell and, unless the payoff is common, ``partner`` its partner's (as the rules write
+        numbers); None when either seat has more than ``MAX_DRAWN`` actions."""
+        own, other = self.seat_tables(seat)
+        if max(own.shape) > MAX_DRAWN:
+            return None
+        drawing = {"kind": "matrix", "rows": list(self._actions[seat]), "columns": list(self._actions[1 - seat]),
+                   "you": [[number(v) for v in row] for row in own]}
+        if self.payoff != "common":
+            drawing["partner"] = [[number(v) for v in row] for row in other]
+        return drawing
 
     def show(self, state: GameState, seat: int) -> list[str]:
         return ["Choose your action." if state.t == 0 else

@@ -129,20 +129,44 @@ class RepeatedGame:
         return self.stage.describe_action(seat, action)
 
     def show(self, state: GameState, seat: int) -> list[str]:
-        table = self._payoff_matrix
         out = []
         for e in range(state.n_episodes):
             lines = []
-            for k, joint in enumerate(state.history):
-                a, b = (int(x) for x in joint[e].tolist())
-                mine, theirs = (a, b) if seat == 0 else (b, a)
-                pays = (f"pays {number(table[a, b])}" if self.payoff == "common" else
-                        f"you get {number(table[seat, a, b])}, your partner {number(table[1 - seat, a, b])}")
+            for k, (mine, theirs, own, other) in enumerate(self._rounds(state, seat, e)):
+                pays = f"pays {own}" if self.payoff == "common" else f"you get {own}, your partner {other}"
                 lines.append(f"Round {k + 1}: you {self.describe_action(seat, mine)}, your partner "
                              f"{self.describe_action(1 - seat, theirs)} ({pays}).")
             if state.t < self.rounds:
                 lines.append(f"Round {state.t + 1} of {self.rounds}: your choice.")
             out.append("\n".join(lines))
+        return out
+
+    def draw(self, state: GameState, seat: int) -> list[dict[str, Any]]:
+        """What the browser draws for ``seat`` (``adhoc serve``), per episode: the rounds played (``history``: the
+        seat's action, its partner's, the stage payoff it got and, unless ``common``, its partner's), the round now
+        (None once over) and the stage game's drawing (``stage_drawing``; None for a large stage)."""
+        stage = self.stage.stage_drawing(seat)
+        names, partner_names = self.action_names(seat), self.action_names(1 - seat)
+        out = []
+        for e in range(state.n_episodes):
+            history = []
+            for mine, theirs, own, other in self._rounds(state, seat, e):
+                history.append({"you": names[mine], "partner": partner_names[theirs], "payoff": own})
+                if self.payoff != "common":
+                    history[-1]["partner_payoff"] = other
+            out.append({"kind": "repeated", "rounds": self.rounds, "common": self.payoff == "common",
+                        "round": state.t + 1 if state.t < self.rounds else None, "history": history, "stage": stage})
+        return out
+
+    def _rounds(self, state: GameState, seat: int, e: int) -> list[tuple[int, int, str, str]]:
+        """Episode e's rounds so far from ``seat``'s side: (its action, its partner's, the stage payoff it got, its
+        partner's), payoffs as the rules write numbers."""
+        table = self._payoff_matrix if self.payoff != "common" else np.stack([self._payoff_matrix] * 2)
+        out = []
+        for joint in state.history:
+            a, b = (int(x) for x in joint[e].tolist())
+            mine, theirs = (a, b) if seat == 0 else (b, a)
+            out.append((mine, theirs, number(table[seat, a, b]), number(table[1 - seat, a, b])))
         return out
 
     # ---------------------------------------------------------------- repeated-game extras

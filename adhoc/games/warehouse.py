@@ -292,8 +292,7 @@ class WarehouseGame:
                     line += f" Teacher said {self.labels[int(joint[e, TEACHER])]!r}."
                 else:
                     move = int(joint[e, ROBOT])
-                    pos = [min(max(pos[0] + DELTAS[move][0], 0), self.width - 1),
-                           min(max(pos[1] + DELTAS[move][1], 0), self.height - 1)]
+                    pos = self.moved(pos, move)
                     line += f" Robot {self.describe_action(ROBOT, move)}, now at ({pos[0]}, {pos[1]})."
             if state.t < self.horizon:
                 k, i, actor = self.phase(state.t)
@@ -311,7 +310,35 @@ class WarehouseGame:
             out.append("\n".join(lines))
         return out
 
+    def draw(self, state: GameState, seat: int) -> list[dict[str, Any]]:
+        """What the browser draws for ``seat`` (``adhoc serve``), per episode: the grid (``width``, ``height``),
+        the robot's cell and its cells so far this episode (``path``, from its start) and the teacher's word
+        for the move under way (``said``; None before it speaks), which both seats see; the goal only for the
+        teacher (the robot never sees it); and the episode and move under way (1-based; ``move`` None once over)."""
+        t = min(state.t, self.horizon - 1)
+        k, i, actor = self.phase(t)
+        out = []
+        for e in range(state.n_episodes):
+            path = [state.extra["starts"][e, k].tolist()]
+            for u in range(k * 2 * self.moves, min(state.t, self.horizon)):
+                if self.phase(u)[2] == ROBOT:
+                    path.append(self.moved(path[-1], int(state.history[u][e, ROBOT])))
+            said = self.labels[int(state.history[-1][e, TEACHER])] if actor == ROBOT and state.t < self.horizon \
+                else None
+            drawing = {"kind": "grid", "width": self.width, "height": self.height, "robot": path[-1], "path": path,
+                       "said": said, "episode": k + 1, "episodes": self.episodes,
+                       "move": i + 1 if state.t < self.horizon else None, "moves": self.moves}
+            if seat == TEACHER:
+                drawing["goal"] = state.extra["goal"][e].tolist()
+            out.append(drawing)
+        return out
+
     # ---------------------------------------------------------------- helpers
+    def moved(self, pos: list[int], move: int) -> list[int]:
+        """The cell [x, y] the robot reaches from ``pos`` by ``move`` (into a wall: it stays put)."""
+        return [min(max(pos[0] + DELTAS[move][0], 0), self.width - 1),
+                min(max(pos[1] + DELTAS[move][1], 0), self.height - 1)]
+
     def theta(self, goal: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """θ_goal(pos): [E] float for goal, pos [E, 2]."""
         dist = (goal - pos).abs().sum(1).float()
