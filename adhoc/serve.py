@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from adhoc.errors import UserError
+from adhoc.games.core import payoff_kind
 from adhoc.paths import check_name
 
 
@@ -509,7 +510,8 @@ def build_app(study: Study, host: str = "127.0.0.1", port: int = 8000, allow_ori
 
     clock = clock or study.clock
     starts, acts = RateLimit(*start_limit, clock=clock), RateLimit(*act_limit, clock=clock)
-    page = PAGE.replace("__GAME__", html.escape(study.game.name))
+    kind, scoring = KINDS[payoff_kind(study.game)]
+    page = PAGE.replace("__GAME__", html.escape(study.game.name)).replace("__KIND__", kind).replace("__SCORING__", scoring)
 
     def limited(limit: RateLimit, request: Request) -> None:
         wait = limit.take(request.client.host if request.client else "")
@@ -636,14 +638,17 @@ def _check_port(host: str, port: int) -> None:
         raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port") from None
 
 
+KINDS = {"common": ("cooperative", "You and your partner score together."),  # by adhoc.games.core.payoff_kind
+         "zero_sum": ("competitive", "What you win, your partner loses."),
+         "general_sum": ("mixed-motive", "You and your partner each have your own score.")}
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>adhoc study: __GAME__</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/app.css"></head><body>
-<h1>Play a cooperative game</h1>
+<h1>Play a __KIND__ game</h1>
 <section id="consent">
-  <p>You will play a short cooperative game (<b>__GAME__</b>) with a few computer partners, one after another.
-  You and your partner score together. Your moves, the time you take and your participant id are recorded for
+  <p>You will play a short __KIND__ game (<b>__GAME__</b>) with a few computer partners, one after another.
+  __SCORING__ Your moves, the time you take and your participant id are recorded for
   research; nothing else about you is stored.</p>
   <p><label>Participant id <input id="participant" autocomplete="off" placeholder="e.g. P01"></label></p>
   <p><label><input type="checkbox" id="agree"> I agree to take part and to have my play recorded.</label></p>

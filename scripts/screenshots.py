@@ -37,7 +37,7 @@ SETUPS = {  # name -> serve arguments, the actions to click (by their text) befo
 # adhoc play in a terminal: the command as typed (in a folder where configs/ and populations/ are the
 # repository's), then what is typed at each prompt
 TERMINAL = (["play", "configs/lever-selfplay.yaml", "--partner", "populations/lever-selfplay:member-02",
-             "--episodes", "2", "--seed", "1", "--db", "study.sqlite"], ["4", "2"])
+             "--episodes", "2", "--seed", "1", "--db", "study.sqlite"], ["4", "6"])  # then the lever member-02 played
 COLUMNS = 100  # the terminal's width
 
 

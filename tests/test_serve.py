@@ -365,6 +365,8 @@ def test_a_person_is_paid_their_own_seat_in_a_general_sum_game(tmp_path, seat):
         return json.load(urllib.request.urlopen(req, timeout=60))
 
     try:
+        page = urllib.request.urlopen(url, timeout=60).read().decode()
+        assert "Play a mixed-motive game" in page and "each have your own score" in page and "together" not in page
         s = call("api/start", {"participant": "P1", "consent": True})
         token = s["token"]
         while s["phase"] == "play":
