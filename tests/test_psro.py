@@ -178,3 +178,13 @@ def test_evaluate_exploitability_needs_an_openspiel_game(tmp_path, capsys):
     assert code == 2 and not (tmp_path / "ev").exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--exploitability needs an OpenSpiel game" in err[0], err
+
+
+def test_entropy_anneal_scales_the_bonus_down_within_each_epoch():
+    from adhoc.methods.psro import PSRO, PSROConfig
+
+    game = build_game(RPS_GAME)
+    constant = PSRO(PSROConfig(iterations_per_epoch=4), game, 3)
+    anneal = PSRO(PSROConfig(iterations_per_epoch=4, entropy="anneal"), game, 3)
+    assert [constant.entropy_scale(i) for i in range(1, 9)] == [1.0] * 8
+    assert [anneal.entropy_scale(i) for i in range(1, 9)] == [1.0, 0.75, 0.5, 0.25] * 2  # again from epoch 2

@@ -60,6 +60,9 @@ class PSROConfig:
     # the meta-game's entries: from train.eval_episodes sampled episodes, or computed exactly over the game tree
     # (an OpenSpiel game small enough to enumerate: no sampling noise in A, hence in σ)
     meta_game: str = chosen("sampled", ("sampled", "exact"))
+    # the entropy bonus within each epoch: train.entropy_coef's value throughout (constant), or that value
+    # annealed linearly to 0 over the epoch's iterations (anneal: each best response ends near deterministic)
+    entropy: str = chosen("constant", ("constant", "anneal"))
 
 
 def meta_strategy(meta: np.ndarray, solver: str) -> np.ndarray:
@@ -112,8 +115,16 @@ class PSRO(SelfPlay):
         """The member trained at ``iteration`` (1-based): k = 1 + (iteration − 1) // iterations_per_epoch."""
         return min(1 + (iteration - 1) // self.config.iterations_per_epoch, self.n_members - 1)
 
+    def entropy_scale(self, iteration: int) -> float:
+        """The factor on the entropy bonus at ``iteration``: 1, or (``entropy: anneal``) 1 − j / J at the epoch's
+        j-th of J iterations (j = 0 … J − 1)."""
+        if self.config.entropy == "constant":
+            return 1.0
+        return 1.0 - ((iteration - 1) % self.config.iterations_per_epoch) / self.config.iterations_per_epoch
+
     def pairs(self, iteration: int, rng: np.random.Generator) -> torch.Tensor:
         k = self.learner(iteration)
+        self.scale = self.entropy_scale(iteration)
         if (iteration - 1) % self.config.iterations_per_epoch == 0 and len(self.history) < k:
             self._grow(k, rng)  # epoch k starts: member k - 1 joins the meta-game
         return psro_pairs(k, np.flatnonzero(self.sigma[:k] > 0))  # a partner σ leaves out adds nothing
@@ -160,6 +171,7 @@ class PSRO(SelfPlay):
         self.history.append(record)
 
     eval_episodes = 64  # episodes per seating of each meta-game entry (``attach``: train.eval_episodes)
+    scale = 1.0  # the entropy bonus's factor at the current iteration (``pairs``)
 
     def attach(self, config) -> None:
         """The run's settings: ``train.eval_episodes`` per meta-game entry, and OpenSpiel's exploitability of
@@ -189,7 +201,7 @@ class PSRO(SelfPlay):
         metrics = {"train/entropy": float(ent.detach()[k])}
         if self.history and "exploitability" in self.history[-1]:
             metrics["psro/exploitability"] = self.history[-1]["exploitability"]
-        return only * (pg - entropy_coef * ent), metrics
+        return only * (pg - entropy_coef * self.scale * ent), metrics
 
     def advantages(self, traj, seat: torch.Tensor) -> torch.Tensor:
         """The learner's advantages [P, E]: its return (in its seat ``seat`` [P]) minus the mean of its returns in
