@@ -32,7 +32,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from adhoc.errors import UserError
+from adhoc.errors import MissingExtra, UserError
 from adhoc.games import GAMES, GameError, build_game
 from adhoc.lm.base import BUILTIN_MODELS, BUILTIN_PREFIX, DTYPES, builtin_vocab
 from adhoc.methods import METHODS
@@ -1016,9 +1016,15 @@ def _check_model(m: Any) -> None:
                                   f"built-in models (allowed: {', '.join(LLAMA_LINEAR)})")
 
 
+class ConfigNeedsExtra(ConfigError, MissingExtra):
+    """A config whose game needs an optional dependency that is not installed."""
+
+
 def _build_game(game_config: Any) -> Any:
     try:
         return build_game(game_config)
+    except MissingExtra as exc:
+        raise ConfigNeedsExtra(f"config error: {exc}") from None
     except GameError as exc:
         raise ConfigError(f"config error: {exc}") from None
 

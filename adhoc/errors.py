@@ -9,6 +9,10 @@ class GameError(UserError, ValueError):
     """Impossible game parameters (reported to the user as one line, exit code 2)."""
 
 
+class MissingExtra(GameError):
+    """A game that needs an optional dependency (an extra such as ``.[openspiel]``) which is not installed."""
+
+
 class Interrupted(Exception):
     """A run stopped on SIGTERM / SIGINT after writing a checkpoint; the CLI says how to resume it."""
 

@@ -543,3 +543,17 @@ def test_transcripts_stay_refused_for_poker_whose_cards_are_hidden():
     for game_string in ("kuhn_poker", "leduc_poker"):
         with pytest.raises(GameError, match=f"{game_string}'s moves are not all public"):
             make_game("openspiel", game=game_string, transcript=True)
+
+
+def test_validate_says_which_configs_need_a_missing_extra_and_checks_the_rest(monkeypatch, capsys, tmp_path):
+    """The README's `adhoc validate configs/*.yaml` on an install without .[openspiel]: the OpenSpiel configs are
+    named as not checked (and why), every other one is checked, exit 0; train-population still refuses."""
+    monkeypatch.setitem(sys.modules, "pyspiel", None)
+    configs = ["configs/tiny-hanabi-selfplay.yaml", "configs/lever-selfplay.yaml"]
+    assert main(["validate", *configs]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"not checked: {configs[0]}: game 'openspiel' needs OpenSpiel, which is not installed")
+    assert out[1] == f"ok: {configs[1]}"
+    assert main(["validate", configs[1], "train.lr=-1"]) == 2  # a bad config still fails
+    assert main(["train-population", configs[0], "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()

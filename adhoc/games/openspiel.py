@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from adhoc._torch import torch
-from adhoc.errors import GameError, UserError
+from adhoc.errors import GameError, MissingExtra, UserError
 from adhoc.games.core import GameState, checked_actions, number
 from adhoc.games.matrix import MAX_ACTIONS, numbered
 from adhoc.games.symmetry import PermutationGroup
@@ -85,7 +85,7 @@ def load_pyspiel():
     try:
         import pyspiel
     except ImportError:
-        raise GameError(f"game 'openspiel' needs OpenSpiel, which is not installed: {EXTRA}") from None
+        raise MissingExtra(f"game 'openspiel' needs OpenSpiel, which is not installed: {EXTRA}") from None
     return pyspiel
 
 
