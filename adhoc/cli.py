@@ -338,7 +338,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     serve_command(args.partners, port=args.port, host=args.host, db=args.db, episodes_per_partner=args.episodes_per_partner,
                   seat=args.seat, config=args.config, overrides=args.overrides, seed=args.seed,
-                  allow_origins=args.allow_origin, start_limit=args.start_limit)
+                  allow_origins=args.allow_origin, start_limit=args.start_limit, trusted_proxies=args.trusted_proxy)
 
 
 def _write_options(p: argparse.ArgumentParser, kind: str, resume: bool = False) -> None:
@@ -564,6 +564,9 @@ def _people_commands(sub) -> None:
     p.add_argument("--allow-origin", action="append", default=[], metavar="URL",
                    help="a public origin (https://study.example.org) a reverse proxy serves the study at; "
                         "repeatable (default: only this server's own address)")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="IP",
+                   help="a reverse proxy's address (or network) whose X-Forwarded-For names the client the rate "
+                        "limits count; repeatable (default: none, the header is ignored)")
     p.add_argument("--start-limit", type=int, default=10, metavar="N",
                    help="sessions one client address may start per minute (default 10)")
     p.set_defaults(func=_serve, overrides=[])

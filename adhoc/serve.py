@@ -570,7 +570,10 @@ def build_app(study: Study, host: str = "127.0.0.1", port: int = 8000, allow_ori
 def serve_command(partners: list[str], port: int = 8000, host: str = "127.0.0.1", db: str | None = None,
                   episodes_per_partner: int = 3, seat: int = 0, config: str | None = None,
                   overrides: list[str] = (), seed: int | None = None, allow_origins: list[str] = (),
-                  start_limit: int = 10) -> None:
+                  start_limit: int = 10, trusted_proxies: list[str] = ()) -> None:
+    """``trusted_proxies``: addresses (or networks) of reverse proxies whose X-Forwarded-For names the client
+    that rate limits count; from any other peer, and by default from every one, the header is ignored (a
+    client could otherwise give itself a new address per request)."""
     # every option is checked before anything loads, binds or records
     if not partners:
         raise UserError("give at least one partner: --partners POP [POP ...]")
@@ -585,6 +588,11 @@ def serve_command(partners: list[str], port: int = 8000, host: str = "127.0.0.1"
     if not 1 <= start_limit <= 10000:
         raise UserError(f"--start-limit must be in 1..10000 (got {start_limit})")
     Guard(None, host, port, allow_origins)  # --allow-origin URLs
+    for proxy in trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise UserError(f"--trusted-proxy must be an IP address or network (got {proxy[:100]!r})") from None
     try:
         import starlette  # noqa: F401
         import uvicorn
@@ -611,7 +619,8 @@ def serve_command(partners: list[str], port: int = 8000, host: str = "127.0.0.1"
           f"open http://{host}:{port}/ (Ctrl-C stops; every completed step is saved)", flush=True)
     try:
         uvicorn.run(build_app(study, host, port, allow_origins, start_limit=(start_limit, float(start_limit))),
-                    host=host, port=port, log_level="warning")
+                    host=host, port=port, log_level="warning", proxy_headers=bool(trusted_proxies),
+                    forwarded_allow_ips=list(trusted_proxies) or None)
     finally:
         study.close()
 

@@ -300,6 +300,7 @@ def test_two_servers_on_one_db_never_share_an_index(game, tmp_path, monkeypatch)
     (["--port", "70000"], "--port=70000 is above the limit 65,535"),
     (["--allow-origin", "study.example.org"], "--allow-origin 'study.example.org' is not an http(s)"),
     (["--host", "192.0.2.1"], "--host 192.0.2.1 is not an address of this machine"),
+    (["--trusted-proxy", "proxy.example.org"], "--trusted-proxy must be an IP address or network"),
 ])
 def test_bad_options_one_line_exit_2_nothing_recorded(tmp_path, args, says):
     db = tmp_path / "s.sqlite"
@@ -357,3 +358,37 @@ def test_edges_of_the_guard(game, tmp_path):
     asyncio.run(client.app(scope, receive, send))
     assert sent[0]["status"] == 421 and (b"x-frame-options", b"DENY") in sent[0]["headers"]
     study.close()
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_x_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path, trusted):
+    """A real server (uvicorn) with --start-limit 2: a client that sends a new X-Forwarded-For with every start
+    is still one client (its third start is 429) unless its address is a --trusted-proxy; then each forwarded
+    address has its own budget, and one forwarded address is limited like any client."""
+    import urllib.error
+    import urllib.request
+
+    from test_serve import start_server
+
+    args = ["--partners", *PARTNERS, "--config", str(ROOT / "configs/repeated-lever-selfplay.yaml"), "--seat", "1",
+            "--start-limit", "2", *(["--trusted-proxy", "127.0.0.1"] if trusted else [])]
+    proc, url = start_server(args, tmp_path / "s.sqlite")
+
+    def start(participant, forwarded):
+        req = urllib.request.Request(url + "api/start", data=json.dumps({"participant": participant,
+                                                                        "consent": True}).encode(),
+                                     headers={"Content-Type": "application/json", "Origin": url.rstrip("/"),
+                                              "X-Forwarded-For": forwarded})
+        try:
+            return urllib.request.urlopen(req, timeout=60).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        codes = [start(f"P{k}", f"198.51.100.{k}") for k in range(3)]
+        same = [start(f"Q{k}", "203.0.113.7") for k in range(3)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert codes == ([200, 200, 200] if trusted else [200, 200, 429])
+    assert same == ([200, 200, 429] if trusted else [429, 429, 429])
