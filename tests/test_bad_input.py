@@ -424,3 +424,42 @@ def test_an_unreachable_ray_address_is_refused_before_any_heavy_import(tmp_path)
     assert proc.stdout.strip() == "2 []", (proc.stdout, proc.stderr)
     assert proc.stderr.count("\n") == 1 and "cannot reach the Ray cluster at ray.address=127.0.0.1:1" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _can_mount_read_only() -> bool:
+    """A private mount namespace in which root may bind-mount a folder read-only (``unshare -m``)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", "mount --bind / /mnt && mount -o remount,bind,ro /mnt"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as another user the db-read-only case above runs")
+def test_a_read_only_database_as_root(recording, tmp_path):
+    """The db-read-only case where root runs it, whom file modes do not stop: ``adhoc play`` in a private mount
+    namespace where the recording's folder is bind-mounted read-only. One line naming it read-only, exit 2, the
+    recording unchanged."""
+    import shlex
+    import subprocess
+    import sys
+
+    if not _can_mount_read_only():
+        pytest.skip("no private mount namespace here (unshare -m)")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    db = folder / "ro.sqlite"
+    shutil.copy(recording[0], db)
+    db.chmod(0o444)
+    before = snapshot(folder)
+    play = shlex.join([sys.executable, "-m", "adhoc.cli", "play", REPEATED, *SCRIPTED, "--episodes", "1",
+                       "--seed", "0", "--db", str(db)])
+    mount = f"mount --bind {shlex.quote(str(folder))} {shlex.quote(str(folder))} && " \
+            f"mount -o remount,bind,ro {shlex.quote(str(folder))} && exec {play}"
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", mount], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and "read-only" in proc.stderr and "Traceback" not in proc.stderr
+    assert snapshot(folder) == before
