@@ -174,11 +174,16 @@ class Population:
         return "\n".join(lines + warning_lines(m))
 
 
-def mixture_weights(manifest: dict) -> dict[str, float]:
-    """The members' weights in the manifest's mixture (train-learner's ``mixture``, or the psro method's final
-    meta-strategy ``psro.mixture``), {} when there is none or it is not {name: number}."""
+def stored_mixture(manifest: dict) -> Any:
+    """The manifest's mixture over its members as stored, unchecked: train-learner's ``mixture``, or the psro
+    method's final meta-strategy ``psro.mixture`` (None when there is neither)."""
     psro = manifest.get("psro")
-    found = manifest.get("mixture") or (psro.get("mixture") if isinstance(psro, dict) else None)
+    return manifest.get("mixture") or (psro.get("mixture") if isinstance(psro, dict) else None)
+
+
+def mixture_weights(manifest: dict) -> dict[str, float]:
+    """``stored_mixture`` as {member: weight} for display, {} when there is none or it is not {name: number}."""
+    found = stored_mixture(manifest)
     if not isinstance(found, dict) or not all(isinstance(v, (int, float)) for v in found.values()):
         return {}
     return {str(k): float(v) for k, v in found.items()}

@@ -143,8 +143,9 @@ class EvaluationResult:
 def agent_mixture(agent_pop) -> dict[str, float]:
     """The manifest's ``mixture`` (train-learner's) or ``psro.mixture`` (the psro method's final meta-strategy) as
     {member: weight}, weights > 0 and normalised; UserError when absent/bad."""
-    psro = agent_pop.manifest.get("psro")
-    weights = agent_pop.manifest.get("mixture") or (psro.get("mixture") if isinstance(psro, dict) else None)
+    from adhoc.population import stored_mixture
+
+    weights = stored_mixture(agent_pop.manifest)
     if not weights or not isinstance(weights, dict):
         raise UserError(f"{agent_pop.path} has no mixture in its manifest (--mixture needs a population from "
                         f"adhoc train-learner or method psro; ones written before mixtures existed have none: retrain)")
@@ -204,7 +205,8 @@ def evaluate(agent: str | Path, partner_specs: list[str], member: str | None = N
              play=None, transcript: str | None = None, stages=None, exploitability: bool = False
              ) -> EvaluationResult:
     """``exploitability``: on an OpenSpiel game, also OpenSpiel's NashConv of the agent (its member, or the
-    mixture) playing both seats, and on a zero-sum one its exploitability (``openspiel_measures``). ``bound``: in a repeated game, also the best any history-dependent policy can do with the partners
+    mixture) playing both seats, and on a zero-sum one its exploitability (``openspiel_measures``).
+    ``bound``: in a repeated game, also the best any history-dependent policy can do with the partners
     (``metrics["best_history_policy"]``, see ``history_bound``). ``transcript``: in a repeated game, play it
     rendered another way (``game.transcript``: a probe of what the agent reads; the payoffs are the same). ``play``: where the episodes are played
     (None: in this process, one stream; ``adhoc.distributed.blocks``: seeded blocks, here or on Ray).
