@@ -46,6 +46,8 @@ def population_entropy_bonus(population_logp: torch.Tensor, actions: torch.Tenso
 
 
 class MEP(SelfPlay):
+    ppo_refusal = "its population-entropy bonus is not combined with the clipped surrogate yet"
+
     def __init__(self, config: MEPConfig, game, n_members: int) -> None:
         require_common_payoff(game, "mep", "its population-entropy bonus assumes partners who share the reward")
         super().__init__(config, game, n_members)

@@ -38,6 +38,7 @@ class SelfPlayConfig:
 
 class SelfPlay:
     """Every member paired with itself."""
+    ppo_refusal: str | None = None  # why train.algorithm=ppo is refused (None: supported, adhoc.methods.ppo)
 
     def __init__(self, config: SelfPlayConfig, game, n_members: int) -> None:
         # n_members: adapters trained in the bank; population_size: members saved (fewer when a method trains
