@@ -11,7 +11,9 @@ The loop, written out once for every method (the method only chooses the pairs a
 2. Each iteration (``train_loop``): the method picks pairs [P, 2] → ``rollout`` plays E episodes per pair for
    all pairs in batched passes → the method turns the trajectories into one loss per member → one backward
    over the sum (members' adapters are disjoint, so each gets exactly its own gradient) → MemberAdam moves
-   only the members that played.
+   only the members that played. With ``train.algorithm: ppo`` (``ppo_step``) the rollout carries no gradient
+   and the method's pairs train by PPO instead: value heads in the bank, GAE, several epochs of minibatch
+   steps over the rollout (``adhoc.methods.ppo``).
 3. Every ``train.eval_every`` iterations: each member's self-play return from ``train.eval_episodes``
    fresh episodes; logged; optional early stop at ``train.target_return``.
    Every ``train.checkpoint_every`` iterations, and on SIGTERM / Ctrl-C (then the run stops), a checkpoint
@@ -22,7 +24,7 @@ The loop, written out once for every method (the method only chooses the pairs a
    peft folders, ``population.yaml``, ``config.yaml``, TensorBoard logs.
 
 TensorBoard keys: ``train/loss``, ``train/return`` (mean return of the iteration's episodes),
-``train/entropy``, ``eval/self_play_return_mean``, ``eval/self_play_return_min``,
+``train/entropy`` (PPO: ``train/value_loss``, ``train/clip_fraction`` too), ``eval/self_play_return_mean``, ``eval/self_play_return_min``,
 ``zz_members/self_play_return/<member>`` (``zz_``: TensorBoard sorts groups by name, so the per-member cards
 come after the ``train/`` curves), ``time/iteration_s``. TensorBoard names a run by its folder relative to
 ``--logdir``: ``tensorboard --logdir runs`` shows this run as ``<out name>/tb``.
@@ -242,8 +244,7 @@ def _iterations(run: Run, workers, iteration: int, sp: torch.Tensor | None, log,
                 out: Path | None, bar, evaluate) -> tuple[int, torch.Tensor]:
     """``train_loop``'s iterations, counted on ``bar``; an early stop at ``train.target_return`` ends the bar at
     100% of the iterations run."""
-    config, method, bank, optimizer, rng = run.config, run.method, run.bank, run.optimizer, run.rng
-    n = method.n_members
+    config, method, rng = run.config, run.method, run.rng
     for iteration in range(iteration + 1, config.train.iterations + 1):
         t0 = time.perf_counter()
         # 2. play, score, update

@@ -10,6 +10,9 @@ Games that pay each seat its own reward (zero-sum, general-sum): each seat's log
 by that seat's own return, baselined per role (``method.role_baseline``, default true; SPIRAL's
 role-conditioned advantage estimation, Liu et al. 2025, with the pair's other episodes in place of its
 moving average). In zero-sum self-play member i is its own opponent.
+
+``train.algorithm: ppo``: the same pairs trained by PPO with a value head per member (``adhoc.methods.ppo``;
+each seat's advantages from its own rewards, so the values are role-conditioned by the seat's observation).
 """
 
 from __future__ import annotations
