@@ -1,6 +1,6 @@
 """PPO against REINFORCE on one config (docs/reference.md, "train.algorithm"): the same config, seeds, iterations
-and episodes with ``train.algorithm=reinforce`` and ``train.algorithm=ppo``, each run ending with a cross-play
-report; prints one markdown row per (seed, algorithm) and the per-algorithm means.
+and episodes with ``train.algorithm=reinforce`` and ``train.algorithm=ppo`` (``--algorithms``: only some), each
+run ending with a cross-play report; prints one markdown row per (seed, algorithm) and the per-algorithm means.
 
     PYTHONPATH=. python scripts/ppo_vs_reinforce.py configs/repeated-lever-selfplay.yaml --seeds 0 1 2 \\
         --out runs/ppo-vs-reinforce train.iterations=30 population.size=4
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+ALGORITHMS = ("reinforce", "ppo")
 
 def iteration_seconds(tb: Path) -> float:
     """Mean of ``time/iteration_s`` over the run's TensorBoard events."""
@@ -53,19 +54,21 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--crossplay-episodes", type=int, default=64)
+    parser.add_argument("--algorithms", nargs="+", choices=ALGORITHMS, default=list(ALGORITHMS))
     args = parser.parse_intermixed_args()
     rows = [run(args.config, algorithm, seed, args.out, args.overrides, args.crossplay_episodes)
-            for seed in args.seeds for algorithm in ("reinforce", "ppo")]
+            for seed in args.seeds for algorithm in args.algorithms]
     print("| algorithm | seed | self-play (eval) | self-play (cross-play report) [95% CI] | cross-play [95% CI] | s / iteration |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['algorithm']} | {r['seed']} | {r['sp_train']:.3f} | {r['sp']:.3f} [{r['sp_ci'][0]:.3f}, "
               f"{r['sp_ci'][1]:.3f}] | {r['xp']:.3f} [{r['xp_ci'][0]:.3f}, {r['xp_ci'][1]:.3f}] | {r['iteration_s']:.2f} |")
     mean = {a: {k: sum(r[k] for r in rows if r["algorithm"] == a) / len(args.seeds) for k in ("sp", "xp", "iteration_s")}
-            for a in ("reinforce", "ppo")}
+            for a in args.algorithms}
     for a, m in mean.items():
         print(f"| {a} | mean | | {m['sp']:.3f} | {m['xp']:.3f} | {m['iteration_s']:.2f} |")
-    print(f"\ntime per iteration, ppo / reinforce: {mean['ppo']['iteration_s'] / mean['reinforce']['iteration_s']:.2f}")
+    if len(mean) == 2:
+        print(f"\ntime per iteration, ppo / reinforce: {mean['ppo']['iteration_s'] / mean['reinforce']['iteration_s']:.2f}")
     (args.out / "results.json").write_text(json.dumps(rows, indent=2))
     return 0
 
