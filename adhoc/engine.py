@@ -24,10 +24,10 @@ The loop, written out once for every method (the method only chooses the pairs a
    peft folders, ``population.yaml``, ``config.yaml``, TensorBoard logs.
 
 TensorBoard keys: ``train/loss``, ``train/return`` (mean return of the iteration's episodes),
-``train/entropy`` (PPO: ``train/value_loss``, ``train/clip_fraction`` too), ``eval/self_play_return_mean``, ``eval/self_play_return_min``,
-``zz_members/self_play_return/<member>`` (``zz_``: TensorBoard sorts groups by name, so the per-member cards
-come after the ``train/`` curves), ``time/iteration_s``. TensorBoard names a run by its folder relative to
-``--logdir``: ``tensorboard --logdir runs`` shows this run as ``<out name>/tb``.
+``train/entropy`` (PPO: ``train/value_loss``, ``train/clip_fraction`` too), ``eval/self_play_return_mean``,
+``eval/self_play_return_min``, ``zz_members/self_play_return/<member>`` (``zz_``: TensorBoard sorts groups by
+name, so the per-member cards come after the ``train/`` curves), ``time/iteration_s``. TensorBoard names a run
+by its folder relative to ``--logdir``: ``tensorboard --logdir runs`` shows this run as ``<out name>/tb``.
 """
 
 from __future__ import annotations
