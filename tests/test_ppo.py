@@ -154,6 +154,16 @@ def test_replay_gives_the_rollouts_log_probs_and_each_members_value(game_name, p
                     assert torch.isclose(out["values"][i, t, s], expect, atol=1e-4)
 
 
+def test_replay_of_a_per_episode_rollout_reads_its_legal_masks_off_logp_all():
+    game, policy = make_game("warehouse", moves=2, episodes=1), _policy(2)
+    traj = rollout(game, policy, torch.tensor([[0, 1]]), 2, np.random.default_rng(1), grad=False, mode="per_episode")
+    with torch.no_grad():
+        out = replay(policy, game, traj, torch.arange(2))
+    decided = out["decided"]
+    assert decided.any() and not decided.all()
+    assert torch.allclose(out["logp"][decided], traj.logp.reshape(2, -1, 2)[decided], atol=1e-5)
+
+
 def test_value_heads_export_beside_the_peft_adapter_and_load_back(tmp_path):
     policy = _policy(3)
     bank = policy.bank
