@@ -1,12 +1,15 @@
 """train.algorithm=ppo: GAE and the clipped losses against hand-computed values and a straightforward reference,
 the replay against the rollout's own log-probabilities, the value heads' export and import, and the config's
-one-line refusals."""
+one-line refusals, and scripts/ppo_vs_reinforce.py."""
 
+import json
 import re
+import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from adhoc.config import load_config
 from adhoc.errors import UserError
@@ -214,3 +217,18 @@ def test_ppo_self_play_learns_the_lever_game(tmp_path):
     pop = train_population(config, tmp_path / "ppo", progress=False)
     assert min(m["self_play_return"] for m in pop.manifest["members"]) > 0.6
     assert all((pop.member_dir(name) / VALUE_HEAD).is_file() for name in pop.names)
+
+
+def test_ppo_vs_reinforce_script_trains_both_and_prints_the_table(tmp_path, monkeypatch, capsys):
+    script = load_script("ppo_vs_reinforce")
+    monkeypatch.setattr(sys, "argv", ["ppo_vs_reinforce.py", "configs/lever-selfplay.yaml", "--seeds", "0", "--out",
+                                      str(tmp_path), "--crossplay-episodes", "4", "population.size=2",
+                                      "train.iterations=2", "train.episodes_per_pair=4", "train.eval_every=2",
+                                      "train.eval_episodes=4"])
+    assert script.main() == 0
+    out = capsys.readouterr().out
+    assert "| reinforce | 0 |" in out and "| ppo | 0 |" in out and "time per iteration, ppo / reinforce" in out
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [r["algorithm"] for r in rows] == ["reinforce", "ppo"] and all(r["iteration_s"] > 0 for r in rows)
+    assert (tmp_path / "ppo-seed0" / "members" / "member-00" / VALUE_HEAD).is_file()
+    assert not (tmp_path / "reinforce-seed0" / "members" / "member-00" / VALUE_HEAD).exists()
