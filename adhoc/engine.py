@@ -320,7 +320,7 @@ def ppo_step(run: Run, workers, traj, pairs: torch.Tensor, iteration: int) -> tu
     ``train.ppo_minibatches`` minibatches (each pair's episodes shuffled by the run's generator and cut in equal
     parts, so every member has data in every minibatch), one optimizer step per minibatch. Returns the last
     minibatch's losses [N] and the means over every minibatch of the members' entropy, value loss and clip
-    fraction."""
+    fraction, with the method's metrics of its rewards (``ppo_rewards``: MEP's shaped reward)."""
     from adhoc.methods import ppo
 
     config, method, bank, optimizer, rng = run.config, run.method, run.bank, run.optimizer, run.rng
@@ -328,7 +328,8 @@ def ppo_step(run: Run, workers, traj, pairs: torch.Tensor, iteration: int) -> tu
     P, E, T = traj.rewards.shape
     with torch.no_grad():
         old = ppo.replay(run.policy, run.game, traj, torch.arange(P * E))
-    rewards = (traj.seat_rewards * traj.alive[..., None]).reshape(P * E, T, 2).transpose(1, 2).reshape(-1, T)
+    rewards, metrics = method.ppo_rewards(traj)  # [P, E, T, 2]: each seat's (a method may shape them)
+    rewards = rewards.reshape(P * E, T, 2).transpose(1, 2).reshape(-1, T)
     values, decided = (old[k].transpose(1, 2).reshape(-1, T) for k in ("values", "decided"))
     old["advantages"] = ppo.gae(rewards, values, decided, t.ppo_gamma, t.ppo_gae_lambda
                                 ).view(P * E, 2, T).transpose(1, 2)
@@ -354,7 +355,7 @@ def ppo_step(run: Run, workers, traj, pairs: torch.Tensor, iteration: int) -> tu
             for key, v in parts.items():
                 sums[f"train/{key}"] = sums.get(f"train/{key}", 0.0) + float(v[active].mean())
     steps = t.ppo_epochs * t.ppo_minibatches
-    return losses, {key: v / steps for key, v in sums.items()}
+    return losses, {key: v / steps for key, v in sums.items()} | metrics
 
 
 def export(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, startup: float,

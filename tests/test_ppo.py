@@ -219,6 +219,27 @@ def test_ppo_self_play_learns_the_lever_game(tmp_path):
     assert all((pop.member_dir(name) / VALUE_HEAD).is_file() for name in pop.names)
 
 
+def test_mep_shapes_ppos_rewards_step_by_step_as_its_reinforce_return(tmp_path):
+    """MEP's PPO rewards: r_t + α Σ_seats −log π̄ at every step, for both seats; summed over the steps they are the
+    shaped return REINFORCE trains on. And MEP trains with PPO through the shared loop."""
+    from adhoc.methods.mep import MEP, MEPConfig
+    from adhoc.recipes.train_population import train_population
+
+    game, policy = make_game("repeated", stage="lever", rounds=3), _policy(3)
+    mep = MEP(MEPConfig(alpha=0.5), game, 3)
+    mep.policy = policy
+    traj = rollout(game, policy, torch.tensor([[0, 0], [1, 1], [2, 2]]), 4, np.random.default_rng(3), grad=False)
+    rewards, metrics = mep.ppo_rewards(traj)
+    assert rewards.shape == (3, 4, traj.rewards.shape[2], 2) and torch.equal(rewards[..., 0], rewards[..., 1])
+    assert torch.allclose(rewards[..., 0].sum(2), traj.returns + 0.5 * mep.bonus(traj), atol=1e-5)
+    assert metrics["train/population_entropy_bonus"] == pytest.approx(float(mep.bonus(traj).mean()), rel=1e-5)
+    config = load_config(None, ["game.name=lever", "game.n_levers=4", "method.name=mep", "population.size=2",
+                                "train.iterations=2", "train.episodes_per_pair=4", "train.eval_every=2",
+                                "train.eval_episodes=8", "train.algorithm=ppo", "train.ppo_minibatches=2"])
+    pop = train_population(config, tmp_path / "mep", progress=False)
+    assert all((pop.member_dir(name) / VALUE_HEAD).is_file() for name in pop.names)
+
+
 def test_ppo_vs_reinforce_script_trains_both_and_prints_the_table(tmp_path, monkeypatch, capsys):
     script = load_script("ppo_vs_reinforce")
     monkeypatch.setattr(sys, "argv", ["ppo_vs_reinforce.py", "configs/lever-selfplay.yaml", "--seeds", "0", "--out",

@@ -82,6 +82,11 @@ class SelfPlay:
         """Extra arguments of ``rollout`` for this method's training episodes (none for self-play)."""
         return {}
 
+    def ppo_rewards(self, traj: Trajectories) -> tuple[torch.Tensor, dict[str, float]]:
+        """Each seat's reward at each step for PPO's GAE [P, E, T, 2] (0 after an episode ends; a method that
+        shapes the reward adds its term here), and scalar metrics."""
+        return traj.seat_rewards * traj.alive[..., None], {}
+
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         """Per-member loss [N] and scalar metrics. A game that pays each seat its own reward trains each seat's
         actions on that seat's return (``seat_leave_one_out_advantage``)."""
