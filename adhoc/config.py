@@ -83,9 +83,20 @@ class TrainConfig:
     checkpoint_every: int = 10  # iterations between checkpoints (resume with --resume); 0: only on SIGTERM/Ctrl-C
     rollout: str = "per_row"  # per_row: sample and score once per distinct row; per_episode: the earlier
     #                           path, kept for comparison (same law, other draws; docs/performance.md)
+    algorithm: str = "reinforce"  # reinforce: the methods' REINFORCE; ppo: PPO with a value head per member
+    #                               (adhoc.methods.ppo; the ppo_* keys below; docs/reference.md "train.algorithm")
+    ppo_epochs: int = 4  # passes over each rollout
+    ppo_minibatches: int = 4  # minibatches per pass (each pair's episodes cut in this many parts)
+    ppo_clip: float = 0.2  # ε of the clipped ratio
+    ppo_value_clip: Optional[float] = 0.2  # ε_V of the clipped value loss (null: unclipped)
+    ppo_gamma: float = 0.99  # GAE's discount, per decision
+    ppo_gae_lambda: float = 0.95
+    ppo_value_coef: float = 0.5  # weight of the value loss
+    ppo_normalize_advantages: bool = True  # per member within each minibatch
 
 
 ROLLOUT_MODES = ("per_row", "per_episode")  # train.rollout (adhoc.rollout)
+ALGORITHMS = ("reinforce", "ppo")  # train.algorithm
 
 
 def entropy_coef_at(train: TrainConfig, iteration: int) -> float:
@@ -182,6 +193,13 @@ RANGES: dict[str, Range] = {
     "train.epochs": Range(1, MAX_EPOCHS),
     "train.iterations_per_epoch": _ITER,
     "train.episodes": Range(2, MAX_ROLLOUT_ROWS, why="the baseline needs 2 episodes"),
+    "train.ppo_epochs": Range(1, MAX_EPOCHS),
+    "train.ppo_minibatches": Range(1, MAX_ROLLOUT_ROWS),
+    "train.ppo_clip": Range(0, 1, lo_open=True),
+    "train.ppo_value_clip": Range(0, None, lo_open=True, why="null: unclipped"),
+    "train.ppo_gamma": Range(0, 1),
+    "train.ppo_gae_lambda": Range(0, 1),
+    "train.ppo_value_coef": _COEF,
     "ray.workers": Range(1, MAX_RAY_WORKERS),
     "ray.cpus_per_worker": Range(0, MAX_CPU_THREADS),
     "ray.gpus_per_worker": Range(0, MAX_RAY_GPUS, why="a fraction shares one GPU"),
@@ -540,6 +558,7 @@ def check(config: RunConfig) -> None:
                           f"(got {config.train.rollout!r})")
     _check_name(config.population.member_prefix, "population.member_prefix")
     check_ray(config.ray)
+    _check_algorithm(config)
     game = _build_game(config.game)
     dims = _base_dims(config.model.base)
     m, t, n = config.model, config.train, config.population.size
@@ -569,6 +588,25 @@ def check(config: RunConfig) -> None:
     pairs, how = _pairs_per_iteration(config.method, n)
     _check_rollout(f"train.episodes_per_pair={t.episodes_per_pair} x {pairs:,} pairs per iteration ({how})",
                    pairs * t.episodes_per_pair, _row_bytes(game, dims, config.method, n), dims)
+
+
+def _check_algorithm(config: RunConfig) -> None:
+    """train.algorithm: one of ALGORITHMS; PPO only where it is implemented (the method says why not), with
+    at least one episode per pair in each minibatch."""
+    t = config.train
+    if t.algorithm not in ALGORITHMS:
+        raise ConfigError(f"config error: train.algorithm must be one of {', '.join(ALGORITHMS)} (got {t.algorithm!r})")
+    if t.algorithm != "ppo":
+        return
+    refusal = getattr(METHODS[config.method.name].build, "ppo_refusal", "it has no PPO loss")
+    if refusal:
+        raise ConfigError(f"config error: train.algorithm=ppo is not available for method {config.method.name}: {refusal}")
+    if config.backend != "local":
+        raise ConfigError("config error: train.algorithm=ppo runs with backend: local only (data-parallel PPO is not "
+                          "implemented yet)")
+    if t.ppo_minibatches > t.episodes_per_pair:
+        raise ConfigError(f"config error: train.ppo_minibatches={t.ppo_minibatches} is more than "
+                          f"train.episodes_per_pair={t.episodes_per_pair} (each minibatch holds a part of every pair's episodes)")
 
 
 # ---------------------------------------------------------------------------- execution: backend and ray

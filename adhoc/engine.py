@@ -11,7 +11,9 @@ The loop, written out once for every method (the method only chooses the pairs a
 2. Each iteration (``train_loop``): the method picks pairs [P, 2] → ``rollout`` plays E episodes per pair for
    all pairs in batched passes → the method turns the trajectories into one loss per member → one backward
    over the sum (members' adapters are disjoint, so each gets exactly its own gradient) → MemberAdam moves
-   only the members that played.
+   only the members that played. With ``train.algorithm: ppo`` (``ppo_step``) the rollout carries no gradient
+   and the method's pairs train by PPO instead: value heads in the bank, GAE, several epochs of minibatch
+   steps over the rollout (``adhoc.methods.ppo``).
 3. Every ``train.eval_every`` iterations: each member's self-play return from ``train.eval_episodes``
    fresh episodes; logged; optional early stop at ``train.target_return``.
    Every ``train.checkpoint_every`` iterations, and on SIGTERM / Ctrl-C (then the run stops), a checkpoint
@@ -22,10 +24,10 @@ The loop, written out once for every method (the method only chooses the pairs a
    peft folders, ``population.yaml``, ``config.yaml``, TensorBoard logs.
 
 TensorBoard keys: ``train/loss``, ``train/return`` (mean return of the iteration's episodes),
-``train/entropy``, ``eval/self_play_return_mean``, ``eval/self_play_return_min``,
-``zz_members/self_play_return/<member>`` (``zz_``: TensorBoard sorts groups by name, so the per-member cards
-come after the ``train/`` curves), ``time/iteration_s``. TensorBoard names a run by its folder relative to
-``--logdir``: ``tensorboard --logdir runs`` shows this run as ``<out name>/tb``.
+``train/entropy`` (PPO: ``train/value_loss``, ``train/clip_fraction`` too), ``eval/self_play_return_mean``,
+``eval/self_play_return_min``, ``zz_members/self_play_return/<member>`` (``zz_``: TensorBoard sorts groups by
+name, so the per-member cards come after the ``train/`` curves), ``time/iteration_s``. TensorBoard names a run
+by its folder relative to ``--logdir``: ``tensorboard --logdir runs`` shows this run as ``<out name>/tb``.
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ def build_run(config: RunConfig, game_and_method: tuple[Any, Any] | None = None)
     bank = AdapterBank(base.model, n, config.model.lora_rank, config.model.lora_alpha,
                        config.model.target_modules, base_model_id=base.model_id)
     bank.init_members(seeds, b_std=config.model.lora_init_std)
+    if config.train.algorithm == "ppo":
+        bank.add_value_heads(base.model.config.hidden_size)
     policy = Policy(base, bank)
     method.policy = policy
     if hasattr(method, "attach"):  # a method that needs the run's settings (psro: episodes, exploitability)
@@ -240,34 +244,23 @@ def _iterations(run: Run, workers, iteration: int, sp: torch.Tensor | None, log,
                 out: Path | None, bar, evaluate) -> tuple[int, torch.Tensor]:
     """``train_loop``'s iterations, counted on ``bar``; an early stop at ``train.target_return`` ends the bar at
     100% of the iterations run."""
-    config, method, bank, optimizer, rng = run.config, run.method, run.bank, run.optimizer, run.rng
-    n = method.n_members
+    config, method, rng = run.config, run.method, run.rng
     for iteration in range(iteration + 1, config.train.iterations + 1):
         t0 = time.perf_counter()
         # 2. play, score, update
         pairs = method.pairs(iteration, rng)
+        use_ppo = config.train.algorithm == "ppo"  # PPO re-scores the rollout itself: it needs no gradient
         traj = rollout(run.game, run.policy, pairs, config.train.episodes_per_pair, rng, mode=config.train.rollout,
-                       shard=workers.shard, **method.rollout_options(pairs, config.train.episodes_per_pair, rng))
-        share = 1.0
-        if workers.shard is not None:  # what the losses need of the other workers' pairs
-            share = len(traj.pair_index) / len(pairs)
-            E = config.train.episodes_per_pair
-            returns = torch.zeros(len(pairs), E, device=traj.returns.device).index_copy(0, traj.pair_index, traj.returns)
-            gathered = workers.sum(torch.cat([played_steps(traj, n), returns.reshape(-1)]))
-            traj.total_played, traj.all_returns = gathered[:n], gathered[n:].view(len(pairs), E)
-        losses, metrics = method.loss(traj, entropy_coef_at(config.train, iteration))
-        optimizer.zero_grad()
-        losses.sum().backward()
-        # a method's metric is a mean over its pairs' episodes or members: weighted by this worker's share of pairs
-        stats = torch.tensor([float(traj.returns.sum()), float(traj.returns.numel()),
-                              *(share * value for value in metrics.values())], dtype=torch.float64, device=losses.device)
-        losses, stats = workers.sum_step(bank.member_parameters(), [losses.detach(), stats])
-        check_finite(losses, optimizer, iteration, run.names)
-        optimizer.step(getattr(method, "active", members_with_data)(pairs, n))  # psro: the newest member only
-        log("train/loss", float(losses.mean()), iteration)
-        log("train/return", float(stats[0] / stats[1]), iteration)
-        for key, value in zip(metrics, stats[2:].tolist()):
-            log(key, value, iteration)
+                       shard=workers.shard, grad=not use_ppo,
+                       **method.rollout_options(pairs, config.train.episodes_per_pair, rng))
+        if use_ppo:
+            losses, metrics = ppo_step(run, workers, traj, pairs, iteration)
+            log("train/loss", float(losses.mean()), iteration)
+            log("train/return", float(traj.returns.mean()), iteration)
+            for key, value in metrics.items():
+                log(key, value, iteration)
+        else:
+            _reinforce_step(run, workers, traj, pairs, iteration, log)
         log("time/iteration_s", time.perf_counter() - t0, iteration)
 
         # 3. evaluate
@@ -292,6 +285,77 @@ def _iterations(run: Run, workers, iteration: int, sp: torch.Tensor | None, log,
             if stop.requested is not None:
                 raise Interrupted(out, iteration, stop.requested)
     return iteration, sp  # the last iteration (or the early stop) has just evaluated: ``sp`` is current
+
+
+def _reinforce_step(run: Run, workers, traj, pairs: torch.Tensor, iteration: int, log) -> None:
+    """One REINFORCE update from the rollout ``traj`` of ``pairs``: the method's loss per member, one backward,
+    one optimizer step; logs the loss, the return and the method's metrics."""
+    config, method, bank, optimizer = run.config, run.method, run.bank, run.optimizer
+    n = method.n_members
+    share = 1.0
+    if workers.shard is not None:  # what the losses need of the other workers' pairs
+        share = len(traj.pair_index) / len(pairs)
+        E = config.train.episodes_per_pair
+        returns = torch.zeros(len(pairs), E, device=traj.returns.device).index_copy(0, traj.pair_index, traj.returns)
+        gathered = workers.sum(torch.cat([played_steps(traj, n), returns.reshape(-1)]))
+        traj.total_played, traj.all_returns = gathered[:n], gathered[n:].view(len(pairs), E)
+    losses, metrics = method.loss(traj, entropy_coef_at(config.train, iteration))
+    optimizer.zero_grad()
+    losses.sum().backward()
+    # a method's metric is a mean over its pairs' episodes or members: weighted by this worker's share of pairs
+    stats = torch.tensor([float(traj.returns.sum()), float(traj.returns.numel()),
+                          *(share * value for value in metrics.values())], dtype=torch.float64, device=losses.device)
+    losses, stats = workers.sum_step(bank.member_parameters(), [losses.detach(), stats])
+    check_finite(losses, optimizer, iteration, run.names)
+    optimizer.step(getattr(method, "active", members_with_data)(pairs, n))  # psro: the newest member only
+    log("train/loss", float(losses.mean()), iteration)
+    log("train/return", float(stats[0] / stats[1]), iteration)
+    for key, value in zip(metrics, stats[2:].tolist()):
+        log(key, value, iteration)
+
+
+def ppo_step(run: Run, workers, traj, pairs: torch.Tensor, iteration: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO's update from one rollout (``adhoc.methods.ppo``, CleanRL's loop): π_old and V_old from a no-grad replay,
+    GAE per episode and seat on each seat's own rewards, then ``train.ppo_epochs`` passes over
+    ``train.ppo_minibatches`` minibatches (each pair's episodes shuffled by the run's generator and cut in equal
+    parts, so every member has data in every minibatch), one optimizer step per minibatch. Returns the last
+    minibatch's losses [N] and the means over every minibatch of the members' entropy, value loss and clip
+    fraction, with the method's metrics of its rewards (``ppo_rewards``: MEP's shaped reward)."""
+    from adhoc.methods import ppo
+
+    config, method, bank, optimizer, rng = run.config, run.method, run.bank, run.optimizer, run.rng
+    t, n = config.train, method.n_members
+    P, E, T = traj.rewards.shape
+    with torch.no_grad():
+        old = ppo.replay(run.policy, run.game, traj, torch.arange(P * E))
+    rewards, metrics = method.ppo_rewards(traj)  # [P, E, T, 2]: each seat's (a method may shape them)
+    rewards = rewards.reshape(P * E, T, 2).transpose(1, 2).reshape(-1, T)
+    values, decided = (old[k].transpose(1, 2).reshape(-1, T) for k in ("values", "decided"))
+    old["advantages"] = ppo.gae(rewards, values, decided, t.ppo_gamma, t.ppo_gae_lambda
+                                ).view(P * E, 2, T).transpose(1, 2)
+    old["returns"] = old["advantages"] + old["values"]
+    old["member"] = traj.pairs[:, None, None, :].expand(P, E, T, 2).reshape(P * E, T, 2)
+    coef = entropy_coef_at(t, iteration)
+    active = members_with_data(pairs, n)
+    sums: dict[str, float] = {}
+    for _ in range(t.ppo_epochs):
+        order = torch.from_numpy(rng.permuted(np.tile(np.arange(E), (P, 1)), axis=1))  # [P, E]
+        for k in range(t.ppo_minibatches):
+            cols = order[:, k * E // t.ppo_minibatches:(k + 1) * E // t.ppo_minibatches]
+            index = (torch.arange(P)[:, None] * E + cols).reshape(-1)
+            new = ppo.replay(run.policy, run.game, traj, index)
+            mine = {key: v[index.to(v.device)] for key, v in old.items()}
+            losses, parts = ppo.member_losses(new, mine, mine["decided"], n, t.ppo_clip, t.ppo_value_clip,
+                                              t.ppo_value_coef, coef, t.ppo_normalize_advantages)
+            optimizer.zero_grad()
+            losses.sum().backward()
+            losses, = workers.sum_step(bank.member_parameters(), [losses.detach()])
+            check_finite(losses, optimizer, iteration, run.names)
+            optimizer.step(active)
+            for key, v in parts.items():
+                sums[f"train/{key}"] = sums.get(f"train/{key}", 0.0) + float(v[active].mean())
+    steps = t.ppo_epochs * t.ppo_minibatches
+    return losses, {key: v / steps for key, v in sums.items()} | metrics
 
 
 def export(run: Run, writer, iteration: int, sp: torch.Tensor, elapsed: float, startup: float,

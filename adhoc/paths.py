@@ -248,7 +248,8 @@ def _population_manifest(path: Path) -> set[str] | None:
 HTML = _starts(b"<!doctype html>\n<html")
 PNG = _starts(b"\x89PNG\r\n\x1a\n")
 MEMBER_FILES = {"adapter_config.json": _json("peft_type", "r", "lora_alpha", "target_modules"),
-                "adapter_model.safetensors": _safetensors}  # AdapterBank.export_member: a peft folder
+                "adapter_model.safetensors": _safetensors,  # AdapterBank.export_member: a peft folder
+                "value_head.safetensors": _safetensors}  # and a PPO member's value head
 CROSSPLAY_FILES = {"crossplay.json": _json("game", "members", "matrix", "episodes", "sp_mean", "xp_mean"),
                    "matrix.npy": _starts(b"\x93NUMPY"), "heatmap.png": PNG,
                    "report.md": _starts(b"# Cross-play report: "), "report.html": HTML}

@@ -229,21 +229,25 @@ class _PrefixCache:
         self.row = torch.full((n,), -1, dtype=torch.long)
 
     def score(self, policy: Policy, members: torch.Tensor, observations: list[str], episodes: list[int],
-              names: list[str]) -> torch.Tensor:
-        """Scores [len(episodes), A] of per-episode rows (``episodes``: each row's episode)."""
+              names: list[str], hidden: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Scores [len(episodes), A] of per-episode rows (``episodes``: each row's episode); ``hidden``: and
+        their last hidden states [len(episodes), H] (``Policy.scores``)."""
         uniq_members, uniq_obs, row_of, first = _distinct_rows(members, observations)
         episodes_t = torch.tensor(episodes, dtype=torch.long)
-        scores = self.score_rows(policy, uniq_members, uniq_obs, episodes_t[first], episodes_t,
-                                 torch.tensor(row_of, dtype=torch.long), names)
-        return scores[torch.tensor(row_of, device=scores.device)]
+        out = self.score_rows(policy, uniq_members, uniq_obs, episodes_t[first], episodes_t,
+                              torch.tensor(row_of, dtype=torch.long), names, hidden)
+        if hidden:
+            return tuple(x[torch.tensor(row_of, device=x.device)] for x in out)
+        return out[torch.tensor(row_of, device=out.device)]
 
     def score_rows(self, policy: Policy, members: torch.Tensor, observations: list[str], first: torch.Tensor,
-                   episodes: torch.Tensor, row_of: torch.Tensor, names: list[str]) -> torch.Tensor:
+                   episodes: torch.Tensor, row_of: torch.Tensor, names: list[str], hidden: bool = False):
         """Scores [U, A] of U distinct rows; ``first`` [U]: an episode of each row (its encoding at the last
-        step is the row's prefix); ``episodes`` [k] the episodes scored now and ``row_of`` [k] their rows."""
+        step is the row's prefix); ``episodes`` [k] the episodes scored now and ``row_of`` [k] their rows;
+        ``hidden``: (scores, last hidden states [U, H])."""
         previous = self.row[first].tolist()  # each distinct row's encoding at the last step
         scores, self.encoded, encoded_row = policy.scores_reusing(
-            members, observations, policy.actions(names), self.encoded, previous)
+            members, observations, policy.actions(names), self.encoded, previous, hidden)
         self.row = torch.full_like(self.row, -1)  # rows of older encodings are gone
         self.row[episodes] = encoded_row.long()[row_of]
         return scores

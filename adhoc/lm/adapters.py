@@ -24,6 +24,12 @@ absolute path of a local folder, so ``peft.AutoPeftModelForCausalLM.from_pretrai
 base and adapter in one call; a built-in base is named ``builtin:NAME`` (``adhoc.lm.base`` shows the two lines
 that load such a member with peft).
 
+Value heads (``train.algorithm: ppo``, ``add_value_heads``): per member a linear head on the base's last hidden
+state at the decision point, V_m(o) = w[m] · h(o) + b[m], stacked as ``value_weight`` [N, H] and ``value_bias``
+[N] and gathered per row by member id like the adapters; they train with the LoRA weights (in
+``member_parameters``) and export beside each peft folder as ``value_head.safetensors`` (``weight`` [H],
+``bias`` [1]). A bank without heads (REINFORCE) exports exactly the peft folder.
+
 ``MemberAdam`` keeps Adam state per member and updates only the members that had data in a step, so a
 member with no data never moves (plain Adam would keep moving it on momentum).
 """
@@ -42,6 +48,7 @@ from adhoc.errors import UserError
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+VALUE_HEAD = "value_head.safetensors"  # a PPO member's value head, beside its peft adapter (not peft's)
 
 
 class _Routing:
@@ -146,6 +153,18 @@ class AdapterBank(nn.Module):
             self.layers[name] = layer
         self._modules_list = nn.ModuleList(self.layers.values())  # registers the parameters
         self.model = [model]  # a list, so the base is not registered as a submodule of the bank
+        self.value_weight: nn.Parameter | None = None  # [N, H] (add_value_heads)
+        self.value_bias: nn.Parameter | None = None  # [N]
+
+    def add_value_heads(self, hidden_size: int) -> None:
+        """One value head per member, V_m(h) = w[m] · h + b[m], initialised to 0 (every value starts at 0)."""
+        self.value_weight = nn.Parameter(torch.zeros(self.n_members, hidden_size, device=self.device))
+        self.value_bias = nn.Parameter(torch.zeros(self.n_members, device=self.device))
+
+    def values(self, hidden: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
+        """V [R] of rows whose last hidden states are ``hidden`` [R, H], row r under member ``members[r]``."""
+        members = members.to(self.device)
+        return (hidden.float() * self.value_weight[members]).sum(-1) + self.value_bias[members]
 
     # ---------------------------------------------------------------- init, routing
     def init_members(self, seeds: list[int], b_std: float = 0.0) -> None:
@@ -185,7 +204,9 @@ class AdapterBank(nn.Module):
         return next(iter(self.layers.values())).lora_A.device
 
     def member_parameters(self) -> list[nn.Parameter]:
-        return [p for layer in self.layers.values() for p in (layer.lora_A, layer.lora_B)]
+        """The stacked per-member tensors [N, ...]: every layer's lora_A, lora_B, then the value heads if any."""
+        heads = [] if self.value_weight is None else [self.value_weight, self.value_bias]
+        return [p for layer in self.layers.values() for p in (layer.lora_A, layer.lora_B)] + heads
 
     # ---------------------------------------------------------------- peft format
     def peft_state_dict(self, member: int) -> dict[str, torch.Tensor]:
@@ -218,6 +239,9 @@ class AdapterBank(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         (path / ADAPTER_CONFIG).write_text(json.dumps(self.peft_config(), indent=2, sort_keys=True))
         save_file(self.peft_state_dict(member), str(path / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        if self.value_weight is not None:
+            head = {"weight": self.value_weight[member], "bias": self.value_bias[member:member + 1]}
+            save_file({k: v.detach().float().cpu().contiguous() for k, v in head.items()}, str(path / VALUE_HEAD))
         return path
 
     def export_snapshot(self, member: int, weights: list[torch.Tensor], path: str | Path) -> Path:
@@ -240,6 +264,10 @@ class AdapterBank(nn.Module):
             for name, layer in self.layers.items():
                 layer.lora_A[member].copy_(tensors[f"base_model.model.{name}.lora_A.weight"])
                 layer.lora_B[member].copy_(tensors[f"base_model.model.{name}.lora_B.weight"])
+            if self.value_weight is not None:  # a bank with value heads reads the folder's (0 if it has none)
+                head = read_value_head(path, self.value_weight.shape[1])
+                self.value_weight[member].copy_(head["weight"])
+                self.value_bias[member].copy_(head["bias"][0])
 
 
 def linear_layer_names(model: nn.Module) -> list[str]:
@@ -301,6 +329,26 @@ def read_adapter_folder(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]
     return cfg, tensors
 
 
+def read_value_head(path: str | Path, hidden_size: int) -> dict[str, torch.Tensor]:
+    """A member folder's ``value_head.safetensors`` (weight [H], bias [1]), checked; zeros if the folder has none
+    (a REINFORCE member: its value head starts at 0, as a new one does)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    file = Path(path) / VALUE_HEAD
+    if not file.is_file():
+        return {"weight": torch.zeros(hidden_size), "bias": torch.zeros(1)}
+    try:
+        head = load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"adapter {path}: {VALUE_HEAD} is corrupt or truncated ({str(exc).splitlines()[0]})") from None
+    for key, shape in (("weight", (hidden_size,)), ("bias", (1,))):
+        if key not in head or tuple(head[key].shape) != shape or not head[key].is_floating_point() \
+                or not bool(torch.isfinite(head[key]).all()):
+            raise UserError(f"adapter {path}: {VALUE_HEAD} needs a finite float tensor {key} of shape {shape}")
+    return head
+
+
 def read_peft_adapter(path: str | Path, bank: AdapterBank) -> dict[str, torch.Tensor]:
     """Read a peft adapter folder and check it against the bank's rank, alpha, targets and shapes."""
     cfg, tensors = read_adapter_folder(path)
@@ -343,7 +391,7 @@ class MemberAdam:
 
     def grad_norms(self) -> torch.Tensor:
         """[N] per-member global gradient norm."""
-        sq = sum((p.grad.flatten(1).pow(2).sum(1) for p in self.params if p.grad is not None),
+        sq = sum((p.grad.reshape(p.shape[0], -1).pow(2).sum(1) for p in self.params if p.grad is not None),
                  torch.zeros_like(self.steps))
         return sq.sqrt()
 

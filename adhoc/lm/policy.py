@@ -186,8 +186,10 @@ class Policy:
         """Left-padded prompt ids and mask [R, Lp]; tokenization cached per distinct observation."""
         return self._left_pad([self.tokens(o) for o in observations])
 
-    def scores(self, members: torch.Tensor, observations: list[str], table: ActionTable) -> torch.Tensor:
-        """Unnormalised action scores log p_m(tokens(a) | o): [R, A] for rows (members[r], observations[r])."""
+    def scores(self, members: torch.Tensor, observations: list[str], table: ActionTable,
+               hidden: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Unnormalised action scores log p_m(tokens(a) | o): [R, A] for rows (members[r], observations[r]);
+        ``hidden``: also the base's last hidden state at each prompt's last token [R, H] (the value heads' input)."""
         members = members.to(self.base.device)
         order = torch.argsort(members, stable=True)  # contiguous member groups → the bank's fast path
         members_sorted = members[order]
@@ -198,11 +200,11 @@ class Policy:
         need_cache = not table.single_token
         with self.bank.route(members_sorted):
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                             use_cache=need_cache, logits_to_keep=1)
+                             use_cache=need_cache, logits_to_keep=1, output_hidden_states=hidden)
         scores = self._action_scores(out, mask, mask.sum(-1), members_sorted, table)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(R, device=order.device)
-        return scores[inverse]
+        return (scores[inverse], out.hidden_states[-1][:, -1][inverse]) if hidden else scores[inverse]
 
     def _action_scores(self, out, mask: torch.Tensor, lengths: torch.Tensor, members_sorted: torch.Tensor,
                        table: ActionTable) -> torch.Tensor:
@@ -288,7 +290,7 @@ class Policy:
         return self._trees[key]
 
     def scores_reusing(self, members: torch.Tensor, observations: list[str], table: ActionTable,
-                       previous: "EncodedPrompts | None", previous_rows: list[int]
+                       previous: "EncodedPrompts | None", previous_rows: list[int], hidden: bool = False
                        ) -> tuple[torch.Tensor, "EncodedPrompts", torch.Tensor]:
         """``scores`` for multi-step games, reusing encoded prefixes (the key/value cache) across steps.
 
@@ -299,7 +301,8 @@ class Policy:
         extend the named row's, are encoded whole. The result equals ``scores`` up to float rounding, and
         carries gradients through the reused prefix too (the weights do not change within a rollout).
 
-        Returns (scores [R, A], the prompts encoded now, ``row_of`` [R]: the encoded row of each input row)."""
+        Returns (scores [R, A], the prompts encoded now, ``row_of`` [R]: the encoded row of each input row);
+        ``hidden``: scores are (scores, the last hidden state at each prompt's last token [R, H]), as ``scores``'."""
         members = members.to(self.base.device)
         R = len(observations)
         order = torch.argsort(members, stable=True)
@@ -330,7 +333,7 @@ class Policy:
         positions = (start + suffix_mask.cumsum(-1) - 1).clamp(min=0)
         with self.bank.route(members_sorted):
             out = self.model(input_ids=suffix_ids, attention_mask=mask, position_ids=positions,
-                             use_cache=True, logits_to_keep=1, **{self._cache_arg: cache})
+                             use_cache=True, logits_to_keep=1, output_hidden_states=hidden, **{self._cache_arg: cache})
         layers = output_cache(out).layers
         keep = mask.bool().any(0)  # drop columns no row uses any more (padding accumulates otherwise)
         if bool(keep.all()):  # nothing to drop: keep the cache's tensors as they are (no copy, no scatter backward)
@@ -345,7 +348,8 @@ class Policy:
                                      members_sorted, table)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(R, device=order.device)
-        return scores[inverse], encoded, inverse.cpu()
+        scores = (scores[inverse], out.hidden_states[-1][:, -1][inverse]) if hidden else scores[inverse]
+        return scores, encoded, inverse.cpu()
 
 
 @dataclass

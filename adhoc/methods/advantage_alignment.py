@@ -104,6 +104,7 @@ def advantage_alignment_weights(advantages: torch.Tensor, beta: float, gamma: fl
 
 class AdvantageAlignment(SelfPlay):
     """Self-play pairs (i, i); the loss weighs each seat's actions by the advantage-alignment weight A*."""
+    ppo_refusal = "its opponent-shaping term is built on REINFORCE's advantages, not ported to PPO yet"
 
     def advantages(self, traj: Trajectories) -> torch.Tensor:
         """A^s_t [P, E, T, 2]: each seat's reward-to-go minus the per-step, per-seat leave-one-out baseline."""

@@ -35,6 +35,7 @@ def half_return_checkpoint(history: torch.Tensor, final: torch.Tensor) -> torch.
 
 
 class FCP(SelfPlay):
+    ppo_refusal = "its checkpoints are snapshots of the adapters only, not of the value heads"
     evaluate_at_start = True
 
     def __init__(self, config: FCPConfig, game, n_members: int) -> None:

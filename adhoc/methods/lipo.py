@@ -82,6 +82,8 @@ def cross_play_loss(logp: torch.Tensor, returns: torch.Tensor, alive: torch.Tens
 
 
 class LIPO(SelfPlay):
+    ppo_refusal = "its cross-play term is not combined with the clipped surrogate yet"
+
     def __init__(self, config: LIPOConfig, game, n_members: int) -> None:
         require_common_payoff(game, "lipo", "its cross-play term rewards members that fail to coordinate")
         super().__init__(config, game, n_members)

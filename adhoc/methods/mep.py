@@ -14,8 +14,9 @@ baseline and the entropy bonus, as self-play.
 
 The bonus is computed PER ROW of the batch: the released MEP code indexes the flattened probability array
 without an axis and reads the first environment's probabilities for the whole batch; that bug is avoided
-(and tested). Deviations: REINFORCE instead of PPO; stage 2 (the robust agent with prioritized sampling) is
-the learner's ``prioritized`` solver, not part of this method.
+(and tested). With ``train.algorithm: ppo`` the shaped reward enters GAE step by step (``ppo_rewards``), π̄
+taken under the weights that played the rollout. Deviations: REINFORCE instead of PPO by default; stage 2 (the
+robust agent with prioritized sampling) is the learner's ``prioritized`` solver, not part of this method.
 """
 
 from __future__ import annotations
@@ -50,15 +51,27 @@ class MEP(SelfPlay):
         require_common_payoff(game, "mep", "its population-entropy bonus assumes partners who share the reward")
         super().__init__(config, game, n_members)
 
-    def bonus(self, traj: Trajectories) -> torch.Tensor:
-        """Σ over steps and seats of −log π̄(a|s): [P, E] (a reward: no gradient)."""
+    def step_bonus(self, traj: Trajectories) -> torch.Tensor:
+        """−log π̄(a|s) of every step and seat: [P, E, T, 2], 0 where not played (a reward: no gradient)."""
         with torch.no_grad():
             logp = population_logp(self.policy, self.game, traj, self.n_members)  # [N, P, E, T, 2]
         N, P, E, T, _ = logp.shape
         rows = logp.reshape(N, -1, 1)  # [N, R, 1]: each row's taken action, so "action 0" below
         bonus = population_entropy_bonus(rows, torch.zeros(rows.shape[1], dtype=torch.long, device=rows.device))
         alive = traj.alive[..., None].expand(P, E, T, 2).reshape(-1)
-        return (bonus * alive).view(P, E, T, 2).sum((2, 3))
+        return (bonus * alive).view(P, E, T, 2)
+
+    def bonus(self, traj: Trajectories) -> torch.Tensor:
+        """Σ over steps and seats of −log π̄(a|s): [P, E] (a reward: no gradient)."""
+        return self.step_bonus(traj).sum((2, 3))
+
+    def ppo_rewards(self, traj: Trajectories) -> tuple[torch.Tensor, dict[str, float]]:
+        """PPO (``train.algorithm: ppo``): the shaped reward r̃_t = r_t + α Σ_seats −log π̄(a_t^s | s_t) at every
+        step, for both seats (the common payoff of REINFORCE's shaped return, step by step)."""
+        bonus = self.step_bonus(traj)
+        rewards, _ = super().ppo_rewards(traj)
+        shaped = rewards + self.config.alpha * bonus.sum(3, keepdim=True)
+        return shaped, {"train/population_entropy_bonus": float(bonus.sum((2, 3)).mean())}
 
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         bonus = self.bonus(traj)

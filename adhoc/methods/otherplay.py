@@ -68,6 +68,8 @@ class Relabelling:
 
 
 class OtherPlay(SelfPlay):
+    ppo_refusal = "its relabelled partner episodes are not replayed under their relabelling yet"
+
     def __init__(self, config: OtherPlayConfig, game, n_members: int) -> None:
         restarts = getattr(config, "restarts", 1)
         if restarts < 1:

@@ -86,6 +86,8 @@ def psro_pairs(learner: int, partners=None) -> torch.Tensor:
 
 
 class PSRO(SelfPlay):
+    ppo_refusal = "its best responses train against a mixture with its own loss, not ported to PPO yet"
+
     def __init__(self, config: PSROConfig, game, n_members: int) -> None:
         if payoff_kind(game) != "zero_sum":
             raise UserError(f"method psro solves a zero-sum meta-game; game '{game.name}' is "

@@ -10,6 +10,9 @@ Games that pay each seat its own reward (zero-sum, general-sum): each seat's log
 by that seat's own return, baselined per role (``method.role_baseline``, default true; SPIRAL's
 role-conditioned advantage estimation, Liu et al. 2025, with the pair's other episodes in place of its
 moving average). In zero-sum self-play member i is its own opponent.
+
+``train.algorithm: ppo``: the same pairs trained by PPO with a value head per member (``adhoc.methods.ppo``;
+each seat's advantages from its own rewards, so the values are role-conditioned by the seat's observation).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class SelfPlayConfig:
 
 class SelfPlay:
     """Every member paired with itself."""
+    ppo_refusal: str | None = None  # why train.algorithm=ppo is refused (None: supported, adhoc.methods.ppo)
 
     def __init__(self, config: SelfPlayConfig, game, n_members: int) -> None:
         # n_members: adapters trained in the bank; population_size: members saved (fewer when a method trains
@@ -77,6 +81,11 @@ class SelfPlay:
     def rollout_options(self, pairs: torch.Tensor, episodes: int, rng: np.random.Generator) -> dict:
         """Extra arguments of ``rollout`` for this method's training episodes (none for self-play)."""
         return {}
+
+    def ppo_rewards(self, traj: Trajectories) -> tuple[torch.Tensor, dict[str, float]]:
+        """Each seat's reward at each step for PPO's GAE [P, E, T, 2] (0 after an episode ends; a method that
+        shapes the reward adds its term here), and scalar metrics."""
+        return traj.seat_rewards * traj.alive[..., None], {}
 
     def loss(self, traj: Trajectories, entropy_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
         """Per-member loss [N] and scalar metrics. A game that pays each seat its own reward trains each seat's

@@ -97,6 +97,8 @@ def jsd(probs: torch.Tensor) -> torch.Tensor:
 
 
 class TrajeDi(SelfPlay):
+    ppo_refusal = "its trajectory-divergence term is not combined with the clipped surrogate yet"
+
     def __init__(self, config: TrajeDiConfig, game, n_members: int) -> None:
         require_common_payoff(game, "trajedi", "diverse trajectories are diverse conventions only when both seats share one reward")
         super().__init__(config, game, n_members + int(config.best_response))  # the BR is slot N
