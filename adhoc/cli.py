@@ -271,6 +271,13 @@ def _data(args: argparse.Namespace) -> None:
 
     if args.action == "stats":
         print(recording.stats_text(recording.stats(args.db)))
+    elif args.action == "import":
+        from adhoc.games.overcooked_human import import_trials
+
+        n = import_trials(args.split, args.layout, args.db, horizon=args.horizon, file=args.file)
+        print(f"imported {n['trials']} {n['split']} trials of {n['layout']} ({n['transitions']} transitions; "
+              f"{n['sessions']} sessions, one per player; {n['episodes']} episodes of at most {args.horizon} steps) "
+              f"into {args.db}")
     else:
         recording.export_jsonl(args.db, sys.stdout)
 
@@ -528,6 +535,16 @@ def _people_commands(sub) -> None:
     stats = dsub.add_parser("stats", help="sessions, participants, episodes, steps, mean return per partner")
     stats.add_argument("db", metavar="DB")
     stats.set_defaults(func=_data)
+    imp = dsub.add_parser("import", help="convert published human play into a recording: overcooked-human, the "
+                                         "human-human trials of Carroll et al. 2019 (extra: .[overcooked])")
+    imp.add_argument("dataset", choices=["overcooked-human"])
+    imp.add_argument("--split", required=True, choices=["train", "test"])
+    imp.add_argument("--layout", required=True, help="cramped_room, asymmetric_advantages, coordination_ring, "
+                                                     "forced_coordination (random0), counter_circuit_o_1order (random3)")
+    imp.add_argument("--db", required=True, help="recording database to write (a new file, or a recording to append to)")
+    imp.add_argument("--horizon", type=int, default=400, help="steps per episode, as game.horizon (default 400)")
+    imp.add_argument("--file", help="the trials' pickle (default: the one the overcooked-ai package ships)")
+    imp.set_defaults(func=_data)
 
     p = sub.add_parser("train-proxy", help="behaviour-clone recorded play into LoRA members (a proxy population)")
     p.add_argument("recording", metavar="DB_OR_JSONL", help="recording database or its JSONL export")
