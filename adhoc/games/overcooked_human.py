@@ -35,11 +35,13 @@ SPLITS = ("train", "test")
 COOK_TIME = 20  # steps a full pot cooked in the 2019 game
 COLUMNS = ("layout_name", "layout", "workerid_num", "cur_gameloop", "datetime", "state", "joint_action", "reward")
 MOVES = {(0, -1): 0, (0, 1): 1, (1, 0): 2, (-1, 0): 3, (0, 0): 4, "INTERACT": 5}  # -> ACTIONS
-# What a DataFrame of the trials is made of (as pickled by the pandas of 2019, and by today's).
+# What a DataFrame of the trials is made of, as pickled by the pandas of 2019 and by today's (object columns; a table
+# of pyarrow strings names pyarrow, and is refused).
 ALLOWED = {
     ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("pandas.core.frame", "DataFrame"),
+    ("numpy._core.multiarray", "scalar"), ("numpy._core.numeric", "_frombuffer"), ("pandas.core.frame", "DataFrame"),
+    ("pandas", "DataFrame"), ("pandas", "Index"), ("pandas", "RangeIndex"),
     ("pandas.core.indexes.base", "Index"), ("pandas.core.indexes.base", "_new_Index"),
     ("pandas.core.indexes.range", "RangeIndex"), ("pandas.core.internals.managers", "BlockManager"),
     ("pandas._libs.internals", "_unpickle_block"), ("pandas._libs.internals", "BlockPlacement"),
