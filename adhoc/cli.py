@@ -287,7 +287,8 @@ def _train_proxy(args: argparse.Namespace) -> None:
 
     pop = train_proxy(args.recording, out=args.out, game_name=args.game, pooled=args.pooled, base_model=args.base,
                       iterations=args.iterations, lr=args.lr, batch=args.batch, holdout=args.holdout, seed=args.seed,
-                      lora_rank=args.lora_rank, overwrite=args.overwrite, progress=not args.quiet)
+                      lora_rank=args.lora_rank, overwrite=args.overwrite, progress=not args.quiet,
+                      heldout_source=args.heldout, min_decisions=args.min_decisions)
     print(proxy_summary(pop))
     print(f"\nsaved to {pop.path}   (a population: adhoc crossplay / evaluate --partners / train-learner partners=)")
 
@@ -557,6 +558,10 @@ def _people_commands(sub) -> None:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--batch", type=int, default=256, help="decisions per member per step (default 256)")
     p.add_argument("--holdout", type=float, default=0.2, help="fraction of each participant's episodes held out (0.2)")
+    p.add_argument("--heldout", metavar="DB_OR_JSONL", help="score every member on this recording of the same game "
+                                                            "instead (other people: a dataset's test split)")
+    p.add_argument("--min-decisions", type=int, default=1, metavar="N",
+                   help="a member per participant only for those with at least N decisions (default 1)")
     p.add_argument("--seed", type=int, default=0)
     _write_options(p, "population")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -245,3 +245,51 @@ def test_the_published_trials(tmp_path):
     assert (n["trials"], n["transitions"]) == (8, 9564)
     table = restricted_load(__import__("adhoc.games.overcooked_human", fromlist=["x"]).published_file("test"))
     assert len(table) == 44373 and table.groupby("layout_name").size()["cramped_room"] == 9626
+
+
+def test_person_cooks_with_a_proxy_and_the_play_records_in_the_same_schema(tmp_path):
+    """Synthetic trials -> train-proxy -> adhoc play (the terminal) with the proxy: the person's steps record
+    with the observation the game renders, as the imported ones do."""
+    from adhoc.play import play_terminal
+    from adhoc.recipes.train_proxy import train_proxy
+
+    path = tmp_path / "trials.pickle"
+    frame().to_pickle(path)
+    import_trials("train", "cramped_room", tmp_path / "h.sqlite", horizon=2, file=path)
+    pop = train_proxy(tmp_path / "h.sqlite", out=tmp_path / "proxy", pooled=True, iterations=2, progress=False)
+    assert [m["name"] for m in pop.members] == ["proxy-pooled"]
+    answers, shown = iter(["pick", "9", "2"]), []
+    game = make_game("overcooked", layout="cramped_room", horizon=2)
+    summary = play_terminal(game, str(pop.path), seat=0, episodes=1, db=tmp_path / "play.sqlite", seed=0,
+                            read=lambda prompt: next(answers), write=shown.append)
+    assert summary["stopped"] is None and len(summary["returns"]) == 1
+    text = "".join(shown)
+    assert "You (1) at (1, 2) facing up, holding nothing." in text and "not one of your legal actions" in text
+    steps = read_steps(tmp_path / "play.sqlite")
+    assert [s["action_text"] for s in steps] == ["pick", "right"]
+    state = game.reset(1, np.random.default_rng(0))
+    assert steps[0]["observation"] == game.observe(state, 0)[0]
+    imported = read_steps(tmp_path / "h.sqlite")[0]
+    assert set(imported) == set(steps[0]) and imported["game"] == steps[0]["game"]
+
+
+def test_train_proxy_scores_on_another_recording_and_keeps_players_with_enough_data(tmp_path, capsys):
+    from adhoc.recipes.train_proxy import train_proxy
+
+    path = tmp_path / "trials.pickle"
+    frame(rows_per_trial=4).to_pickle(path)
+    import_trials("train", "cramped_room", tmp_path / "train.sqlite", horizon=2, file=path)
+    frame(rows_per_trial=2).to_pickle(path)
+    import_trials("test", "cramped_room", tmp_path / "test.sqlite", horizon=2, file=path)
+    pop = train_proxy(tmp_path / "train.sqlite", out=tmp_path / "proxy", iterations=1, progress=False,
+                      heldout_source=tmp_path / "test.sqlite", min_decisions=4)
+    assert len(pop.members) == 4  # every player has 4 decisions
+    assert all(m["heldout"]["decisions"] == 8 and m["train"]["decisions"] == 4 for m in pop.members)
+    assert pop.manifest["method"]["heldout_source"] == str(tmp_path / "test.sqlite")
+    argv = ["train-proxy", str(tmp_path / "train.sqlite"), "--out", str(tmp_path / "none"), "--quiet"]
+    assert main(argv + ["--min-decisions", "5"]) == 2
+    assert "no participant has 5 decisions (the most: 4)" in capsys.readouterr().err
+    import_trials("test", "cramped_room", tmp_path / "other.sqlite", horizon=3, file=path)
+    assert main(argv + ["--heldout", str(tmp_path / "other.sqlite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds another game" in err and len(err.splitlines()) == 1 and not (tmp_path / "none").exists()
