@@ -293,3 +293,30 @@ def test_train_proxy_scores_on_another_recording_and_keeps_players_with_enough_d
     assert main(argv + ["--heldout", str(tmp_path / "other.sqlite")]) == 2
     err = capsys.readouterr().err.strip()
     assert "holds another game" in err and len(err.splitlines()) == 1 and not (tmp_path / "none").exists()
+
+
+def test_import_adhoc_does_not_import_overcooked():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import sys
+import adhoc, adhoc.cli, adhoc.games, adhoc.games.overcooked, adhoc.games.overcooked_human
+from adhoc.cli import main
+assert main(["validate", "configs/lever-selfplay.yaml"]) == 0
+assert "overcooked_ai_py" not in sys.modules and "pandas" not in sys.modules
+"""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_without_the_package_one_line_names_the_extra(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "overcooked_ai_py", None)  # import fails, as where it is not installed
+    monkeypatch.setitem(sys.modules, "overcooked_ai_py.mdp", None)
+    assert main(["validate", CONFIG]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'pip install -e ".[overcooked]"' in err
