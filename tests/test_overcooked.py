@@ -320,3 +320,13 @@ def test_without_the_package_one_line_names_the_extra(monkeypatch, capsys):
     assert main(["validate", CONFIG]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'pip install -e ".[overcooked]"' in err
+
+
+@pytest.mark.usefixtures("text_observations")
+@pytest.mark.filterwarnings("ignore:Observation")  # api_test's advice to use NumPy observations and spaces
+def test_pettingzoo_aec_api():
+    from pettingzoo.test import api_test
+
+    from adhoc.games.pettingzoo import to_aec_env
+
+    api_test(to_aec_env(make_game("overcooked", layout="cramped_room", horizon=12), seed=0), num_cycles=20)
