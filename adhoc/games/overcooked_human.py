@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from adhoc.errors import UserError
-from adhoc.games.overcooked import ACTIONS, PAPER_LAYOUTS, View, render
+from adhoc.games.overcooked import ACTIONS, DIRECTIONS, LETTERS, PAPER_LAYOUTS, View, render
 
 SPLITS = ("train", "test")
 COOK_TIME = 20  # steps a full pot cooked in the 2019 game
@@ -101,9 +101,9 @@ def _view(game, state: dict, time_left: int) -> View:
         if obj["name"] != "soup":
             return obj["name"]
         kind, n, _ = obj["state"]
-        return f"soup {kind[0] * n}"
+        return f"soup {LETTERS[kind] * n}"
 
-    players = tuple((*p["position"], {(0, -1): "up", (0, 1): "down", (1, 0): "right", (-1, 0): "left"}[tuple(p["orientation"])],
+    players = tuple((*p["position"], DIRECTIONS[tuple(p["orientation"])],
                      word(p["held_object"]) if p.get("held_object") else "nothing") for p in state["players"])
     objects = {tuple(o["position"]): o for o in state["objects"].values()}
     pots = []
@@ -114,7 +114,7 @@ def _view(game, state: dict, time_left: int) -> View:
             continue
         kind, n, elapsed = soup["state"]
         status = "idle" if n < 3 else "ready" if elapsed >= COOK_TIME else f"cooking {COOK_TIME - elapsed}"
-        pots.append((*pos, f"{kind[0] * n} {status}"))
+        pots.append((*pos, f"{LETTERS[kind] * n} {status}"))
     items = tuple((x, y, word(o)) for (x, y), o in sorted(objects.items(), key=lambda kv: (kv[0][1], kv[0][0])))
     return View(players, items, tuple(pots), time_left)
 
