@@ -275,6 +275,13 @@ def _data(args: argparse.Namespace) -> None:
 
     if args.action == "stats":
         print(recording.stats_text(recording.stats(args.db)))
+    elif args.action == "import":
+        from adhoc.games.overcooked_human import import_trials
+
+        n = import_trials(args.split, args.layout, args.db, horizon=args.horizon, file=args.file)
+        print(f"imported {n['trials']} {n['split']} trials of {n['layout']} ({n['transitions']} transitions; "
+              f"{n['sessions']} sessions, one per player; {n['episodes']} episodes of at most {args.horizon} steps) "
+              f"into {args.db}")
     else:
         recording.export_jsonl(args.db, sys.stdout)
 
@@ -284,7 +291,8 @@ def _train_proxy(args: argparse.Namespace) -> None:
 
     pop = train_proxy(args.recording, out=args.out, game_name=args.game, pooled=args.pooled, base_model=args.base,
                       iterations=args.iterations, lr=args.lr, batch=args.batch, holdout=args.holdout, seed=args.seed,
-                      lora_rank=args.lora_rank, overwrite=args.overwrite, progress=not args.quiet)
+                      lora_rank=args.lora_rank, overwrite=args.overwrite, progress=not args.quiet,
+                      heldout_source=args.heldout, min_decisions=args.min_decisions)
     print(proxy_summary(pop))
     print(f"\nsaved to {pop.path}   (a population: adhoc crossplay / evaluate --partners / train-learner partners=)")
 
@@ -532,6 +540,16 @@ def _people_commands(sub) -> None:
     stats = dsub.add_parser("stats", help="sessions, participants, episodes, steps, mean return per partner")
     stats.add_argument("db", metavar="DB")
     stats.set_defaults(func=_data)
+    imp = dsub.add_parser("import", help="convert published human play into a recording: overcooked-human, the "
+                                         "human-human trials of Carroll et al. 2019 (extra: .[overcooked])")
+    imp.add_argument("dataset", choices=["overcooked-human"])
+    imp.add_argument("--split", required=True, choices=["train", "test"])
+    imp.add_argument("--layout", required=True, help="cramped_room, asymmetric_advantages, coordination_ring, "
+                                                     "forced_coordination (random0), counter_circuit_o_1order (random3)")
+    imp.add_argument("--db", required=True, help="recording database to write (a new file, or a recording to append to)")
+    imp.add_argument("--horizon", type=int, default=400, help="steps per episode, as game.horizon (default 400)")
+    imp.add_argument("--file", help="the trials' pickle (default: the one the overcooked-ai package ships)")
+    imp.set_defaults(func=_data)
 
     p = sub.add_parser("train-proxy", help="behaviour-clone recorded play into LoRA members (a proxy population)")
     p.add_argument("recording", metavar="DB_OR_JSONL", help="recording database or its JSONL export")
@@ -544,6 +562,10 @@ def _people_commands(sub) -> None:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--batch", type=int, default=256, help="decisions per member per step (default 256)")
     p.add_argument("--holdout", type=float, default=0.2, help="fraction of each participant's episodes held out (0.2)")
+    p.add_argument("--heldout", metavar="DB_OR_JSONL", help="score every member on this recording of the same game "
+                                                            "instead (other people: a dataset's test split)")
+    p.add_argument("--min-decisions", type=int, default=1, metavar="N",
+                   help="a member per participant only for those with at least N decisions (default 1)")
     p.add_argument("--seed", type=int, default=0)
     _write_options(p, "population")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -41,16 +41,10 @@ def main() -> None:
     args = parser.parse_args()
     record = harness.Record("bench_openspiel", args)
     from adhoc.games import make_game
-    from adhoc.lm.adapters import AdapterBank
-    from adhoc.lm.base import load_base
     from adhoc.lm.policy import Policy
     from adhoc.rollout import rollout
 
-    torch.set_num_threads(1)
-    base = load_base("builtin:tiny", device="cpu")
-    bank = AdapterBank(base.model, args.members, 4, 8, ["q_proj", "v_proj", "lm_head"])
-    bank.init_members(list(range(args.members)), b_std=0.1)
-    pairs = torch.arange(args.members)[:, None].repeat(1, 2)
+    base, bank, pairs = harness.selfplay_bank(args.members)
     parts = harness.Parts()
     variants = {}
     for name, transcript, reuse in (("transcript", True, True), ("transcript, no reuse", True, False),

@@ -24,6 +24,8 @@ The API (tests/test_bench_harness.py checks it with a fake clock):
 - ``median(xs)``, ``spread(xs)``.
 - ``cuda_sync(device)``: ``torch.cuda.synchronize`` for a CUDA device, else None (pass it as ``sync=``, so a
   timed interval covers the kernels it launched).
+- ``selfplay_bank(members)``: the built-in tiny base on the CPU (one torch thread), an AdapterBank of ``members``
+  LoRA members shaped as the shipped configs', and every member paired with itself (self-play ``pairs``).
 - ``add_common_args(parser, repeats=..., warmup=...)``: ``--repeats``/``--warmup`` with the benchmark's own
   defaults (left out when the benchmark has none) and ``--json PATH``.
 - ``Record(name, args)``: the measured values (``record.add(key=value)`` or ``record[key] = value``);
@@ -201,6 +203,21 @@ def cuda_sync(device: Any) -> Callable[[], None] | None:
 
 
 # ----------------------------------------------------------------------------- flags
+def selfplay_bank(members: int):
+    """(base, bank, pairs [members, 2]): ``members`` LoRA members (rank 4, alpha 8, q/v/lm_head, B drawn with std
+    0.1 so that they differ) on the built-in tiny base on the CPU, one torch thread, each paired with itself."""
+    import torch
+
+    from adhoc.lm.adapters import AdapterBank
+    from adhoc.lm.base import load_base
+
+    torch.set_num_threads(1)
+    base = load_base("builtin:tiny", device="cpu")
+    bank = AdapterBank(base.model, members, 4, 8, ["q_proj", "v_proj", "lm_head"])
+    bank.init_members(list(range(members)), b_std=0.1)
+    return base, bank, torch.arange(members)[:, None].repeat(1, 2)
+
+
 def add_common_args(parser: argparse.ArgumentParser, repeats: int | None = None, warmup: int | None = None,
                     json_help: str = "also write every measurement here (JSON)") -> argparse.ArgumentParser:
     """``--repeats``/``--warmup`` (only those given a default: each benchmark keeps its own) and ``--json PATH``."""

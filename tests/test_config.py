@@ -27,6 +27,9 @@ def test_every_shipped_config_validates_and_names_its_command(path):
         game = config.game.game.split("(")[0].replace("_", "-")
         assert path.stem.startswith(f"{game}-") and path.stem.endswith(f"-{kind}")
         return
+    if config.game.name == "overcooked":  # and the layout's first word: overcooked-cramped-selfplay
+        assert path.stem == f"overcooked-{config.game.layout.split('_')[0]}-{kind}"
+        return
     named = path.stem.removesuffix(f"-{kind}")
     if named in NAMED_MATRIX_GAMES:  # ipd-selfplay: the iterated prisoner's dilemma, a repeated matrix game
         assert NAMED_MATRIX_GAMES[named] == game

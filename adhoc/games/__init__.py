@@ -5,7 +5,8 @@ Lever game: Hu et al. 2020 (Other-Play). CMG, CMG-S, CMG-H: Charakorn et al. 202
 matrix game given in YAML (one common payoff table, or one per seat: zero-sum or general-sum). ``warehouse``, ``preference`` and ``corrective``: the seed paper's
 alignment games (multi-step, with scripted teachers). ``repeated``: any one-shot game for K rounds with the same
 partner (adaptation to a partner from the history). ``openspiel``: any two-player common-payoff game of
-OpenSpiel (Hanabi), pyspiel imported only when one is built. The PettingZoo adapters live in
+OpenSpiel (Hanabi), pyspiel imported only when one is built. ``overcooked``: Overcooked-AI's layouts, the
+package imported only when one is built. The PettingZoo adapters live in
 ``adhoc.games.pettingzoo``.
 """
 
@@ -23,6 +24,7 @@ from adhoc.games.core import SEATS, Game, GameState
 from adhoc.games.lever import LeverConfig, LeverGame, build_lever
 from adhoc.games.matrix import MatrixConfig, MatrixGame, build_matrix
 from adhoc.games.openspiel import OpenSpielConfig, build_openspiel
+from adhoc.games.overcooked import OvercookedConfig, build_overcooked
 from adhoc.games.preference import PreferenceConfig, PreferenceGame, build_preference
 from adhoc.games.repeated import RepeatedConfig, RepeatedGame, build_repeated
 from adhoc.games.symmetry import PermutationGroup
@@ -54,6 +56,8 @@ GAMES: dict[str, GameSpec] = {
     "openspiel": GameSpec("openspiel", OpenSpielConfig, build_openspiel,
                           "any two-player common-payoff OpenSpiel game (game.game: tiny_hanabi, hanabi(...)); "
                           "extra [openspiel]"),
+    "overcooked": GameSpec("overcooked", OvercookedConfig, build_overcooked,
+                           "Overcooked-AI (Carroll et al. 2019), any two-player layout (game.layout); extra [overcooked]"),
 }
 
 

@@ -113,6 +113,14 @@ class ActionTree:
             action_edges=action_edges.to(device), action_mask=mask[:, 1:].to(device))
 
 
+def shared_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` have in common."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:  # the usual case (append-only transcripts): one comparison
+        return n
+    return next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+
+
 def _prefix_free(seqs: list[list[int]]) -> bool:
     as_tuples = {tuple(s) for s in seqs}
     return len(as_tuples) == len(seqs) and not any(
@@ -294,12 +302,13 @@ class Policy:
                        ) -> tuple[torch.Tensor, "EncodedPrompts", torch.Tensor]:
         """``scores`` for multi-step games, reusing encoded prefixes (the key/value cache) across steps.
 
-        Row r may name ``previous_rows[r]``, a row of ``previous`` (the prompts encoded at an earlier step)
-        whose tokens begin row r's tokens, e.g. the same seat's observation one step earlier, when
-        observations are append-only transcripts. Its cached keys/values are reused and only the new
-        suffix is encoded (positions continue from the prefix). Rows with -1, or whose tokens do not
-        extend the named row's, are encoded whole. The result equals ``scores`` up to float rounding, and
-        carries gradients through the reused prefix too (the weights do not change within a rollout).
+        Row r may name ``previous_rows[r]``, a row of ``previous`` (the prompts encoded at an earlier step),
+        e.g. the same seat's observation one step earlier. The cached keys/values of the tokens the two
+        share from the start are reused and only the rest is encoded (positions continue from the shared
+        prefix): all of the earlier row when observations are append-only transcripts, the static layout
+        when only a state after it changes (Overcooked). Rows with -1, or sharing no leading token, are
+        encoded whole. The result equals ``scores`` up to float rounding, and carries gradients through the
+        reused prefix too (the weights do not change within a rollout).
 
         Returns (scores [R, A], the prompts encoded now, ``row_of`` [R]: the encoded row of each input row);
         ``hidden``: scores are (scores, the last hidden state at each prompt's last token [R, H]), as ``scores``'."""
@@ -315,9 +324,8 @@ class Policy:
             for k, i in enumerate(rows):
                 c = previous_rows[i]
                 if c >= 0:
-                    prefix = previous.ids[c]
-                    n = min(len(prefix), len(full[k]) - 1)  # at least one new token to read logits from
-                    if n > 0 and full[k][:n] == prefix[:n]:
+                    n = shared_prefix(previous.ids[c], full[k][:-1])  # at least one new token to read logits from
+                    if n > 0:
                         reuse[k], source[k] = n, c
         device = self.base.device
         suffix_ids, suffix_mask = self._left_pad([f[n:] for f, n in zip(full, reuse)])

@@ -126,8 +126,14 @@ def prediction_metrics(policy, game, rows: list[dict], members: list[int]) -> di
 def train_proxy(source: str | Path, out: str | Path | None = None, game_name: str | None = None,
                 pooled: bool = False, base_model: str = "builtin:tiny", iterations: int = 300, lr: float = 0.01,
                 batch: int = 256, holdout: float = 0.2, seed: int = 0, lora_rank: int = 4, lora_alpha: float = 8.0,
-                overwrite: bool = False, progress: bool = True):
-    """Clone the recording ``source`` into a population at ``out``; returns the loaded Population."""
+                overwrite: bool = False, progress: bool = True, heldout_source: str | Path | None = None,
+                min_decisions: int = 1):
+    """Clone the recording ``source`` into a population at ``out``; returns the loaded Population.
+
+    ``heldout_source``: another recording of the same game (other people: the published test split of a
+    dataset) whose decisions every member is scored on, instead of holding out episodes of ``source``.
+    ``min_decisions``: per-participant members only for participants with at least that many decisions (the
+    others' play still counts in a pooled member)."""
     from adhoc.games import build_game
     from adhoc.lm.adapters import AdapterBank, MemberAdam
     from adhoc.lm.base import load_base
@@ -147,10 +153,25 @@ def train_proxy(source: str | Path, out: str | Path | None = None, game_name: st
     from adhoc.paths import input_label
 
     out = Path(out) if out is not None else unique_default("proxy", input_label(Path(source).stem))
-    check_out(out, "population", overwrite, inputs=(source,))
+    inputs = (source,) if heldout_source is None else (source, heldout_source)
+    check_out(out, "population", overwrite, inputs=inputs)
+    if min_decisions < 1:
+        raise UserError(f"--min-decisions must be >= 1 (got {min_decisions})")
     game_dict, rows = _decisions(read_steps(source), game_name)
+    other = None
+    if heldout_source is not None:
+        other_game, other = _decisions(read_steps(heldout_source), game_name)
+        if other_game != game_dict:
+            raise UserError(f"--heldout {heldout_source} holds another game ({other_game}) than {source} ({game_dict})")
+        holdout = 0.0
     game = build_game(game_dict)
-    participants = ["pooled"] if pooled else sorted({str(r["participant"]) for r in rows})
+    counts = {}
+    for r in rows:
+        counts[str(r["participant"])] = counts.get(str(r["participant"]), 0) + 1
+    participants = ["pooled"] if pooled else sorted(p for p, n in counts.items() if n >= min_decisions)
+    if not participants:
+        raise UserError(f"no participant has {min_decisions} decisions (the most: {max(counts.values())})")
+    rows = rows if pooled else [r for r in rows if str(r["participant"]) in participants]
     names = [member_name(p) for p in participants]
     if len(set(names)) != len(names):
         raise UserError("two participants give the same member name")
@@ -162,6 +183,8 @@ def train_proxy(source: str | Path, out: str | Path | None = None, game_name: st
         train += tr
         held += ho
     train_members, held_members = [member_of(r) for r in train], [member_of(r) for r in held]
+    if other is not None:  # every member scored on all of the other recording's decisions
+        held, held_members = other * len(names), [k for k in range(len(names)) for _ in other]
 
     torch.manual_seed(seed)
     base = load_base(base_model, device="auto", dtype="auto")
@@ -195,7 +218,7 @@ def train_proxy(source: str | Path, out: str | Path | None = None, game_name: st
 
     policy_metrics = {"train": prediction_metrics(policy, game, train, train_members),
                       "heldout": prediction_metrics(policy, game, held, held_members)}
-    writer = PopulationWriter(out, overwrite=overwrite, inputs=(source,))
+    writer = PopulationWriter(out, overwrite=overwrite, inputs=inputs)
     try:
         members = []
         for k, name in enumerate(names):
@@ -209,6 +232,8 @@ def train_proxy(source: str | Path, out: str | Path | None = None, game_name: st
         writer.write_manifest({
             "game": game_dict,
             "method": {"name": "behaviour-cloning", "pooled": pooled, "source": str(source),
+                       **({"heldout_source": str(heldout_source)} if other is not None else {}),
+                       **({"min_decisions": min_decisions} if min_decisions > 1 else {}),
                        "iterations": iterations, "lr": lr, "batch": batch, "holdout": holdout, "seed": seed},
             "base_model": {"id": base.model_id, "fingerprint": base.fingerprint},
             "adapter": {"rank": bank.rank, "alpha": bank.alpha, "target_modules": bank.target_modules},
