@@ -224,9 +224,12 @@ class _PrefixCache:
     """One seat's encoded prompts from its last scored step, and which encoded row each episode last used
     (``row`` [n], -1: none), so the next step encodes only each observation's new suffix."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, game=None) -> None:
         self.encoded = None
         self.row = torch.full((n,), -1, dtype=torch.long)
+        # a game whose observations keep a fixed start (Overcooked's layout) but are not append-only declares
+        # ``static_prefix``: then the shared start is reused too; other games reuse only whole earlier prompts
+        self.partial = bool(getattr(game, "static_prefix", False))
 
     def score(self, policy: Policy, members: torch.Tensor, observations: list[str], episodes: list[int],
               names: list[str], hidden: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -247,7 +250,7 @@ class _PrefixCache:
         ``hidden``: (scores, last hidden states [U, H])."""
         previous = self.row[first].tolist()  # each distinct row's encoding at the last step
         scores, self.encoded, encoded_row = policy.scores_reusing(
-            members, observations, policy.actions(names), self.encoded, previous, hidden)
+            members, observations, policy.actions(names), self.encoded, previous, hidden, partial=self.partial)
         self.row = torch.full_like(self.row, -1)  # rows of older encodings are gone
         self.row[episodes] = encoded_row.long()[row_of]
         return scores
@@ -516,7 +519,7 @@ def rollout(game: Game, policy: Policy, pairs: torch.Tensor, episodes: int, rng:
     seat_members = [pairs[:, s].cpu().repeat_interleave(E) for s in SEATS]  # [n] each, pair-major
     steps = {k: [] for k in ("actions", "logp", "entropy", "logp_all", "rewards", "alive")}
     observations: list[list[list[str]]] = []
-    caches = [_PrefixCache(n) if prefix_reuse and game.horizon > 1 else None for _ in SEATS]
+    caches = [_PrefixCache(n, game) if prefix_reuse and game.horizon > 1 else None for _ in SEATS]
     maps = None if partner_maps is None else torch.as_tensor(partner_maps).long().cpu()
     relabel = maps is not None and hasattr(game, "relabel_observation")
     world = {}

@@ -18,7 +18,6 @@ from adhoc.games import GameError, make_game  # noqa: E402
 from adhoc.games.core import SEATS  # noqa: E402
 from adhoc.games.openspiel import action_strings  # noqa: E402
 from adhoc.rollout import rollout  # noqa: E402
-from test_pettingzoo import text_observations  # noqa: E402,F401  (the fixture)
 from test_rollout_rows import make_policy  # noqa: E402
 
 HANABI_SMALL = "hanabi(players=2,colors=2,ranks=2,hand_size=2,max_information_tokens=3,max_life_tokens=1)"

@@ -120,11 +120,11 @@ def test_prefix_reuse_keeps_the_layout_and_gives_the_same_scores():
     reused = []
     original = Policy.scores_reusing
 
-    def spy(self, members, observations, table, previous, previous_rows):
+    def spy(self, members, observations, table, previous, previous_rows, hidden=False, partial=False):
         for text, c in zip(observations, previous_rows):
             if previous is not None and c >= 0:
-                reused.append(shared_prefix(previous.ids[c], self.tokens(text)[:-1]))
-        return original(self, members, observations, table, previous, previous_rows)
+                reused.append(shared_prefix(previous.ids[c], self.tokens(text)[:-1]) if partial else 0)
+        return original(self, members, observations, table, previous, previous_rows, hidden, partial)
 
     Policy.scores_reusing = spy
     try:

@@ -124,9 +124,9 @@ def test_later_rounds_reuse_each_members_encoded_prefix(monkeypatch):
     calls = []
     original = Policy.scores_reusing
 
-    def spy(self, members, observations, table, previous, previous_rows, hidden=False):
+    def spy(self, members, observations, table, previous, previous_rows, hidden=False, partial=False):
         calls.append((previous is not None, list(previous_rows), len(observations)))
-        return original(self, members, observations, table, previous, previous_rows, hidden)
+        return original(self, members, observations, table, previous, previous_rows, hidden, partial)
 
     monkeypatch.setattr(Policy, "scores_reusing", spy)
     with torch.no_grad():

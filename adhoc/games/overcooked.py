@@ -134,6 +134,8 @@ def static_text(layout: str, terrain: list[list[str]]) -> str:
 class OvercookedGame:
     """Batched Overcooked. State ``extra``: ``states``, the package's ``OvercookedState`` per episode."""
 
+    static_prefix = True  # every observation starts with the same layout: the rollout reuses its encoding
+
     payoff = "common"
 
     def __init__(self, cfg: OvercookedConfig, mdp) -> None:

@@ -298,16 +298,15 @@ class Policy:
         return self._trees[key]
 
     def scores_reusing(self, members: torch.Tensor, observations: list[str], table: ActionTable,
-                       previous: "EncodedPrompts | None", previous_rows: list[int], hidden: bool = False
-                       ) -> tuple[torch.Tensor, "EncodedPrompts", torch.Tensor]:
+                       previous: "EncodedPrompts | None", previous_rows: list[int], hidden: bool = False,
+                       partial: bool = False) -> tuple[torch.Tensor, "EncodedPrompts", torch.Tensor]:
         """``scores`` for multi-step games, reusing encoded prefixes (the key/value cache) across steps.
 
         Row r may name ``previous_rows[r]``, a row of ``previous`` (the prompts encoded at an earlier step),
-        e.g. the same seat's observation one step earlier. The cached keys/values of the tokens the two
-        share from the start are reused and only the rest is encoded (positions continue from the shared
-        prefix): all of the earlier row when observations are append-only transcripts, the static layout
-        when only a state after it changes (Overcooked). Rows with -1, or sharing no leading token, are
-        encoded whole. The result equals ``scores`` up to float rounding, and carries gradients through the
+        e.g. the same seat's observation one step earlier. When row r's tokens begin with all of that row's
+        (append-only transcripts), its cached keys/values are reused and only the new suffix is encoded
+        (positions continue from the prefix); with ``partial``, also when they share only a start (Overcooked's
+        static layout, then a state that changes). Other rows, and those with -1, are encoded whole. The result equals ``scores`` up to float rounding, and carries gradients through the
         reused prefix too (the weights do not change within a rollout).
 
         Returns (scores [R, A], the prompts encoded now, ``row_of`` [R]: the encoded row of each input row);
@@ -324,8 +323,9 @@ class Policy:
             for k, i in enumerate(rows):
                 c = previous_rows[i]
                 if c >= 0:
-                    n = shared_prefix(previous.ids[c], full[k][:-1])  # at least one new token to read logits from
-                    if n > 0:
+                    prefix = previous.ids[c]
+                    n = shared_prefix(prefix, full[k][:-1])  # at least one new token to read logits from
+                    if n > 0 and (partial or n == min(len(prefix), len(full[k]) - 1)):
                         reuse[k], source[k] = n, c
         device = self.base.device
         suffix_ids, suffix_mask = self._left_pad([f[n:] for f, n in zip(full, reuse)])

@@ -152,7 +152,7 @@ def population_logp(policy, game, traj, n_members: int) -> torch.Tensor:
     P, E, T = traj.rewards.shape
     n, device = P * E, traj.rewards.device
     alive = traj.alive.reshape(n, T).cpu()
-    caches = [_PrefixCache(n_members * n) if game.horizon > 1 else None for _ in range(2)]
+    caches = [_PrefixCache(n_members * n, game) if game.horizon > 1 else None for _ in range(2)]
     steps = []
     for t in range(T):
         per_seat = []

@@ -117,7 +117,7 @@ def replay(policy, game, traj, episodes: torch.Tensor) -> dict[str, torch.Tensor
     m = len(episodes)
     alive = traj.alive.reshape(P * E, T)[episodes.to(device)].cpu()
     actions = traj.actions.reshape(P * E, T, 2)[episodes.to(device)]
-    caches = [_PrefixCache(m) for _ in SEATS]
+    caches = [_PrefixCache(m, game) for _ in SEATS]
     out = {k: [] for k in ("logp", "entropy", "values", "decided")}
     for t in range(len(traj.observations)):
         steps = {k: [] for k in out}
