@@ -6,6 +6,7 @@ traceback, nothing created and nothing on disk changed (``adhoc validate``, ``tr
 from __future__ import annotations
 
 import copy
+import importlib.util
 import dataclasses
 import inspect
 import math
@@ -466,7 +467,9 @@ def test_shipped_configs_and_populations_stay_within_the_limits(capsys, monkeypa
     paths = sorted((ROOT / "configs").glob("*.yaml")) + sorted((ROOT / "populations").glob("*/config.yaml"))
     assert len(paths) > 10
     assert main(["validate", *map(str, paths)]) == 0, capsys.readouterr().err
-    assert capsys.readouterr().out.count("ok: ") == len(paths)
+    out = capsys.readouterr().out
+    extras = all(importlib.util.find_spec(m) for m in ("pyspiel", "overcooked_ai_py"))
+    assert out.count("ok: ") + (0 if extras else out.count("not checked: ")) == len(paths), out
 
 
 def test_good_edge_values_pass(tmp_path):

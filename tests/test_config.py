@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from adhoc.config import ConfigError, LearnerRunConfig, load_config
+from adhoc.errors import MissingExtra
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 # classic games written as a `matrix` game (or a repeated one) are named after the game: <name>-<method>.yaml
@@ -17,7 +18,10 @@ def test_there_are_configs():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_validates_and_names_its_command(path):
-    config = load_config(path)
+    try:
+        config = load_config(path)
+    except MissingExtra as exc:  # its game's optional extra is not installed here (CI installs them all)
+        pytest.skip(str(exc))
     first = path.read_text().splitlines()[0]
     assert first.startswith("# adhoc ") and path.name in first
     # adhoc train-learner; a method's underscores are hyphens in file names (ipd-advantage-alignment)

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from adhoc._torch import torch
-from adhoc.errors import GameError
+from adhoc.errors import GameError, MissingExtra
 from adhoc.games.core import GameState, advance, checked_actions
 
 EXTRA = 'pip install -e ".[overcooked]"'
@@ -77,7 +77,7 @@ def load_package():
         with contextlib.redirect_stderr(io.StringIO()):  # the package imports ``gym``, which prints a banner
             from overcooked_ai_py.mdp import actions, overcooked_mdp
     except ImportError:
-        raise GameError(f"game 'overcooked' needs Overcooked-AI, which is not installed: {EXTRA}") from None
+        raise MissingExtra(f"game 'overcooked' needs Overcooked-AI, which is not installed: {EXTRA}") from None
     return overcooked_mdp, actions
 
 
