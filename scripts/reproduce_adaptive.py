@@ -235,13 +235,22 @@ class Partners:
 
     def bound(self, names: list[str]) -> dict:
         """Best history-dependent return with ``names`` (uniform), both seats averaged: lower, upper, per round
-        (where the search is cut, as on CMG-H, the lower end may be the best scripted "open, then copy")."""
+        (where the search is cut, as on CMG-H, the lower end may be the best scripted "open, then copy"); NaN, with
+        the reason in ``not_computed``, where the partners' histories are too many to search (stochastic members
+        on CMG-H)."""
+        from adhoc.errors import UserError
         from adhoc.recipes.evaluate import history_bound
 
         key = tuple(sorted(names))
         if key not in self._bounds:
             ids = np.array([self.ids[n] for n in key])
-            self._bounds[key] = history_bound(self.game, self.policy, torch.as_tensor(ids), [(0, 1)] * len(ids), None)
+            try:
+                self._bounds[key] = history_bound(self.game, self.policy, torch.as_tensor(ids), [(0, 1)] * len(ids),
+                                                  None)
+            except UserError as exc:
+                print(f"best possible not computed: {exc}", flush=True)
+                self._bounds[key] = {"lower": float("nan"), "upper": float("nan"), "per_round": [],
+                                     "not_computed": str(exc)}
         return self._bounds[key]
 
 
@@ -437,7 +446,8 @@ def populations_table(results: list[dict], args, config: Path) -> str:
             r1 = np.mean([np.mean([x["rounds"][0] for x in s]) for s in sp])
             rk = np.mean([np.mean([x["rounds"][-1] for x in s]) for s in sp])
             b = rs[0]["bound_sp"]
-            best = f"{b['lower']:.3f}" if b["upper"] - b["lower"] < 5e-4 else f"{b['lower']:.3f}–{b['upper']:.3f}"
+            best = "–" if "not_computed" in b else f"{b['lower']:.3f}" if b["upper"] - b["lower"] < 5e-4 else \
+                f"{b['lower']:.3f}–{b['upper']:.3f}"
             lines.append(
                 f"| {label} | {'yes' if augment else 'no'} | {np.mean([r['conventions'] for r in rs]):.1f} | "
                 f"{ci([r['training_return'] for r in rs])} | {ci([np.mean([x['return'] for x in s]) for s in sp])} | "
@@ -467,7 +477,8 @@ def diversity_plot(results: list[dict], path: Path, title: str) -> None:
     ax.scatter([], [], color="#777", marker="o", label="no augmentation")
     ax.scatter([], [], color="#777", marker="s", label="augmentation")
     bound = results[0]["bound_sp"]["lower"]
-    ax.axhline(bound, color="#333", ls="--", lw=1, label="best possible")
+    if math.isfinite(bound):
+        ax.axhline(bound, color="#333", ls="--", lw=1, label="best possible")
     ax.set_xlabel("distinct conventions among the training partners")
     ax.set_ylabel("return with held-out self-play partners")
     ax.set_ylim(-0.02, 1.0)
