@@ -312,14 +312,17 @@ assert "overcooked_ai_py" not in sys.modules and "pandas" not in sys.modules
     assert proc.returncode == 0, proc.stderr
 
 
-def test_without_the_package_one_line_names_the_extra(monkeypatch, capsys):
+def test_without_the_package_one_line_names_the_extra(monkeypatch, capsys, tmp_path):
     import sys
 
     monkeypatch.setitem(sys.modules, "overcooked_ai_py", None)  # import fails, as where it is not installed
     monkeypatch.setitem(sys.modules, "overcooked_ai_py.mdp", None)
-    assert main(["validate", CONFIG]) == 2
+    assert main(["train-population", CONFIG, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'pip install -e ".[overcooked]"' in err
+    assert not (tmp_path / "out").exists()
+    assert main(["validate", CONFIG]) == 0  # validate names it, checks the rest
+    assert capsys.readouterr().out.startswith(f"not checked: {CONFIG}: game 'overcooked' needs Overcooked-AI")
 
 
 @pytest.mark.usefixtures("text_observations")
