@@ -65,6 +65,11 @@ def compare_populations(shipped: Path, rebuilt: Path) -> tuple[bool, str]:
                 f"most {gap:.3f}; adapters {'byte-identical' if same_bytes else 'not byte-identical'}")
 
 
+def cells(line: str) -> list[str]:
+    """The cells of one markdown table row."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def markdown_rows(text: str, heading: str) -> list[list[str]]:
     """The cells of every row of the first table after ``heading`` in a markdown page."""
     lines = text.splitlines()
@@ -73,7 +78,7 @@ def markdown_rows(text: str, heading: str) -> list[list[str]]:
     for line in lines[start + 1:]:
         if line.startswith("|"):
             inside = True
-            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+            rows.append(cells(line))
         elif inside:
             break
     return rows[2:]  # past the header and its rule
@@ -129,13 +134,12 @@ def check_results(out: Path) -> list[tuple[bool, str]]:
         results.append((now == was, f"results.md main job, seed {row['seed']}: least self-play, cross-play, "
                                     f"conventions {', '.join(now)} (stated: {', '.join(was or ['no row'])})"))
     stated = {(r[0], r[1]): r for r in markdown_rows(text, "## Diversity methods")}
-    lines = table([r for r in main_rows if r["seed"] <= 2] + more).splitlines()[2:]
-    for line in lines:
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        was = stated.get((cells[0], cells[1]))
-        ok = was is not None and was[:-1] == cells[:-1]  # every column but the train time
-        results.append((ok, f"results.md diversity methods, {cells[0]} {cells[1]}: " + (
-            "as stated" if ok else f"rebuilt {' | '.join(cells[:-1])}; stated {' | '.join(was[:-1]) if was else 'no row'}")))
+    for line in table([r for r in main_rows if r["seed"] <= 2] + more).splitlines()[2:]:
+        now = cells(line)
+        was = stated.get((now[0], now[1]))
+        ok = was is not None and was[:-1] == now[:-1]  # every column but the train time
+        results.append((ok, f"results.md diversity methods, {now[0]} {now[1]}: " + (
+            "as stated" if ok else f"rebuilt {' | '.join(now[:-1])}; stated {' | '.join(was[:-1]) if was else 'no row'}")))
     return results
 
 
