@@ -796,8 +796,11 @@ def load_learner_config(path: str | Path | None, overrides: list[str] = ()) -> L
     allowed = ["game", "partners", "solver", *LEARNER_SECTIONS, "learners"]
     for key in raw:
         if key == "method" or key == "population":
+            method = raw.get("method")
+            hint = ("; PSRO (method psro) grows a population: adhoc train-population CONFIG"
+                    if hasattr(method, "get") and method.get("name") == "psro" else "")
             raise ConfigError(f"config error: a learner config has no '{key}' section (that is a population "
-                              f"config for adhoc train-population; allowed: {', '.join(allowed)})")
+                              f"config for adhoc train-population{hint}; allowed: {', '.join(allowed)})")
     _sections(raw, allowed)
     if partners is None:
         partners = _partner_list(raw.get("partners") or [], "partners", empty=True)

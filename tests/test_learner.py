@@ -120,7 +120,8 @@ def test_learner_config_partners_and_solver_overrides():
     (["learner.bogus=1"], r"unknown key learner\.bogus"),
     (["learner.oracle=restart"], r"learner\.oracle must be one of continue, fresh \(got 'restart'\)"),
     (["learner.seat=2"], r"learner\.seat must be 0, 1 or null for both \(got 2\)"),
-    (["method.name=selfplay"], r"no 'method' section"),
+    (["method.name=selfplay"], r"no 'method' section \(that is a population config for adhoc train-population; "),
+    (["method.name=psro"], r"PSRO \(method psro\) grows a population: adhoc train-population CONFIG"),
 ])
 def test_bad_learner_config_is_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
