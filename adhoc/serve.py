@@ -691,6 +691,11 @@ thead th { background: #f4f4f4; }
 th button { margin: 0; }
 table.grid td { width: 3rem; height: 3rem; padding: 0; font-size: .85rem; }
 td.path { background: #e3eefb; } td.goal { background: #fbe39b; } td.robot { background: #8fbbe8; font-weight: bold; }
+table.kitchen td { width: 4.2rem; height: 3.6rem; font-size: .75rem; line-height: 1.25; }
+td.counter { background: #d8d0c2; } td.pot { background: #eab8a4; } td.onions { background: #f4e4a2; }
+td.tomatoes { background: #f5bcb4; } td.dishes { background: #dde6f2; } td.serve { background: #bfe6c6; }
+td.you { box-shadow: inset 0 0 0 3px #1f64c0; } td.partner { box-shadow: inset 0 0 0 3px #c0701f; }
+.terrain { color: #555; } .cook { font-weight: bold; } td.you .cook { color: #1f64c0; } td.partner .cook { color: #9a5200; }
 """
 
 SCRIPT = r"""let token = null, current = null;
@@ -749,8 +754,9 @@ function table(id, caption, head, rows) {  // rows: [row header, ...cells], each
   t.appendChild(body);
   return t;
 }
-function drawing(d) {  // what the seat knows: the warehouse grid, a repeated game's rounds
+function drawing(d) {  // what the seat knows: the warehouse grid, the Overcooked kitchen, a repeated game's rounds
   if (d && d.kind === "grid") return grid(d);
+  if (d && d.kind === "overcooked") return kitchen(d);
   if (d && d.kind === "repeated") {
     const head = ["Round", "You", "Partner", ...(d.common ? ["Reward"] : ["Your reward", "Partner's reward"])];
     const rows = d.history.map((h, k) => [String(k + 1), h.you, h.partner,
@@ -785,6 +791,47 @@ function grid(d) {
     (d.said === null ? "" : " The teacher said '" + d.said + "'.");
   return [el("p", where), t];
 }
+const TERRAIN = {X: ["counter", ""], O: ["onions", "onions"], T: ["tomatoes", "tomatoes"], D: ["dishes", "dishes"],
+                 P: ["pot", "pot"], S: ["serve", "serve"], ".": ["floor", ""]};
+const ARROWS = {up: "\u2191", down: "\u2193", left: "\u2190", right: "\u2192"};
+function kitchen(d) {  // the layout's cells (y down from the top, as in words), the cooks, pots and items on them
+  const rows = d.terrain.map((_, y) => [String(y), ...Array(d.width).fill("")]);
+  const head = ["y \\ x", ...Array.from({length: d.width}, (_, x) => String(x))];
+  const t = table("kitchen", "The kitchen, layout " + d.layout, head, rows);
+  t.className = "grid kitchen";
+  const cell = (x, y) => t.tBodies[0].rows[y].cells[x + 1];
+  d.terrain.forEach((row, y) => [...row].forEach((letter, x) => {
+    const c = cell(x, y), [what, word] = TERRAIN[letter] || ["floor", letter];
+    c.dataset.x = x; c.dataset.y = y; c.dataset.terrain = letter;
+    c.classList.add(what);
+    if (word) c.appendChild(el("div", word, "terrain"));
+  }));
+  for (const p of d.pots) {
+    const now = p.status === "empty" ? "empty" : p.contents + " " +
+      (p.status === "cooking" ? "cooking, " + p.timer + " left" : p.status);
+    cell(p.x, p.y).appendChild(el("div", now, "soup"));
+  }
+  for (const i of d.counters) cell(i.x, i.y).appendChild(el("div", i.item, "item"));
+  d.players.forEach((p, k) => {
+    const c = cell(p.x, p.y), who = p.you ? "you" : "partner";
+    c.classList.add(who);
+    const cook = el("div", who + " (" + (k + 1) + ") " + ARROWS[p.facing], "cook");
+    cook.dataset.facing = p.facing;
+    c.appendChild(cook);
+    if (p.holding) c.appendChild(el("div", "holds " + p.holding, "held"));
+  });
+  const left = d.time_left ? d.time_left + " of " + d.horizon + " steps left." : "Time is up.";
+  return [el("p", left + " The arrow is where each cook faces; pick uses the cell ahead."), t];
+}
+const KEYS = {ArrowUp: "up", ArrowDown: "down", ArrowLeft: "left", ArrowRight: "right", " ": "pick"};
+document.addEventListener("keydown", (e) => {  // Overcooked: arrow keys move, space picks (the buttons' moves)
+  const d = current && current.drawing;
+  if (!d || d.kind !== "overcooked" || !(e.key in KEYS) || e.ctrlKey || e.metaKey || e.altKey ||
+      e.target instanceof HTMLInputElement) return;
+  e.preventDefault();  // no scrolling, and no click of a focused button besides
+  const b = document.querySelector("button.action[data-text='" + KEYS[e.key] + "']");
+  if (b && !b.disabled) b.click();  // none while a move is on its way (act disables them): no stale move is sent
+});
 function moves(d, actions) {  // the legal actions as buttons: a lever's with its payoff, a matrix's on its rows
   if (d && d.kind === "lever") {
     return actions.map((a) => actionButton(a, "Lever " + a.text + " \u2014 pays " + d.payoffs[a.index]));
@@ -796,6 +843,10 @@ function moves(d, actions) {  // the legal actions as buttons: a lever's with it
     const how = "Rows: your action (click one); columns: your partner's; each cell: " +
       (d.partner ? "what you get, what your partner gets." : "what you both get.");
     return [el("p", how), table("payoffs", d.partner ? "Rewards" : "Reward", ["You \\ partner", ...d.columns], rows)];
+  }
+  if (d && d.kind === "overcooked") {
+    const label = (a) => (ARROWS[a.text] ? ARROWS[a.text] + " " : "") + a.text;
+    return [...actions.map((a) => actionButton(a, label(a))), el("p", "Keys: the arrows move, space picks.")];
   }
   return actions.map((a) => actionButton(a));
 }

@@ -1,11 +1,14 @@
-"""Screenshots for docs/people.md: ``adhoc serve`` on the lever, repeated lever, iterated prisoner's dilemma and
-warehouse pages (rules shown, the game drawn, after a move or two), and ``adhoc play`` in a terminal. Starts each
-server on a free loopback port with the system Chromium (``.[serve]`` and Debian's ``chromium``), writes
-``docs/img/serve-<name>.png`` and stops the server; plays the terminal session in a pseudo-terminal (pexpect,
-the dev extra) with scripted input and renders its exact text as ``docs/img/play-terminal.png``. The databases go
-to a temporary folder.
+"""Screenshots for docs/people.md: ``adhoc serve`` on the lever, repeated lever, iterated prisoner's dilemma,
+warehouse and Overcooked pages (rules shown, the game drawn, after a move or a few), and ``adhoc play`` in a
+terminal. Starts each server on a free loopback port with the system Chromium (``.[serve]`` and Debian's
+``chromium``), writes ``docs/img/serve-<name>.png`` and stops the server; plays the terminal session in a
+pseudo-terminal (pexpect, the dev extra) with scripted input and renders its exact text as
+``docs/img/play-terminal.png``. The databases go to a temporary folder; so does Overcooked's partner, a proxy
+cloned first from the published cramped_room trials (``.[overcooked]``; import and a short training: about 3
+minutes on 2 busy cores).
 
-    python scripts/screenshots.py
+    python scripts/screenshots.py                      # all six
+    python scripts/screenshots.py overcooked terminal  # those named (SETUPS, or terminal)
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ SETUPS = {  # name -> serve arguments, the actions to click (by their text) befo
     "warehouse": (["--partners", "scripted:warehouse:direct-rotate", "--config",
                    str(ROOT / "configs/warehouse-selfplay.yaml"), "game.width=5", "game.height=4", "game.moves=2",
                    "--seat", "0"], ["left"]),
+    "overcooked": (["--partners", "{tmp}/overcooked-proxy:proxy-pooled", "--seat", "1"],
+                   ["right", "pick", "left", "up", "pick", "right"]),  # an onion into the pot; back for another
+}
+PREPARE = {  # name -> adhoc commands run first ({tmp}: the temporary folder)
+    "overcooked": [["data", "import", "overcooked-human", "--split", "train", "--layout", "cramped_room",
+                    "--db", "{tmp}/overcooked-human.sqlite"],
+                   ["train-proxy", "{tmp}/overcooked-human.sqlite", "--pooled", "--iterations", "40", "--quiet",
+                    "--out", "{tmp}/overcooked-proxy"]],
 }
 # adhoc play in a terminal: the command as typed (in a folder where configs/ and populations/ are the
 # repository's), then what is typed at each prompt
@@ -102,16 +113,31 @@ def shrink(path: Path) -> None:
     small.save(path, optimize=True)
 
 
-def main() -> None:
+def adhoc(args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "adhoc.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        sys.exit(f"adhoc {' '.join(args)} exited with code {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+
+
+def main(names: list[str]) -> None:
     from playwright.sync_api import sync_playwright
 
+    unknown = [n for n in names if n not in SETUPS and n != "terminal"]
+    if unknown:
+        sys.exit(f"no screenshot {unknown[0]!r} (names: {', '.join(SETUPS)}, terminal)")
+    names = names or [*SETUPS, "terminal"]
     out = ROOT / "docs" / "img"
     out.mkdir(exist_ok=True)
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True)
         for name, (args, clicks) in SETUPS.items():
-            proc, url = serve(args, Path(tmp) / f"{name}.sqlite")
+            if name not in names:
+                continue
+            for command in PREPARE.get(name, []):
+                adhoc([a.format(tmp=tmp) for a in command])
+            proc, url = serve([a.format(tmp=tmp) for a in args], Path(tmp) / f"{name}.sqlite")
             try:
                 page = browser.new_page(viewport={"width": 820, "height": 900})
                 page.goto(url)
@@ -129,15 +155,16 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-        folder = Path(tmp) / "terminal"
-        folder.mkdir()
-        page = browser.new_page()
-        page.set_content(terminal_page(terminal_text(folder)))
-        page.locator("pre").screenshot(path=str(out / "play-terminal.png"))
-        shrink(out / "play-terminal.png")
-        print("wrote docs/img/play-terminal.png")
+        if "terminal" in names:
+            folder = Path(tmp) / "terminal"
+            folder.mkdir()
+            page = browser.new_page()
+            page.set_content(terminal_page(terminal_text(folder)))
+            page.locator("pre").screenshot(path=str(out / "play-terminal.png"))
+            shrink(out / "play-terminal.png")
+            print("wrote docs/img/play-terminal.png")
         browser.close()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -273,6 +273,96 @@ def test_person_cooks_with_a_proxy_and_the_play_records_in_the_same_schema(tmp_p
     assert set(imported) == set(steps[0]) and imported["game"] == steps[0]["game"]
 
 
+# ------------------------------------------------------------------ the browser's drawing (adhoc serve)
+FACING = {(0, -1): "up", (0, 1): "down", (1, 0): "right", (-1, 0): "left"}
+# a real episode on cramped_room: seat 0 takes a dish and puts it on a counter, seat 1 brings three onions to the
+# pot and starts it; then both wait until the soup is ready
+COOK = list(zip(["down", "pick", "left", "pick"] + ["stay"] * 33,
+                ["right", "pick", "left", "up", "pick"] * 3 + ["pick"] + ["stay"] * 21))
+
+
+def package_drawing(game, s, seat: int, time_left: int) -> dict:
+    """What the drawing must hold, read off the package's ``OvercookedState`` itself (not the game's ``view``)."""
+    pots, counters = [], []
+    for pos, obj in sorted(s.objects.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if pos not in game.mdp.get_pot_locations():
+            counters.append({"x": pos[0], "y": pos[1], "item": obj.name})
+    for pos in game.mdp.get_pot_locations():
+        soup = s.objects.get(pos)
+        status = "empty" if soup is None else "ready" if soup.is_ready else "cooking" if soup.is_cooking else "idle"
+        pots.append({"x": pos[0], "y": pos[1], "contents": "o" * len(soup.ingredients) if soup else "",
+                     "status": status, "timer": soup.cook_time_remaining if status == "cooking" else None})
+    players = [{"x": p.position[0], "y": p.position[1], "facing": FACING[p.orientation],
+                "holding": p.held_object.name if p.held_object else None, "you": k == seat}
+               for k, p in enumerate(s.players)]
+    return {"kind": "overcooked", "layout": "cramped_room", "width": 5, "height": 4,
+            "terrain": ["XXPXX", "O...O", "X...X", "XDXSX"], "players": players, "pots": pots,
+            "counters": counters, "time_left": time_left, "horizon": game.horizon}
+
+
+def test_the_drawing_is_the_package_state_at_every_step_of_an_episode_from_each_seat():
+    """Positions, facing, held items, the pot's contents and timer (empty, idle, cooking N, ready), items on
+    counters and the time left: the package's own state at every step, with "you" the drawing's seat."""
+    import json
+
+    game = make_game("overcooked", layout="cramped_room", horizon=40)
+    state = game.reset(2, np.random.default_rng(0))
+    seen = set()
+    for t, joint in enumerate([("stay", "stay")] + COOK):
+        if t:
+            state, _, _ = game.step(state, torch.tensor([[ACTIONS.index(a) for a in joint]] * 2))
+        s = state.extra["states"][1]
+        for seat in (0, 1):
+            drawn = game.draw(state, seat)
+            assert len(drawn) == 2 and json.loads(json.dumps(drawn[1])) == drawn[1]
+            assert drawn[1] == package_drawing(game, s, seat, 40 - state.t), (t, seat)
+            assert [p["you"] for p in drawn[1]["players"]] == [seat == 0, seat == 1]
+        pot = drawn[1]["pots"][0]
+        seen |= {pot["status"], *(p["holding"] for p in drawn[1]["players"]), *(c["item"] for c in drawn[1]["counters"])}
+    assert {"empty", "idle", "cooking", "ready", "onion", "dish"} <= seen  # the episode went through all of these
+    assert game.draw(state, 0)[1]["pots"][0] == {"x": 2, "y": 0, "contents": "ooo", "status": "ready", "timer": None}
+    mdp, _ = load_package()
+    soup = mdp.SoupState((3, 1), [mdp.ObjectState("onion", (3, 1)) for _ in range(3)], cooking_tick=20)
+    state.extra["states"] = [package_state([((1, 2), (0, 1), None), ((3, 1), (1, 0), soup)])]
+    assert game.draw(state, 1)[0]["players"][1] == {"x": 3, "y": 1, "facing": "right", "holding": "soup ooo",
+                                                    "you": True}
+
+
+def test_a_person_cooks_with_a_member_in_the_served_study(tmp_path):
+    """``adhoc serve``'s Study on Overcooked with a trained member as the partner: every step is a decision of
+    both seats at once; the person's move and the member's are played together, said in the log, recorded, and
+    the drawing is the new state's."""
+    from adhoc.recipes.train_proxy import train_proxy
+    from adhoc.serve import Study
+
+    path = tmp_path / "trials.pickle"
+    frame().to_pickle(path)
+    import_trials("train", "cramped_room", tmp_path / "h.sqlite", horizon=3, file=path)
+    pop = train_proxy(tmp_path / "h.sqlite", out=tmp_path / "proxy", pooled=True, iterations=2, progress=False)
+    game = make_game("overcooked", layout="cramped_room", horizon=3)
+    for seat in (0, 1):
+        study = Study(game, [f"{pop.path}:proxy-pooled"], tmp_path / f"study{seat}.sqlite", seat=seat, seed=0,
+                      episodes_per_partner=1)
+        try:
+            token = study.start("P1", True)
+            for t, move in enumerate(["down", "pick", "left"]):
+                s = study.view(token)
+                assert (s["t"], [a["text"] for a in s["actions"]]) == (t, ACTIONS)
+                (session,) = study.sessions.values()
+                assert s["drawing"] == game.draw(session.tables[0].state, seat)[0]
+                assert s["drawing"]["time_left"] == 3 - t and s["drawing"]["players"][seat]["you"]
+                study.act(token, s["episode"], t, ACTIONS.index(move))
+                said = study.view(token)["log"][0]
+                assert said.startswith(f"You {game.describe_action(seat, ACTIONS.index(move))}; your partner ")
+            assert study.view(token)["phase"] == "done"
+        finally:
+            study.close()
+        steps = read_steps(tmp_path / f"study{seat}.sqlite")
+        assert [(r["seat"], r["action_text"]) for r in steps] == [(seat, m) for m in ("down", "pick", "left")]
+        assert all(r["partner_action_text"] in ACTIONS for r in steps)
+        assert steps[0]["observation"] == game.observe(game.reset(1, np.random.default_rng(0)), seat)[0]
+
+
 def test_train_proxy_scores_on_another_recording_and_keeps_players_with_enough_data(tmp_path, capsys):
     from adhoc.recipes.train_proxy import train_proxy
 

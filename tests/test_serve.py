@@ -532,3 +532,70 @@ def test_warehouse_grid_has_the_games_size_and_the_robot_where_the_state_has_it(
         assert sorted(cells("path")) == sorted([list(c) for c in {tuple(start), tuple(now)}])
         assert "move 2 of 2" in page.inner_text("#drawing")
         page.close()
+
+
+FACING = {(0, -1): "up", (0, 1): "down", (1, 0): "right", (-1, 0): "left"}  # the package's orientations
+
+
+@pytest.mark.parametrize("seat", [0, 1])
+def test_overcooked_kitchen_is_the_servers_state_and_the_keys_play(browser, tmp_path, seat):
+    """Overcooked on cramped_room: the kitchen has the layout's cells (each its terrain), the two cooks where the
+    state has them (you and your partner apart, each facing its way), what they hold, the pot and the time left;
+    an arrow key and a button both play a move, which the next drawing shows; the CSP refuses nothing."""
+    pytest.importorskip("overcooked_ai_py")
+    from adhoc.games.overcooked import ACTIONS
+
+    game = make_game("overcooked", layout="cramped_room", horizon=20)
+    with served(game, [Fixed("right", ACTIONS.index("right"))], tmp_path, seat=seat) as (study, url):
+        page, console = browser.new_page(), []
+        page.on("console", lambda m: console.append(m.text))
+        page.on("pageerror", lambda e: console.append(f"script error: {e}"))
+        begin(page, url, "P1")
+        assert table_text(page, "#kitchen thead tr") == [["y \\ x", "0", "1", "2", "3", "4"]]
+        assert [r[0] for r in table_text(page, "#kitchen tbody tr")] == ["0", "1", "2", "3"]
+        terrain = page.eval_on_selector_all("#kitchen tbody tr", "rows => rows.map(r => [...r.cells].slice(1).map("
+                                            "c => c.dataset.terrain).join(''))")
+        assert terrain == game.terrain == ["XXPXX", "O...O", "X...X", "XDXSX"]
+        assert page.eval_on_selector_all("#kitchen td.pot", "cs => cs.map(c => c.innerText)") == ["pot\nempty"]
+
+        def cooks() -> dict:
+            """Each cook as drawn: (x, y) read off the headers and the cell's data, facing, what it holds."""
+            found = page.eval_on_selector_all("#kitchen td.you, #kitchen td.partner", """cs => cs.map(c => [
+                c.classList.contains("you") ? "you" : "partner",
+                [+c.closest("table").tHead.rows[0].cells[c.cellIndex].innerText, +c.parentElement.cells[0].innerText],
+                [+c.dataset.x, +c.dataset.y], c.querySelector(".cook").dataset.facing,
+                c.querySelector(".held") ? c.querySelector(".held").innerText : null])""")
+            assert all(shown == data for _, shown, data, _, _ in found)
+            return {who: (shown, facing, held) for who, shown, _, facing, held in found}
+
+        def state() -> dict:
+            """The server's state, as the drawing must show it."""
+            s = game_state(study).extra["states"][0]
+            view = {}
+            for k, p in enumerate(s.players):
+                held = f"holds {p.held_object.name}" if p.held_object else None
+                view["you" if k == seat else "partner"] = (list(p.position), FACING[p.orientation], held)
+            return view
+
+        def press(key: str) -> None:
+            status = page.inner_text("#status")
+            page.keyboard.press(key)
+            page.wait_for_function("s => document.getElementById('status').innerText !== s", arg=status)
+
+        start = cooks()
+        assert start == state() and start["you"][0] == [[1, 2], [3, 1]][seat]
+        assert "20 of 20 steps left." in page.inner_text("#drawing")
+        assert page.locator("button.action").all_inner_texts() == ["\u2191 up", "\u2193 down", "\u2192 right",
+                                                                  "\u2190 left", "stay", "pick"]
+        moved = "down" if seat == 0 else "right"  # face the dish box / the onion box
+        press("Arrow" + moved.capitalize())
+        assert cooks() == state() and cooks()["you"][1] == moved
+        assert f"You moved {moved}; your partner moved right." in page.inner_text("#log")
+        play_one(page, "pick")
+        assert cooks() == state() and cooks()["you"][2] == ("holds dish" if seat == 0 else "holds onion")
+        assert "18 of 20 steps left." in page.inner_text("#drawing")
+        rows = recording.read_steps(study.db)
+        assert [(r["t"], r["action_text"], r["partner_action_text"]) for r in rows] == \
+            [(0, moved, "right"), (1, "pick", "right")]
+        assert not [m for m in console if "Content Security Policy" in m or m.startswith("script error")], console
+        page.close()

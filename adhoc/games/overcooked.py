@@ -33,6 +33,9 @@ ingredients (o onion, t tomato: ``soup ooo``); a pot is ``empty``, its ingredien
 (N steps left) or ``ready``; ``time`` is the steps left. ``you`` is the observing seat, so both seats read
 the same form.
 
+For people (``adhoc play``, ``adhoc serve``): ``rules``, ``show`` (the state in words) and ``draw`` (the same
+facts as data, the kitchen the browser draws), all from ``view``, the facts the observation renders.
+
 Symmetries: none. A reflection of the grid that maps the terrain onto itself and fixes both start positions
 would relabel moves (left <-> right); no shipped two-player layout has one (the marshmallow layouts' mirror
 swaps the players' starts: a swap of seats, not a relabelling of actions; tests/test_overcooked.py checks
@@ -147,6 +150,7 @@ class OvercookedGame:
         if self.shaping:  # recorded only when on
             self._params |= {"shaping": self.shaping, "shaping_horizon": self.shaping_horizon}
         self.header = static_text(self.layout, mdp.terrain_mtx)
+        self.terrain = self.header.split("\n")[1:]  # the layout's rows as the text shows them (floor a dot)
         self._pots = [tuple(p) for p in mdp.get_pot_locations()]
         self._moves = load_package()[1].Action.INDEX_TO_ACTION
 
@@ -224,7 +228,7 @@ class OvercookedGame:
         out = []
         for s in state.extra["states"]:
             v = self.view(s, t)
-            grid = [list(row) for row in self.header.split("\n")[1:]]
+            grid = [list(row) for row in self.terrain]
             for x, y, item in v.items:
                 grid[y][x] = item[0]
             for k, (x, y, _, _) in enumerate(v.players):
@@ -237,6 +241,26 @@ class OvercookedGame:
             lines += [f"On the counter at ({x}, {y}): {i}." for x, y, i in v.items]
             lines.append(f"{v.time_left} steps left." if v.time_left else "Time is up.")
             out.append("\n".join(lines))
+        return out
+
+    def draw(self, state: GameState, seat: int) -> list[dict[str, Any]]:
+        """What the browser draws for ``seat`` (``adhoc serve``), per episode: the facts ``show`` gives (``view``)
+        as data. ``terrain``: the layout's rows (X counter, P pot, O onion box, T tomato box, D dish box, S serving
+        window, . floor); ``players`` in seat order, each ``x y`` (from the left, from the top), ``facing`` (up
+        down left right), ``holding`` (onion, tomato, dish, soup ooo; None: nothing) and ``you`` (the drawing's
+        seat); ``pots`` with their ingredients (``contents``, ''), ``status`` (empty, idle, cooking, ready) and
+        ``timer`` (steps left cooking, else None); ``counters``: the items lying on counters; ``time_left``."""
+        t = min(state.t, self.horizon)
+        out = []
+        for s in state.extra["states"]:
+            v = self.view(s, t)
+            players = [{"x": x, "y": y, "facing": d, "holding": None if held == "nothing" else held, "you": k == seat}
+                       for k, (x, y, d, held) in enumerate(v.players)]
+            pots = [dict(zip(("x", "y", "contents", "status", "timer"), (x, y, *pot_parts(c)))) for x, y, c in v.pots]
+            out.append({"kind": "overcooked", "layout": self.layout, "width": len(self.terrain[0]),
+                        "height": len(self.terrain), "terrain": list(self.terrain), "players": players, "pots": pots,
+                        "counters": [{"x": x, "y": y, "item": i} for x, y, i in v.items],
+                        "time_left": v.time_left, "horizon": self.horizon})
         return out
 
     def describe_action(self, seat: int, action: int) -> str:
@@ -258,6 +282,15 @@ def pot_word(soup) -> str:
     if soup.is_cooking:
         return f"{word} cooking {soup.cook_time_remaining}"
     return f"{word} idle"
+
+
+def pot_parts(word: str) -> tuple[str, str, int | None]:
+    """A pot's words (``pot_word``) as (ingredients, status, steps left cooking): ('', 'empty', None),
+    ('oo', 'idle', None), ('ooo', 'cooking', 12), ('ooo', 'ready', None)."""
+    if word == "empty":
+        return "", "empty", None
+    contents, status, *left = word.split()
+    return contents, status, int(left[0]) if left else None
 
 
 def number_text(x: float) -> str:
