@@ -574,7 +574,7 @@ def _people_commands(sub) -> None:
     p = sub.add_parser("serve", help="the play of adhoc play in a browser, for a human study (extra: .[serve])")
     p.add_argument("--partners", nargs="+", required=True, metavar="POP",
                    help="partners (population folders, POP:MEMBER, scripted:GAME:NAME), met in a counterbalanced order")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free port)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: every one)")
     p.add_argument("--db", help="recording database (default a new runs/play-<time>-<id>.sqlite; an existing "
                                 "recording is appended to)")
@@ -631,7 +631,7 @@ def _option_ranges() -> dict[tuple[str | None, str], tuple]:
         (None, "threads"): (Range(1, MAX_CPU_THREADS), None),
         (None, "lora_rank"): (Range(1, MAX_LORA_RANK), None),
         (None, "holdout"): (Range(0, 1, hi_open=True), None),
-        (None, "port"): (Range(0, MAX_PORT, why="0: any free port"), None),
+        (None, "port"): (Range(1, MAX_PORT), None),
     }
 
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import yaml
 
 from adhoc.errors import UserError
-from adhoc.games.core import own_seat, payoff_kind
+from adhoc.games.core import TRAINING_SCHEDULE, own_seat, payoff_kind
 from adhoc.paths import split_member
 from adhoc.population import Population
 from adhoc.scripted import ScriptedPopulation, load_scripted_population
@@ -59,13 +59,19 @@ def _plain(value: Any) -> Any:
     return yaml.safe_load(yaml.safe_dump(value))
 
 
+def game_itself(game: dict) -> dict:
+    """A recorded game without its training schedule (``TRAINING_SCHEDULE``: Overcooked's shaped rewards): the game
+    people play, and what two games must share to be the same game."""
+    return {k: v for k, v in _plain(game).items() if k not in TRAINING_SCHEDULE}
+
+
 def same_game(a: dict, b: dict) -> bool:
-    return _plain(a) == _plain(b)
+    return game_itself(a) == game_itself(b)
 
 
 def describe_game_difference(a: dict, b: dict) -> str:
     """Short text of how two recorded games differ: their names, or the first differing parameter."""
-    a, b = _plain(a), _plain(b)
+    a, b = game_itself(a), game_itself(b)
     if a.get("name") != b.get("name"):
         return f"{a.get('name')}, not {b.get('name')}"
     key = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))

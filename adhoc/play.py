@@ -306,6 +306,28 @@ def game_of(config_path: str, overrides: list[str]):
     return None if spec is None else build_game(spec)
 
 
+def people_game(config_path: str | None, overrides: list[str], partner: str):
+    """The game people play: the config's, or else the partner population's without its training schedule
+    (``TRAINING_SCHEDULE``: a population trained with Overcooked's shaped rewards is played for soups alone).
+    A config that turns a schedule on is refused: its weight would fade with every step anyone plays."""
+    from adhoc.games import build_game
+    from adhoc.games.core import TRAINING_SCHEDULE
+    from adhoc.partners import game_itself
+    from adhoc.population import Population
+    from adhoc.scripted import PREFIX, is_scripted_spec
+
+    game = None if config_path is None else game_of(config_path, overrides)
+    if game is not None:  # else a learner config without a game: the partner's
+        if scheduled := sorted(TRAINING_SCHEDULE & set(game.params())):
+            raise UserError(f"{config_path}: people play the game's own reward, so game.{scheduled[0]} must be off "
+                            f"(a training schedule whose weight would fade with every step played); "
+                            f"add game.{scheduled[0]}=0")
+        return game
+    if is_scripted_spec(partner):
+        return build_game({"name": partner[len(PREFIX):].partition(":")[0]})
+    return build_game(game_itself(Population.load(split_member(partner)[0]).game))
+
+
 def default_db() -> Path:
     return unique_default("play").with_suffix(".sqlite")
 
@@ -413,15 +435,11 @@ def play_terminal(game, partner_spec: str, seat: int = 0, episodes: int = 5, db:
 
 def play_command(config: str, overrides: list[str], partner: str, seat: int, episodes: int, db: str | None,
                  participant: str | None, human: str | None, seed: int | None) -> int:
-    game = game_of(config, overrides)
-    if game is None:  # a learner config without a game: the partner population's
-        from adhoc.games import build_game
-        from adhoc.population import Population
-        from adhoc.scripted import is_scripted_spec
+    from adhoc.scripted import is_scripted_spec
 
-        if is_scripted_spec(partner):
-            raise UserError(f"{config} has no game section; add one or give a population partner")
-        game = build_game(Population.load(split_member(partner)[0]).game)
+    if game_of(config, overrides) is None and is_scripted_spec(partner):
+        raise UserError(f"{config} has no game section; add one or give a population partner")
+    game = people_game(config, overrides, partner)
     if db is not None:
         check_db_path(db)
     summary = play_terminal(game, partner, seat=seat, episodes=episodes, db=db, participant=participant,

@@ -598,19 +598,12 @@ def serve_command(partners: list[str], port: int = 8000, host: str = "127.0.0.1"
         import uvicorn
     except ImportError:
         raise UserError('adhoc serve needs the serve extra: pip install -e ".[serve]"') from None
-    from adhoc.games import build_game
-    from adhoc.paths import split_member
-    from adhoc.play import check_db_path, default_db, game_of
-    from adhoc.population import Population
-    from adhoc.scripted import PREFIX, is_scripted_spec
+    from adhoc.play import check_db_path, default_db, people_game
+    from adhoc.scripted import is_scripted_spec
 
     _check_port(host, port)
-    if config is not None:
-        game = game_of(config, list(overrides))
-    else:
-        populations = [p for p in partners if not is_scripted_spec(p)]
-        game = build_game(Population.load(split_member(populations[0])[0]).game if populations
-                          else {"name": partners[0][len(PREFIX):].partition(":")[0]})
+    populations = [p for p in partners if not is_scripted_spec(p)]
+    game = people_game(config, list(overrides), (populations or partners)[0])
     if db is not None:
         check_db_path(db)
     study = Study(game, partners, db or default_db(), episodes_per_partner=episodes_per_partner, seat=seat, seed=seed)

@@ -363,6 +363,38 @@ def test_a_person_cooks_with_a_member_in_the_served_study(tmp_path):
         assert steps[0]["observation"] == game.observe(game.reset(1, np.random.default_rng(0)), seat)[0]
 
 
+def test_people_play_a_shaping_trained_population_for_soups_alone(tmp_path, capsys):
+    """Shaped rewards are a training schedule: a population trained with them is the same game as one without
+    (it plays with an unshaped proxy, and people play it), people get the soups alone, and a config that turns
+    shaping on for people is refused in one line before anything is recorded."""
+    from adhoc.config import load_config
+    import socket
+
+    from adhoc.play import load_partner, people_game
+    from adhoc.recipes.train_population import train_population
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    shaped = ["game.horizon=3", "game.shaping_horizon=100", "population.size=2", "train.iterations=1",
+              "train.episodes_per_pair=2", "train.eval_episodes=2", "train.eval_every=1"]
+    pop = train_population(load_config(CONFIG, shaped), tmp_path / "shaped", progress=False)
+    assert pop.game["shaping"] == 1.0 and pop.game["shaping_horizon"] == 100
+    game = people_game(None, [], f"{pop.path}:member-00")
+    assert game.params() == {"layout": "cramped_room", "horizon": 3} and game.shaping_weight() == 0.0
+    assert load_partner(str(pop.path), game).names == ["member-00", "member-01"]
+    assert people_game(CONFIG, ["game.horizon=3", "game.shaping=0"], str(pop.path)).params() == game.params()
+    for command in (["play", CONFIG, "--partner", str(pop.path)],
+                    ["serve", "--config", CONFIG, "--partners", str(pop.path), "--port", str(free_port())]):
+        db = tmp_path / f"{command[0]}.sqlite"
+        assert main([*command, "--db", str(db)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "game.shaping must be off" in err and "add game.shaping=0" in err
+        assert not db.exists()
+
+
 def test_train_proxy_scores_on_another_recording_and_keeps_players_with_enough_data(tmp_path, capsys):
     from adhoc.recipes.train_proxy import train_proxy
 

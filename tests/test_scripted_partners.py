@@ -149,3 +149,16 @@ def test_bad_scripted_specs_exit_2_and_write_nothing(learner, tmp_path, capsys):
         expect_user_error(argv, capsys, match)
     assert not out.exists() and not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
     assert digest(learner.path) == before
+
+
+def test_same_game_ignores_only_the_training_schedule():
+    """Overcooked's shaped rewards (``TRAINING_SCHEDULE``) schedule training and leave the game as it is: games
+    that differ only in them are the same; any other parameter makes another game, and is the one named."""
+    from adhoc.partners import describe_game_difference, game_itself, same_game
+
+    plain = {"name": "overcooked", "layout": "cramped_room", "horizon": 400}
+    shaped = plain | {"shaping": 1.0, "shaping_horizon": 12800}
+    assert same_game(shaped, plain) and game_itself(shaped) == plain
+    assert not same_game(shaped, plain | {"horizon": 20})
+    assert describe_game_difference(shaped, plain | {"horizon": 20}) == "overcooked with horizon=400, not horizon=20"
+    assert not same_game({"name": "lever", "n_levers": 10}, {"name": "lever", "n_levers": 9})

@@ -298,6 +298,7 @@ def test_two_servers_on_one_db_never_share_an_index(game, tmp_path, monkeypatch)
     (["--episodes-per-partner", "1001"], "--episodes-per-partner must be in 1..1000"),
     (["--start-limit", "0"], "--start-limit must be in"),
     (["--port", "70000"], "--port=70000 is above the limit 65,535"),
+    (["--port", "0"], "--port must be >= 1 and <= 65,535 (got 0)"),
     (["--allow-origin", "study.example.org"], "--allow-origin 'study.example.org' is not an http(s)"),
     (["--host", "192.0.2.1"], "--host 192.0.2.1 is not an address of this machine"),
     (["--trusted-proxy", "proxy.example.org"], "--trusted-proxy must be an IP address or network"),

@@ -26,6 +26,9 @@ from adhoc.games.symmetry import PermutationGroup
 
 SEATS = (0, 1)
 PAYOFFS = ("common", "zero_sum", "general_sum")
+# Game parameters that schedule a training reward without changing the game (Overcooked's shaped rewards): two
+# games that differ only in them are the same game, and people always play without them (adhoc play and serve).
+TRAINING_SCHEDULE = frozenset({"shaping", "shaping_horizon"})
 
 
 def payoff_kind(game) -> str:
