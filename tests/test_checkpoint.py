@@ -61,7 +61,8 @@ def interrupt_at(monkeypatch, module, call: int, how: str) -> None:
 
 @pytest.mark.parametrize("method,extra", [("selfplay", []), ("fcp", []), ("otherplay", ["method.restarts=2"]),
                                           ("trajedi", []),
-                                          ("selfplay", ["train.algorithm=ppo", "train.ppo_minibatches=2"])])
+                                          ("selfplay", ["train.algorithm=ppo", "train.ppo_minibatches=2"]),
+                                          ("fcp", ["train.algorithm=ppo", "train.ppo_minibatches=2"])])
 def test_interrupted_population_resumes_bit_for_bit(tmp_path, monkeypatch, method, extra):
     config = population_config(method, *extra)
     whole = train_population(config, tmp_path / "whole", progress=False)

@@ -240,6 +240,31 @@ def test_mep_shapes_ppos_rewards_step_by_step_as_its_reinforce_return(tmp_path):
     assert all((pop.member_dir(name) / VALUE_HEAD).is_file() for name in pop.names)
 
 
+def test_fcp_with_ppo_keeps_each_checkpoints_value_head(tmp_path):
+    """FCP trained by PPO: its initial checkpoints carry the untrained value heads (0) and its final members the
+    trained ones, each beside its checkpoint's adapter, and a bank loads every one back."""
+    from safetensors.torch import load_file
+
+    from adhoc.recipes.train_population import train_population
+
+    config = load_config(None, ["game.name=lever", "game.n_levers=4", "method.name=fcp", "population.size=2",
+                                "train.iterations=4", "train.episodes_per_pair=8", "train.eval_every=2",
+                                "train.eval_episodes=16", "train.algorithm=ppo", "train.ppo_minibatches=2"])
+    pop = train_population(config, tmp_path / "fcp", progress=False)
+    assert pop.names == ["member-00", "member-01", "member-00-init", "member-00-half", "member-01-init",
+                         "member-01-half"]
+    heads = {name: load_file(str(pop.member_dir(name) / VALUE_HEAD)) for name in pop.names}
+    for i in ("00", "01"):
+        assert not heads[f"member-{i}-init"]["weight"].any() and heads[f"member-{i}-init"]["bias"].item() == 0
+        assert heads[f"member-{i}"]["weight"].abs().sum() > 0
+    a, base = pop.manifest["adapter"], load_base("builtin:tiny", device="cpu", dtype="float32")
+    bank = AdapterBank(base.model, 6, a["rank"], a["alpha"], a["target_modules"])
+    bank.add_value_heads(base.model.config.hidden_size)
+    for k, name in enumerate(pop.names):
+        bank.import_member(k, pop.member_dir(name))
+        assert torch.equal(bank.value_weight[k].detach(), heads[name]["weight"])
+
+
 def test_ppo_vs_reinforce_script_trains_both_and_prints_the_table(tmp_path, monkeypatch, capsys):
     script = load_script("ppo_vs_reinforce")
     monkeypatch.setattr(sys, "argv", ["ppo_vs_reinforce.py", "configs/lever-selfplay.yaml", "--seeds", "0", "--out",

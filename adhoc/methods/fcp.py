@@ -3,8 +3,8 @@ NeurIPS 2021, section 3).
 
 The partner population is N self-play seeds plus past checkpoints of each: the initial (random) one, the
 one whose self-play return is closest to half the final return, and the final one, i.e. 3N members.
-Training is exactly self-play; this method only records checkpoints at every evaluation and returns the
-extra members at the end.
+Training is exactly self-play (REINFORCE or PPO); this method only records checkpoints at every evaluation and
+returns the extra members at the end; with PPO each checkpoint keeps the member's value head as it was then.
 
 Symbols → code: checkpoints are snapshots of the bank's stacked member tensors (``bank.member_parameters()``,
 each [N, ...]) taken at iteration 0 and at every evaluation, with the self-play returns ``sp`` [N] measured
@@ -35,8 +35,7 @@ def half_return_checkpoint(history: torch.Tensor, final: torch.Tensor) -> torch.
 
 
 class FCP(SelfPlay):
-    ppo_refusal = "its checkpoints are snapshots of the adapters only, not of the value heads"
-    evaluate_at_start = True
+    evaluate_at_start = True  # PPO (train.algorithm: ppo): a snapshot holds the value heads too (member_parameters)
 
     def __init__(self, config: FCPConfig, game, n_members: int) -> None:
         super().__init__(config, game, n_members)
