@@ -261,3 +261,87 @@ def test_event_file_check_reads_real_and_refuses_altered_records(made, tmp_path)
     data[20] ^= 1  # one bit of the first record's data: its CRC no longer matches
     (tmp_path / real.name).write_bytes(bytes(data))
     assert not paths._tb_events(tmp_path / real.name)
+
+
+# ------------------------------------------------------------ the walk, at its edges (mutation-test survivors)
+def test_the_refusal_names_the_first_file_of_a_nested_foreign_folder_never_following_links(tmp_path, monkeypatch):
+    """A foreign folder is named by its first file, however deep (up to MAX_DEPTH, then the folder itself); a link
+    is named, never followed."""
+    foreign = tmp_path / "f"
+    (foreign / "sub" / "dir").mkdir(parents=True)
+    (foreign / "sub" / "dir" / "x.txt").write_text("mine\n")
+    assert paths._Walk().first_file(foreign, "f") == "f/sub/dir/x.txt"
+    monkeypatch.setattr(paths, "MAX_DEPTH", 2)
+    assert paths._Walk().first_file(foreign, "f") == "f/sub/dir/"
+    monkeypatch.setattr(paths, "MAX_DEPTH", 1)
+    assert paths._Walk().first_file(foreign, "f") == "f/sub/"
+    linked = tmp_path / "g"
+    linked.mkdir()
+    (linked / "link").symlink_to(foreign / "sub", target_is_directory=True)
+    assert paths._Walk().first_file(linked, "g") == "g/link"
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    assert paths._Walk().first_file(tmp_path / "empty", "e") == "e/deeper/"
+
+
+def test_the_walk_counts_every_entry_against_max_entries(tmp_path, monkeypatch):
+    for name in "abc":
+        (tmp_path / name).write_text(name)
+    monkeypatch.setattr(paths, "MAX_ENTRIES", 3)
+    walk = paths._Walk()
+    assert [e.name for e in walk.entries(tmp_path)] == ["a", "b", "c"] and walk.seen == 3
+    (tmp_path / "d").write_text("d")
+    with pytest.raises(paths._TooLarge):
+        paths._Walk().entries(tmp_path)
+
+
+def test_only_slot_populations_with_their_learners_config_make_a_learners_run(made, tmp_path):
+    """``_learner_populations``: an empty folder, a slot that is a file or a link, a slot that is no population, a
+    config.yaml that is a link, unreadable, not a mapping or without the slots' names: none is a learners: run."""
+    single = made["out"]["train-learner"]
+    config = yaml.safe_load((single / "config.yaml").read_text())
+    out = tmp_path / "run"
+    for name in ("s0", "s1"):
+        shutil.copytree(single, out / name, symlinks=True)
+        (out / name / "config.yaml").write_text(yaml.safe_dump(config | {"learners": [{"name": "s0"},
+                                                                                        {"name": "s1"}]}))
+    assert paths._learner_populations(out, {"s0", "s1"})
+    (tmp_path / "empty").mkdir()
+    assert not paths._learner_populations(tmp_path / "empty", set())
+    assert not paths._learner_populations(out, {"s0"})  # the config names a slot that is not here
+    cfg = out / "s1" / "config.yaml"
+    good = cfg.read_text()
+    for text in (": : :\n", "- a list\n", yaml.safe_dump(config), yaml.safe_dump(config | {"learners": "s0"}),
+                 yaml.safe_dump(config | {"learners": [{"name": "s0"}, "s1"]})):
+        cfg.write_text(text)
+        assert not paths._learner_populations(out, {"s0", "s1"}), text
+    cfg.unlink()
+    cfg.symlink_to(out / "s0" / "config.yaml")
+    assert not paths._learner_populations(out, {"s0", "s1"})
+    cfg.unlink()
+    cfg.write_text(good)
+    shutil.move(out / "s1", tmp_path / "s1")
+    (out / "s1").symlink_to(tmp_path / "s1", target_is_directory=True)
+    assert not paths._learner_populations(out, {"s0", "s1"})
+    (out / "s1").unlink()
+    (out / "s1").write_text("a file\n")
+    assert not paths._learner_populations(out, {"s0", "s1"})
+    (out / "s1").unlink()
+    (out / "s1").mkdir()
+    (out / "s1" / "config.yaml").write_text(good)
+    assert not paths._learner_populations(out, {"s0", "s1"})  # a folder holding a config, not a population
+
+
+def test_overwrite_onto_a_file_or_an_unknown_folder_says_why_in_one_line(made, tmp_path, capsys):
+    argv = made["argv"]["crossplay"]
+    for out in (tmp_path / "notes.txt", tmp_path / "folder"):
+        if out.suffix:
+            out.write_text("mine\n")
+        else:
+            out.mkdir()
+            (out / "x.txt").write_text("mine\n")
+        before = files(tmp_path)
+        assert main([*argv, "--out", str(out), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and files(tmp_path) == before, err
+        assert (f"{out} exists and is not a crossplay output folder written by adhoc; --overwrite replaces only "
+                "that, so nothing was changed: choose another --out") in err, err
