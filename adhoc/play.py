@@ -437,7 +437,7 @@ def play_command(config: str, overrides: list[str], partner: str, seat: int, epi
                  participant: str | None, human: str | None, seed: int | None) -> int:
     from adhoc.scripted import is_scripted_spec
 
-    if game_of(config, overrides) is None and is_scripted_spec(partner):
+    if is_scripted_spec(partner) and game_of(config, overrides) is None:  # (people_game reads the config again)
         raise UserError(f"{config} has no game section; add one or give a population partner")
     game = people_game(config, overrides, partner)
     if db is not None:
